@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from channels.routing import ProtocolTypeRouter
+from channels.security.websocket import OriginValidator
+
+from tests.builders import make_workflow, triage_graph
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "x7!k2" * 12,
+    "ALLOWED_HOSTS": "factory.example.it",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/factory",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
+
+
+def test_production_profile_passes_check_deploy_with_no_warnings(tmp_path):
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION_ENV, "FACTORY_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    result = _manage("check", env={**env, "SECRET_KEY": "", "FACTORY_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_bad_boolean_setting_says_what_to_write(tmp_path):
+    result = _manage("check", env={"DEBUG": "maybe", "FACTORY_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "DEBUG must be 1/0" in result.stderr
+
+
+def test_settings_follow_the_environment(settings):
+    from django.conf import settings as live
+
+    assert live.TASKS["default"]["BACKEND"] == "django_tasks_db.DatabaseBackend"
+    if os.environ.get("REDIS_URL"):
+        assert live.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        assert live.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    else:
+        assert live.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+
+
+def test_websockets_pass_origin_check_and_authentication():
+    from factory.asgi import application
+
+    assert isinstance(application, ProtocolTypeRouter)
+    ws = application.application_mapping["websocket"]
+    assert isinstance(ws, OriginValidator)
+    chain = []
+    layer = ws.application
+    while layer is not None:
+        chain.append(type(layer).__name__)
+        layer = getattr(layer, "inner", None)
+    assert chain[:3] == ["CookieMiddleware", "SessionMiddleware", "AuthMiddleware"]
+    assert chain[-1] == "URLRouter"
+
+
+@pytest.mark.django_db
+def test_login_page_and_schema_are_served(client):
+    assert b"Log in" in client.get("/accounts/login/").content
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200 and b"/api/workflows/{id}/versions/" in schema.content
+    assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_pages_show_workflows_history_and_diff(client, personas):
+    wf = make_workflow(personas["designer"])
+    graph = triage_graph()
+    graph["nodes"][1]["config"]["method"] = "tfidf"
+    wf.save_version(__import__("workflows.graph", fromlist=["parse_graph"]).parse_graph(graph), author=personas["designer"], parent=1,
+                    message="TF-IDF head")
+    client.force_login(personas["operator"])
+    page = client.get("/").content.decode()
+    assert "Triage" in page and "runnable" in page and "Create" not in page  # operators do not create
+    detail = client.get(f"/workflows/{wf.pk}/").content.decode()
+    assert "TF-IDF head" in detail and "v2" in detail
+    diff = client.get(f"/workflows/{wf.pk}/diff/", {"from": 1, "to": 2}, HTTP_HX_REQUEST="true").content.decode()
+    assert "method" in diff and "tfidf" in diff and "<html" not in diff
+
+
+@pytest.mark.django_db
+def test_create_from_the_page(client, personas):
+    client.force_login(personas["designer"])
+    r = client.post("/workflows/new/", {"name": "Contracts"})
+    assert r.status_code == 302
+    assert client.post("/workflows/new/", {"name": ""}).status_code == 400

@@ -1,0 +1,230 @@
+"""REST API for workflows and their versions. Thin: parse, authorise, call domain code, respond."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import Http404
+from django.utils.text import slugify
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action, api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from workflows.graph import Graph, catalog_json, diff, errors, plan, validate
+from workflows.models import Workflow, WorkflowVersion
+from workflows.models.audit import record
+from workflows.resolvers import graph_resolvers
+from workflows.roles import ROLE_TITLES, capabilities_of, get_workflow_for_user, require, roles_of
+
+from . import serializers as s
+
+CONFLICT = OpenApiResponse(s.ConflictSerializer, description="The version you edited is no longer the latest.")
+
+
+def _version(workflow: Workflow, number: Any) -> WorkflowVersion:
+    try:
+        return workflow.versions.get(number=int(number))
+    except (WorkflowVersion.DoesNotExist, ValueError, TypeError):
+        raise Http404(f"Workflow {workflow.pk} has no version {number}.") from None
+
+
+def validation_result(graph: Graph) -> dict[str, Any]:
+    problems = validate(graph, **graph_resolvers())
+    runnable = not errors(problems)
+    return {
+        "runnable": runnable,
+        "problems": [p.to_json() for p in problems],
+        "order": plan(graph, **graph_resolvers()).order if runnable else [],
+    }
+
+
+def export_document(workflow: Workflow, version: WorkflowVersion) -> dict[str, Any]:
+    return {
+        "format": s.EXPORT_FORMAT,
+        "format_version": 1,
+        "name": workflow.name,
+        "description": workflow.description,
+        "exported_version": version.number,
+        "checksum": version.checksum,
+        "graph": version.graph,
+    }
+
+
+def create_workflow(*, name: str, description: str, graph: Graph | None, user: Any, message: str,
+                    template: str = "") -> tuple[Workflow, WorkflowVersion]:
+    with transaction.atomic():
+        workflow = Workflow.objects.create(name=name, description=description, created_by=user, template=template)
+        version = workflow.save_version(graph or Graph(), author=user, parent=0, message=message,
+                                        resolvers=graph_resolvers())
+        record("workflow.create", actor=user, obj=workflow, version=version.number, checksum=version.checksum)
+    return workflow, version
+
+
+class WorkflowViewSet(viewsets.GenericViewSet):
+    """Workflows: list, create, read, rename; versions: save, list, read, restore, diff; import/export."""
+
+    serializer_class = s.WorkflowSerializer
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self):
+        return Workflow.objects.filter(archived=False).select_related("created_by")
+
+    def workflow(self, capability: str = "workflow.view") -> Workflow:
+        return get_workflow_for_user(self.request.user, self.kwargs["pk"], capability)
+
+    @extend_schema(responses=s.WorkflowSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        require(request.user, "workflow.view")
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.WorkflowSerializer(page, many=True).data)
+
+    @extend_schema(request=s.WorkflowCreateSerializer, responses={201: s.WorkflowSerializer})
+    def create(self, request: Request) -> Response:
+        require(request.user, "workflow.edit")
+        data = s.WorkflowCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workflow, _ = create_workflow(user=request.user, **data.validated_data)
+        return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.WorkflowSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(s.WorkflowSerializer(self.workflow()).data)
+
+    @extend_schema(request=s.WorkflowUpdateSerializer, responses=s.WorkflowSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        workflow = self.workflow("workflow.edit")
+        data = s.WorkflowUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        for key, value in data.validated_data.items():
+            setattr(workflow, key, value)
+        with transaction.atomic():
+            workflow.save(update_fields=list(data.validated_data) or None)
+            record("workflow.update", actor=request.user, obj=workflow, **data.validated_data)
+        return Response(s.WorkflowSerializer(workflow).data)
+
+    @extend_schema(methods=["GET"], responses=s.VersionSummarySerializer(many=True), description="Version history, newest first.")
+    @extend_schema(methods=["POST"], request=s.SaveVersionSerializer, responses={201: s.VersionSerializer, 409: CONFLICT},
+                   description="Save a new immutable version on top of `parent`.")
+    @action(detail=True, methods=["get", "post"])
+    def versions(self, request: Request, pk: str) -> Response:
+        if request.method == "GET":
+            workflow = self.workflow()
+            page = self.paginate_queryset(workflow.versions.select_related("author", "parent").order_by("-number"))
+            return self.get_paginated_response(s.VersionSummarySerializer(page, many=True).data)
+        workflow = self.workflow("workflow.edit")
+        data = s.SaveVersionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            version = workflow.save_version(data.validated_data["graph"], author=request.user,
+                                            parent=data.validated_data["parent"], message=data.validated_data["message"],
+                                            resolvers=graph_resolvers())
+            record("workflow.version.save", actor=request.user, obj=workflow, version=version.number,
+                   checksum=version.checksum, runnable=version.is_runnable)
+        return Response(s.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.VersionSerializer)
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)")
+    def version(self, request: Request, pk: str, number: str) -> Response:
+        return Response(s.VersionSerializer(_version(self.workflow(), number)).data)
+
+    @extend_schema(request=s.RestoreSerializer, responses={201: s.VersionSerializer, 409: CONFLICT},
+                   description="Restore an earlier version: its graph becomes a new latest version.")
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]+)/restore")
+    def restore(self, request: Request, pk: str, number: str) -> Response:
+        workflow = self.workflow("workflow.edit")
+        old = _version(workflow, number)
+        data = s.RestoreSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        parent = data.validated_data.get("parent", workflow.head)
+        message = data.validated_data["message"] or f"Restored version {old.number}"
+        with transaction.atomic():
+            version = workflow.save_version(old.as_graph(), author=request.user, parent=parent, message=message,
+                                            restored_from=old.number, resolvers=graph_resolvers())
+            record("workflow.version.restore", actor=request.user, obj=workflow, version=version.number,
+                   restored_from=old.number)
+        return Response(s.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("from", int, required=True), OpenApiParameter("to", int, required=True)],
+        responses=s.DiffSerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: str) -> Response:
+        workflow = self.workflow()
+        try:
+            a, b = int(request.query_params["from"]), int(request.query_params["to"])
+        except (KeyError, ValueError):
+            raise serializers.ValidationError({"detail": "Give two version numbers: ?from=1&to=2."}) from None
+        old, new = _version(workflow, a), _version(workflow, b)
+        return Response({"from_version": a, "to_version": b, **diff(old.as_graph(), new.as_graph())})
+
+    @extend_schema(parameters=[OpenApiParameter("version", int, required=False, description="Default: latest.")],
+                   responses={200: OpenApiResponse(description="The workflow export document (JSON file).")})
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str) -> Response:
+        workflow = self.workflow()
+        number = request.query_params.get("version", workflow.head)
+        version = _version(workflow, number)
+        response = Response(export_document(workflow, version))
+        filename = f"{slugify(workflow.name) or 'workflow'}-v{version.number}.json"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @extend_schema(request=s.ImportSerializer, responses={201: s.WorkflowSerializer},
+                   description="Create a new workflow from an export document. The graph is validated; a graph "
+                   "with problems is imported as a draft that cannot run until fixed.")
+    @action(detail=False, methods=["post"], url_path="import", url_name="import")
+    def import_(self, request: Request) -> Response:
+        require(request.user, "workflow.edit")
+        data = s.ImportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workflow, version = create_workflow(
+            name=data.validated_data["name"], description=data.validated_data["description"],
+            graph=data.validated_data["graph"], user=request.user, message="Imported",
+        )
+        record("workflow.import", actor=request.user, obj=workflow, checksum=version.checksum)
+        return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ValidateSerializer, responses=s.ValidationResultSerializer,
+                   description="Validate a graph without saving it: every problem at once.")
+    @action(detail=False, methods=["post"])
+    def validate(self, request: Request) -> Response:
+        require(request.user, "workflow.view")
+        data = s.ValidateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(validation_result(data.validated_data["graph"]))
+
+
+class CatalogEntrySerializer(serializers.Serializer):
+    type = serializers.CharField()
+    group = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+
+
+@extend_schema(responses=CatalogEntrySerializer(many=True), description="Every node type: ports, config schema, needs, adds.")
+@api_view(["GET"])
+def catalog(request: Request) -> Response:
+    require(request.user, "workflow.view")
+    return Response(catalog_json())
+
+
+class MeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    roles = serializers.ListField(child=serializers.CharField())
+    capabilities = serializers.DictField(child=serializers.BooleanField())
+
+
+@extend_schema(responses=MeSerializer)
+@api_view(["GET"])
+def me(request: Request) -> Response:
+    roles = sorted(roles_of(request.user))
+    return Response({
+        "username": request.user.get_username(),
+        "roles": roles,
+        "role_titles": [ROLE_TITLES[r] for r in roles],
+        "capabilities": capabilities_of(request.user),
+    })

@@ -1,0 +1,39 @@
+"""The templates gallery: complete, runnable workflows for the common use cases, as JSON files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+
+
+def templates() -> list[dict[str, Any]]:
+    """Each template: slug, name, description, graph."""
+    found = []
+    for path in sorted(HERE.glob("*.json")):
+        data = json.loads(path.read_text())
+        data["slug"] = path.stem
+        found.append(data)
+    return found
+
+
+def get(slug: str) -> dict[str, Any] | None:
+    return next((t for t in templates() if t["slug"] == slug), None)
+
+
+def load_into_database(user: Any = None) -> list[tuple[str, bool]]:
+    from workflows.api.views import create_workflow
+    from workflows.graph import parse_graph
+    from workflows.models import Workflow
+
+    results = []
+    for template in templates():
+        if Workflow.objects.filter(template=template["slug"]).exists():
+            results.append((template["name"], False))
+            continue
+        create_workflow(name=template["name"], description=template["description"], graph=parse_graph(template["graph"]),
+                        user=user, message=f"From template {template['slug']}", template=template["slug"])
+        results.append((template["name"], True))
+    return results

@@ -1,0 +1,293 @@
+"""Validation: every problem of a graph at once, each with the node it belongs to and how to fix it."""
+
+from __future__ import annotations
+
+import graphlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from .catalog import CATALOG, CRON, FIELD_NAME, MODEL_REF, ConfigField, NodeType, providers_of
+from .spec import Graph
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    node: str | None = None
+    nodes: tuple[str, ...] = ()
+    edge: int | None = None
+    field: str | None = None
+    severity: str = ERROR
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["nodes"] = list(self.nodes)
+        return data
+
+
+AliasResolver = Callable[[str], bool]
+EndpointResolver = Callable[[str], bool]
+
+
+def _check_value(spec: ConfigField, value: Any, node_id: str) -> str | None:
+    """A message when a config value does not fit its field, else None."""
+    where = f"Node '{node_id}': {spec.label}"
+    kind = spec.kind
+    if kind in {"string", "text", "endpoint"}:
+        if not isinstance(value, str):
+            return f"{where} must be text."
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{where} must be a whole number."
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{where} must be a number."
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            return f"{where} must be true or false."
+    elif kind == "choice":
+        if value not in spec.choices:
+            return f"{where} must be one of {', '.join(spec.choices)} (got {value!r})."
+    elif kind in {"list", "fields"}:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"{where} must be a list of names."
+        if spec.choices and (bad := [v for v in value if v not in spec.choices]):
+            return f"{where}: unknown {', '.join(bad)}; choose from {', '.join(spec.choices)}."
+        if kind == "fields" and (bad := [v for v in value if not FIELD_NAME.match(v)]):
+            return f"{where}: {', '.join(bad)} is not a field name (lower case letters, digits, _ and dots)."
+    elif kind == "mapping":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            return f"{where} must map each label to a description, e.g. {{\"billing\": \"questions about invoices\"}}."
+    elif kind == "model":
+        if not isinstance(value, str) or not MODEL_REF.match(value):
+            return f"{where} must be a model alias like 'minilm@production' or a version like 'minilm:v2'."
+    elif kind == "cron":
+        if not isinstance(value, str) or not CRON.match(value.strip()):
+            return f"{where} must be a cron expression with five fields, e.g. '0 7 * * 1-5'."
+    elif kind == "url":
+        parsed = urlparse(value) if isinstance(value, str) else None
+        if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.netloc:
+            return f"{where} must be an http(s) URL."
+    elif kind == "branches":
+        return _check_branches(value, where)
+    if kind in {"int", "float"} and not isinstance(value, bool):
+        if spec.minimum is not None and value < spec.minimum:
+            return f"{where} must be at least {spec.minimum:g}."
+        if spec.maximum is not None and value > spec.maximum:
+            return f"{where} must be at most {spec.maximum:g}."
+    return None
+
+
+def _check_branches(value: Any, where: str) -> str | None:
+    if not isinstance(value, list) or not value:
+        return f"{where} must be a non-empty list of branches."
+    names = set()
+    for index, branch in enumerate(value):
+        if not isinstance(branch, dict):
+            return f"{where}: branch {index + 1} must be an object with a name."
+        name = branch.get("name")
+        if not isinstance(name, str) or not name or name == "else":
+            return f"{where}: branch {index + 1} needs a name (not 'else', which is always there)."
+        if name in names:
+            return f"{where}: two branches are called '{name}'."
+        names.add(name)
+        labels = branch.get("labels")
+        if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+            return f"{where}: branch '{name}' labels must be a list of labels."
+        for bound in ("min_confidence", "max_confidence"):
+            b = branch.get(bound)
+            if b is not None and (isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b <= 1):
+                return f"{where}: branch '{name}' {bound} must be a number between 0 and 1."
+        if not labels and branch.get("min_confidence") is None and branch.get("max_confidence") is None:
+            return f"{where}: branch '{name}' needs labels or a confidence bound, or it would catch everything."
+    return None
+
+
+def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], problems: list[Problem],
+                  resolve_alias: AliasResolver | None, resolve_endpoint: EndpointResolver | None) -> None:
+    known = {f.name for f in node_type.config}
+    for key in sorted(set(config) - known):
+        problems.append(Problem("unknown_config", f"Node '{node_id}': '{key}' is not a setting of {node_type.title}; remove it.",
+                                node=node_id, field=key, severity=WARNING))
+    merged = node_type.with_defaults(config)
+    for spec in node_type.config:
+        value = merged.get(spec.name)
+        if value is None or value == "" or value == []:
+            if spec.required:
+                problems.append(Problem("missing_config", f"Node '{node_id}': set '{spec.label}'. {spec.help}".strip(),
+                                        node=node_id, field=spec.name))
+            continue
+        message = _check_value(spec, value, node_id)
+        if message:
+            problems.append(Problem("invalid_config", message, node=node_id, field=spec.name))
+        elif spec.kind == "model" and resolve_alias is not None and not resolve_alias(value):
+            problems.append(Problem("unresolved_model", f"Node '{node_id}': no registered model matches '{value}'. "
+                                    "Pick one from the registry or register it first.", node=node_id, field=spec.name))
+        elif spec.kind == "endpoint" and resolve_endpoint is not None and not resolve_endpoint(value):
+            problems.append(Problem("unresolved_endpoint", f"Node '{node_id}': no large-model endpoint is registered as '{value}'.",
+                                    node=node_id, field=spec.name))
+    if node_type.type == "classify" and merged.get("method") == "zero_shot":
+        labels = merged.get("labels")
+        if not isinstance(labels, dict) or len(labels) < 2:
+            problems.append(Problem("missing_config", f"Node '{node_id}': zero-shot needs at least two labels with descriptions.",
+                                    node=node_id, field="labels"))
+    if node_type.type == "cascade":
+        small, large = merged.get("small_threshold"), merged.get("large_threshold")
+        if isinstance(small, int | float) and not 0 < small <= 1:
+            problems.append(Problem("invalid_config", f"Node '{node_id}': the small-model threshold must be above 0.",
+                                    node=node_id, field="small_threshold"))
+        if merged.get("endpoint") and not merged.get("labels"):
+            problems.append(Problem("missing_config", f"Node '{node_id}': give the label set the large model chooses from.",
+                                    node=node_id, field="labels"))
+        if isinstance(small, int | float) and isinstance(large, int | float) and merged.get("endpoint") and large > 1:
+            problems.append(Problem("invalid_config", f"Node '{node_id}': the large-model threshold must be at most 1.",
+                                    node=node_id, field="large_threshold"))
+
+
+def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
+             resolve_endpoint: EndpointResolver | None = None) -> list[Problem]:
+    """Every problem of the graph. An empty list means the graph can run."""
+    problems: list[Problem] = []
+    nodes = graph.by_id
+    types: dict[str, NodeType] = {}
+
+    if not graph.nodes:
+        return [Problem("empty", "The workflow is empty: add a source, at least one step and a sink.")]
+
+    for node in graph.nodes:
+        node_type = CATALOG.get(node.type)
+        if node_type is None:
+            problems.append(Problem("unknown_type", f"Node '{node.id}' has unknown type '{node.type}'. "
+                                    f"Known types: {', '.join(sorted(CATALOG))}.", node=node.id))
+            continue
+        types[node.id] = node_type
+        _check_config(node.id, node_type, node.config, problems, resolve_alias, resolve_endpoint)
+
+    # Edges: both ends exist, ports exist, no duplicates. Only good edges take part below.
+    good_edges = []
+    seen_edges = set()
+    incoming: dict[str, list[int]] = defaultdict(list)
+    for index, edge in enumerate(graph.edges):
+        ok = True
+        for end, node_id in (("source", edge.source), ("target", edge.target)):
+            if node_id not in nodes:
+                problems.append(Problem("dangling_edge", f"Edge {edge.describe()}: its {end} '{node_id}' is not a node; "
+                                        "delete the edge or add the node.", edge=index))
+                ok = False
+        if not ok:
+            continue
+        src_type, dst_type = types.get(edge.source), types.get(edge.target)
+        if src_type is not None:
+            ports = src_type.output_ports(src_type.with_defaults(nodes[edge.source].config))
+            if edge.source_port not in ports:
+                problems.append(Problem("unknown_port", f"Edge {edge.describe()}: '{edge.source}' has no output '{edge.source_port}'"
+                                        f" (it has {', '.join(ports) or 'no outputs'}).", node=edge.source, edge=index))
+                ok = False
+        if dst_type is not None and edge.target_port not in dst_type.inputs:
+            problems.append(Problem("unknown_port", f"Edge {edge.describe()}: '{edge.target}' has no input '{edge.target_port}'"
+                                    f" (it has {', '.join(dst_type.inputs) or 'no inputs'}).", node=edge.target, edge=index))
+            ok = False
+        if edge.source == edge.target:
+            problems.append(Problem("cycle", f"Edge {edge.describe()} connects '{edge.source}' to itself.",
+                                    node=edge.source, nodes=(edge.source,), edge=index))
+            ok = False
+        key = (edge.source, edge.source_port, edge.target, edge.target_port)
+        if key in seen_edges:
+            problems.append(Problem("duplicate_edge", f"Edge {edge.describe()} appears twice.", edge=index, severity=WARNING))
+            ok = False
+        seen_edges.add(key)
+        if ok:
+            good_edges.append(edge)
+            incoming[edge.target].append(index)
+
+    # Cycles: graphlib names the nodes of one cycle; we report it and check fields on the rest.
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for node in graph.nodes:
+        sorter.add(node.id)
+    for edge in good_edges:
+        sorter.add(edge.target, edge.source)
+    order: list[str] | None
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = tuple(dict.fromkeys(exc.args[1]))
+        problems.append(Problem("cycle", f"These nodes form a cycle: {' → '.join(exc.args[1])}. "
+                                "Items would loop forever; remove one of the edges.", node=cycle[0], nodes=cycle))
+        order = None
+
+    sources = [n.id for n in graph.nodes if n.id in types and types[n.id].is_source]
+    if not sources:
+        problems.append(Problem("no_source", "The workflow has no source: add an Upload, REST intake or Schedule node."))
+    if not any(types[n].is_sink for n in types):
+        problems.append(Problem("no_sink", "The workflow has no sink: add a Results table so results are kept.", severity=WARNING))
+
+    for node in graph.nodes:
+        node_type = types.get(node.id)
+        if node_type and not node_type.is_source and not incoming.get(node.id):
+            problems.append(Problem("unconnected_input", f"Node '{node.id}' has nothing connected to its input; "
+                                    "connect it to an upstream node or delete it.", node=node.id))
+
+    # Reachability from sources over good edges.
+    successors: dict[str, list[str]] = defaultdict(list)
+    for edge in good_edges:
+        successors[edge.source].append(edge.target)
+    reached = set(sources)
+    stack = list(sources)
+    while stack:
+        for nxt in successors[stack.pop()]:
+            if nxt not in reached:
+                reached.add(nxt)
+                stack.append(nxt)
+    for node in graph.nodes:
+        if node.id not in reached and incoming.get(node.id) and sources:
+            problems.append(Problem("unreachable", f"Node '{node.id}' cannot be reached from any source.", node=node.id))
+
+    if order is not None:
+        _check_fields(graph, order, types, good_edges, problems)
+    return problems
+
+
+def _check_fields(graph: Graph, order: list[str], types: dict[str, NodeType], edges: list, problems: list[Problem]) -> None:
+    """Along every path, a node's needed fields must be added upstream (intersection over its inputs)."""
+    nodes = graph.by_id
+    preds: dict[str, list[str]] = defaultdict(list)
+    for edge in edges:
+        preds[edge.target].append(edge.source)
+    available_out: dict[str, frozenset[str] | None] = {}
+    for node_id in order:
+        node_type = types.get(node_id)
+        if node_type is None:
+            available_out[node_id] = None  # unknown: do not cascade false alarms
+            continue
+        config = node_type.with_defaults(nodes[node_id].config)
+        if node_type.is_source:
+            available_in: frozenset[str] | None = frozenset()
+        else:
+            ins = [available_out.get(p) for p in preds[node_id]]
+            if not ins or any(i is None for i in ins):
+                available_in = None
+            else:
+                available_in = frozenset.intersection(*[i for i in ins if i is not None])
+        if available_in is not None:
+            for needed in sorted(node_type.needs(config)):
+                if needed in available_in:
+                    continue
+                providers = [p for p in providers_of(needed) if p != node_type.type]
+                hint = f" Add a {' or '.join(CATALOG[p].title for p in providers)} node upstream." if providers else \
+                    " Add it to the source's item fields."
+                problems.append(Problem("missing_field", f"Node '{node_id}' needs the field '{needed}', which no node "
+                                        f"on every path before it adds.{hint}", node=node_id, field=needed))
+            available_out[node_id] = available_in | node_type.adds(config)
+        else:
+            available_out[node_id] = None
+
+
+def errors(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == ERROR]

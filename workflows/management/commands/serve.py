@@ -1,0 +1,68 @@
+"""Run the web server (daphne, ASGI) and task workers together; Ctrl+C stops them all.
+
+This is the embedded profile's one command. In production run `daphne factory.asgi:application` and
+as many `manage.py db_worker --no-reload` processes as you like, on as many machines as you like.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Start daphne and N db_worker processes together, print the URL, stop all on Ctrl+C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=1, help="How many db_worker processes to start.")
+
+    def handle(self, *args, host: str, port: int, workers: int, **options):
+        if not settings.DEBUG:
+            call_command("collectstatic", "--noinput", verbosity=0)
+        python = sys.executable
+        commands = [[python, "-m", "daphne", "-b", host, "-p", str(port), "factory.asgi:application"]]
+        commands += [[python, "manage.py", "db_worker", "--no-reload", "--queue-name", "*",
+                      "--worker-id", f"embedded-{i + 1}"] for i in range(workers)]
+        processes = [subprocess.Popen(cmd) for cmd in commands]
+        stopping = False
+
+        def stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        self.stdout.write(self.style.SUCCESS(
+            f"Cognitive Factory is running at http://{host}:{port}/  (web pid {processes[0].pid}, "
+            f"{workers} worker{'s' if workers != 1 else ''}: {', '.join(str(p.pid) for p in processes[1:])}). "
+            "Ctrl+C stops everything."))
+        exit_code = 0
+        try:
+            while not stopping:
+                for proc in processes:
+                    if proc.poll() is not None:
+                        self.stderr.write(f"Process {proc.args[2:4]} exited with {proc.returncode}; stopping the rest.")
+                        exit_code = proc.returncode or 1
+                        stopping = True
+                        break
+                time.sleep(0.5)
+        finally:
+            for proc in processes:
+                if proc.poll() is None:
+                    proc.terminate()
+            deadline = time.monotonic() + 10
+            for proc in processes:
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if exit_code:
+            sys.exit(exit_code)

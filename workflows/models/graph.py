@@ -1,0 +1,115 @@
+"""Workflows and their immutable versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+
+from workflows.graph import Graph, checksum, errors, validate
+
+
+class ImmutableError(Exception):
+    pass
+
+
+class VersionConflict(Exception):
+    """Someone saved a newer version than the one the edit started from."""
+
+    def __init__(self, latest: WorkflowVersion):
+        self.latest = latest
+        super().__init__(
+            f"Version {latest.number} was saved by {latest.author_name} at {latest.created_at:%Y-%m-%d %H:%M}"
+            " after the version you edited. Reload it, or save your graph as a copy."
+        )
+
+
+class Workflow(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The number of the latest version; moved only by a conditional UPDATE, which is what refuses
+    # a save built on an older version (never last-save-wins).
+    head = models.PositiveIntegerField(default=0)
+    template = models.SlugField(blank=True, help_text="The gallery template this workflow was created from.")
+    archived = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def latest(self) -> WorkflowVersion | None:
+        return self.versions.filter(number=self.head).first() if self.head else None
+
+    def save_version(self, graph: Graph, *, author: Any, parent: int | None, message: str = "",
+                     restored_from: int | None = None, resolvers: dict | None = None) -> WorkflowVersion:
+        """Append a version on top of `parent` (the version the editor started from).
+
+        Raises VersionConflict when `parent` is no longer the latest version.
+        """
+        expected = parent if parent is not None else 0
+        graph_json = graph.to_json()
+        problems = validate(graph, **(resolvers or {}))
+        try:
+            with transaction.atomic():
+                moved = Workflow.objects.filter(pk=self.pk, head=expected).update(head=F("head") + 1)
+                if moved != 1:
+                    raise VersionConflict(self.versions.order_by("-number").first())
+                version = WorkflowVersion.objects.create(
+                    workflow=self,
+                    number=expected + 1,
+                    parent=self.versions.filter(number=expected).first() if expected else None,
+                    graph=graph_json,
+                    checksum=checksum(graph_json),
+                    author=author if getattr(author, "is_authenticated", False) else None,
+                    message=message[:500],
+                    problems=[p.to_json() for p in problems],
+                    is_runnable=not errors(problems),
+                    restored_from=restored_from,
+                )
+        except IntegrityError:
+            raise VersionConflict(self.versions.order_by("-number").first()) from None
+        self.head = version.number
+        return version
+
+
+class WorkflowVersion(models.Model):
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    graph = models.JSONField()
+    checksum = models.CharField(max_length=64)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    problems = models.JSONField(default=list)
+    is_runnable = models.BooleanField(default=False)
+    restored_from = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["workflow", "-number"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="unique_version_number")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} v{self.number}"
+
+    @property
+    def author_name(self) -> str:
+        return self.author.get_username() if self.author else "someone"
+
+    def as_graph(self) -> Graph:
+        return Graph.from_json(self.graph, max_nodes=10**6)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ImmutableError("A workflow version is immutable; save a new version instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ImmutableError("A workflow version is immutable and cannot be deleted.")

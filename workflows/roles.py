@@ -1,0 +1,103 @@
+"""Roles and what each may do. The one place where authorisation questions are answered.
+
+Roles are Django groups. Views, API endpoints and sockets ask `can(user, capability)` or use the
+per-object-kind helpers below, so every entry point asks the same question the same way. Refusals
+are written to the audit log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+DESIGNER = "designer"
+TRAINER = "trainer"
+VALIDATOR = "validator"
+OPERATOR = "operator"
+BUSINESS_OWNER = "business_owner"
+ADMIN = "admin"
+ROLES = (DESIGNER, TRAINER, VALIDATOR, OPERATOR, BUSINESS_OWNER, ADMIN)
+ROLE_TITLES = {
+    DESIGNER: "Programme manager (designer)",
+    TRAINER: "Trainer",
+    VALIDATOR: "Validator",
+    OPERATOR: "Operator",
+    BUSINESS_OWNER: "Business owner",
+    ADMIN: "Administrator",
+}
+
+ANY_ROLE = frozenset(ROLES)
+CAPABILITIES: dict[str, frozenset[str]] = {
+    "workflow.view": ANY_ROLE,
+    "workflow.edit": frozenset({DESIGNER, ADMIN}),
+    "run.view": ANY_ROLE,
+    "run.start": frozenset({OPERATOR, DESIGNER, ADMIN}),
+    "review.work": frozenset({OPERATOR, ADMIN}),
+    "model.view": ANY_ROLE,
+    "model.train": frozenset({TRAINER, ADMIN}),
+    "promotion.request": frozenset({TRAINER, DESIGNER, ADMIN}),
+    # Four-eyes: only validators approve, and governance/promotion.py also refuses the requester
+    # and the version's trainer.
+    "promotion.approve": frozenset({VALIDATOR}),
+    "kpi.view": frozenset({BUSINESS_OWNER, ADMIN, DESIGNER, OPERATOR}),
+    "baseline.edit": frozenset({BUSINESS_OWNER, ADMIN}),
+    "pack.sign": frozenset({BUSINESS_OWNER}),
+    "audit.view": frozenset({VALIDATOR, ADMIN, BUSINESS_OWNER}),
+    "endpoint.manage": frozenset({ADMIN}),
+}
+
+
+def roles_of(user: Any) -> frozenset[str]:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    cached = getattr(user, "_factory_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+        if user.is_superuser:
+            cached = cached | {ADMIN}
+        user._factory_roles = cached
+    return cached
+
+
+def can(user: Any, capability: str) -> bool:
+    try:
+        allowed = CAPABILITIES[capability]
+    except KeyError:
+        raise ValueError(f"Unknown capability {capability!r}") from None
+    return bool(roles_of(user) & allowed)
+
+
+def capabilities_of(user: Any) -> dict[str, bool]:
+    mine = roles_of(user)
+    return {name: bool(mine & allowed) for name, allowed in CAPABILITIES.items()}
+
+
+def deny(user: Any, capability: str, obj: Any = None, **data: Any) -> PermissionDenied:
+    from workflows.models.audit import record
+
+    record("access.denied", actor=user, obj=obj, capability=capability, **data)  # type: ignore[arg-type]
+    return PermissionDenied(f"Your role does not allow this ({capability}).")
+
+
+def require(user: Any, capability: str, obj: Any = None) -> None:
+    if not can(user, capability):
+        raise deny(user, capability, obj)
+
+
+def get_workflow_for_user(user: Any, pk: Any, capability: str = "workflow.view"):
+    """The workflow, if the user may see it (else 404) and do `capability` on it (else 403)."""
+    from workflows.models import Workflow
+
+    if not can(user, "workflow.view"):
+        # Users without a role learn nothing, not even whether the workflow exists.
+        deny(user, "workflow.view", object_type="workflows.workflow", object_id=pk)
+        raise Http404("No such workflow.")
+    try:
+        workflow = Workflow.objects.get(pk=pk)
+    except (Workflow.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such workflow.") from None
+    if capability != "workflow.view" and not can(user, capability):
+        raise deny(user, capability, workflow)
+    return workflow

@@ -1,0 +1,55 @@
+"""Server-rendered pages. One view per page; htmx requests get the named partial."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from workflows.api.views import create_workflow
+from workflows.graph import diff
+from workflows.models import Workflow
+from workflows.roles import can, get_workflow_for_user, require
+
+
+@login_required
+def workflow_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "workflow.view")
+    workflows = Workflow.objects.filter(archived=False).select_related("created_by")
+    return render(request, "workflows/list.html", {"workflows": workflows})
+
+
+@login_required
+@require_http_methods(["POST"])
+def workflow_create(request: HttpRequest) -> HttpResponse:
+    require(request.user, "workflow.edit")
+    name = (request.POST.get("name") or "").strip()
+    if not name or len(name) > 200:
+        workflows = Workflow.objects.filter(archived=False)
+        return render(request, "workflows/list.html", {"workflows": workflows, "create_error": "Give the workflow a name (up to 200 characters)."}, status=400)
+    workflow, _ = create_workflow(name=name, description=request.POST.get("description", ""), graph=None,
+                                  user=request.user, message="Created")
+    return redirect("workflow-detail", pk=workflow.pk)
+
+
+@login_required
+def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_workflow_for_user(request.user, pk)
+    versions = workflow.versions.select_related("author").order_by("-number")
+    context = {"workflow": workflow, "versions": versions, "latest": workflow.latest,
+               "can_edit": can(request.user, "workflow.edit")}
+    return render(request, "workflows/detail.html", context)
+
+
+@login_required
+def workflow_diff(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_workflow_for_user(request.user, pk)
+    try:
+        a, b = int(request.GET["from"]), int(request.GET["to"])
+        old, new = workflow.versions.get(number=a), workflow.versions.get(number=b)
+    except (KeyError, ValueError, workflow.versions.model.DoesNotExist):
+        return HttpResponse("Pick two existing versions to compare.", status=400)
+    context = {"workflow": workflow, "old": old, "new": new, "diff": diff(old.as_graph(), new.as_graph())}
+    template = "workflows/_diff.html" if request.htmx else "workflows/diff.html"
+    return render(request, template, context)
