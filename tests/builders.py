@@ -72,3 +72,18 @@ def make_workflow(user, graph: dict[str, Any] | None = None, name: str = "Triage
     workflow, _ = create_workflow(name=name, description="", graph=parse_graph(graph or triage_graph()),
                                   user=user, message="Created")
     return workflow
+
+
+def register_model(name: str = "tickets", kind: str = "classifier", alias: str = "production", sha: str | None = None,
+                   labels: list[str] | None = None, meta: dict[str, Any] | None = None):
+    """A registry entry for graphs to resolve against (its artifact is not loaded by design tests)."""
+    import hashlib
+
+    from workflows.models.registry import register_version, set_initial_alias
+
+    sha = sha or hashlib.sha256(f"{name}-{kind}".encode()).hexdigest()
+    version, _ = register_version(model_name=name, kind=kind, source="packaged", runtime="head",
+                                  meta={"sha256": sha, "size": 1, "labels": labels or [], **(meta or {})})
+    if alias:
+        set_initial_alias(version, alias)
+    return version

@@ -33,3 +33,12 @@ def api():
         return client
 
     return client_for
+
+
+@pytest.fixture
+def tickets_model(db):
+    """The models tests.builders.triage_graph refers to: `tickets@production` and `rampart@production`."""
+    from tests.builders import register_model
+
+    register_model("rampart", "extractor")
+    return register_model("tickets", "classifier", labels=["billing", "technical", "account"])

@@ -79,7 +79,7 @@ def test_login_page_and_schema_are_served(client):
 
 
 @pytest.mark.django_db
-def test_pages_show_workflows_history_and_diff(client, personas):
+def test_pages_show_workflows_history_and_diff(client, personas, tickets_model):
     wf = make_workflow(personas["designer"])
     graph = triage_graph()
     graph["nodes"][1]["config"]["method"] = "tfidf"

@@ -17,7 +17,7 @@ def save(client, workflow_id, graph, parent, message=""):
     return client.post(f"/api/workflows/{workflow_id}/versions/", {"graph": graph, "parent": parent, "message": message}, format="json")
 
 
-def test_create_makes_version_one(personas, api):
+def test_create_makes_version_one(personas, api, tickets_model):
     r = api(personas["designer"]).post("/api/workflows/", {"name": "Triage", "graph": triage_graph()}, format="json")
     assert r.status_code == 201, r.data
     assert r.data["head"] == 1 and r.data["latest"]["is_runnable"] is True
@@ -129,7 +129,7 @@ def test_import_validates_the_document(personas, api):
     assert Workflow.objects.count() == before
 
 
-def test_validate_endpoint_returns_problems_and_order(personas, api):
+def test_validate_endpoint_returns_problems_and_order(personas, api, tickets_model):
     client = api(personas["operator"])
     r = client.post("/api/workflows/validate/", {"graph": triage_graph()}, format="json")
     assert r.status_code == 200 and r.data["runnable"] is True and r.data["order"][0] == "src"

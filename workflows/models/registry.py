@@ -1,0 +1,255 @@
+"""The model registry: models, immutable content-addressed versions, aliases, large-model endpoints.
+
+Aliases (production / candidate / shadow) are the only thing that moves. Here they are set once at
+set-up for packaged models; every later move goes through governance/promotion.py (four eyes).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+
+from .audit import record
+from .graph import ImmutableError
+
+KINDS = [
+    ("embedder", "Embedder"),
+    ("classifier", "Classifier"),
+    ("extractor", "Extractor"),
+    ("generator", "Generative model"),
+    ("ocr", "OCR"),
+]
+SOURCES = [("packaged", "Packaged"), ("trained", "Trained"), ("quantised", "Quantised"), ("imported", "Imported")]
+ALIASES = [("production", "production"), ("candidate", "candidate"), ("shadow", "shadow")]
+REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<alias>[a-z]+)|:v(?P<number>[0-9]+))$")
+
+
+class RegisteredModel(models.Model):
+    name = models.SlugField(max_length=80, unique=True)
+    kind = models.CharField(max_length=20, choices=KINDS)
+    description = models.TextField(blank=True)
+    licence = models.CharField(max_length=80, blank=True)
+    attribution = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def alias(self, name: str) -> ModelVersion | None:
+        found = self.aliases.filter(name=name).select_related("version").first()
+        return found.version if found else None
+
+
+class ModelVersion(models.Model):
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="Hash of the main artifact file.")
+    size = models.BigIntegerField()
+    source = models.CharField(max_length=20, choices=SOURCES)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    runtime = models.CharField(max_length=40, help_text="Which runtime loads it (minilm, head, tfidf, rampart, gguf…).")
+    # Runtime metadata from build.py; file paths stored relative to ARTIFACTS_DIR.
+    meta = models.JSONField(default=dict)
+    labels = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    licence = models.CharField(max_length=80, blank=True)
+    attribution = models.TextField(blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trained_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "number"], name="unique_model_version_number"),
+            models.UniqueConstraint(fields=["model", "sha256"], name="unique_model_artifact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}:v{self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ImmutableError("A model version is immutable; register a new version instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ImmutableError("A model version is immutable and cannot be deleted.")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model.name}:v{self.number}"
+
+    def runtime_meta(self) -> dict[str, Any]:
+        """The build metadata with absolute paths under this installation's ARTIFACTS_DIR."""
+        return absolutise(self.meta)
+
+    def pin(self) -> dict[str, Any]:
+        """What a run records for each model reference it resolved."""
+        return {"version_id": self.pk, "ref": self.ref, "model": self.model.name, "number": self.number,
+                "sha256": self.sha256, "runtime": self.runtime, "kind": self.model.kind}
+
+
+class Alias(models.Model):
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=20, choices=ALIASES)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="aliases")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="unique_alias_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.name} → v{self.version.number}"
+
+
+class LLMEndpoint(models.Model):
+    """A large-model endpoint speaking the OpenAI chat-completions protocol."""
+
+    ON_PREMISE, EXTERNAL = "on_premise", "external"
+    name = models.SlugField(max_length=80, unique=True)
+    base_url = models.URLField(help_text="Up to and including /v1, e.g. http://127.0.0.1:8088/v1")
+    model_name = models.CharField(max_length=120)
+    location = models.CharField(max_length=20, choices=[(ON_PREMISE, "On premise"), (EXTERNAL, "External")])
+    region = models.CharField(max_length=40, help_text="Where the data goes, e.g. 'local', 'EU (Milan)', 'US'.")
+    api_key_env = models.CharField(max_length=80, blank=True, help_text="Environment variable holding the API key.")
+    price_in_per_1k = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    price_out_per_1k = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_location_display()}, {self.region})"
+
+
+# --- references ---------------------------------------------------------------------------------
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, int | None]:
+    match = REF.match(ref or "")
+    if not match:
+        raise LookupError(f"'{ref}' is not a model reference; write name@production or name:v3.")
+    number = match["number"]
+    return match["name"], match["alias"], int(number) if number else None
+
+
+def resolve(ref: str) -> ModelVersion:
+    """The concrete version a reference points at now. Raises LookupError saying what is missing."""
+    name, alias, number = parse_ref(ref)
+    try:
+        model = RegisteredModel.objects.get(name=name)
+    except RegisteredModel.DoesNotExist:
+        raise LookupError(f"No model named '{name}' is registered.") from None
+    if alias is not None:
+        version = model.alias(alias)
+        if version is None:
+            raise LookupError(f"Model '{name}' has no '{alias}' alias yet.")
+        return version
+    try:
+        return model.versions.select_related("model").get(number=number)
+    except ModelVersion.DoesNotExist:
+        raise LookupError(f"Model '{name}' has no version {number}.") from None
+
+
+def alias_exists(ref: str) -> bool:
+    try:
+        resolve(ref)
+    except LookupError:
+        return False
+    return True
+
+
+def endpoint_exists(name: str) -> bool:
+    return LLMEndpoint.objects.filter(name=name, enabled=True).exists()
+
+
+def model_choices(kind: str = "") -> list[tuple[str, str]]:
+    """(reference, label) for every alias and version, for the canvas's model selects."""
+    models_ = RegisteredModel.objects.prefetch_related("aliases__version", "versions")
+    if kind:
+        models_ = models_.filter(kind=kind) if kind != "classifier" else models_.filter(kind__in=["classifier", "embedder"])
+    choices = []
+    for model in models_:
+        for alias in sorted(model.aliases.all(), key=lambda a: a.name != "production"):
+            choices.append((f"{model.name}@{alias.name}", f"{model.name}@{alias.name} (now v{alias.version.number})"))
+        for version in model.versions.all():
+            choices.append((version.ref, f"{version.ref} · {version.get_source_display().lower()}"))
+    return choices
+
+
+def endpoint_choices() -> list[tuple[str, str]]:
+    return [(e.name, str(e)) for e in LLMEndpoint.objects.filter(enabled=True)]
+
+
+# --- artifacts ----------------------------------------------------------------------------------
+
+
+def _rewrite_paths(meta: Any, fn: Any) -> Any:
+    if isinstance(meta, dict):
+        return {k: (fn(v) if k == "path" and isinstance(v, str) else _rewrite_paths(v, fn)) for k, v in meta.items()}
+    if isinstance(meta, list):
+        return [_rewrite_paths(v, fn) for v in meta]
+    return meta
+
+
+def relativise(meta: dict[str, Any]) -> dict[str, Any]:
+    root = Path(settings.ARTIFACTS_DIR).resolve()
+
+    def rel(path: str) -> str:
+        p = Path(path).resolve()
+        return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+    return _rewrite_paths(meta, rel)
+
+
+def absolutise(meta: dict[str, Any]) -> dict[str, Any]:
+    root = Path(settings.ARTIFACTS_DIR)
+    return _rewrite_paths(meta, lambda p: p if Path(p).is_absolute() else str(root / p))
+
+
+def register_version(*, model_name: str, kind: str, meta: dict[str, Any], source: str, runtime: str,
+                     parent: ModelVersion | None = None, author: Any = None, trained_by: Any = None,
+                     description: str = "", note: str = "") -> tuple[ModelVersion, bool]:
+    """Register an artifact as a new immutable version; the same artifact again returns the existing one."""
+    with transaction.atomic():
+        model, _ = RegisteredModel.objects.get_or_create(
+            name=model_name,
+            defaults={"kind": kind, "description": description, "licence": meta.get("licence", ""),
+                      "attribution": meta.get("attribution", "")},
+        )
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        existing = model.versions.filter(sha256=meta["sha256"]).first()
+        if existing:
+            return existing, False
+        number = (model.versions.aggregate(models.Max("number"))["number__max"] or 0) + 1
+        version = ModelVersion.objects.create(
+            model=model, number=number, sha256=meta["sha256"], size=meta["size"], source=source, parent=parent,
+            runtime=runtime, meta=relativise(meta), labels=meta.get("labels") or [], metrics=meta.get("metrics") or {},
+            licence=meta.get("licence", model.licence), attribution=meta.get("attribution", model.attribution),
+            author=author if getattr(author, "is_authenticated", False) else None,
+            trained_by=trained_by if getattr(trained_by, "is_authenticated", False) else None, note=note[:300],
+        )
+        record("model.version.register", actor=author, obj=version, model=model.name, number=number,
+               sha256=version.sha256, source=source, parent=parent.ref if parent else None)
+    return version, True
+
+
+def set_initial_alias(version: ModelVersion, alias: str, *, actor: Any = None) -> bool:
+    """Point an alias that does not exist yet (set-up only). Moving an existing alias is a promotion."""
+    with transaction.atomic():
+        _, created = Alias.objects.get_or_create(model=version.model, name=alias, defaults={"version": version})
+        if created:
+            record("model.alias.initial", actor=actor, obj=version, alias=alias, model=version.model.name,
+                   number=version.number)
+    return created
