@@ -1,0 +1,246 @@
+"""REST API for runs: start (upload or JSON items), intake, list, detail, results, trace, export,
+cancel, retry dead letters, and deciding a review task. Thin: parse, authorise, call engine code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from workflows.engine import launch
+from workflows.engine.intake import IntakeError, load_items, parse
+from workflows.models import Run
+from workflows.models.review import ReviewTask
+from workflows.roles import get_workflow_for_user, require
+from workflows.views.runs import (
+    export_response,
+    get_run_for_user,
+    item_trace,
+    node_rows,
+    required_fields,
+    results_queryset,
+)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    workflow_name = serializers.CharField(source="workflow.name", read_only=True)
+    version_number = serializers.IntegerField(source="version.number", read_only=True)
+    progress = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = ["id", "workflow", "workflow_name", "version_number", "status", "origin", "is_live", "source_node",
+                  "resolved_models", "shard_size", "batch_size", "input_name", "items_total", "items_done", "items_dead",
+                  "items_parked", "progress", "error", "created_at", "started_at", "finished_at"]
+
+
+class ItemsSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.DictField(), min_length=1,
+                                  help_text="Each item a JSON object, e.g. {\"text\": \"…\", \"subject\": \"…\"}.")
+
+
+def _mapping(raw: Any) -> dict[str, str] | None:
+    if raw in (None, "", {}):
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise serializers.ValidationError({"mapping": "Must be a JSON object {item field: column}."}) from None
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise serializers.ValidationError({"mapping": "Must map item field names to column names."})
+    return raw
+
+
+def _start_error(exc: launch.StartError) -> Response:
+    return Response({"detail": "The run cannot start.", "problems": exc.problems}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _intake_error(exc: IntakeError) -> Response:
+    return Response({"detail": exc.message, "rows": exc.rows[:100], "imported": 0}, status=status.HTTP_400_BAD_REQUEST)
+
+
+@extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
+    "file": {"type": "string", "format": "binary"}, "mapping": {"type": "string"}}}}, responses={201: RunSerializer},
+    description="Start a run: upload a CSV, JSONL or XLSX file (optional `mapping` JSON {item field: column}), "
+    "or send JSON {\"items\": [...]}. All items are imported or none.")
+@api_view(["GET", "POST"])
+@parser_classes([MultiPartParser, FormParser, JSONParser])
+def workflow_runs(request: Request, pk: int) -> Response:
+    if request.method == "GET":
+        workflow = get_workflow_for_user(request.user, pk)
+        require(request.user, "run.view", workflow)
+        return Response(RunSerializer(workflow.runs.select_related("workflow", "version")[:100], many=True).data)
+    workflow = get_workflow_for_user(request.user, pk, "run.start")
+    upload = request.FILES.get("file")
+    try:
+        if upload is not None:
+            if upload.size > settings.ENGINE_UPLOAD_MAX_BYTES:
+                raise IntakeError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.ENGINE_UPLOAD_MAX_BYTES / 1e6:.1f} MB.")
+            _, items = load_items(upload.read(), upload.name, _mapping(request.data.get("mapping")), required_fields(workflow))
+            name, origin = upload.name, "upload"
+        else:
+            data = ItemsSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            items, name, origin = data.validated_data["items"], "", "api"
+        run = launch.create_run(workflow, user=request.user, items=items, origin=origin, input_name=name,
+                                mapping=_mapping(request.data.get("mapping")) or {})
+    except IntakeError as exc:
+        return _intake_error(exc)
+    except launch.StartError as exc:
+        return _start_error(exc)
+    return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+               responses=OpenApiTypes.OBJECT,
+               description="Preview an upload: detected format, encoding, delimiter, columns and the first rows.")
+@api_view(["POST"])
+@parser_classes([MultiPartParser])
+def upload_preview(request: Request, pk: int) -> Response:
+    get_workflow_for_user(request.user, pk, "run.start")
+    upload = request.FILES.get("file")
+    if upload is None:
+        return Response({"detail": "Attach the file as 'file'."}, status=status.HTTP_400_BAD_REQUEST)
+    try:
+        if upload.size > settings.ENGINE_UPLOAD_MAX_BYTES:
+            raise IntakeError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.ENGINE_UPLOAD_MAX_BYTES / 1e6:.1f} MB.")
+        return Response(parse(upload.read(), upload.name).preview())
+    except IntakeError as exc:
+        return _intake_error(exc)
+
+
+@extend_schema(request=ItemsSerializer, responses={202: OpenApiTypes.OBJECT}, description="REST intake: items join the workflow's live run; returns their ids.")
+@api_view(["POST"])
+def intake(request: Request, pk: int) -> Response:
+    workflow = get_workflow_for_user(request.user, pk, "run.start")
+    data = ItemsSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    items = data.validated_data["items"]
+    if len(items) > settings.ENGINE_INTAKE_MAX_ITEMS:
+        return Response({"detail": f"Send at most {settings.ENGINE_INTAKE_MAX_ITEMS} items per request."}, status=400)
+    missing = [i for i, item in enumerate(items) if not all(isinstance(item.get(f), str) and item.get(f) for f in required_fields(workflow, "rest"))]
+    if missing:
+        return Response({"detail": f"Items {missing[:20]} lack the fields {required_fields(workflow, 'rest')}.", "rows": missing[:100]},
+                        status=status.HTTP_400_BAD_REQUEST)
+    try:
+        run, ids = launch.append_to_live_run(workflow, items, user=request.user)
+    except launch.StartError as exc:
+        return _start_error(exc)
+    return Response({"run": run.pk, "item_ids": ids}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(responses=RunSerializer(many=True))
+@api_view(["GET"])
+def run_list(request: Request) -> Response:
+    require(request.user, "run.view")
+    runs = Run.objects.select_related("workflow", "version")[:200]
+    return Response(RunSerializer(runs, many=True).data)
+
+
+@extend_schema(responses=RunSerializer)
+@api_view(["GET"])
+def run_detail(request: Request, pk: int) -> Response:
+    run = get_run_for_user(request.user, pk)
+    data = RunSerializer(run).data
+    data["nodes"] = node_rows(run)
+    data["dead_letters"] = list(run.dead_letters.filter(retried_at__isnull=True).values(
+        "id", "item_id", "item__seq", "node", "reason", "error_code", "attempts", "created_at")[:200])
+    return Response(data)
+
+
+@extend_schema(request=None, responses=RunSerializer)
+@api_view(["POST"])
+def run_cancel(request: Request, pk: int) -> Response:
+    run = get_run_for_user(request.user, pk, "run.start")
+    if not launch.cancel_run(run, user=request.user):
+        return Response({"detail": f"The run is {run.get_status_display()}; only a queued or running run can be cancelled."},
+                        status=status.HTTP_409_CONFLICT)
+    run.refresh_from_db()
+    return Response(RunSerializer(run).data)
+
+
+@extend_schema(request=None, responses=OpenApiTypes.OBJECT, description="Retry every dead letter of the run.")
+@api_view(["POST"])
+def run_retry(request: Request, pk: int) -> Response:
+    run = get_run_for_user(request.user, pk, "run.start")
+    try:
+        count = launch.retry_dead_letters(run, user=request.user)
+    except launch.StartError as exc:
+        return _start_error(exc)
+    return Response({"retried": count})
+
+
+@extend_schema(parameters=[OpenApiParameter("status", str), OpenApiParameter("label", str), OpenApiParameter("node", str),
+                           OpenApiParameter("offset", int), OpenApiParameter("limit", int)],
+               responses=OpenApiTypes.OBJECT, description="Results: items with their status and payload, paged.")
+@api_view(["GET"])
+def run_items(request: Request, pk: int) -> Response:
+    run = get_run_for_user(request.user, pk)
+    queryset = results_queryset(run, request.query_params)
+    try:
+        offset = max(0, int(request.query_params.get("offset", 0)))
+        limit = min(500, max(1, int(request.query_params.get("limit", 50))))
+    except ValueError:
+        raise serializers.ValidationError({"detail": "offset and limit are whole numbers."}) from None
+    rows = list(queryset.values("id", "seq", "status", "payload", "finished_at")[offset : offset + limit])
+    return Response({"count": queryset.count(), "offset": offset, "results": rows})
+
+
+@extend_schema(responses=OpenApiTypes.OBJECT, operation_id="runs_item_trace",
+               description="One item's trace: every decision in plan order, reviews and dead letters.")
+@api_view(["GET"])
+def run_item(request: Request, pk: int, item_id: int) -> Response:
+    run = get_run_for_user(request.user, pk)
+    return Response(item_trace(run, item_id))
+
+
+@extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "jsonl"], description="File format (not `format`: DRF reserves it)"), OpenApiParameter("node", str)],
+               responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/jsonl"): OpenApiTypes.BINARY})
+@api_view(["GET"])
+def run_export(request: Request, pk: int) -> StreamingHttpResponse:
+    run = get_run_for_user(request.user, pk)
+    return export_response(run, request.query_params.get("as", "csv"), request.query_params.get("node") or None)
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    label = serializers.CharField(required=False, allow_blank=True, max_length=120)
+    fields = serializers.DictField(required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+@extend_schema(request=ReviewDecisionSerializer, responses=OpenApiTypes.OBJECT, description="Decide a parked item; it resumes downstream of its review node.")
+@api_view(["POST"])
+def review_decide(request: Request, pk: int) -> Response:
+    require(request.user, "review.work")
+    task = ReviewTask.objects.filter(pk=pk).first()
+    if task is None:
+        return Response({"detail": "No such review task."}, status=status.HTTP_404_NOT_FOUND)
+    data = ReviewDecisionSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    label = data.validated_data.get("label")
+    extra = {k: v for k, v in data.validated_data.items() if k != "label" and v not in (None, "")}
+    if label:
+        # A label is a correction or an acceptance: it becomes a Label row (training data, live accuracy).
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from workflows.governance.review import decide
+
+        try:
+            decided = decide(task, user=request.user, label=label, extra=extra) is not None
+        except DjangoValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+    else:
+        decided = launch.decide_review(task, user=request.user, result=extra)
+    if not decided:
+        return Response({"detail": "This item was already decided."}, status=status.HTTP_409_CONFLICT)
+    return Response({"decided": task.pk})

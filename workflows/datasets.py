@@ -1,0 +1,44 @@
+"""Storing data sets for scheduled runs: parsed and checked once at upload, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from workflows.engine.intake import IntakeError, load_items
+from workflows.models.audit import record
+from workflows.models.datasets import Dataset
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+
+
+def parse_mapping(raw: Any) -> dict[str, str]:
+    if raw in (None, "", {}):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise IntakeError('The mapping must be JSON like {"text": "body", "subject": "title"}.') from None
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise IntakeError("The mapping must map item fields to column names, all text.")
+    return raw
+
+
+def store(*, name: str, filename: str, data: bytes, mapping: dict[str, str], user: Any) -> Dataset:
+    """Validate the file the way a run would read it, then store it (replacing a data set of that name)."""
+    if not NAME.match(name or ""):
+        raise IntakeError("Name the data set with lower-case letters, digits, - and _ (e.g. 'weekly-tickets').")
+    if len(data) > settings.ENGINE_UPLOAD_MAX_BYTES:
+        raise IntakeError(f"The file is over {settings.ENGINE_UPLOAD_MAX_BYTES // 2**20} MB.")
+    parsed, items = load_items(data, filename, mapping or None)
+    with transaction.atomic():
+        dataset, created = Dataset.objects.update_or_create(
+            name=name, defaults={"filename": filename[:255], "content": data, "size": len(data), "rows": len(items),
+                                 "columns": parsed.columns, "mapping": mapping, "created_by": user})
+        record("dataset.store", actor=user, obj=dataset, name=name, rows=len(items), replaced=not created)
+    return dataset

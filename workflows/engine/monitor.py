@@ -1,0 +1,113 @@
+"""The monitor: re-enqueues stale shards, finishes runs, flushes live runs, fires schedules.
+
+It runs inside every `run_worker` process as a thread that ticks every ENGINE_MONITOR_SECONDS.
+Why there and not as a self-re-enqueuing periodic task: a task chain dies with the worker that
+holds its next link (a SIGKILL between "done" and "enqueue next" ends monitoring for good, and
+nothing would notice), and a task waits behind long shards in the queue. A thread in each worker
+monitors for as long as any worker lives, and ticks while the worker's main loop runs a long shard.
+Every step is a conditional UPDATE, so N workers ticking at once do each thing once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import state
+
+logger = logging.getLogger(__name__)
+
+
+def requeue_stale_shards(now: dt.datetime | None = None) -> int:
+    """Running shards whose heartbeat is older than ENGINE_STALE_SECONDS (the worker died or lost
+    its connection), and queued shards whose task was claimed by a worker that died before claiming
+    the shard: bump the attempt (fencing any zombie out) and enqueue a fresh task."""
+    from django_tasks_db.models import DBTaskResult
+
+    from workflows.models import Shard
+
+    from .launch import enqueue_shard
+
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.ENGINE_STALE_SECONDS)
+    candidates = list(Shard.objects.filter(status=Shard.RUNNING, heartbeat__lt=cutoff).values_list("id", "attempt", "status")[:200])
+    queued = list(Shard.objects.filter(status=Shard.QUEUED, heartbeat__lt=cutoff).values_list("id", "attempt", "status", "task_id")[:500])
+    if queued:
+        ready = {str(i) for i in DBTaskResult.objects.filter(
+            id__in=[q[3] for q in queued if q[3]], status="READY").values_list("id", flat=True)}
+        candidates += [(i, a, s) for i, a, s, task_id in queued if str(task_id) not in ready]
+    moved = 0
+    for shard_id, attempt, status in candidates:
+        with transaction.atomic():
+            changed = Shard.objects.filter(pk=shard_id, attempt=attempt, status=status, heartbeat__lt=cutoff).update(
+                status=Shard.QUEUED, attempt=F("attempt") + 1, heartbeat=now, worker="")
+            if changed:
+                shard = Shard.objects.get(pk=shard_id)
+                enqueue_shard(shard)
+                moved += 1
+                logger.warning("re-enqueued %s shard %s as attempt %s", status, shard_id, shard.attempt)
+    return moved
+
+
+def finish_runs() -> int:
+    from workflows.models import Run, Shard
+
+    from .launch import maybe_finish_run
+
+    open_runs = Run.objects.filter(status=state.RUNNING, is_live=False).exclude(
+        shards__status__in=[Shard.QUEUED, Shard.RUNNING]).values_list("id", flat=True)[:100]
+    return sum(1 for run_id in list(open_runs) if maybe_finish_run(run_id))
+
+
+def flush_live_runs(now: dt.datetime | None = None) -> int:
+    from workflows.models import Run
+
+    from .launch import flush_live_run
+
+    now = now or timezone.now()
+    quiet = now - dt.timedelta(seconds=settings.ENGINE_INTAKE_FLUSH_SECONDS)
+    runs = Run.objects.filter(status__in=state.ACTIVE_RUN_STATUSES, sharded_upto__lt=F("items_total"),
+                              last_intake_at__lte=quiet).values_list("id", flat=True)[:100]
+    return sum(flush_live_run(run_id) for run_id in list(runs))
+
+
+def tick(now: dt.datetime | None = None) -> dict[str, int]:
+    """One pass of every monitor duty; each is safe to run concurrently in N workers."""
+    from .schedules import fire_due_schedules
+
+    return {
+        "requeued": requeue_stale_shards(now),
+        "flushed": flush_live_runs(now),
+        "finished": finish_runs(),
+        "scheduled": fire_due_schedules(now),
+    }
+
+
+class MonitorThread(threading.Thread):
+    def __init__(self, interval: float | None = None):
+        super().__init__(name="factory-monitor", daemon=True)
+        self.interval = interval if interval is not None else settings.ENGINE_MONITOR_SECONDS
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                close_old_connections()
+                result: Any = tick()
+                if any(result.values()):
+                    logger.info("monitor: %s", result)
+            except Exception:
+                # A killed connection or a locked SQLite file: drop the connection, try next tick.
+                logger.exception("monitor tick failed")
+                connections.close_all()
+        connections.close_all()
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -1,0 +1,116 @@
+"""The execution state machine, pure: run statuses, their transitions, and an item's walk through a plan.
+
+No Django here. The executor (I/O) asks this module what may happen next; tests drive it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+COMPLETED_WITH_ERRORS = "completed_with_errors"
+FAILED = "failed"
+CANCELLED = "cancelled"
+RUN_STATUSES = (QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED)
+ACTIVE_RUN_STATUSES = frozenset({QUEUED, RUNNING})
+FINAL_RUN_STATUSES = frozenset({SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED})
+
+# Which status may follow which. A finished run with dead letters or parked items may run again
+# (retry of dead letters, a review decision); a cancelled or failed run never does.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({RUNNING, FAILED, CANCELLED}),
+    RUNNING: frozenset({SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED}),
+    COMPLETED_WITH_ERRORS: frozenset({RUNNING}),
+    SUCCEEDED: frozenset({RUNNING}),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+# Ports with a meaning of their own in the ledger.
+PARKED = "parked"  # a review node holds the item
+DEAD = "dead"  # the item failed here and nothing is wired to take it
+ERROR_PORT = "error"
+
+
+class TransitionError(ValueError):
+    pass
+
+
+def can_transition(current: str, new: str) -> bool:
+    return new in TRANSITIONS.get(current, frozenset())
+
+
+def check_transition(current: str, new: str) -> None:
+    if not can_transition(current, new):
+        raise TransitionError(f"A {current.replace('_', ' ')} run cannot become {new.replace('_', ' ')}.")
+
+
+def final_status(*, total: int, done: int, dead: int, parked: int, cancelled: bool = False) -> str | None:
+    """The status a run ends with once no shard is left, or None while items still wait (parked)."""
+    if cancelled:
+        return CANCELLED
+    if parked:
+        return None
+    if total and dead >= total:
+        return FAILED
+    if dead:
+        return COMPLETED_WITH_ERRORS
+    return SUCCEEDED
+
+
+def should_retry(attempt: int, retries: int) -> bool:
+    """attempt is 1-based: with retries=2 an item is tried three times in all."""
+    return attempt <= retries
+
+
+def backoff_seconds(attempt: int, base: float, cap: float = 30.0) -> float:
+    return min(cap, base * (2 ** max(0, attempt - 1)))
+
+
+def merge_fields(data: dict[str, Any], added: Mapping[str, Any]) -> None:
+    """Add a node's output to an item: nested dicts (`fields`) merge, other values replace."""
+    for key, value in added.items():
+        current = data.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            data[key] = {**current, **value}
+        else:
+            data[key] = value
+
+
+@dataclass
+class ItemState:
+    """One item on its way through the plan inside a shard."""
+
+    item_id: int
+    seq: int
+    data: dict[str, Any]
+    # Node ids the item has been routed to and not yet processed.
+    inbox: set[str] = field(default_factory=set)
+    parked: bool = False
+    dead: bool = False
+
+    def route(self, targets: Iterable[str]) -> None:
+        self.inbox.update(targets)
+
+    @property
+    def final_status(self) -> str:
+        if self.dead:
+            return "dead"
+        if self.parked:
+            return "parked"
+        return "done"
+
+
+def next_hops(routes: Mapping[str, tuple[str, ...]], port: str) -> tuple[str, ...]:
+    return tuple(routes.get(port, ()))
+
+
+def resolve_port(*, port: str, error: str, routes: Mapping[str, tuple[str, ...]], is_sink: bool) -> str:
+    """Where an outcome goes: the error port when wired, else dead; a normal port stays as is."""
+    if error:
+        return ERROR_PORT if routes.get(ERROR_PORT) else DEAD
+    return port

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from workflows.datasets import parse_mapping, store
+from workflows.engine.intake import IntakeError
+from workflows.models.datasets import Dataset, Schedule
+from workflows.roles import can, require
+
+
+@login_required
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "run.view")
+    error = ""
+    if request.method == "POST":
+        require(request.user, "run.start")
+        upload = request.FILES.get("file")
+        try:
+            if upload is None:
+                raise IntakeError("Choose a CSV, JSONL or XLSX file.")
+            dataset = store(name=request.POST.get("name", "").strip(), filename=upload.name, data=upload.read(),
+                            mapping=parse_mapping(request.POST.get("mapping")), user=request.user)
+        except IntakeError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Stored {dataset.name}: {dataset.rows} rows.")
+            return redirect("dataset-list")
+    context = {"datasets": Dataset.objects.all(), "schedules": Schedule.objects.select_related("workflow", "last_run"),
+               "can_upload": can(request.user, "run.start"), "error": error}
+    return render(request, "datasets/list.html", context, status=400 if error else 200)
