@@ -19,6 +19,14 @@ def templates() -> list[dict[str, Any]]:
     return found
 
 
+def sample_items(slug: str) -> list[dict[str, Any]]:
+    """Demo documents for a template (English and Italian), written by us for the demo and the tests."""
+    path = HERE / "samples" / f"{slug}.jsonl"
+    if not slug or not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def get(slug: str) -> dict[str, Any] | None:
     return next((t for t in templates() if t["slug"] == slug), None)
 

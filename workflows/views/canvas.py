@@ -1,0 +1,183 @@
+"""The canvas page and its server-rendered parts: node side panel, history, import from a file.
+
+The canvas itself (nodes, edges, positions) belongs to static/js/canvas.js; it saves through the
+REST API (`POST /api/workflows/<id>/versions/` with `parent`), so conflicts and permissions are
+decided in one place. Everything around it is HTML from here, swapped in by htmx.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
+
+from workflows.api.serializers import EXPORT_FORMAT, ImportSerializer
+from workflows.api.views import create_workflow
+from workflows.forms import PREFIX, config_from_query, config_problems, field_views, node_type_or_none, parse_config
+from workflows.graph import CATALOG
+from workflows.graph.catalog import GROUPS
+from workflows.models import Workflow
+from workflows.models.audit import record
+from workflows.roles import can, get_workflow_for_user, require
+
+
+def node_ports(graph: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Input and output port names per node id: drawflow numbers its ports, our edges name them."""
+    ports = {}
+    for node in graph.get("nodes", []):
+        node_type = CATALOG.get(node.get("type", ""))
+        config = node.get("config") if isinstance(node.get("config"), dict) else {}
+        if node_type is None:
+            ports[node["id"]] = {"inputs": ["in"], "outputs": ["out"]}
+        else:
+            ports[node["id"]] = {"inputs": list(node_type.inputs),
+                                 "outputs": list(node_type.output_ports(node_type.with_defaults(config)))}
+    return ports
+
+
+def palette() -> list[dict[str, Any]]:
+    groups: dict[str, list[Any]] = {key: [] for key in GROUPS}
+    for node_type in CATALOG.values():
+        groups[node_type.group].append(node_type)
+    return [{"key": key, "title": GROUPS[key], "types": types} for key, types in groups.items() if types]
+
+
+def catalog_for_canvas() -> dict[str, dict[str, Any]]:
+    return {
+        t.type: {"title": t.title, "group": t.group, "inputs": list(t.inputs),
+                 "outputs": list(t.output_ports(t.with_defaults({})))}
+        for t in CATALOG.values()
+    }
+
+
+def _history_context(request: HttpRequest, workflow: Workflow) -> dict[str, Any]:
+    return {
+        "workflow": workflow,
+        "versions": workflow.versions.select_related("author").order_by("-number"),
+        "can_edit": can(request.user, "workflow.edit"),
+    }
+
+
+@login_required
+def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_workflow_for_user(request.user, pk)
+    latest = workflow.latest
+    graph = latest.graph if latest else {"nodes": [], "edges": []}
+    can_edit = can(request.user, "workflow.edit")
+    boot = {
+        "workflow": workflow.pk,
+        "name": workflow.name,
+        "version": latest.number if latest else 0,
+        "canEdit": can_edit,
+        "graph": graph,
+        "ports": node_ports(graph),
+        "problems": latest.problems if latest else [],
+        "catalog": catalog_for_canvas(),
+        "urls": {
+            "versions": f"/api/workflows/{workflow.pk}/versions/",
+            "validate": "/api/workflows/validate/",
+            "create": "/api/workflows/",
+            "panel": reverse("canvas-panel", args=[workflow.pk]),
+            "history": reverse("canvas-history", args=[workflow.pk]),
+            "canvas": reverse("workflow-detail", args=[workflow.pk]),
+        },
+    }
+    from workflows import gallery
+
+    context = {**_history_context(request, workflow), "latest": latest, "palette": palette(), "boot": boot,
+               "export_url": f"/api/workflows/{workflow.pk}/export/?format=json",
+               "can_run": can(request.user, "run.start"), "sample_count": len(gallery.sample_items(workflow.template))}
+    return render(request, "workflows/detail.html", context)
+
+
+@login_required
+def canvas_history(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_workflow_for_user(request.user, pk)
+    return render(request, "workflows/detail.html#history", _history_context(request, workflow))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def node_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the config form of one node (config sent by the canvas). POST: read the form back.
+
+    A POST whose values can all be read tells the canvas the new config (the `cfConfig` event);
+    settings that are readable but wrong (missing, out of range) are applied too and shown inline:
+    a draft may have problems, and the node keeps its mark until they are fixed.
+    """
+    posting = request.method == "POST"
+    workflow = get_workflow_for_user(request.user, pk, "workflow.edit" if posting else "workflow.view")
+    data = request.POST if posting else request.GET
+    node_id = (data.get("_node") or data.get("node") or "")[:64]
+    node_type = node_type_or_none(data.get("_type") or data.get("type"))
+    label = (data.get("_label") if posting else data.get("label")) or ""
+    label = label.strip()[:200]
+    context: dict[str, Any] = {"workflow": workflow, "node_id": node_id, "node_type": node_type, "label": label,
+                               "can_edit": can(request.user, "workflow.edit"), "applied": False}
+    if node_type is None:
+        return render(request, "workflows/_panel.html", context)
+    if posting:
+        config, parse_errors = parse_config(node_type, request.POST)
+    else:
+        config, parse_errors = config_from_query(request.GET.get("config")), {}
+    errors = {**config_problems(node_id, node_type, config), **parse_errors}
+    raw = {name: request.POST.get(PREFIX + name) for name in parse_errors} if posting else None
+    context.update(fields=field_views(node_type, config, errors, raw), errors=errors,
+                   needs=sorted(node_type.needs(node_type.with_defaults(config))),
+                   adds=sorted(node_type.adds(node_type.with_defaults(config))),
+                   applied=posting and not parse_errors)
+    response = render(request, "workflows/_panel.html", context)
+    if context["applied"]:
+        outputs = list(node_type.output_ports(node_type.with_defaults(config)))
+        trigger_client_event(response, "cfConfig", {"node": node_id, "type": node_type.type, "config": config,
+                                                    "label": label, "outputs": outputs})
+    return response
+
+
+def _flatten(errors: Any, prefix: str = "") -> list[str]:
+    if isinstance(errors, dict):
+        return [m for key, value in errors.items() for m in _flatten(value, "" if key == "non_field_errors" else f"{key}: ")]
+    if isinstance(errors, list):
+        return [m for value in errors for m in _flatten(value, prefix)]
+    return [f"{prefix}{errors}"]
+
+
+@login_required
+@require_POST
+def workflow_upload(request: HttpRequest) -> HttpResponse:
+    """Import an export document from a file (or pasted JSON): validated, then a new workflow."""
+    require(request.user, "workflow.edit")
+    upload = request.FILES.get("file")
+    problems: list[str] = []
+    document: Any = None
+    raw = upload.read(settings.GRAPH_MAX_BYTES * 2 + 1) if upload else (request.POST.get("document") or "").encode()
+    if not raw.strip():
+        problems.append("Choose an exported workflow file (.json) to import.")
+    elif len(raw) > settings.GRAPH_MAX_BYTES * 2:
+        problems.append(f"The file is larger than {settings.GRAPH_MAX_BYTES * 2 // 1024} KB; a workflow export is much smaller.")
+    else:
+        try:
+            document = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"The file is not JSON ({exc}). Export a workflow from its canvas page and upload that file.")
+    if document is not None and not isinstance(document, dict):
+        problems.append(f"The file must hold one JSON object with \"format\": \"{EXPORT_FORMAT}\".")
+    elif document is not None:
+        name = (request.POST.get("name") or "").strip() or document.get("name")
+        data = ImportSerializer(data={**document, "name": name})
+        if data.is_valid():
+            workflow, version = create_workflow(name=data.validated_data["name"],
+                                                description=data.validated_data["description"],
+                                                graph=data.validated_data["graph"], user=request.user, message="Imported")
+            record("workflow.import", actor=request.user, obj=workflow, checksum=version.checksum)
+            return redirect("workflow-detail", pk=workflow.pk)
+        problems.extend(_flatten(data.errors))
+    workflows = Workflow.objects.filter(archived=False).select_related("created_by")
+    return render(request, "workflows/list.html", {"workflows": workflows, "import_errors": problems}, status=400)
