@@ -253,3 +253,128 @@ def set_initial_alias(version: ModelVersion, alias: str, *, actor: Any = None) -
             record("model.alias.initial", actor=actor, obj=version, alias=alias, model=version.model.name,
                    number=version.number)
     return created
+
+
+class LabelledSet(models.Model):
+    """Documents with their true labels: evidence for promotions, and training data."""
+
+    name = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="labelled_sets",
+                              help_text="The model this set evaluates by default.")
+    source = models.CharField(max_length=20, choices=[("packaged", "Packaged"), ("upload", "Upload"), ("reviews", "Reviews")])
+    # [{"text": …, "label": …, "segment": {"language": "it", …}}]; kept small (evaluation, not a data lake).
+    items = models.JSONField(default=list)
+    labels = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({len(self.items)} items)"
+
+
+class PromotionRequest(models.Model):
+    EVALUATING, READY, EVIDENCE_FAILED, APPROVED, REJECTED, CANCELLED = (
+        "evaluating", "ready", "evidence_failed", "approved", "rejected", "cancelled")
+    STATUSES = [(s, s.replace("_", " ")) for s in (EVALUATING, READY, EVIDENCE_FAILED, APPROVED, REJECTED, CANCELLED)]
+    OPEN = (EVALUATING, READY, EVIDENCE_FAILED)
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotion_requests")
+    alias = models.CharField(max_length=20, choices=ALIASES)
+    reason = models.TextField()
+    status = models.CharField(max_length=20, choices=STATUSES, default=EVALUATING)
+    labelled_set = models.ForeignKey(LabelledSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    replay_size = models.PositiveIntegerField(default=200)
+    evidence = models.JSONField(default=dict, blank=True)
+    evidence_error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    # What the alias pointed at before approval: the rollback target.
+    previous_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version.ref} → {self.alias} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN
+
+
+class Label(models.Model):
+    """A document's true label: a reviewer's answer (accepted or corrected) or a row of an uploaded file.
+
+    Labels measure live accuracy per node (`predicted` is what the model said) and are the training set
+    of the next candidate (governance/training.py).
+    """
+
+    REVIEW, UPLOAD = "review", "upload"
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.CASCADE, related_name="truth_labels")
+    run = models.ForeignKey("workflows.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    item = models.ForeignKey("workflows.Item", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    review_task = models.OneToOneField("workflows.ReviewTask", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="truth_label")
+    node = models.CharField(max_length=64, blank=True, help_text="The model node whose proposal was reviewed.")
+    model_ref = models.CharField(max_length=200, blank=True)
+    text = models.TextField()
+    label = models.CharField(max_length=120)
+    predicted = models.CharField(max_length=120, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    segment = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=10, choices=[(REVIEW, "review"), (UPLOAD, "upload")], default=REVIEW)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["model", "created_at"]), models.Index(fields=["node", "model_ref"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.source})"
+
+    @property
+    def corrected(self) -> bool:
+        return bool(self.predicted) and self.predicted != self.label
+
+
+class ModelJob(models.Model):
+    """Training a head or optimising (int8) a model, done by a worker; its progress is shown live."""
+
+    TRAIN, OPTIMISE = "train", "optimise"
+    QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+    STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED)]
+
+    kind = models.CharField(max_length=10, choices=[(TRAIN, "train"), (OPTIMISE, "optimise")])
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="jobs")
+    base_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+",
+                                     help_text="Training: the production version (parent). Optimising: the version quantised.")
+    labelled_set = models.ForeignKey(LabelledSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    use_reviews = models.BooleanField(default=False)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED)
+    progress = models.FloatField(default=0)
+    message = models.CharField(max_length=300, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    result_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.model.name} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.QUEUED, self.RUNNING)

@@ -1,0 +1,1 @@
+"""Governance: model import checks, promotions with evidence and four-eyes approval, audit."""

@@ -1,0 +1,74 @@
+"""Content-addressed artifact files under ARTIFACTS_DIR, and importing an uploaded ONNX model."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from workflows.models.audit import record
+from workflows.models.registry import KINDS, ModelVersion, RegisteredModel, register_version
+from workflows.roles import require
+
+from .importer import ModelRejected, ModelReport, inspect
+
+
+def store_bytes(data: bytes, suffix: str = ".onnx") -> dict[str, Any]:
+    """Write `data` as blobs/<sha256><suffix> (rename into place: never a half-written blob)."""
+    sha = hashlib.sha256(data).hexdigest()
+    blobs = Path(settings.ARTIFACTS_DIR) / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    target = blobs / f"{sha}{suffix}"
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(dir=blobs, prefix=f".{sha}.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    return {"path": str(target.resolve()), "sha256": sha, "size": len(data)}
+
+
+def runtime_for(report: ModelReport, kind: str) -> tuple[str, dict[str, Any]]:
+    """Which runtime can serve an imported model, from its inputs: raw strings → the TF-IDF runtime,
+    a 384-float vector → a head over the production MiniLM; anything else is registered but not runnable."""
+    first = report.inputs[0] if report.inputs else {}
+    outputs = [o["name"] for o in report.outputs]
+    params: dict[str, Any] = {"probabilities_output": "probabilities" if "probabilities" in outputs else outputs[-1] if outputs else ""}
+    if kind == "classifier" and first.get("elem_type") == "STRING":
+        return "tfidf", params
+    if kind == "classifier" and first.get("elem_type") == "FLOAT" and first.get("shape", [None])[-1] == 384:
+        minilm = RegisteredModel.objects.filter(name="minilm").first()
+        embedder = minilm.alias("production") if minilm else None
+        if embedder is not None:
+            return "head", {**params, "embedder_sha256": embedder.sha256, "dim": 384, "method": "head"}
+    return "onnx", params
+
+
+def import_model(data: bytes, *, name: str, kind: str, labels: list[str], user: Any, note: str = "",
+                 max_bytes: int | None = None) -> tuple[ModelVersion, bool, ModelReport]:
+    """Check an upload with importer.inspect (raises ModelRejected with every reason), store and register it."""
+    require(user, "model.train")
+    if kind not in dict(KINDS):
+        raise ValidationError(f"'{kind}' is not a model kind.")
+    existing = RegisteredModel.objects.filter(name=name).first()
+    if existing is not None and existing.kind != kind:
+        raise ValidationError(f"Model '{name}' exists as a {existing.get_kind_display().lower()}; pick that kind or another name.")
+    try:
+        report = inspect(data, max_bytes=max_bytes or getattr(settings, "MODEL_IMPORT_MAX_BYTES", 512 * 1024 * 1024))
+        if kind == "classifier" and not labels:
+            raise ModelRejected(["A classifier needs its labels, in the order of its output columns."])
+    except ModelRejected as exc:
+        record("model.import.refused", actor=user, object_type="workflows.registeredmodel", object_id=name,
+               reasons=exc.reasons, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        raise
+    runtime, params = runtime_for(report, kind)
+    stored = store_bytes(data)
+    meta = {"name": name, "kind": kind, **stored, "source": "imported", "params": params, "files": {}, "labels": labels,
+            "metrics": {}, "import_report": report.to_json()}
+    version, created = register_version(model_name=name, kind=kind, meta=meta, source="imported", runtime=runtime,
+                                        author=user, note=note or f"imported ONNX ({report.producer or 'unknown producer'})")
+    return version, created, report

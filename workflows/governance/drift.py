@@ -1,0 +1,198 @@
+"""Drift per model node: label mix and confidence of a recent window against the reference window
+(the first decisions of the version now in production, i.e. right after its promotion), measured
+with the population stability index, plus accuracy on reviewed items in each window.
+
+PSI = Σ (recent − reference) · ln(recent / reference) over bins. Rule of thumb: < 0.1 stable,
+0.1–0.2 moderate, > 0.2 a real shift. The alert says what changed in words and offers actions:
+route everything to review (a new workflow version, so it is versioned and reversible) or roll back
+(a promotion request of the previous version, so it still needs a second person).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from workflows.models import Decision, Workflow
+from workflows.models.audit import record
+from workflows.models.registry import Label, RegisteredModel, parse_ref
+from workflows.roles import get_workflow_for_user
+
+WINDOW = 200
+MIN_ITEMS = 30
+PSI_ALERT = 0.2
+ACCURACY_ALERT = 0.05
+MIN_REVIEWED = 10
+EPS = 1e-4
+
+
+def psi(reference: dict[str, float], recent: dict[str, float]) -> float:
+    """PSI of two distributions given as {bin: share}; empty bins count as EPS."""
+    total = 0.0
+    for key in set(reference) | set(recent):
+        r, q = max(recent.get(key, 0.0), EPS), max(reference.get(key, 0.0), EPS)
+        total += (r - q) * math.log(r / q)
+    return round(total, 4)
+
+
+def shares(values: list[Any]) -> dict[str, float]:
+    counts = Counter(str(v) for v in values)
+    n = sum(counts.values())
+    return {k: c / n for k, c in counts.items()} if n else {}
+
+
+def confidence_bins(values: list[float]) -> dict[str, float]:
+    return shares([min(int((v or 0.0) * 10), 9) for v in values])
+
+
+@dataclass
+class Window:
+    n: int
+    start: Any
+    end: Any
+    mix: dict[str, float]
+    mean_confidence: float | None
+    reviewed: int
+    accuracy: float | None
+    confidence_bins: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class NodeDrift:
+    workflow_id: int
+    workflow: str
+    node: str
+    model: str
+    model_ref: str
+    status: str  # "ok" | "alert" | "insufficient"
+    reference: Window | None = None
+    recent: Window | None = None
+    psi_labels: float | None = None
+    psi_confidence: float | None = None
+    message: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def alert(self) -> bool:
+        return self.status == "alert"
+
+
+def _window(decisions: list[tuple], labels: dict[int, str]) -> Window:
+    confidences = [c for _, _, c, _ in decisions if c is not None]
+    reviewed = [(label, labels[item]) for item, label, _, _ in decisions if item in labels]
+    return Window(n=len(decisions), start=decisions[0][3], end=decisions[-1][3], mix=shares([d[1] for d in decisions]),
+                  mean_confidence=round(sum(confidences) / len(confidences), 4) if confidences else None,
+                  reviewed=len(reviewed), accuracy=round(sum(p == t for p, t in reviewed) / len(reviewed), 4) if reviewed else None,
+                  confidence_bins=confidence_bins(confidences))
+
+
+def _since(moment: Any) -> str:
+    local = timezone.localtime(moment)
+    if timezone.now() - moment < timedelta(days=6):
+        return local.strftime("%A")
+    return local.strftime("%d %B").lstrip("0")
+
+
+def _pct(x: float) -> str:
+    return f"{round(x * 100):d} %"
+
+
+def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items: int = MIN_ITEMS, noun: str = "documents") -> NodeDrift:
+    latest_ref = (Decision.objects.filter(run__workflow=workflow, node=node, label__isnull=False).exclude(model_ref="")
+                  .order_by("-id").values_list("model_ref", flat=True).first()) or ""
+    try:
+        model_name = parse_ref(latest_ref)[0]
+    except LookupError:
+        model_name = ""
+    model = RegisteredModel.objects.filter(name=model_name).first()
+    production = model.alias("production") if model else None
+    ref = production.ref if production else latest_ref
+    result = NodeDrift(workflow_id=workflow.pk, workflow=workflow.name, node=node, model=model_name, model_ref=ref, status="insufficient")
+    rows = list(Decision.objects.filter(run__workflow=workflow, node=node, model_ref=ref, label__isnull=False, error="")
+                .order_by("id").values_list("item_id", "label", "confidence", "created_at"))
+    if len(rows) < 2 * min_items:
+        result.message = (f"Not enough decisions of {ref} at '{node}' yet ({len(rows)}; drift needs {2 * min_items}: "
+                          f"{min_items} for the reference window after promotion and {min_items} recent).")
+        return result
+    size = min(window, len(rows) // 2)
+    reference_rows, recent_rows = rows[:size], rows[-size:]
+    items = [r[0] for r in reference_rows + recent_rows]
+    truth = dict(Label.objects.filter(item_id__in=items, node=node).values_list("item_id", "label"))
+    result.reference, result.recent = _window(reference_rows, truth), _window(recent_rows, truth)
+    result.psi_labels = psi(result.reference.mix, result.recent.mix)
+    result.psi_confidence = psi(result.reference.confidence_bins, result.recent.confidence_bins)
+    sentences = []
+    since = f"Since {_since(result.recent.start)}"
+    if result.psi_labels > PSI_ALERT:
+        label, change = max(((k, result.recent.mix.get(k, 0) - result.reference.mix.get(k, 0))
+                             for k in set(result.recent.mix) | set(result.reference.mix)), key=lambda kv: abs(kv[1]))
+        sentences.append(f"{since} {_pct(abs(change))} {'more' if change > 0 else 'fewer'} {noun} are classified {label} "
+                         f"({_pct(result.recent.mix.get(label, 0))} against {_pct(result.reference.mix.get(label, 0))} after promotion)")
+        result.reasons.append(f"label mix PSI {result.psi_labels} > {PSI_ALERT}")
+    if result.psi_confidence > PSI_ALERT and result.recent.mean_confidence is not None:
+        verb = "fell" if result.recent.mean_confidence < (result.reference.mean_confidence or 0) else "rose"
+        sentences.append(f"mean confidence {verb} from {result.reference.mean_confidence:.2f} to {result.recent.mean_confidence:.2f}")
+        result.reasons.append(f"confidence PSI {result.psi_confidence} > {PSI_ALERT}")
+    a, b = result.reference, result.recent
+    if (a.accuracy is not None and b.accuracy is not None and a.reviewed >= MIN_REVIEWED and b.reviewed >= MIN_REVIEWED
+            and a.accuracy - b.accuracy >= ACCURACY_ALERT):
+        sentences.append(f"accuracy on reviewed items fell from {_pct(a.accuracy)} to {_pct(b.accuracy)}")
+        result.reasons.append(f"reviewed accuracy down {round((a.accuracy - b.accuracy) * 100)} points")
+    if sentences:
+        result.status = "alert"
+        first, *rest = sentences
+        if not first.startswith("Since"):
+            first = f"{since} {first}"
+        result.message = "; ".join([first, *rest]) + "."
+    else:
+        result.status = "ok"
+        result.message = (f"Stable: label mix PSI {result.psi_labels}, confidence PSI {result.psi_confidence}"
+                          + (f", reviewed accuracy {_pct(b.accuracy)}" if b.accuracy is not None else "") + ".")
+    return result
+
+
+def model_nodes() -> list[tuple[Workflow, str]]:
+    """Every (workflow, node) that has made labelled model decisions, most recently active first."""
+    groups = (Decision.objects.filter(label__isnull=False).exclude(model_ref="").values("run__workflow_id", "node")
+              .annotate(n=Count("id"), last=Max("id")).order_by("-last"))
+    workflows = Workflow.objects.in_bulk({g["run__workflow_id"] for g in groups})
+    return [(workflows[g["run__workflow_id"]], g["node"]) for g in groups if g["run__workflow_id"] in workflows]
+
+
+def report(**kwargs: Any) -> list[NodeDrift]:
+    return [node_drift(workflow, node, **kwargs) for workflow, node in model_nodes()]
+
+
+def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
+    """Save a new workflow version in which every route right after `node` sends everything to its
+    'else' branch (which must lead to a review node): nothing is decided automatically any more."""
+    from workflows.graph import parse_graph
+    from workflows.resolvers import graph_resolvers
+
+    workflow = get_workflow_for_user(user, workflow_id, "workflow.edit")
+    latest = workflow.latest
+    graph = latest.graph
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    review_targets = {e["source"] for e in graph["edges"] if e.get("source_port") == "else"
+                      and nodes.get(e["target"], {}).get("type") == "review"}
+    changed = []
+    for e in graph["edges"]:
+        target = nodes.get(e["target"])
+        if e["source"] == node and target and target["type"] == "route" and target["id"] in review_targets:
+            config = target.setdefault("config", {})
+            # min 1 and max 0 together match no item: every item falls through to 'else'.
+            config["branches"] = [{**b, "min_confidence": 1, "max_confidence": 0} for b in config.get("branches", [])]
+            changed.append(target["id"])
+    if not changed:
+        raise ValidationError(f"No route after '{node}' sends its 'else' branch to a review node; add one on the canvas.")
+    version = workflow.save_version(parse_graph(graph), author=user, parent=latest.number, resolvers=graph_resolvers(),
+                                    message=f"Drift: route everything after '{node}' to review")
+    record("drift.route_all_to_review", actor=user, obj=workflow, node=node, routes=changed, version=version.number)
+    return version

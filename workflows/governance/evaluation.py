@@ -1,0 +1,240 @@
+"""The evidence pack: candidate vs production on labelled data, and a replay of recent documents.
+
+Metrics are computed by hand (no scikit-learn in the workers). Evaluation runs in micro-batches of
+the executor's size, because dynamic int8 quantisation makes an output depend a little on its batch
+companions: evidence must be measured the way production runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+BATCH = getattr(settings, "ENGINE_BATCH_SIZE", 32)
+
+
+def classification_metrics(truth: list[str], predicted: list[str], labels: list[str] | None = None) -> dict[str, Any]:
+    labels = labels or sorted(set(truth) | set(predicted))
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for t, p in zip(truth, predicted, strict=True):
+        if t in index and p in index:
+            matrix[index[t]][index[p]] += 1
+    per_class = {}
+    f1s = []
+    for label, i in index.items():
+        tp = matrix[i][i]
+        predicted_n = sum(row[i] for row in matrix)
+        support = sum(matrix[i])
+        precision = tp / predicted_n if predicted_n else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "support": support}
+        if support:
+            f1s.append(f1)
+    correct = sum(t == p for t, p in zip(truth, predicted, strict=True))
+    return {
+        "n": len(truth),
+        "accuracy": round(correct / len(truth), 4) if truth else None,
+        "macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
+        "per_class": per_class,
+        "confusion": {"labels": labels, "matrix": matrix},
+    }
+
+
+def run_runtime(runtime: Any, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]:
+    """Outputs in order and the median milliseconds per item across micro-batches."""
+    outputs: list[dict[str, Any]] = []
+    per_item_ms = []
+    for start in range(0, len(items), BATCH):
+        batch = items[start:start + BATCH]
+        began = time.perf_counter()
+        outputs.extend(runtime.run(batch))
+        per_item_ms.append((time.perf_counter() - began) * 1000 / len(batch))
+    per_item_ms.sort()
+    return outputs, round(per_item_ms[len(per_item_ms) // 2], 3) if per_item_ms else 0.0
+
+
+def evaluate_classifier(version_id: int, items: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
+    from workflows.runtimes import loader
+
+    runtime = loader.load(version_id)
+    outputs, ms = run_runtime(runtime, [{"text": item["text"]} for item in items])
+    predicted = [o.get("label", "∅ error") for o in outputs]
+    truth = [item["label"] for item in items]
+    result = classification_metrics(truth, predicted, labels)
+    result["latency_ms_per_item"] = ms
+    result["errors"] = sum(1 for o in outputs if o.get("error"))
+    segments: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, item in enumerate(items):
+        for key, value in (item.get("segment") or {}).items():
+            segments[key][str(value)].append(i)
+    result["by_segment"] = {
+        key: {value: {k: v for k, v in classification_metrics([truth[i] for i in idx], [predicted[i] for i in idx], labels).items()
+                      if k in {"n", "accuracy", "macro_f1"}} for value, idx in values.items()}
+        for key, values in segments.items()
+    }
+    result["predictions"] = predicted
+    return result
+
+
+def compare_embedders(candidate_id: int, production_id: int, texts: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    from workflows.runtimes import loader
+
+    a, ms_a = run_runtime(loader.load(candidate_id, purpose="embed"), [{"text": t} for t in texts])
+    b, ms_b = run_runtime(loader.load(production_id, purpose="embed"), [{"text": t} for t in texts])
+    cosines = [float(np.dot(x["embedding"], y["embedding"])) for x, y in zip(a, b, strict=True)
+               if "embedding" in x and "embedding" in y]
+    return {"n": len(cosines), "cosine_mean": round(float(np.mean(cosines)), 4) if cosines else None,
+            "cosine_min": round(float(np.min(cosines)), 4) if cosines else None,
+            "latency_ms_per_item": {"candidate": ms_a, "production": ms_b}}
+
+
+def evidence_pack(request: Any) -> dict[str, Any]:
+    """Everything a validator needs to decide, computed in the worker."""
+    version = request.version
+    model = version.model
+    production = model.alias("production")
+    pack: dict[str, Any] = {
+        "generated_at": timezone.now().isoformat(),
+        "candidate": {"ref": version.ref, "size": version.size, "source": version.source, "sha256": version.sha256},
+        "production": {"ref": production.ref, "size": production.size, "sha256": production.sha256} if production else None,
+        "batch_size": BATCH,
+        "evaluation": None,
+        "replay": None,
+    }
+    labelled = request.labelled_set
+    if model.kind == "classifier" and labelled is not None and labelled.items:
+        labels = labelled.labels or sorted({i["label"] for i in labelled.items})
+        candidate = evaluate_classifier(version.pk, labelled.items, labels)
+        base = evaluate_classifier(production.pk, labelled.items, labels) if production and production.pk != version.pk else None
+        changed = []
+        if base is not None:
+            for i, (a, b) in enumerate(zip(candidate["predictions"], base["predictions"], strict=True)):
+                if a != b:
+                    changed.append({"index": i, "truth": labelled.items[i]["label"], "candidate": a, "production": b,
+                                    "text": labelled.items[i]["text"][:160]})
+        for result in (candidate, base):
+            if result is not None:
+                result.pop("predictions")
+        pack["evaluation"] = {
+            "labelled_set": labelled.name,
+            "candidate": candidate,
+            "production": base,
+            "delta": {k: round(candidate[k] - base[k], 4) for k in ("accuracy", "macro_f1")
+                      if base and candidate[k] is not None and base[k] is not None} if base else None,
+            "changed": changed[:50],
+            "changed_count": len(changed),
+            "segments_worse": segments_worse(candidate, base),
+        }
+    elif model.kind == "embedder" and production and production.pk != version.pk and labelled is not None:
+        pack["evaluation"] = {"labelled_set": labelled.name,
+                              "embedding_agreement": compare_embedders(version.pk, production.pk,
+                                                                       [i["text"] for i in labelled.items[:256]])}
+    pack["replay"] = replay(version, production, request.replay_size)
+    pack["shadow"] = shadow_evidence(version, production)
+    return pack
+
+
+def segments_worse(candidate: dict[str, Any], base: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Segments where the candidate is less accurate than production, even when it is better on average."""
+    if not base:
+        return []
+    worse = []
+    for key, values in candidate.get("by_segment", {}).items():
+        for value, metrics in values.items():
+            other = base.get("by_segment", {}).get(key, {}).get(value)
+            if other and metrics["accuracy"] is not None and other["accuracy"] is not None and metrics["accuracy"] < other["accuracy"]:
+                worse.append({"segment": key, "value": value, "n": metrics["n"], "candidate": metrics["accuracy"],
+                              "production": other["accuracy"], "delta": round(metrics["accuracy"] - other["accuracy"], 4),
+                              "better_on_average": (candidate["accuracy"] or 0) > (base["accuracy"] or 0)})
+    return sorted(worse, key=lambda w: w["delta"])
+
+
+ESCALATION_THRESHOLD = 0.8
+
+
+def escalation_threshold(graph: dict[str, Any], node_id: str) -> float:
+    """The confidence below which the node's items go to a person: the route right after it, else 0.8."""
+    nodes = {n["id"]: n for n in graph.get("nodes", [])}
+    for edge in graph.get("edges", []):
+        target = nodes.get(edge.get("target"))
+        if edge.get("source") == node_id and target and target.get("type") == "route":
+            bounds = [b.get("min_confidence") for b in (target.get("config") or {}).get("branches", [])
+                      if b.get("min_confidence") is not None]
+            if bounds:
+                return float(min(bounds))
+        if edge.get("source") == node_id and target and target.get("type") == "cascade":
+            return float((target.get("config") or {}).get("small_threshold", ESCALATION_THRESHOLD))
+    return ESCALATION_THRESHOLD
+
+
+def shadow_evidence(version: Any, production: Any, limit: int = 2000) -> dict[str, Any] | None:
+    """Live agreement of the shadow (this version) with production on recent runs, and how many more
+    (or fewer) items each would send to a person."""
+    from workflows.models.runs import Decision
+
+    decisions = list(Decision.objects.filter(output__shadow__model_ref=version.ref, error="")
+                     .select_related("run__version").order_by("-id")[:limit])
+    if not decisions:
+        return {"n": 0, "note": f"{version.ref} has not run in shadow yet (turn on 'shadow' on a classify node and set "
+                                f"{version.model.name}@shadow)"}
+    agree = esc_prod = esc_shadow = 0
+    thresholds: dict[tuple[int, str], float] = {}
+    disagreements = []
+    for d in decisions:
+        shadow = d.output.get("shadow") or {}
+        key = (d.run.version_id, d.node)
+        if key not in thresholds:
+            thresholds[key] = escalation_threshold(d.run.version.graph, d.node)
+        threshold = thresholds[key]
+        if shadow.get("label") == d.label:
+            agree += 1
+        elif len(disagreements) < 50:
+            disagreements.append({"item": d.item_id, "run": d.run_id, "production": d.label, "production_confidence": d.confidence,
+                                  "shadow": shadow.get("label"), "shadow_confidence": shadow.get("confidence")})
+        esc_prod += int((d.confidence or 0) < threshold)
+        esc_shadow += int((shadow.get("confidence") or 0) < threshold)
+    n = len(decisions)
+    return {"n": n, "agreement": round(agree / n, 4), "escalation_production": round(esc_prod / n, 4),
+            "escalation_shadow": round(esc_shadow / n, 4), "escalation_difference": round((esc_shadow - esc_prod) / n, 4),
+            "thresholds": sorted(set(thresholds.values())), "disagreements": disagreements,
+            "production_refs": sorted({d.model_ref for d in decisions})}
+
+
+def replay(version: Any, production: Any, size: int) -> dict[str, Any] | None:
+    """Re-run the candidate on the last `size` documents production decided, and compare."""
+    try:
+        from workflows.models.runs import Decision
+    except ImportError:
+        return None
+    if production is None or size <= 0:
+        return None
+    if version.model.kind != "classifier":
+        return {"n": 0, "note": "replay compares labels; embedders are compared by cosine agreement in the evaluation"}
+    decisions = list(Decision.objects.filter(model_ref=production.ref, error="")
+                     .select_related("item").order_by("-id")[:size])
+    if not decisions:
+        return {"n": 0, "note": "production has not processed any document yet"}
+    from workflows.runtimes import loader
+
+    runtime = loader.load(version.pk)
+    items = [d.item.payload for d in decisions]
+    outputs, ms = run_runtime(runtime, items)
+    changed = []
+    agree = 0
+    for decision, out in zip(decisions, outputs, strict=True):
+        if out.get("label") == decision.label:
+            agree += 1
+        else:
+            changed.append({"item": decision.item_id, "production": decision.label, "production_confidence": decision.confidence,
+                            "candidate": out.get("label"), "candidate_confidence": out.get("confidence")})
+    counts = Counter(o.get("label") for o in outputs)
+    return {"n": len(decisions), "agreement": round(agree / len(decisions), 4), "changed": changed[:50],
+            "changed_count": len(changed), "candidate_label_mix": dict(counts), "latency_ms_per_item": ms}

@@ -1,0 +1,138 @@
+"""Promotions: the only way an alias moves. Evidence first, then a second person approves.
+
+Four eyes: the approver must hold the validator role and be neither the requester nor the person
+who trained (or registered) the version. Approval moves the alias and writes its audit entry in
+one transaction; rollback is a promotion of an earlier version, through the same door.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from workflows.models.audit import record
+from workflows.models.registry import ALIASES, Alias, LabelledSet, ModelVersion, PromotionRequest
+from workflows.roles import can, deny, require
+
+
+class PromotionRefused(PermissionDenied):
+    pass
+
+
+def _refuse(user: Any, request: PromotionRequest, why: str) -> PromotionRefused:
+    record("promotion.refused", actor=user, obj=request, why=why, version=request.version.ref, alias=request.alias)
+    return PromotionRefused(why)
+
+
+def request_promotion(version: ModelVersion, alias: str, *, user: Any, reason: str,
+                      labelled_set: LabelledSet | None = None, replay_size: int = 200) -> PromotionRequest:
+    require(user, "promotion.request", version)
+    if alias not in dict(ALIASES):
+        raise ValidationError(f"'{alias}' is not an alias; choose production, candidate or shadow.")
+    if not (reason or "").strip():
+        raise ValidationError("Say why this version should be promoted.")
+    current = version.model.alias(alias)
+    if current is not None and current.pk == version.pk:
+        raise ValidationError(f"{version.ref} already is {version.model.name}@{alias}.")
+    with transaction.atomic():
+        open_request = PromotionRequest.objects.select_for_update().filter(
+            version__model=version.model, alias=alias, status__in=PromotionRequest.OPEN).first()
+        if open_request is not None:
+            raise ValidationError(f"Request #{open_request.pk} for {version.model.name}@{alias} is still open; "
+                                  "approve, reject or cancel it first.")
+        if labelled_set is None:
+            labelled_set = version.model.labelled_sets.order_by("-created_at").first()
+        promotion = PromotionRequest.objects.create(version=version, alias=alias, reason=reason.strip(),
+                                                    requested_by=user, labelled_set=labelled_set, replay_size=replay_size)
+        record("promotion.request", actor=user, obj=promotion, version=version.ref, alias=alias,
+               current=current.ref if current else None, reason=promotion.reason)
+        transaction.on_commit(lambda: _enqueue_evidence(promotion.pk))
+    return promotion
+
+
+def _enqueue_evidence(request_id: int) -> None:
+    from workflows.governance.tasks import compute_evidence
+
+    compute_evidence.enqueue(request_id)
+
+
+def check_four_eyes(request: PromotionRequest, user: Any) -> None:
+    """Raise PromotionRefused (audited) unless `user` may decide this request."""
+    if not can(user, "promotion.approve"):
+        raise deny(user, "promotion.approve", request)
+    if user.pk == request.requested_by_id:
+        raise _refuse(user, request, "You requested this promotion; another validator must decide it.")
+    version = request.version
+    if user.pk in {version.trained_by_id, version.author_id} - {None}:
+        raise _refuse(user, request, "You trained or registered this version; another validator must decide it.")
+
+
+def approve(request: PromotionRequest, *, user: Any, reason: str = "") -> PromotionRequest:
+    check_four_eyes(request, user)
+    with transaction.atomic():
+        request = PromotionRequest.objects.select_for_update().select_related("version__model").get(pk=request.pk)
+        if request.status != PromotionRequest.READY:
+            raise ValidationError(f"Request #{request.pk} is {request.get_status_display()}; only a request whose "
+                                  "evidence is ready can be approved.")
+        model = request.version.model
+        alias = Alias.objects.select_for_update().filter(model=model, name=request.alias).first()
+        previous = alias.version if alias else None
+        if alias is None:
+            alias = Alias.objects.create(model=model, name=request.alias, version=request.version)
+        else:
+            alias.version = request.version
+            alias.save(update_fields=["version", "updated_at"])
+        request.status = PromotionRequest.APPROVED
+        request.decided_by = user
+        request.decided_at = timezone.now()
+        request.decision_reason = reason
+        request.previous_version = previous
+        request.save()
+        record("promotion.approve", actor=user, obj=request, model=model.name, alias=request.alias,
+               version=request.version.ref, previous=previous.ref if previous else None,
+               requested_by=request.requested_by.get_username(), reason=reason)
+    return request
+
+
+def reject(request: PromotionRequest, *, user: Any, reason: str) -> PromotionRequest:
+    check_four_eyes(request, user)
+    if not (reason or "").strip():
+        raise ValidationError("Give the reason for rejecting, so the trainer knows what to fix.")
+    with transaction.atomic():
+        request = PromotionRequest.objects.select_for_update().get(pk=request.pk)
+        if not request.is_open:
+            raise ValidationError(f"Request #{request.pk} is already {request.get_status_display()}.")
+        request.status = PromotionRequest.REJECTED
+        request.decided_by = user
+        request.decided_at = timezone.now()
+        request.decision_reason = reason.strip()
+        request.save()
+        record("promotion.reject", actor=user, obj=request, version=request.version.ref, alias=request.alias, reason=reason)
+    return request
+
+
+def cancel(request: PromotionRequest, *, user: Any) -> PromotionRequest:
+    if user.pk != request.requested_by_id and not can(user, "promotion.approve"):
+        raise deny(user, "promotion.cancel", request)
+    with transaction.atomic():
+        request = PromotionRequest.objects.select_for_update().get(pk=request.pk)
+        if not request.is_open:
+            raise ValidationError(f"Request #{request.pk} is already {request.get_status_display()}.")
+        request.status = PromotionRequest.CANCELLED
+        request.save(update_fields=["status"])
+        record("promotion.cancel", actor=user, obj=request)
+    return request
+
+
+def request_rollback(model_name: str, alias: str, *, user: Any, reason: str) -> PromotionRequest:
+    """Promote the version the alias pointed at before its last approved move."""
+    last = (PromotionRequest.objects.filter(version__model__name=model_name, alias=alias, status=PromotionRequest.APPROVED)
+            .exclude(previous_version=None).select_related("previous_version__model").first())
+    if last is None:
+        raise ValidationError(f"{model_name}@{alias} has no earlier version to roll back to.")
+    # Judged on the same labelled set as the promotion it undoes.
+    return request_promotion(last.previous_version, alias, user=user, reason=f"Rollback: {reason}",
+                             labelled_set=last.labelled_set)

@@ -1,0 +1,62 @@
+"""Governance work done by the workers (queue `governance`)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django_tasks import task
+
+log = logging.getLogger(__name__)
+
+
+@task(queue_name="governance")
+def compute_evidence(request_id: int) -> str:
+    from workflows.governance.evaluation import evidence_pack
+    from workflows.models.audit import record
+    from workflows.models.registry import PromotionRequest
+
+    request = PromotionRequest.objects.select_related("version__model", "labelled_set").get(pk=request_id)
+    if request.status != PromotionRequest.EVALUATING:
+        return request.status
+    try:
+        pack = evidence_pack(request)
+    except Exception as exc:  # the validator must see why evidence is missing, not a stuck request
+        log.exception("evidence for promotion #%s failed", request_id)
+        with transaction.atomic():
+            PromotionRequest.objects.filter(pk=request_id, status=PromotionRequest.EVALUATING).update(
+                status=PromotionRequest.EVIDENCE_FAILED, evidence_error=f"{exc.__class__.__name__}: {exc}"[:2000])
+            record("promotion.evidence_failed", obj=request, error=str(exc)[:500])
+        return PromotionRequest.EVIDENCE_FAILED
+    with transaction.atomic():
+        PromotionRequest.objects.filter(pk=request_id, status=PromotionRequest.EVALUATING).update(
+            status=PromotionRequest.READY, evidence=pack)
+        record("promotion.evidence_ready", obj=request, evaluation=bool(pack.get("evaluation")),
+               replay=(pack.get("replay") or {}).get("n"))
+    return PromotionRequest.READY
+
+
+@task(queue_name="governance")
+def run_model_job(job_id: int) -> str:
+    """Train or optimise; a failure is recorded on the job (the trainer sees why), never left running."""
+    from workflows.governance import jobs
+    from workflows.models.registry import ModelJob
+
+    job = jobs.claim(job_id)
+    if job is None:
+        return "skipped"
+    try:
+        if job.kind == ModelJob.TRAIN:
+            from workflows.governance.training import run_training
+
+            version, created, report = run_training(job)
+        else:
+            from workflows.governance.optimise import run_optimise
+
+            version, created, report = run_optimise(job)
+    except Exception as exc:
+        log.exception("model job #%s failed", job_id)
+        jobs.fail(job, f"{exc.__class__.__name__}: {exc}")
+        return ModelJob.FAILED
+    jobs.succeed(job, version, report, created)
+    return ModelJob.SUCCEEDED

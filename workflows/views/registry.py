@@ -1,0 +1,297 @@
+"""Registry, promotions, model jobs and drift pages. Thin: parse, authorise, call governance, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from workflows.governance import drift as drift_
+from workflows.governance import labelsets, optimise, promotion, training
+from workflows.governance.artifacts import import_model
+from workflows.governance.importer import ModelRejected
+from workflows.governance.registry import version_usage, workflows_using
+from workflows.models.registry import KINDS, LabelledSet, ModelJob, ModelVersion, PromotionRequest, RegisteredModel
+from workflows.roles import can, require
+
+
+def _errors(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+def get_model_for_user(user: Any, name: str) -> RegisteredModel:
+    require(user, "model.view")
+    try:
+        return RegisteredModel.objects.get(name=name)
+    except RegisteredModel.DoesNotExist:
+        raise Http404("No such model.") from None
+
+
+def get_version_for_user(user: Any, name: str, number: int) -> ModelVersion:
+    model = get_model_for_user(user, name)
+    try:
+        return model.versions.select_related("model", "parent__model", "author", "trained_by").get(number=number)
+    except ModelVersion.DoesNotExist:
+        raise Http404("No such version.") from None
+
+
+def get_request_for_user(user: Any, pk: int) -> PromotionRequest:
+    require(user, "model.view")
+    try:
+        return PromotionRequest.objects.select_related("version__model", "requested_by", "decided_by", "labelled_set",
+                                                       "previous_version").get(pk=pk)
+    except PromotionRequest.DoesNotExist:
+        raise Http404("No such promotion request.") from None
+
+
+@login_required
+def model_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "model.view")
+    models = RegisteredModel.objects.prefetch_related("aliases__version", "versions")
+    context = {"models": models, "kinds": KINDS, "labelled_sets": LabelledSet.objects.select_related("model", "created_by"),
+               "import_errors": request.session.pop("import_errors", None)}
+    return render(request, "registry/models.html", context)
+
+
+@login_required
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for_user(request.user, name)
+    versions = list(model.versions.select_related("parent__model", "author", "trained_by").prefetch_related("aliases"))
+    usage = workflows_using(model.name)
+    for version in versions:
+        version.used_by = version_usage(version, usage)
+    context = {"model": model, "versions": versions, "aliases": model.aliases.select_related("version"), "usage": usage,
+               "jobs": model.jobs.select_related("base_version", "result_version", "created_by")[:20],
+               "requests": PromotionRequest.objects.filter(version__model=model).select_related("version", "requested_by")[:20],
+               "labelled_sets": LabelledSet.objects.all(), "reviews": model.truth_labels.count(),
+               "alias_names": ["production", "candidate", "shadow"]}
+    return render(request, "registry/model.html", context)
+
+
+@login_required
+def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = get_version_for_user(request.user, name, number)
+    context = {"version": version, "model": version.model, "aliases": [a.name for a in version.aliases.all()],
+               "children": version.children.select_related("model"), "labelled_sets": LabelledSet.objects.all(),
+               "cannot_optimise": optimise.can_optimise(version),
+               "used_by": version_usage(version, workflows_using(version.model.name)),
+               "import_report": version.meta.get("import_report")}
+    return render(request, "registry/version.html", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def model_import(request: HttpRequest) -> HttpResponse:
+    require(request.user, "model.train")
+    upload = request.FILES.get("file")
+    name = (request.POST.get("name") or "").strip().lower()
+    labels = [x.strip() for x in (request.POST.get("labels") or "").split(",") if x.strip()]
+    try:
+        if upload is None or not name:
+            raise ModelRejected(["Choose an .onnx file and give the model a name."])
+        version, created, _ = import_model(upload.read(), name=name, kind=request.POST.get("kind") or "classifier",
+                                           labels=labels, user=request.user, note=request.POST.get("note", ""))
+    except ModelRejected as exc:
+        request.session["import_errors"] = exc.reasons
+        return redirect("model-list")
+    except ValidationError as exc:
+        request.session["import_errors"] = exc.messages
+        return redirect("model-list")
+    messages.success(request, f"Imported as {version.ref}." if created else f"This artifact is already registered as {version.ref}.")
+    return redirect("model-version", name=version.model.name, number=version.number)
+
+
+@login_required
+@require_http_methods(["POST"])
+def labelled_set_upload(request: HttpRequest) -> HttpResponse:
+    require(request.user, "model.train")
+    upload = request.FILES.get("file")
+    model = RegisteredModel.objects.filter(name=request.POST.get("model") or "").first()
+    try:
+        if upload is None:
+            raise ValidationError("Choose a CSV or XLSX file.")
+        items = labelsets.parse_labelled_file(upload.name, upload.read())
+        labelled = labelsets.create_labelled_set(name=request.POST.get("name") or upload.name.rsplit(".", 1)[0], items=items,
+                                                 user=request.user, model=model, description=request.POST.get("description", ""))
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("model-list")
+    messages.success(request, f"Labelled set '{labelled.name}': {len(labelled.items)} documents, labels {', '.join(labelled.labels)}.")
+    return redirect("model-list")
+
+
+def _labelled_set(request: HttpRequest) -> LabelledSet | None:
+    pk = request.POST.get("labelled_set")
+    return LabelledSet.objects.filter(pk=pk).first() if pk and str(pk).isdigit() else None
+
+
+@login_required
+@require_http_methods(["POST"])
+def model_train(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for_user(request.user, name)
+    require(request.user, "model.train", model)
+    try:
+        C = float(request.POST.get("C") or 10)
+        job = training.start_training(model, user=request.user, labelled_set=_labelled_set(request),
+                                      use_reviews=bool(request.POST.get("use_reviews")), C=C)
+    except (ValidationError, ValueError) as exc:
+        messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else "C must be a number.")
+        return redirect("model-detail", name=model.name)
+    return redirect("model-job", pk=job.pk)
+
+
+@login_required
+@require_http_methods(["POST"])
+def model_optimise(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = get_version_for_user(request.user, name, number)
+    require(request.user, "model.train", version)
+    try:
+        job = optimise.start_optimise(version, user=request.user, labelled_set=_labelled_set(request),
+                                      per_channel=request.POST.get("per_channel", "on") == "on",
+                                      fuse=request.POST.get("fuse") == "on")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("model-version", name=name, number=number)
+    return redirect("model-job", pk=job.pk)
+
+
+@login_required
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require(request.user, "model.view")
+    try:
+        job = ModelJob.objects.select_related("model", "base_version__model", "result_version__model", "labelled_set",
+                                              "created_by").get(pk=pk)
+    except ModelJob.DoesNotExist:
+        raise Http404("No such job.") from None
+    context = {"job": job, "alias_names": ["candidate", "shadow", "production"], "labelled_sets": LabelledSet.objects.all()}
+    template = "registry/job.html#progress" if request.htmx else "registry/job.html"
+    return render(request, template, context)
+
+
+@login_required
+def promotion_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, "model.view")
+    requests_ = PromotionRequest.objects.select_related("version__model", "requested_by", "decided_by")
+    status = request.GET.get("status") or ""
+    if status == "open":
+        requests_ = requests_.filter(status__in=PromotionRequest.OPEN)
+    elif status:
+        requests_ = requests_.filter(status=status)
+    return render(request, "registry/promotions.html", {"requests": requests_[:200], "status": status,
+                                                         "statuses": PromotionRequest.STATUSES})
+
+
+@login_required
+@require_http_methods(["POST"])
+def promotion_create(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    version = get_version_for_user(request.user, name, number)
+    require(request.user, "promotion.request", version)
+    try:
+        replay = int(request.POST.get("replay_size") or 200)
+        created = promotion.request_promotion(version, request.POST.get("alias") or "candidate", user=request.user,
+                                              reason=request.POST.get("reason") or "", labelled_set=_labelled_set(request),
+                                              replay_size=max(0, min(replay, 5000)))
+    except (ValidationError, ValueError) as exc:
+        messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else "Replay size must be a number.")
+        return redirect("model-version", name=name, number=number)
+    return redirect("promotion-detail", pk=created.pk)
+
+
+def _decision_rights(user: Any, req: PromotionRequest) -> dict[str, Any]:
+    """What the page offers; the server checks again on POST (promotion.check_four_eyes)."""
+    may_decide, why_not = False, ""
+    if not can(user, "promotion.approve"):
+        why_not = "Only a validator can approve or reject."
+    elif user.pk == req.requested_by_id:
+        why_not = "You requested this promotion; another validator must decide it."
+    elif user.pk in {req.version.trained_by_id, req.version.author_id} - {None}:
+        why_not = "You trained or registered this version; another validator must decide it."
+    else:
+        may_decide = True
+    return {"may_approve": may_decide and req.status == PromotionRequest.READY, "may_reject": may_decide and req.is_open,
+            "may_cancel": req.is_open and (user.pk == req.requested_by_id or can(user, "promotion.approve")),
+            "why_not": why_not}
+
+
+@login_required
+def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    req = get_request_for_user(request.user, pk)
+    evidence = req.evidence or {}
+    context = {"req": req, "ev": evidence, "evaluation": evidence.get("evaluation") or {}, "replay": evidence.get("replay") or {},
+               "shadow": evidence.get("shadow") or {}, **_decision_rights(request.user, req),
+               "may_rollback": req.status == PromotionRequest.APPROVED and req.previous_version_id and can(request.user, "promotion.request")}
+    template = "registry/promotion.html#evidence" if request.htmx else "registry/promotion.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def promotion_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    req = get_request_for_user(request.user, pk)
+    action = request.POST.get("action")
+    reason = request.POST.get("reason") or ""
+    try:
+        if action == "approve":
+            promotion.approve(req, user=request.user, reason=reason)
+            messages.success(request, f"Approved: {req.version.model.name}@{req.alias} is now {req.version.ref}.")
+        elif action == "reject":
+            promotion.reject(req, user=request.user, reason=reason)
+            messages.success(request, "Rejected.")
+        elif action == "cancel":
+            promotion.cancel(req, user=request.user)
+            messages.success(request, "Cancelled.")
+        else:
+            messages.error(request, "Choose approve, reject or cancel.")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    return redirect("promotion-detail", pk=req.pk)
+
+
+@login_required
+@require_http_methods(["POST"])
+def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for_user(request.user, name)
+    require(request.user, "promotion.request", model)
+    try:
+        created = promotion.request_rollback(model.name, request.POST.get("alias") or "production", user=request.user,
+                                             reason=request.POST.get("reason") or "rollback requested")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("model-detail", name=model.name)
+    messages.success(request, f"Rollback requested: {created.version.ref}. A validator must approve it.")
+    return redirect("promotion-detail", pk=created.pk)
+
+
+@login_required
+def drift_page(request: HttpRequest) -> HttpResponse:
+    require(request.user, "model.view")
+    return render(request, "registry/drift.html", {"nodes": drift_.report()})
+
+
+@login_required
+@require_http_methods(["POST"])
+def drift_action(request: HttpRequest) -> HttpResponse:
+    require(request.user, "model.view")
+    action = request.POST.get("action")
+    node = request.POST.get("node") or ""
+    try:
+        if action == "route_review":
+            version = drift_.route_all_to_review(int(request.POST.get("workflow") or 0), node, user=request.user)
+            messages.success(request, f"Saved version {version.number}: every item after '{node}' now goes to review.")
+        elif action == "rollback":
+            require(request.user, "promotion.request")
+            created = promotion.request_rollback(request.POST.get("model") or "", "production", user=request.user,
+                                                 reason=f"Drift at '{node}': {request.POST.get('message', '')}"[:2000])
+            return redirect("promotion-detail", pk=created.pk)
+        else:
+            messages.error(request, "Choose an action.")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    except ValueError:
+        messages.error(request, "Unknown workflow.")
+    return redirect("drift")
