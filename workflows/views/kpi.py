@@ -1,0 +1,150 @@
+"""KPI pages: across workflows, one workflow's dashboard, its baseline, and its weekly packs.
+
+Who sees what is decided in workflows/kpis.py (`kpi_workflows`, `get_kpi_workflow`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from workflows import kpi_pack as packs
+from workflows import kpi_rollup as rollup
+from workflows import kpis
+from workflows.models import Baseline, KpiWeek, WeeklyPack
+from workflows.models.audit import record
+from workflows.roles import can, require
+
+
+class BaselineForm(forms.ModelForm):
+    class Meta:
+        model = Baseline
+        fields = list(Baseline.FIELDS)
+        widgets = {f: forms.NumberInput(attrs={"step": "any", "min": "0"}) for f in Baseline.FIELDS}
+
+
+def _week(request: HttpRequest, default=None):
+    monday = rollup.parse_week(request.GET.get("week"))
+    return monday or default or rollup.current_week()
+
+
+def _nav(monday) -> dict[str, str]:
+    from datetime import timedelta
+
+    return {"previous": rollup.week_label(monday - timedelta(weeks=1)), "next": rollup.week_label(monday + timedelta(weeks=1)),
+            "current": rollup.week_label(rollup.current_week()), "label": rollup.week_label(monday)}
+
+
+@login_required
+def kpi_overview(request: HttpRequest) -> HttpResponse:
+    require(request.user, "kpi.view")
+    workflows = list(kpis.kpi_workflows(request.user).filter(archived=False).order_by("name", "id"))
+    monday = _week(request)
+    data = kpis.dashboard(workflows, monday, across=True) if workflows else None
+    return render(request, "kpi/overview.html", {"workflows": workflows, "data": data, "nav": _nav(monday),
+                                                 "charts": data["trend"] if data else None})
+
+
+@login_required
+def kpi_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = kpis.get_kpi_workflow(request.user, pk)
+    monday = _week(request)
+    data = kpis.dashboard([workflow], monday)
+    what_if = {f["node"]: kpis.what_if_table(data["facts"], data["baseline"], f["node"]) for f in data["summary"]["funnel"]}
+    return render(request, "kpi/dashboard.html", {
+        "workflow": workflow, "data": data, "s": data["summary"], "nav": _nav(monday), "charts": data["trend"],
+        "what_if": what_if, "can_edit_baseline": can(request.user, "baseline.edit"),
+        "signed": WeeklyPack.objects.filter(workflow=workflow, week_start=monday).first()})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def kpi_baseline(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = kpis.get_kpi_workflow(request.user, pk, "baseline.edit")
+    current = Baseline.objects.filter(workflow=workflow).first()
+    form = BaselineForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        before = current.as_dict() if current else None
+        baseline = form.save(commit=False)
+        baseline.workflow = workflow
+        baseline.updated_by = request.user
+        baseline.updated_at = timezone.now()
+        baseline.save()
+        record("kpi.baseline", actor=request.user, obj=workflow, before=before, after=baseline.as_dict())
+        messages.success(request, "Baseline saved.")
+        return redirect("kpi-dashboard", pk=workflow.pk)
+    return render(request, "kpi/baseline.html", {"workflow": workflow, "form": form, "baseline": current},
+                  status=400 if request.method == "POST" else 200)
+
+
+@login_required
+def kpi_packs(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = kpis.get_kpi_workflow(request.user, pk)
+    signed = {p.week_start: p for p in WeeklyPack.objects.filter(workflow=workflow).select_related("signed_by")}
+    rollup.ensure_fresh([workflow.pk])
+    weeks = set(KpiWeek.objects.filter(workflow=workflow).values_list("week_start", flat=True)) | set(signed)
+    weeks.add(rollup.current_week())
+    rows = [{"monday": m, "label": rollup.week_label(m), "pack": signed.get(m)} for m in sorted(weeks, reverse=True)]
+    return render(request, "kpi/packs.html", {"workflow": workflow, "rows": rows})
+
+
+def _pack_week(week: str):
+    monday = rollup.parse_week(week)
+    if monday is None:
+        raise Http404("Not an ISO week; write it as 2025-W14.")
+    return monday
+
+
+def _pack_content(workflow: Any, monday) -> tuple[dict[str, Any], WeeklyPack | None]:
+    pack = WeeklyPack.objects.filter(workflow=workflow, week_start=monday).select_related("signed_by").first()
+    return (pack.content if pack else packs.build(workflow, monday)), pack
+
+
+def _trend_rows(trend: dict[str, list]) -> list[tuple]:
+    keys = ("label", "documents", "automation", "cycle_median_h", "accuracy", "savings_eur")
+    return list(zip(*(trend[k] for k in keys), strict=True))
+
+
+@login_required
+def kpi_pack(request: HttpRequest, pk: int, week: str) -> HttpResponse:
+    workflow = kpis.get_kpi_workflow(request.user, pk)
+    monday = _pack_week(week)
+    content, pack = _pack_content(workflow, monday)
+    return render(request, "kpi/pack.html", {
+        "workflow": workflow, "c": content, "pack": pack, "week": rollup.week_label(monday), "charts": content["trend"],
+        "trend_rows": _trend_rows(content["trend"]),
+        "can_sign": can(request.user, "pack.sign"), "week_over": packs.week_is_over(monday)})
+
+
+@login_required
+def kpi_pack_csv(request: HttpRequest, pk: int, week: str) -> HttpResponse:
+    workflow = kpis.get_kpi_workflow(request.user, pk)
+    monday = _pack_week(week)
+    content, pack = _pack_content(workflow, monday)
+    response = HttpResponse(packs.to_csv(content, pack), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="kpi-pack-{workflow.pk}-{rollup.week_label(monday)}.csv"'
+    return response
+
+
+@login_required
+@require_http_methods(["POST"])
+def kpi_pack_sign(request: HttpRequest, pk: int, week: str) -> HttpResponse:
+    workflow = kpis.get_kpi_workflow(request.user, pk, "pack.sign")
+    monday = _pack_week(week)
+    try:
+        packs.sign(workflow, monday, user=request.user, note=request.POST.get("note", ""),
+                      partial_ok=request.POST.get("partial") == "yes")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(reverse("kpi-pack", args=[workflow.pk, rollup.week_label(monday)]))
+    messages.success(request, f"Pack {rollup.week_label(monday)} signed and archived.")
+    return redirect(reverse("kpi-pack", args=[workflow.pk, rollup.week_label(monday)]))
