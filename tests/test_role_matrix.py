@@ -55,6 +55,15 @@ def rows() -> list[Row]:
         Row("workflow-create", "post", "/workflows/new/", EDITORS, {"name": "From page"}, api=False),
         Row("workflow-detail", "get", "/workflows/{wf}/", EVERY_ROLE, api=False),
         Row("workflow-diff", "get", "/workflows/{wf}/diff/?from=1&to=1", EVERY_ROLE, api=False),
+        # The canvas (issue 3): node panel, history, import from a file, templates gallery.
+        Row("canvas-panel", "get", "/workflows/{wf}/panel/?node=cls&type=classify&config=%7B%7D", EVERY_ROLE, api=False),
+        Row("canvas-panel", "post", "/workflows/{wf}/panel/", EDITORS, {"_node": "cls", "_type": "classify", "cfg-model": "minilm@production"}, api=False),
+        Row("canvas-history", "get", "/workflows/{wf}/history/", EVERY_ROLE, api=False),
+        Row("workflow-upload", "post", "/workflows/import/", EDITORS,
+            {"document": '{"format": "cognitive-factory/workflow", "format_version": 1, "name": "Up", "graph": {"nodes": [], "edges": []}}'},
+            api=False),
+        Row("gallery", "get", "/templates/", EVERY_ROLE, api=False),
+        Row("gallery-use", "post", "/templates/ticket-triage/use/", EDITORS, {}, api=False),
     ]
 
 
@@ -129,6 +138,311 @@ def _walk(patterns, prefix=""):
 
 
 def test_every_route_has_a_row():
-    covered = {r.name for r in rows()} | set(EXEMPT)
+    covered = {r.name for r in rows()} | {r.name for r in run_rows()} | {r.name for r in governance_rows()} | {r.name for r in kpi_rows()} | set(EXEMPT)
     missing = sorted({f"{name} ({route})" for name, route in _walk(get_resolver().url_patterns) if name not in covered})
     assert not missing, f"Routes without a role-matrix row: {missing}"
+    from workflows.live.routing import websocket_urlpatterns
+
+    sockets = {r.name for r in socket_rows()}
+    missing = sorted({f"{name} ({route})" for name, route in _walk(websocket_urlpatterns) if name not in sockets})
+    assert not missing, f"Socket routes without a role-matrix row: {missing}"
+
+
+# --- runs (issue 5): every request gets fresh objects, since cancelling or deciding twice is refused.
+
+RUNNERS = {"operator", "designer", "admin"}
+REVIEWERS = {"operator", "admin"}
+
+
+def run_rows() -> list[Row]:
+    items = {"items": [{"text": "hello", "lang": "en"}]}
+    return [
+        Row("api-workflow-runs", "get", "/api/workflows/{wf}/runs/", EVERY_ROLE),
+        Row("api-workflow-runs", "post", "/api/workflows/{wf}/runs/", RUNNERS, items),
+        Row("api-upload-preview", "post", "/api/workflows/{wf}/runs/preview/", RUNNERS, "file"),
+        Row("api-intake", "post", "/api/workflows/{wf}/intake/", RUNNERS, items),
+        Row("api-run-list", "get", "/api/runs/", EVERY_ROLE),
+        Row("api-run-detail", "get", "/api/runs/{run}/", EVERY_ROLE),
+        Row("api-run-cancel", "post", "/api/runs/{run}/cancel/", RUNNERS, {}),
+        Row("api-run-retry", "post", "/api/runs/{run}/retry/", RUNNERS, {}),
+        Row("api-run-items", "get", "/api/runs/{run}/items/", EVERY_ROLE),
+        Row("api-run-item", "get", "/api/runs/{run}/items/{item}/", EVERY_ROLE),
+        Row("api-run-export", "get", "/api/runs/{run}/export/?as=jsonl", EVERY_ROLE),
+        Row("api-review-decide", "post", "/api/reviews/{review}/decide/", REVIEWERS, {"label": "ok"}),
+        Row("run-start", "get", "/workflows/{wf}/run/", RUNNERS, api=False),
+        Row("run-list", "get", "/runs/", EVERY_ROLE, api=False),
+        Row("run-detail", "get", "/runs/{run}/", EVERY_ROLE, api=False),
+        Row("run-cancel", "post", "/runs/{run}/cancel/", RUNNERS, {}, api=False),
+        Row("run-retry", "post", "/runs/{run}/retry/", RUNNERS, {}, api=False),
+        Row("run-results", "get", "/runs/{run}/results/", EVERY_ROLE, api=False),
+        Row("run-item", "get", "/runs/{run}/items/{item}/", EVERY_ROLE, api=False),
+        Row("run-download", "get", "/runs/{run}/download.csv", EVERY_ROLE, api=False),
+        Row("api-datasets", "get", "/api/datasets/", EVERY_ROLE),
+        Row("api-datasets", "post", "/api/datasets/", RUNNERS, "dataset"),
+        Row("dataset-list", "get", "/datasets/", EVERY_ROLE, api=False),
+        Row("dataset-list", "post", "/datasets/", RUNNERS, "dataset", api=False),
+        Row("run-sample", "post", "/workflows/{sample_wf}/sample/", RUNNERS, {}, api=False),
+    ]
+
+
+def _run_objects(personas) -> dict[str, int]:
+    from tests.engine.helpers import make_runnable_workflow, pattern_graph
+    from workflows.engine.launch import create_run
+    from workflows.models import ReviewTask
+
+    graph = pattern_graph()
+    graph["nodes"].append({"id": "rest", "type": "source.rest", "config": {"fields": ["text", "lang"]}})
+    graph["edges"].append({"source": "rest", "source_port": "out", "target": "ext", "target_port": "in"})
+    workflow = make_runnable_workflow(personas["designer"], graph)
+    run = create_run(workflow, user=personas["operator"], items=[{"text": "a", "lang": "en"}])
+    item = run.items.get()
+    review = ReviewTask.objects.create(run=run, item=item, node="ext")
+    sample = make_runnable_workflow(personas["designer"], pattern_graph())
+    sample.template = "catalogue-enrichment"  # any template with sample documents
+    sample.save(update_fields=["template"])
+    return {"wf": workflow.pk, "run": run.pk, "item": item.pk, "review": review.pk, "sample_wf": sample.pk}
+
+
+def _run_request(client: Client, row: Row, ids: dict[str, int]):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    path = row.path.format(**ids)
+    if row.method == "get":
+        return client.get(path)
+    if row.payload == "file":
+        return client.post(path, {"file": SimpleUploadedFile("x.csv", b"text,lang\nhello,en\n")})
+    if row.payload == "dataset":
+        return client.post(path, {"name": "weekly", "file": SimpleUploadedFile("x.csv", b"text,lang\nhello,en\n")})
+    if row.api:
+        return client.post(path, row.payload, content_type="application/json")
+    return client.post(path, row.payload)
+
+
+@pytest.mark.parametrize("row", run_rows(), ids=lambda r: f"{r.method} {r.path}")
+def test_run_role_matrix(personas, row):
+    for who in sorted(AUTHENTICATED):
+        ids = _run_objects(personas)
+        client = Client()
+        client.force_login(personas[who])
+        response = _run_request(client, row, ids)
+        if who in row.allowed or ROLE_OF[who] in row.allowed:
+            assert 200 <= response.status_code < 400, (who, response.status_code, getattr(response, "content", b"")[:300])
+        else:
+            assert response.status_code in (403, 404), (who, response.status_code)
+    anonymous = _run_request(Client(), row, _run_objects(personas))
+    if row.api:
+        assert anonymous.status_code == 401
+    else:
+        assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+# --- governance (issue 7): a fresh model, versions, request, job and review task for every request.
+
+TRAINERS = {"trainer", "admin"}
+REQUESTERS = {"trainer", "designer", "admin"}
+VALIDATORS = {"validator"}
+AUDITORS = {"validator", "admin", "business_owner"}
+
+
+def governance_rows() -> list[Row]:
+    approve = {"action": "approve", "reason": "ok"}
+    return [
+        Row("model-list", "get", "/models/", EVERY_ROLE, api=False),
+        Row("model-detail", "get", "/models/{model}/", EVERY_ROLE, api=False),
+        Row("model-version", "get", "/models/{model}/v2/", EVERY_ROLE, api=False),
+        Row("model-import", "post", "/models/import/", TRAINERS, "onnx", api=False),
+        Row("labelled-set-upload", "post", "/models/labelled-sets/", TRAINERS, "csv", api=False),
+        Row("model-train", "post", "/models/{model}/train/", TRAINERS, {"labelled_set": "{labelled}"}, api=False),
+        Row("model-optimise", "post", "/models/{model}/v1/optimise/", TRAINERS, {}, api=False),
+        Row("model-job", "get", "/models/jobs/{job}/", EVERY_ROLE, api=False),
+        Row("model-rollback", "post", "/models/{model}/rollback/", REQUESTERS, {"alias": "production", "reason": "x"}, api=False),
+        Row("promotion-create", "post", "/models/{model}/v2/promote/", REQUESTERS, {"alias": "shadow", "reason": "x"}, api=False),
+        Row("promotion-list", "get", "/promotions/", EVERY_ROLE, api=False),
+        Row("promotion-detail", "get", "/promotions/{request}/", EVERY_ROLE, api=False),
+        Row("promotion-decide", "post", "/promotions/{request}/decide/", VALIDATORS, approve, api=False),
+        Row("drift", "get", "/drift/", EVERY_ROLE, api=False),
+        Row("drift-action", "post", "/drift/action/", EDITORS, {"action": "route_review", "workflow": "{wf}", "node": "cls"}, api=False),
+        Row("review-queue", "get", "/review/", REVIEWERS, api=False),
+        Row("review-decide", "post", "/review/{review}/decide/", REVIEWERS, {"label": "billing"}, api=False),
+        Row("audit-log", "get", "/audit/", AUDITORS, api=False),
+        Row("audit-verify", "post", "/audit/verify/", AUDITORS, {}, api=False),
+        Row("api-models", "get", "/api/models/", EVERY_ROLE),
+        Row("api-model", "get", "/api/models/{model}/", EVERY_ROLE),
+        Row("api-model-import", "post", "/api/models/import/", TRAINERS, "onnx"),
+        Row("api-model-train", "post", "/api/models/{model}/train/", TRAINERS, {"labelled_set": "{labelled}"}),
+        Row("api-model-optimise", "post", "/api/models/{model}/v1/optimise/", TRAINERS, {}),
+        Row("api-job", "get", "/api/jobs/{job}/", EVERY_ROLE),
+        Row("api-labelled-sets", "get", "/api/labelled-sets/", EVERY_ROLE),
+        Row("api-labelled-sets", "post", "/api/labelled-sets/", TRAINERS, "csv"),
+        Row("api-promotions", "get", "/api/promotions/", EVERY_ROLE),
+        Row("api-promotions", "post", "/api/promotions/", REQUESTERS, {"model": "{model}", "version": 2, "alias": "shadow", "reason": "x"}),
+        Row("api-promotion", "get", "/api/promotions/{request}/", EVERY_ROLE),
+        Row("api-promotion-decide", "post", "/api/promotions/{request}/decide/", VALIDATORS, approve),
+        Row("api-review-tasks", "get", "/api/review/", REVIEWERS),
+        Row("api-review-label", "post", "/api/review/{review}/label/", REVIEWERS, {"label": "billing"}),
+        Row("api-drift", "get", "/api/drift/", EVERY_ROLE),
+        Row("api-audit", "get", "/api/audit/", AUDITORS),
+        Row("api-audit-verify", "post", "/api/audit/verify/", AUDITORS, {}),
+    ]
+
+
+def _governance_objects(personas, n: int) -> dict[str, object]:
+    from tests.builders import register_model
+    from workflows.governance.jobs import create_job
+    from workflows.models import ReviewTask
+    from workflows.models.registry import LabelledSet, ModelJob, PromotionRequest, register_version
+
+    ids = _run_objects(personas)
+    register_model("minilm", "embedder", sha="e" * 64)
+    name = f"gov{n}"
+    v1 = register_model(name, "classifier", labels=["billing", "technical"])
+    v2, _ = register_version(model_name=name, kind="classifier", meta={"sha256": f"{n:064d}", "size": 2}, source="trained",
+                             runtime="head", parent=v1, author=personas["trainer"], trained_by=personas["trainer"])
+    labelled = LabelledSet.objects.create(name=f"set{n}", source="upload", labels=["billing", "technical"],
+                                          items=[{"text": f"t{i}", "label": ["billing", "technical"][i % 2]} for i in range(12)])
+    request = PromotionRequest.objects.create(version=v2, alias="candidate", reason="x", requested_by=personas["designer"],
+                                              status=PromotionRequest.READY)
+    job = create_job(kind=ModelJob.OPTIMISE, model=v1.model, base_version=v1, created_by=personas["trainer"])
+    ReviewTask.objects.filter(pk=ids["review"]).update(proposal={"label": "billing", "confidence": 0.5})
+    return {**ids, "model": name, "labelled": labelled.pk, "request": request.pk, "job": job.pk}
+
+
+def _governance_request(client: Client, row: Row, ids: dict[str, object], n: int):
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    path = row.path.format(**ids)
+    if row.method == "get":
+        return client.get(path)
+    if row.payload == "onnx":
+        from tests.governance.test_importer import tiny_model
+
+        data = tiny_model().SerializeToString() if row.api else b"not a model"
+        return client.post(path, {"file": SimpleUploadedFile("m.onnx", data), "name": f"imp{n}", "kind": "embedder"})
+    if row.payload == "csv":
+        return client.post(path, {"file": SimpleUploadedFile("s.csv", b"text,label\na,x\nb,y\n"), "name": f"up{n}"})
+    payload = json.loads(json.dumps(row.payload).replace("{model}", str(ids["model"])).replace('"{labelled}"', str(ids["labelled"]))
+                         .replace('"{wf}"', str(ids["wf"])))
+    if row.api:
+        if "labelled_set" in payload:
+            payload["labelled_set"] = f"set{n}"
+        return client.post(path, payload, content_type="application/json")
+    return client.post(path, payload)
+
+
+@pytest.mark.parametrize("row", governance_rows(), ids=lambda r: f"{r.method} {r.path}")
+def test_governance_role_matrix(personas, row):
+    for n, who in enumerate(sorted(AUTHENTICATED)):
+        ids = _governance_objects(personas, n)
+        client = Client()
+        client.force_login(personas[who])
+        response = _governance_request(client, row, ids, n)
+        if who in row.allowed or ROLE_OF[who] in row.allowed:
+            assert 200 <= response.status_code < 400, (who, response.status_code, getattr(response, "content", b"")[:300])
+        else:
+            assert response.status_code in (403, 404), (who, response.status_code)
+    anonymous = _governance_request(Client(), row, _governance_objects(personas, 99), 99)
+    if row.api:
+        assert anonymous.status_code == 401
+    else:
+        assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+# --- business KPIs (issue 8): the workflow is the designer's, so designers see it and operators do not
+# (operators see the workflows they ran); business owners and admins see every workflow.
+
+KPI_OF_DESIGNERS = {"business_owner", "admin", "designer"}
+KPI_VIEW = {"business_owner", "admin", "designer", "operator"}
+BASELINE_EDITORS = {"business_owner", "admin"}
+BASELINE = {"manual_minutes": "6", "hourly_cost": "30", "manual_accuracy": "95", "sla_hours": "24", "review_minutes": "2",
+            "compute_eur_per_cpu_hour": "0.1", "grid_g_co2_per_kwh": "300", "watts_per_core": "20"}
+
+
+def kpi_rows() -> list[Row]:
+    return [
+        Row("kpi-overview", "get", "/kpis/", KPI_VIEW, api=False),
+        Row("kpi-dashboard", "get", "/workflows/{wf}/kpis/", KPI_OF_DESIGNERS, api=False),
+        Row("kpi-baseline", "get", "/workflows/{wf}/kpis/baseline/", BASELINE_EDITORS, api=False),
+        Row("kpi-baseline", "post", "/workflows/{wf}/kpis/baseline/", BASELINE_EDITORS, BASELINE, api=False),
+        Row("kpi-packs", "get", "/workflows/{wf}/kpis/packs/", KPI_OF_DESIGNERS, api=False),
+        Row("kpi-pack", "get", "/workflows/{wf}/kpis/packs/2025-W13/", KPI_OF_DESIGNERS, api=False),
+        Row("kpi-pack-csv", "get", "/workflows/{wf}/kpis/packs/2025-W13/pack.csv", KPI_OF_DESIGNERS, api=False),
+        Row("kpi-pack-sign", "post", "/workflows/{wf}/kpis/packs/2025-W13/sign/", {"business_owner"}, {}, api=False),
+        Row("api-kpis", "get", "/api/kpis/", KPI_VIEW),
+        Row("api-workflow-kpis", "get", "/api/workflows/{wf}/kpis/", KPI_OF_DESIGNERS),
+        Row("api-kpi-baseline", "put", "/api/workflows/{wf}/kpis/baseline/", BASELINE_EDITORS, BASELINE),
+        Row("api-kpi-what-if", "get", "/api/workflows/{wf}/kpis/what-if/?node=cas&threshold=0.5&week=2025-W13", KPI_OF_DESIGNERS),
+        Row("api-kpi-packs", "get", "/api/workflows/{wf}/kpis/packs/", KPI_OF_DESIGNERS),
+    ]
+
+
+@pytest.mark.parametrize("row", kpi_rows(), ids=lambda r: f"{r.method} {r.path}")
+def test_kpi_role_matrix(personas, row):
+    from tests.kpi import ledger
+
+    def fresh() -> int:
+        workflow = make_workflow(personas["designer"])
+        ledger.build(workflow, personas["designer"])
+        return workflow.pk
+
+    for who in sorted(AUTHENTICATED):
+        client = Client()
+        client.force_login(personas[who])
+        response = _request(client, row, fresh())
+        if who in row.allowed or ROLE_OF[who] in row.allowed:
+            assert 200 <= response.status_code < 400, (who, response.status_code, getattr(response, "content", b"")[:300])
+        else:
+            assert response.status_code in (403, 404), (who, response.status_code)
+    anonymous = _request(Client(), row, fresh())
+    if row.api:
+        assert anonymous.status_code == 401
+    else:
+        assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+# --- live sockets (issue 6): permission before accept; a refusal closes with a 44xx code.
+
+
+def socket_rows() -> list[Row]:
+    return [
+        Row("ws-run-live", "socket", "/ws/runs/{run}/", EVERY_ROLE),
+        Row("ws-workflow-live", "socket", "/ws/workflows/{wf}/live/", EVERY_ROLE),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("row", socket_rows(), ids=lambda r: r.path)
+def test_socket_role_matrix(personas, row):
+    from channels.testing import WebsocketCommunicator
+
+    from factory.asgi import application
+    from tests.live.sockets import run_async
+
+    ids = _run_objects(personas)
+    path = row.path.format(**ids)
+
+    def subscribe(user) -> tuple[bool, int | None]:
+        headers = [(b"origin", b"http://testserver")]
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+
+        async def go():
+            com = WebsocketCommunicator(application, path, headers=headers)
+            connected, code = await com.connect(timeout=5)
+            if connected:
+                await com.receive_from(timeout=5)  # the snapshot
+                await com.disconnect()
+            return connected, code
+
+        return run_async(go)
+
+    for who in sorted(AUTHENTICATED):
+        connected, code = subscribe(personas[who])
+        if who in row.allowed or ROLE_OF[who] in row.allowed:
+            assert connected, (who, code)
+        else:
+            assert not connected, who
+    assert not subscribe(None)[0]

@@ -22,7 +22,9 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}}
+    # Browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a production check must not inherit it.
+    dropped = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    base = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
 
 
@@ -30,6 +32,12 @@ def test_production_profile_passes_check_deploy_with_no_warnings(tmp_path):
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION_ENV, "FACTORY_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_openapi_schema_is_valid_with_no_warnings(tmp_path):
+    result = _manage("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"),
+                     env={"FACTORY_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):

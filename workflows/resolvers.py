@@ -37,6 +37,8 @@ def resolve_models(graph: Any) -> dict[str, dict[str, Any]]:
         if node_type is None:
             continue
         config = node_type.with_defaults(node.config)
+        if not node_type.uses_model(config):
+            continue
         for spec in node_type.config:
             ref = config.get(spec.name)
             if spec.kind == "model" and isinstance(ref, str) and ref and ref not in pins:
@@ -44,4 +46,31 @@ def resolve_models(graph: Any) -> dict[str, dict[str, Any]]:
                     pins[ref] = registry.resolve(ref).pin()
                 except LookupError as exc:
                     raise LookupError(f"Node '{node.id}': {exc}") from None
+                if config.get("shadow"):
+                    shadow_ref = f"{registry.parse_ref(ref)[0]}@shadow"
+                    if registry.alias_exists(shadow_ref):
+                        pins[shadow_ref] = registry.resolve(shadow_ref).pin()
     return pins
+
+
+def policy_problems(workflow: Any, graph: Any) -> list[str]:
+    """Data residency: every large-model endpoint the graph calls must be allowed by the workflow's policy."""
+    from workflows.graph import CATALOG
+    from workflows.models import LLMEndpoint
+
+    problems = []
+    for node in graph.nodes:
+        node_type = CATALOG.get(node.type)
+        if node_type is None or not any(spec.kind == "endpoint" for spec in node_type.config):
+            continue
+        name = node_type.with_defaults(node.config).get("endpoint")
+        if not name or (node.type == "summarise" and node.config.get("method", "extractive") != "abstractive"):
+            continue
+        endpoint = LLMEndpoint.objects.filter(name=name).first()
+        if endpoint is None:
+            continue  # the validator reports unknown endpoints
+        if endpoint.location == LLMEndpoint.EXTERNAL and not workflow.allow_external_endpoints:
+            problems.append(f"Node '{node.id}' calls '{name}', an external endpoint ({endpoint.region}); this workflow's "
+                            "data-residency policy keeps documents in the firm. Use an on-premise endpoint, or let an "
+                            "administrator allow external endpoints for this workflow.")
+    return problems

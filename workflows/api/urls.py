@@ -4,7 +4,7 @@ from django.urls import path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import datasets, kpi, registry, runs, views
 
 router = SimpleRouter()
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
@@ -13,5 +13,38 @@ urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("me/", views.me, name="api-me"),
     path("catalog/", views.catalog, name="api-catalog"),
+    path("workflows/<int:pk>/runs/", runs.workflow_runs, name="api-workflow-runs"),
+    path("workflows/<int:pk>/runs/preview/", runs.upload_preview, name="api-upload-preview"),
+    path("workflows/<int:pk>/intake/", runs.intake, name="api-intake"),
+    path("runs/", runs.run_list, name="api-run-list"),
+    path("runs/<int:pk>/", runs.run_detail, name="api-run-detail"),
+    path("runs/<int:pk>/cancel/", runs.run_cancel, name="api-run-cancel"),
+    path("runs/<int:pk>/retry/", runs.run_retry, name="api-run-retry"),
+    path("runs/<int:pk>/items/", runs.run_items, name="api-run-items"),
+    path("runs/<int:pk>/items/<int:item_id>/", runs.run_item, name="api-run-item"),
+    path("runs/<int:pk>/export/", runs.run_export, name="api-run-export"),
+    path("reviews/<int:pk>/decide/", runs.review_decide, name="api-review-decide"),
+    path("datasets/", datasets.datasets, name="api-datasets"),
+    # Governance (issue 7).
+    path("models/", registry.model_list, name="api-models"),
+    path("models/import/", registry.model_import, name="api-model-import"),
+    path("models/<slug:name>/", registry.model_detail, name="api-model"),
+    path("models/<slug:name>/train/", registry.model_train, name="api-model-train"),
+    path("models/<slug:name>/v<int:number>/optimise/", registry.model_optimise, name="api-model-optimise"),
+    path("jobs/<int:pk>/", registry.job_detail, name="api-job"),
+    path("labelled-sets/", registry.labelled_sets, name="api-labelled-sets"),
+    path("promotions/", registry.promotions, name="api-promotions"),
+    path("promotions/<int:pk>/", registry.promotion_detail, name="api-promotion"),
+    path("promotions/<int:pk>/decide/", registry.promotion_decide, name="api-promotion-decide"),
+    path("review/", registry.review_tasks, name="api-review-tasks"),
+    path("review/<int:pk>/label/", registry.review_label, name="api-review-label"),
+    path("drift/", registry.drift_report, name="api-drift"),
+    path("audit/", registry.audit_list, name="api-audit"),
+    path("audit/verify/", registry.audit_verify, name="api-audit-verify"),
+    path("kpis/", kpi.kpi_overview, name="api-kpis"),
+    path("workflows/<int:pk>/kpis/", kpi.workflow_kpis, name="api-workflow-kpis"),
+    path("workflows/<int:pk>/kpis/baseline/", kpi.kpi_baseline, name="api-kpi-baseline"),
+    path("workflows/<int:pk>/kpis/what-if/", kpi.kpi_what_if, name="api-kpi-what-if"),
+    path("workflows/<int:pk>/kpis/packs/", kpi.kpi_packs, name="api-kpi-packs"),
     *router.urls,
 ]

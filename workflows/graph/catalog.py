@@ -78,6 +78,8 @@ class NodeType:
     adds: Callable[[Config], set[str]] = field(default=lambda config: set())
     is_source: bool = False
     is_sink: bool = False
+    # Whether a config needs its model reference (extraction by patterns alone, for instance, does not).
+    uses_model: Callable[[Config], bool] = field(default=lambda config: True)
 
     def output_ports(self, config: Config) -> tuple[str, ...]:
         return self.outputs(config) if callable(self.outputs) else self.outputs
@@ -199,6 +201,8 @@ register(NodeType(
         ConfigField("model", "model", "Model", required=True, model_kind="classifier", help="A classifier alias, or an embedder for zero-shot."),
         ConfigField("method", "choice", "Method", default="head", choices=("head", "zero_shot", "tfidf")),
         ConfigField("labels", "mapping", "Labels and descriptions", help="For zero-shot: label → a sentence describing it."),
+        ConfigField("shadow", "bool", "Run the shadow version alongside", default=False,
+                    help="Also run the model's shadow alias on the same items; its answers are recorded, never routed."),
         INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=lambda c: {"label", "confidence", "scores"}, outputs=("out", "error"),
@@ -213,6 +217,7 @@ register(NodeType(
         INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=_extract_adds, outputs=("out", "error"),
+    uses_model=lambda c: bool(c.get("entities")),
 ))
 register(NodeType(
     "summarise", "models", "Summarise",
@@ -225,6 +230,7 @@ register(NodeType(
         INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=lambda c: {"summary"}, outputs=("out", "error"),
+    uses_model=lambda c: c.get("method", "extractive") == "extractive",
 ))
 register(NodeType(
     "embed", "models", "Embed",

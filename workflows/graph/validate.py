@@ -127,7 +127,7 @@ def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], pro
         message = _check_value(spec, value, node_id)
         if message:
             problems.append(Problem("invalid_config", message, node=node_id, field=spec.name))
-        elif spec.kind == "model" and resolve_alias is not None and not resolve_alias(value):
+        elif spec.kind == "model" and resolve_alias is not None and node_type.uses_model(merged) and not resolve_alias(value):
             problems.append(Problem("unresolved_model", f"Node '{node_id}': no registered model matches '{value}'. "
                                     "Pick one from the registry or register it first.", node=node_id, field=spec.name))
         elif spec.kind == "endpoint" and resolve_endpoint is not None and not resolve_endpoint(value):

@@ -1,7 +1,36 @@
 from __future__ import annotations
 
 from .audit import AuditEntry
+from .datasets import Dataset, Schedule
 from .graph import Workflow, WorkflowVersion
-from .registry import Alias, LLMEndpoint, ModelVersion, RegisteredModel
+from .kpi import Baseline, KpiRefresh, KpiWeek, WeeklyPack
+from .registry import Alias, Label, LabelledSet, LLMEndpoint, ModelJob, ModelVersion, PromotionRequest, RegisteredModel
+from .review import ReviewTask
+from .runs import DeadLetter, Decision, Item, NodeStats, Run, Shard
 
-__all__ = ["Alias", "AuditEntry", "LLMEndpoint", "ModelVersion", "RegisteredModel", "Workflow", "WorkflowVersion"]
+__all__ = [
+           "Alias",
+           "AuditEntry",
+           "Baseline",
+           "Dataset",
+           "DeadLetter",
+           "Decision",
+           "Item",
+           "KpiRefresh",
+           "KpiWeek",
+           "LLMEndpoint",
+           "Label",
+           "LabelledSet",
+           "ModelJob",
+           "ModelVersion",
+           "NodeStats",
+           "PromotionRequest",
+           "RegisteredModel",
+           "ReviewTask",
+           "Run",
+           "Schedule",
+           "Shard",
+           "WeeklyPack",
+           "Workflow",
+           "WorkflowVersion",
+]

@@ -36,6 +36,10 @@ class Workflow(models.Model):
     head = models.PositiveIntegerField(default=0)
     template = models.SlugField(blank=True, help_text="The gallery template this workflow was created from.")
     archived = models.BooleanField(default=False)
+    # Data residency: whether large-model nodes may call endpoints outside the firm, and whether
+    # personal data must be redacted before any text leaves (enforced by the large-model nodes).
+    allow_external_endpoints = models.BooleanField(default=False)
+    require_redaction = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -73,6 +77,9 @@ class Workflow(models.Model):
                     is_runnable=not errors(problems),
                     restored_from=restored_from,
                 )
+                from workflows.engine.schedules import sync_schedules
+
+                sync_schedules(self, graph)
         except IntegrityError:
             raise VersionConflict(self.versions.order_by("-number").first()) from None
         self.head = version.number

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from workflows.api.views import create_workflow
 from workflows.graph import diff
 from workflows.models import Workflow
-from workflows.roles import can, get_workflow_for_user, require
+from workflows.roles import get_workflow_for_user, require
 
 
 @login_required
@@ -31,15 +31,6 @@ def workflow_create(request: HttpRequest) -> HttpResponse:
     workflow, _ = create_workflow(name=name, description=request.POST.get("description", ""), graph=None,
                                   user=request.user, message="Created")
     return redirect("workflow-detail", pk=workflow.pk)
-
-
-@login_required
-def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    workflow = get_workflow_for_user(request.user, pk)
-    versions = workflow.versions.select_related("author").order_by("-number")
-    context = {"workflow": workflow, "versions": versions, "latest": workflow.latest,
-               "can_edit": can(request.user, "workflow.edit")}
-    return render(request, "workflows/detail.html", context)
 
 
 @login_required

