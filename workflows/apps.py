@@ -7,3 +7,9 @@ class WorkflowsConfig(AppConfig):
     name = "workflows"
     verbose_name = "Cognitive Factory"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Live metrics: the worker broadcasts a coalesced update after each batch commit (push mode).
+        from workflows.live.broadcast import install
+
+        install()

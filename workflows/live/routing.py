@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401  (used as routes are added)
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from .consumers import LiveConsumer, WorkflowLiveConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/runs/<int:run>/", LiveConsumer.as_asgi(), name="ws-run-live"),
+    path("ws/workflows/<int:workflow>/live/", WorkflowLiveConsumer.as_asgi(), name="ws-workflow-live"),
+]

@@ -1,0 +1,170 @@
+"""The worker's side of live metrics: after each micro-batch commit, a coalesced update per run.
+
+The executor calls `after_batch_commit(run_id, nodes)` from `transaction.on_commit`, so nothing is
+announced before it is committed (a rolled-back batch announces nothing). `notify` only records
+which nodes changed; a thread flushes each run at most once per COALESCE_SECONDS (≤ 5 updates per
+node per second however fast items go): it reads the run's NodeStats once, renders the fragments
+once, and sends one event to the run's group and the workflow's group. Consumers forward it.
+
+Only in push mode (a cross-process channel layer); with the in-memory layer the consumers poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .groups import COALESCE_SECONDS, STATUS_SECONDS, push_mode, run_group, workflow_group
+
+logger = logging.getLogger(__name__)
+
+
+class Coalescer:
+    """Pure bookkeeping: per run, the nodes changed since its last flush, and when it is due.
+
+    A run idle for COALESCE_SECONDS flushes at once (leading edge); a busy one at most once per
+    interval, the nodes of every batch in between sent together (trailing edge)."""
+
+    def __init__(self, interval: float = COALESCE_SECONDS):
+        self.interval = interval
+        self.pending: dict[int, set[str]] = {}
+        self.last: dict[int, float] = {}
+
+    def add(self, run_id: int, nodes: Iterable[str]) -> None:
+        self.pending.setdefault(run_id, set()).update(nodes)
+
+    def next_due(self) -> float | None:
+        if not self.pending:
+            return None
+        return min(self.last.get(run_id, float("-inf")) + self.interval for run_id in self.pending)
+
+    def take_due(self, now: float) -> list[tuple[int, set[str]]]:
+        due = [r for r in self.pending if self.last.get(r, float("-inf")) + self.interval <= now]
+        for run_id in due:
+            self.last[run_id] = now
+        if len(self.last) > 1000:  # forget runs idle for a minute
+            self.last = {r: t for r, t in self.last.items() if now - t < 60}
+        return [(run_id, self.pending.pop(run_id)) for run_id in due]
+
+
+def send_to_layer(event: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in (run_group(event["run"]), workflow_group(event["workflow"])):
+        loop.run_until_complete(layer.group_send(group, event))
+
+
+class Broadcaster:
+    def __init__(self, interval: float = COALESCE_SECONDS, send: Callable[[dict[str, Any]], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.coalescer = Coalescer(interval)
+        self.clock = clock
+        self.cond = threading.Condition()
+        self.thread: threading.Thread | None = None
+        self.custom_send = send
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.sent = 0
+        # Runs announced and not yet final -> the run row's signature last sent (flush thread only).
+        self.active: dict[int, tuple] = {}
+        self.status_checked = 0.0
+
+    # -- the executor's side (worker thread, after commit) ----------------------------------------
+
+    def notify(self, run_id: int, nodes: list[str]) -> None:
+        if self.custom_send is None and not push_mode():
+            return
+        with self.cond:
+            self.coalescer.add(run_id, nodes)
+            self.cond.notify()
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run_forever, name="live-broadcast", daemon=True)
+                self.thread.start()
+
+    # -- the flushing thread --------------------------------------------------------------------
+
+    def wait_for_due(self, timeout: float | None = None) -> list[tuple[int, set[str]]]:
+        """Block until some run is due (or timeout) and take it. A step a test can call alone."""
+        deadline = None if timeout is None else self.clock() + timeout
+        with self.cond:
+            while True:
+                now = self.clock()
+                due_at = self.coalescer.next_due()
+                if due_at is not None and due_at <= now:
+                    return self.coalescer.take_due(now)
+                waits = [t - now for t in (due_at, deadline) if t is not None]
+                if deadline is not None and deadline <= now:
+                    return []
+                self.cond.wait(min(waits) if waits else None)
+
+    def flush(self, run_id: int, nodes: set[str]) -> dict[str, Any] | None:
+        from . import snapshot
+
+        state = snapshot.load(run_id, nodes)
+        if state is None:
+            self.active.pop(run_id, None)
+            return None
+        if state.run.is_active:
+            self.active[run_id] = state.signature
+        else:
+            self.active.pop(run_id, None)
+        event = snapshot.message(state)
+        if self.custom_send is not None:
+            self.custom_send(event)
+        else:
+            if self.loop is None:
+                self.loop = asyncio.new_event_loop()
+            send_to_layer(event, self.loop)
+        self.sent += 1
+        return event
+
+    def check_statuses(self) -> None:
+        """The rows of runs announced and still active: a final status (written after the last
+        batch), a cancel or a retry goes out as an event without nodes. One query for all runs."""
+        from workflows.models import Run
+
+        from .snapshot import run_signature
+
+        rows = {run.pk: run for run in Run.objects.filter(pk__in=list(self.active))}
+        for run_id in list(self.active):
+            run = rows.get(run_id)
+            if run is None:
+                self.active.pop(run_id, None)
+            elif run_signature(run) != self.active[run_id]:
+                self.flush(run_id, set())
+
+    def run_forever(self) -> None:
+        from django.db import connection
+
+        while True:
+            batch = self.wait_for_due(STATUS_SECONDS if self.active else None)
+            for run_id, nodes in batch:
+                try:
+                    self.flush(run_id, nodes)
+                except Exception:  # a broadcast must never stop the next one
+                    logger.exception("live update for run %s failed", run_id)
+            if self.active and self.clock() - self.status_checked >= STATUS_SECONDS:
+                self.status_checked = self.clock()
+                try:
+                    self.check_statuses()
+                except Exception:
+                    logger.exception("checking run statuses failed")
+            # Idle between flushes: do not hold a database connection (tests drop the database).
+            connection.close()
+
+
+BROADCASTER = Broadcaster()
+
+
+def install() -> None:
+    """Attach the broadcaster to the executor's after-commit hook (once per process)."""
+    from workflows.engine import executor
+
+    if BROADCASTER.notify not in executor.BATCH_LISTENERS:
+        executor.BATCH_LISTENERS.append(BROADCASTER.notify)

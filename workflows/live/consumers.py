@@ -1,0 +1,245 @@
+"""Read-only live-metrics sockets: a run (`ws/runs/<run>/`) and a workflow's live or latest run
+(`ws/workflows/<id>/live/`, the canvas).
+
+Permission is checked before accept (refusals are closed with a 44xx code and audited); then the
+full snapshot, then updates: `live.update` events on the run's and the workflow's groups, sent by
+the worker's broadcaster after commit (push mode, channels-redis) or by this process's watcher of
+the run (poll mode, live/watch.py). Either way one render serves every socket. Each socket also
+looks at its run row now and then (a cancel, a new run for the canvas). A client message closes
+the socket: every change goes through HTTP, where CSRF and permissions live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import Http404
+
+from workflows.engine import state as run_states
+
+from . import snapshot, watch
+from .groups import (
+    CLOSE_ANONYMOUS,
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    CLOSE_READ_ONLY,
+    SAFETY_POLL_SECONDS,
+    SLOW_POLL_SECONDS,
+    push_mode,
+    run_group,
+    workflow_group,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def _deny(user: Any, capability: str, **data: Any) -> None:
+    from workflows.roles import deny
+
+    deny(user, capability, channel="websocket", **data)
+
+
+def authorise_run(user: Any, run_id: Any) -> Any:
+    """The run if the user may watch it; else Refused (audited), as get_run_for_user asks it."""
+    from workflows.views.runs import get_run_for_user
+
+    if not getattr(user, "is_authenticated", False):
+        _deny(None, "run.view", object_type="workflows.run", object_id=run_id, reason="anonymous")
+        raise Refused(CLOSE_ANONYMOUS)
+    from workflows.roles import can
+
+    if not can(user, "run.view"):
+        _deny(user, "run.view", object_type="workflows.run", object_id=run_id)
+        raise Refused(CLOSE_FORBIDDEN)
+    try:
+        return get_run_for_user(user, run_id)
+    except Http404:
+        raise Refused(CLOSE_NOT_FOUND) from None
+
+
+def authorise_workflow(user: Any, workflow_id: Any) -> Any:
+    from workflows.roles import can, get_workflow_for_user
+
+    if not getattr(user, "is_authenticated", False):
+        _deny(None, "workflow.view", object_type="workflows.workflow", object_id=workflow_id, reason="anonymous")
+        raise Refused(CLOSE_ANONYMOUS)
+    if not (can(user, "workflow.view") and can(user, "run.view")):
+        _deny(user, "run.view", object_type="workflows.workflow", object_id=workflow_id)
+        raise Refused(CLOSE_FORBIDDEN)
+    try:
+        return get_workflow_for_user(user, workflow_id)
+    except Http404:
+        raise Refused(CLOSE_NOT_FOUND) from None
+
+
+def current_run_id(workflow_id: int) -> int | None:
+    """The run a workflow's canvas shows: its open live (intake) run, else its latest run."""
+    from workflows.models import Run
+
+    runs = Run.objects.filter(workflow_id=workflow_id)
+    live = runs.filter(is_live=True, status__in=run_states.ACTIVE_RUN_STATUSES).order_by("-id").values_list("id", flat=True).first()
+    return live or runs.order_by("-id").values_list("id", flat=True).first()
+
+
+class Tracker:
+    """What one socket has been sent, and what to send next. Synchronous (database access)."""
+
+    def __init__(self, kind: str, run_id: int | None, workflow_id: int | None = None):
+        self.kind = kind
+        self.run_id = run_id
+        self.workflow_id = workflow_id
+        self.batches: dict[str, int] = {}
+        self.signature: tuple | None = None
+
+    def snapshot(self) -> list[str]:
+        if self.run_id is None:
+            return snapshot.render_empty_canvas(self.workflow_id or 0)
+        state = snapshot.load(self.run_id)
+        if state is None:
+            return []
+        self.batches = state.batches
+        self.signature = state.signature
+        return snapshot.render(state, self.kind)
+
+    def follow(self) -> list[str] | None:
+        """Canvas only: a newer run of the workflow takes over the canvas (and gets a snapshot)."""
+        if self.kind != "canvas" or self.workflow_id is None:
+            return None
+        latest = current_run_id(self.workflow_id)
+        if latest is None or latest == self.run_id:
+            return None
+        self.run_id = latest
+        return self.snapshot()
+
+    def poll(self) -> list[str] | None:
+        """The canvas's newer run, or the run row if it changed (what no batch commit announces)."""
+        from workflows.models import Run
+
+        switched = self.follow()
+        if switched is not None:
+            return switched
+        if self.run_id is None:
+            return None
+        run = Run.objects.filter(pk=self.run_id).first()
+        if run is None or snapshot.run_signature(run) == self.signature:
+            return None
+        state = snapshot.load(self.run_id, set())
+        if state is None:
+            return None
+        self.signature = state.signature
+        return snapshot.render(state, self.kind)
+
+    def apply(self, event: dict[str, Any]) -> list[str] | None:
+        """A `live.update` event (broadcaster or watcher): the frames for this kind of page, if for our run."""
+        if event["run"] != self.run_id:
+            return None
+        if any(self.batches.get(n, -1) > event["batches"].get(n, -1) for n in event["nodes"]):
+            return None  # older than what we sent (two workers' events can cross)
+        self.batches.update({n: event["batches"][n] for n in event["nodes"] if n in event["batches"]})
+        self.signature = tuple(event["signature"])
+        return event["html"][self.kind]
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    kind = "run"
+    # How often the socket looks at its run row itself (the canvas also for a newer run).
+    poll_seconds = SAFETY_POLL_SECONDS
+
+    async def connect(self) -> None:
+        self.tracker: Tracker | None = None
+        self.poller: asyncio.Task | None = None
+        self.watched: int | None = None
+        self.lock = asyncio.Lock()
+        self.joined: list[str] = []
+        try:
+            self.tracker, groups = await database_sync_to_async(self.authorise)()
+        except Refused as refused:
+            await self.close(code=refused.code)
+            return
+        self.push = push_mode()
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+        await self.accept()
+        async with self.lock:
+            await self.watch(self.tracker.run_id)  # before the snapshot: nothing falls in between
+            await self.send_frames(await database_sync_to_async(self.tracker.snapshot)())
+        self.poller = asyncio.ensure_future(self.poll_forever())
+
+    def authorise(self) -> tuple[Tracker, list[str]]:
+        user = self.scope.get("user")
+        run = authorise_run(user, self.scope["url_route"]["kwargs"]["run"])
+        return Tracker("run", run.pk, run.workflow_id), [run_group(run.pk)]
+
+    async def watch(self, run_id: int | None) -> None:
+        """Poll mode: share this process's watcher of the run (live/watch.py)."""
+        if self.push or run_id == self.watched:
+            return
+        if self.watched is not None:
+            await watch.release(self.watched)
+            self.watched = None
+        if run_id is not None:
+            await watch.acquire(run_id, self.channel_layer)
+            self.watched = run_id
+
+    async def poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                async with self.lock:
+                    frames = await database_sync_to_async(self.tracker.poll)()
+                    await self.watch(self.tracker.run_id)
+                    await self.send_frames(frames)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("live poll failed")
+
+    async def disconnect(self, code: int) -> None:
+        if self.poller is not None:
+            self.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.poller
+        if getattr(self, "watched", None) is not None:
+            await watch.release(self.watched)
+            self.watched = None
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.close(code=CLOSE_READ_ONLY)
+
+    async def live_update(self, event: dict[str, Any]) -> None:
+        if self.tracker is None:
+            return
+        async with self.lock:
+            if self.tracker.kind == "canvas" and event["run"] > (self.tracker.run_id or 0):
+                frames = await database_sync_to_async(self.tracker.follow)()
+                await self.watch(self.tracker.run_id)
+            else:
+                frames = self.tracker.apply(event)
+            await self.send_frames(frames)
+
+    async def send_frames(self, frames: list[str] | None) -> None:
+        for frame in frames or ():
+            await self.send(text_data=frame)
+
+
+class WorkflowLiveConsumer(LiveConsumer):
+    kind = "canvas"
+    poll_seconds = SLOW_POLL_SECONDS
+
+    def authorise(self) -> tuple[Tracker, list[str]]:
+        user = self.scope.get("user")
+        workflow = authorise_workflow(user, self.scope["url_route"]["kwargs"]["workflow"])
+        return Tracker("canvas", current_run_id(workflow.pk), workflow.pk), [workflow_group(workflow.pk)]

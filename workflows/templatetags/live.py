@@ -1,0 +1,34 @@
+"""Live-metrics panels for the run page and the canvas: `{% load live %}{% live_run run %}`,
+`{% live_canvas workflow %}`, and `{% live_assets %}` (head) and `{% live_scripts %}` (after htmx) for their styles and scripts (templates/live/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.inclusion_tag("live/_run_live.html")
+def live_run(run: Any) -> dict[str, Any]:
+    from workflows.live import snapshot
+
+    state = snapshot.load(run.pk)
+    return {"run": state.run if state else run, "nodes": state.nodes if state else [], "oob": False,
+            "dead_letters": snapshot.dead_letters(run)}
+
+
+@register.inclusion_tag("live/_canvas_live.html")
+def live_canvas(workflow: Any) -> dict[str, Any]:
+    return {"workflow": workflow, "run": None, "oob": False, "ports": "{}"}
+
+
+@register.inclusion_tag("live/_assets.html")
+def live_assets(charts: bool = False) -> dict[str, Any]:
+    return {"charts": charts}
+
+
+@register.inclusion_tag("live/_scripts.html")
+def live_scripts(charts: bool = False) -> dict[str, Any]:
+    return {"charts": charts}
