@@ -118,9 +118,17 @@ class Broadcaster:
         if self.custom_send is not None:
             self.custom_send(event)
         else:
-            if self.loop is None:
+            if self.loop is None or self.loop.is_closed():
                 self.loop = asyncio.new_event_loop()
-            send_to_layer(event, self.loop)
+            try:
+                send_to_layer(event, self.loop)
+            except Exception:
+                # A connection pool left behind by a reset channel layer (settings change, Redis
+                # restart) is bound to this loop: start over on a fresh loop once before giving up.
+                logger.warning("live update for run %s: retrying on a fresh event loop", run_id, exc_info=True)
+                self.loop.close()
+                self.loop = asyncio.new_event_loop()
+                send_to_layer(event, self.loop)
         self.sent += 1
         return event
 
