@@ -147,3 +147,12 @@ def test_catalog_lists_every_node_type_with_ports_and_schema(personas, api):
     assert types["cascade"]["outputs"] == ["decided", "review", "error"]
     assert types["route"]["dynamic_outputs"] is True
     assert any(f["name"] == "model" and f["required"] for f in types["classify"]["config"])
+
+
+def test_listing_workflows_does_not_query_per_row(personas, api, django_assert_max_num_queries):
+    for i in range(6):
+        make_workflow(personas["designer"], name=f"wf {i}")
+    client = api(personas["designer"])
+    with django_assert_max_num_queries(8):
+        r = client.get("/api/workflows/")
+    assert [w["latest"]["number"] for w in r.data["results"]] == [1] * 6

@@ -291,8 +291,8 @@ def drift_alerts(workflow: Any) -> list[dict[str, Any]] | None:
         from workflows.governance import drift
     except ImportError:
         return None
-    nodes = {n["id"] for n in (workflow.latest.graph.get("nodes", []) if workflow.latest else [])
-             if (n.get("config") or {}).get("model")}
+    latest = workflow.latest
+    nodes = {n["id"] for n in (latest.graph.get("nodes", []) if latest else []) if (n.get("config") or {}).get("model")}
     out = []
     for node in sorted(nodes):
         try:

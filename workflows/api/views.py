@@ -13,7 +13,8 @@ from rest_framework.decorators import action, api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from workflows.graph import Graph, catalog_json, diff, errors, plan, validate
+from workflows.graph import Graph, catalog_json, diff, errors, validate
+from workflows.graph.plan import build_plan
 from workflows.models import Workflow, WorkflowVersion
 from workflows.models.audit import record
 from workflows.resolvers import graph_resolvers
@@ -37,7 +38,7 @@ def validation_result(graph: Graph) -> dict[str, Any]:
     return {
         "runnable": runnable,
         "problems": [p.to_json() for p in problems],
-        "order": plan(graph, **graph_resolvers()).order if runnable else [],
+        "order": build_plan(graph).order if runnable else [],  # validated just above: no second pass
     }
 
 
@@ -70,7 +71,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self):
-        return Workflow.objects.filter(archived=False).select_related("created_by")
+        return Workflow.objects.listed()
 
     def workflow(self, capability: str = "workflow.view") -> Workflow:
         return get_workflow_for_user(self.request.user, self.kwargs["pk"], capability)

@@ -51,6 +51,11 @@ def plan(graph: Graph, **resolvers) -> Plan:
     problems = errors(validate(graph, **resolvers))
     if problems:
         raise PlanError(problems)
+    return build_plan(graph)
+
+
+def build_plan(graph: Graph) -> Plan:
+    """The plan of a graph already known to validate without errors."""
     routes: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     inputs: dict[str, list[str]] = defaultdict(list)
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()

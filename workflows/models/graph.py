@@ -26,6 +26,15 @@ class VersionConflict(Exception):
         )
 
 
+class WorkflowQuerySet(models.QuerySet):
+    def listed(self) -> WorkflowQuerySet:
+        """Workflows that are not archived, each with its latest version fetched in one extra query
+        (lists and serializers read `latest` per row)."""
+        heads = WorkflowVersion.objects.filter(number=models.F("workflow__head")).select_related("author", "parent")
+        return self.filter(archived=False).select_related("created_by").prefetch_related(
+            models.Prefetch("versions", queryset=heads, to_attr="head_versions"))
+
+
 class Workflow(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -41,6 +50,8 @@ class Workflow(models.Model):
     allow_external_endpoints = models.BooleanField(default=False)
     require_redaction = models.BooleanField(default=True)
 
+    objects = WorkflowQuerySet.as_manager()
+
     class Meta:
         ordering = ["name", "id"]
 
@@ -49,6 +60,8 @@ class Workflow(models.Model):
 
     @property
     def latest(self) -> WorkflowVersion | None:
+        if "head_versions" in self.__dict__:  # prefetched by Workflow.objects.listed()
+            return self.head_versions[0] if self.head_versions else None
         return self.versions.filter(number=self.head).first() if self.head else None
 
     def save_version(self, graph: Graph, *, author: Any, parent: int | None, message: str = "",

@@ -179,5 +179,5 @@ def workflow_upload(request: HttpRequest) -> HttpResponse:
             record("workflow.import", actor=request.user, obj=workflow, checksum=version.checksum)
             return redirect("workflow-detail", pk=workflow.pk)
         problems.extend(_flatten(data.errors))
-    workflows = Workflow.objects.filter(archived=False).select_related("created_by")
+    workflows = Workflow.objects.listed()
     return render(request, "workflows/list.html", {"workflows": workflows, "import_errors": problems}, status=400)

@@ -16,7 +16,7 @@ from workflows.roles import get_workflow_for_user, require
 @login_required
 def workflow_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "workflow.view")
-    workflows = Workflow.objects.filter(archived=False).select_related("created_by")
+    workflows = Workflow.objects.listed()
     return render(request, "workflows/list.html", {"workflows": workflows})
 
 
@@ -26,7 +26,7 @@ def workflow_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "workflow.edit")
     name = (request.POST.get("name") or "").strip()
     if not name or len(name) > 200:
-        workflows = Workflow.objects.filter(archived=False)
+        workflows = Workflow.objects.listed()
         return render(request, "workflows/list.html", {"workflows": workflows, "create_error": "Give the workflow a name (up to 200 characters)."}, status=400)
     workflow, _ = create_workflow(name=name, description=request.POST.get("description", ""), graph=None,
                                   user=request.user, message="Created")
