@@ -193,8 +193,7 @@ class ShardRunner:
                     s.parked = True
                     parks.append({"item_id": s.item_id, "node": node, **out.park})
                 else:
-                    port = state.resolve_port(port=out.port, error=out.error, routes=step.routes,
-                                              is_sink=step.node_type.is_sink)
+                    port = state.resolve_port(port=out.port, error=out.error, routes=step.routes)
                     if port == state.DEAD:
                         s.dead = True
                         dead.append({"item_id": s.item_id, "node": node, "reason": out.error,

@@ -1,4 +1,4 @@
-"""The execution state machine, pure: run statuses, their transitions, and an item's walk through a plan.
+"""The execution state machine, pure: run statuses, how a run ends, and an item's walk through a plan.
 
 No Django here. The executor (I/O) asks this module what may happen next; tests drive it alone.
 """
@@ -19,34 +19,10 @@ RUN_STATUSES = (QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCE
 ACTIVE_RUN_STATUSES = frozenset({QUEUED, RUNNING})
 FINAL_RUN_STATUSES = frozenset({SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED})
 
-# Which status may follow which. A finished run with dead letters or parked items may run again
-# (retry of dead letters, a review decision); a cancelled or failed run never does.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({RUNNING, FAILED, CANCELLED}),
-    RUNNING: frozenset({SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED}),
-    COMPLETED_WITH_ERRORS: frozenset({RUNNING}),
-    SUCCEEDED: frozenset({RUNNING}),
-    FAILED: frozenset(),
-    CANCELLED: frozenset(),
-}
-
 # Ports with a meaning of their own in the ledger.
 PARKED = "parked"  # a review node holds the item
 DEAD = "dead"  # the item failed here and nothing is wired to take it
 ERROR_PORT = "error"
-
-
-class TransitionError(ValueError):
-    pass
-
-
-def can_transition(current: str, new: str) -> bool:
-    return new in TRANSITIONS.get(current, frozenset())
-
-
-def check_transition(current: str, new: str) -> None:
-    if not can_transition(current, new):
-        raise TransitionError(f"A {current.replace('_', ' ')} run cannot become {new.replace('_', ' ')}.")
 
 
 def final_status(*, total: int, done: int, dead: int, parked: int, cancelled: bool = False) -> str | None:
@@ -105,11 +81,7 @@ class ItemState:
         return "done"
 
 
-def next_hops(routes: Mapping[str, tuple[str, ...]], port: str) -> tuple[str, ...]:
-    return tuple(routes.get(port, ()))
-
-
-def resolve_port(*, port: str, error: str, routes: Mapping[str, tuple[str, ...]], is_sink: bool) -> str:
+def resolve_port(*, port: str, error: str, routes: Mapping[str, tuple[str, ...]]) -> str:
     """Where an outcome goes: the error port when wired, else dead; a normal port stays as is."""
     if error:
         return ERROR_PORT if routes.get(ERROR_PORT) else DEAD

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +17,10 @@ from .importer import ModelRejected, ModelReport, inspect
 
 
 def store_bytes(data: bytes, suffix: str = ".onnx") -> dict[str, Any]:
-    """Write `data` as blobs/<sha256><suffix> (rename into place: never a half-written blob)."""
-    sha = hashlib.sha256(data).hexdigest()
-    blobs = Path(settings.ARTIFACTS_DIR) / "blobs"
-    blobs.mkdir(parents=True, exist_ok=True)
-    target = blobs / f"{sha}{suffix}"
-    if not target.exists():
-        fd, tmp = tempfile.mkstemp(dir=blobs, prefix=f".{sha}.")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    return {"path": str(target.resolve()), "sha256": sha, "size": len(data)}
+    """Write `data` as blobs/<sha256><suffix> in the artifact store (never a half-written blob)."""
+    from workflows.runtimes.build import _store_bytes
+
+    return _store_bytes(Path(settings.ARTIFACTS_DIR), data, suffix)
 
 
 def runtime_for(report: ModelReport, kind: str) -> tuple[str, dict[str, Any]]:

@@ -59,15 +59,24 @@ def _enqueue_evidence(request_id: int) -> None:
     compute_evidence.enqueue(request_id)
 
 
+def why_not_decide(request: PromotionRequest, user: Any) -> str:
+    """Why `user` may not decide this request (the four-eyes rule), or "" when they may."""
+    if not can(user, "promotion.approve"):
+        return "Only a validator can approve or reject."
+    if user.pk == request.requested_by_id:
+        return "You requested this promotion; another validator must decide it."
+    if user.pk in {request.version.trained_by_id, request.version.author_id} - {None}:
+        return "You trained or registered this version; another validator must decide it."
+    return ""
+
+
 def check_four_eyes(request: PromotionRequest, user: Any) -> None:
     """Raise PromotionRefused (audited) unless `user` may decide this request."""
     if not can(user, "promotion.approve"):
         raise deny(user, "promotion.approve", request)
-    if user.pk == request.requested_by_id:
-        raise _refuse(user, request, "You requested this promotion; another validator must decide it.")
-    version = request.version
-    if user.pk in {version.trained_by_id, version.author_id} - {None}:
-        raise _refuse(user, request, "You trained or registered this version; another validator must decide it.")
+    why = why_not_decide(request, user)
+    if why:
+        raise _refuse(user, request, why)
 
 
 def approve(request: PromotionRequest, *, user: Any, reason: str = "") -> PromotionRequest:

@@ -43,6 +43,15 @@ def read_text(item: Item, field: str) -> tuple[str | None, Output | None]:
     return value, None
 
 
+def softmax(logits: Any) -> Any:
+    """Probabilities along the last axis, numerically stable."""
+    import numpy as np
+
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 def split_texts(batch: list[Item], field: str) -> tuple[list[Output], list[str], list[int]]:
     """Per-item error outputs for unreadable items, and the readable texts with their positions."""
     outputs: list[Output] = [{} for _ in batch]

@@ -11,17 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from .base import Item, Meta, Output, chunks, split_texts
+from .base import Item, Meta, Output, chunks, softmax, split_texts
 from .embed import Embedder, truncation_warning
 from .sessions import ArtifactError, get_session
 
 TFIDF_MAX_CHARS = 100_000  # bag-of-words saturates long before; beyond this is a pasted dump
 
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def _decide(labels: list[str], probs: np.ndarray) -> Output:
@@ -87,7 +82,7 @@ class ZeroShotClassifier(_TextRuntime):
 
     def classify(self, texts: list[str]) -> list[Output]:
         encoded = self.embedder.encode(texts)
-        probs = _softmax(encoded.vectors @ self.label_vectors.T / self.temperature)
+        probs = softmax(encoded.vectors @ self.label_vectors.T / self.temperature)
         return _decide_all(self.labels, probs, encoded, self.embedder.max_tokens)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Item, Meta, Output, file_ref, split_texts
+from .base import Item, Meta, Output, file_ref, softmax, split_texts
 from .patterns import PRIORITY, Span, find_patterns_all
 from .sessions import get_session, get_tokenizer
 
@@ -174,9 +174,7 @@ class Extractor:
         if "token_type_ids" in self.input_names:
             feed["token_type_ids"] = np.zeros_like(ids)
         logits = self.session.run(None, feed)[0]
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        exp = np.exp(shifted)
-        probs = exp / exp.sum(axis=-1, keepdims=True)
+        probs = softmax(logits)
         return [probs[row, : len(seq) + 2] for row, seq in enumerate(sequences)]
 
 

@@ -204,15 +204,8 @@ def promotion_create(request: HttpRequest, name: str, number: int) -> HttpRespon
 
 def _decision_rights(user: Any, req: PromotionRequest) -> dict[str, Any]:
     """What the page offers; the server checks again on POST (promotion.check_four_eyes)."""
-    may_decide, why_not = False, ""
-    if not can(user, "promotion.approve"):
-        why_not = "Only a validator can approve or reject."
-    elif user.pk == req.requested_by_id:
-        why_not = "You requested this promotion; another validator must decide it."
-    elif user.pk in {req.version.trained_by_id, req.version.author_id} - {None}:
-        why_not = "You trained or registered this version; another validator must decide it."
-    else:
-        may_decide = True
+    why_not = promotion.why_not_decide(req, user)
+    may_decide = not why_not
     return {"may_approve": may_decide and req.status == PromotionRequest.READY, "may_reject": may_decide and req.is_open,
             "may_cancel": req.is_open and (user.pk == req.requested_by_id or can(user, "promotion.approve")),
             "why_not": why_not}

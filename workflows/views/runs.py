@@ -107,10 +107,9 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
         raise Http404("No such item in this run.") from None
     order = {n["id"]: i for i, n in enumerate(run.version.graph.get("nodes", []))}
     from workflows.graph.plan import plan
-    from workflows.graph.spec import Graph
 
     try:
-        order = {n: i for i, n in enumerate(plan(Graph.from_json(run.version.graph, max_nodes=10**6)).order)}
+        order = {n: i for i, n in enumerate(plan(run.version.as_graph()).order)}
     except Exception:  # a plan that no longer validates (a retired alias): declaration order will do
         pass
     decisions = sorted(item.decisions.all(), key=lambda d: (order.get(d.node, 0), d.id))

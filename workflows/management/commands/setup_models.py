@@ -54,20 +54,9 @@ def package_ocr(out: Path) -> dict | None:
         from workflows.runtimes.ocr import packaged_files
     except ImportError:
         return None
-    import shutil
+    from workflows.runtimes.build import _store
 
-    from workflows.runtimes.sessions import file_sha256
-
-    blobs = out / "blobs"
-    blobs.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for role, src in packaged_files().items():
-        sha = file_sha256(src)
-        target = blobs / f"{sha}.onnx"
-        if not target.exists():
-            shutil.copyfile(src, target.with_suffix(".tmp"))
-            target.with_suffix(".tmp").replace(target)
-        files[role] = {"path": str(target.resolve()), "sha256": sha, "size": target.stat().st_size}
+    files = {role: _store(out, src, ".onnx") for role, src in packaged_files().items()}
     rec = files["rec"]
     return {"name": "ocr", "kind": "ocr", "source": "packaged", "path": rec["path"], "sha256": rec["sha256"],
             "size": sum(f["size"] for f in files.values()), "files": files, "licence": "Apache-2.0",
