@@ -39,6 +39,12 @@ def open_panel(page, node_id: str) -> None:
     node(page, node_id).locator(".cf-node-title").click()
     page.wait_for_selector(f"#node-form[data-node='{node_id}']")
     page.wait_for_selector("#panel:not([aria-busy])", state="attached")
+    form_ready(page)
+
+
+def form_ready(page) -> None:
+    """Wait until htmx has bound the swapped-in form's triggers (a change before that is not posted)."""
+    page.wait_for_function("(document.querySelector('#node-form') || {})['htmx-internal-data']?.initHash")
 
 
 @contextmanager
@@ -47,6 +53,7 @@ def panel_post(page):
     with page.expect_response(lambda r: "/panel/" in r.url and r.request.method == "POST"):
         yield
     page.wait_for_selector("#panel:not([aria-busy])", state="attached")
+    form_ready(page)
 
 
 def test_designer_builds_validates_saves_diffs_restores_exports_and_imports(page, login, registry):
