@@ -14,18 +14,22 @@ outputs and routes) instead of recomputing them: the ledger is the checkpoint.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import queue
 import socket
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -87,6 +91,7 @@ class ShardRunner:
                                   shard_id=shard.pk, attempt=attempt)
         self.handlers: dict[str, Handler | str] = {}
         self.batch_no = 0
+        self.writer: BatchWriter | None = None
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -142,11 +147,38 @@ class ShardRunner:
 
     # -- one micro-batch --------------------------------------------------------------------------
 
+    @staticmethod
+    def replay(step: Step, arriving: list[ItemState], recorded: dict[int, dict[str, Recorded]],
+               reviews: dict[tuple[int, str], dict]) -> list[ItemState]:
+        """Items of a retried shard: follow what the ledger recorded for this node (its output and
+        route, a reviewer's answer for a parked item) and return the items still to decide."""
+        node = step.node.id
+        fresh = []
+        for s in arriving:
+            s.inbox.discard(node)
+            done = recorded.get(s.item_id, {}).get(node)
+            if done is None:
+                fresh.append(s)
+            elif done.port == state.PARKED:
+                answer = reviews.get((s.item_id, node))
+                if answer is None:
+                    s.parked = True
+                else:
+                    state.merge_fields(s.data, answer)
+                    s.route(step.routes.get("out", ()))
+            elif done.port == state.DEAD:
+                s.dead = True
+            else:
+                state.merge_fields(s.data, done.output)
+                s.route(step.routes.get(done.port, ()))
+        return fresh
+
     def process(self, rows: list[tuple[int, int, dict]], recorded: dict[int, dict[str, Recorded]],
                 reviews: dict[tuple[int, str], dict]) -> None:
         self.batch_no += 1
         batch_id = f"{self.shard.pk}.{self.attempt}.{self.batch_no}"
         source = self.run.source_node
+        run_id = self.run.pk
         items = [ItemState(item_id=i, seq=seq, data=dict(payload), inbox={source}) for i, seq, payload in rows]
         decisions: list[tuple] = []
         parks: list[dict] = []
@@ -158,58 +190,69 @@ class ShardRunner:
             arriving = [s for s in items if node in s.inbox]
             if not arriving:
                 continue
-            fresh = []
-            for s in arriving:
-                s.inbox.discard(node)
-                done = recorded.get(s.item_id, {}).get(node)
-                if done is None:
-                    fresh.append(s)
-                elif done.port == state.PARKED:
-                    answer = reviews.get((s.item_id, node))
-                    if answer is None:
-                        s.parked = True
-                    else:
-                        state.merge_fields(s.data, answer)
-                        s.route(step.routes.get("out", ()))
-                elif done.port == state.DEAD:
-                    s.dead = True
-                else:
-                    state.merge_fields(s.data, done.output)
-                    s.route(step.routes.get(done.port, ()))
+            if recorded:
+                fresh = self.replay(step, arriving, recorded, reviews)
+            else:
+                fresh = arriving
+                for s in arriving:
+                    s.inbox.discard(node)
             if not fresh:
                 continue
             delta = deltas.setdefault(node, StatsDelta())
             outcomes, tries = self.call(step, fresh, delta)
+            routes = step.routes
+            size = len(fresh)
+            ports, latencies, labels, confidences = [], [], [], []
             for s, out, tried in zip(fresh, outcomes, tries, strict=True):
-                added = dict(out.fields)
-                if out.label is not None:
-                    added.setdefault("label", out.label)
-                if out.confidence is not None:
-                    added.setdefault("confidence", out.confidence)
-                label = added.get("label") if isinstance(added.get("label"), str) else None
-                confidence = added.get("confidence") if isinstance(added.get("confidence"), int | float) else None
+                added = out.fields
+                if out.label is not None or out.confidence is not None:
+                    added = dict(added)
+                    if out.label is not None:
+                        added.setdefault("label", out.label)
+                    if out.confidence is not None:
+                        added.setdefault("confidence", out.confidence)
+                label = added.get("label") if added else None
+                if label is not None and not isinstance(label, str):
+                    label = None
+                confidence = added.get("confidence") if added else None
+                if confidence is not None and not _finite(confidence):
+                    # A number or nothing: NaN and infinities would poison every statistic (and JSON).
+                    added = {k: v for k, v in added.items() if k != "confidence"}
+                    confidence = None
                 if out.park is not None and not out.error:
                     port = state.PARKED
                     s.parked = True
                     parks.append({"item_id": s.item_id, "node": node, **out.park})
                 else:
-                    port = state.resolve_port(port=out.port, error=out.error, routes=step.routes)
+                    port = state.resolve_port(port=out.port, error=out.error, routes=routes) if out.error else out.port
                     if port == state.DEAD:
                         s.dead = True
                         dead.append({"item_id": s.item_id, "node": node, "reason": out.error,
                                      "error_code": out.error_code, "attempts": tried})
                     else:
-                        state.merge_fields(s.data, added)
-                        s.route(step.routes.get(port, ()))
-                delta.observe(port=port or "done", latency_ms=out.latency_ms or 0.0, label=label,
-                              confidence=confidence, error=bool(out.error), extra=out.stats)
-                decisions.append((self.run.pk, s.item_id, node, out.model_ref[:200], added, label, confidence, port,
-                                  out.latency_ms or 0.0, out.error, tried, batch_id, len(fresh), self.attempt, now))
-        self.commit(items, decisions, parks, dead, deltas, now)
+                        if added:
+                            state.merge_fields(s.data, added)
+                        targets = routes.get(port)
+                        if targets:
+                            s.inbox.update(targets)
+                latency = out.latency_ms if _finite(out.latency_ms) and out.latency_ms > 0 else 0.0
+                ports.append(port or "done")
+                latencies.append(latency)
+                if label is not None:
+                    labels.append(label)
+                if confidence is not None:
+                    confidences.append(confidence)
+                if out.stats:
+                    delta.add_extra(out.stats)
+                decisions.append((run_id, s.item_id, node, out.model_ref[:200], added, label, confidence, port,
+                                  latency, out.error, tried, batch_id, size, self.attempt, now))
+            delta.observe_many(ports=ports, latencies=latencies, labels=labels, confidences=confidences,
+                               errors=sum(1 for out in outcomes if out.error))
+        (self.writer.submit if self.writer else self.commit)(items, decisions, parks, dead, deltas, now)
 
     def commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
                deltas: dict[str, StatsDelta], now: Any) -> None:
-        from workflows.models import DeadLetter, Item, NodeStats, ReviewTask, Run, Shard
+        from workflows.models import DeadLetter, Item, ReviewTask, Run, Shard
 
         by_status: dict[str, list[int]] = defaultdict(list)
         for s in items:
@@ -237,33 +280,75 @@ class ShardRunner:
             if counters:
                 Run.objects.filter(pk=self.run.pk).update(**counters)
             if deltas:
-                # Locked in node order by every worker: two workers on one run queue here, never deadlock.
-                rows = list(NodeStats.objects.select_for_update().filter(run_id=self.run.pk, node__in=list(deltas)).order_by("node"))
-                missing = set(deltas) - {r.node for r in rows}
-                for node in sorted(missing):
-                    rows.append(NodeStats.objects.create(run_id=self.run.pk, node=node))
-                for row in rows:
-                    merge_into(row, deltas[row.node])
-                    row.updated_at = now
-                write_stats(rows)
+                upsert_stats(self.run.pk, deltas, now)
                 nodes = sorted(deltas)
                 transaction.on_commit(lambda: after_batch_commit(self.run.pk, nodes))
 
 
 STATS_FIELDS = ["items_in", "ports", "errors", "retries", "latency_hist", "latency_sum_ms", "labels",
                 "confidence_hist", "cpu_seconds", "extra", "batches", "updated_at"]
+STATS_COUNTERS = ("items_in", "errors", "retries", "latency_sum_ms", "cpu_seconds")
+STATS_MAPS = ("ports", "latency_hist", "labels", "confidence_hist", "extra")
 DECISION_COLUMNS = ("run_id", "item_id", "node", "model_ref", "output", "label", "confidence", "port", "latency_ms",
                     "error", "attempt", "batch_id", "batch_size", "shard_attempt", "created_at")
+
+
+def _map_sum(field: str) -> str:
+    """SQL for `stored + delta` on a {key: number} jsonb map: keys of the delta are summed in, the
+    others kept (numeric arithmetic, so counts stay integers)."""
+    mine = f"workflows_nodestats.{field}"
+    return (f"{mine} || coalesce((SELECT jsonb_object_agg(e.key, coalesce(({mine} ->> e.key)::numeric, 0) + e.value::numeric) "
+            f"FROM jsonb_each_text(EXCLUDED.{field}) AS e), '{{}}'::jsonb)")
+
+
+UPSERT_STATS_SQL = (
+    "INSERT INTO workflows_nodestats (run_id, node, " + ", ".join(STATS_FIELDS) + ") "
+    "SELECT %s, d.node, " + ", ".join(f"d.{f}" for f in STATS_FIELDS[:-2]) + ", 1, %s "
+    "FROM jsonb_to_recordset(%s::jsonb) AS d(node text, items_in int, ports jsonb, errors int, retries int, latency_hist jsonb, "
+    "latency_sum_ms float8, labels jsonb, confidence_hist jsonb, cpu_seconds float8, extra jsonb) "
+    # Rows are locked in node order by every worker: two workers on one run queue, never deadlock.
+    "ORDER BY d.node "
+    "ON CONFLICT (run_id, node) DO UPDATE SET "
+    + ", ".join(f"{f} = workflows_nodestats.{f} + EXCLUDED.{f}" for f in STATS_COUNTERS) + ", "
+    + ", ".join(f"{f} = {_map_sum(f)}" for f in STATS_MAPS)
+    + ", batches = workflows_nodestats.batches + 1, updated_at = EXCLUDED.updated_at"
+)
+
+
+def upsert_stats(run_id: int, deltas: dict[str, StatsDelta], now: Any) -> None:
+    """Add each node's micro-batch delta to its NodeStats row.
+
+    PostgreSQL: one INSERT … ON CONFLICT DO UPDATE for all nodes, the sums done server-side (the
+    lock, the read and the write of every row in one statement). SQLite (one writer at a time):
+    read, merge in Python, write back with one prepared UPDATE.
+    """
+    from workflows.models import NodeStats
+
+    if connection.vendor == "postgresql":
+        payload = [{"node": node, "items_in": d.items_in, "ports": d.ports, "errors": d.errors, "retries": d.retries,
+                    "latency_hist": d.latency_hist, "latency_sum_ms": d.latency_sum_ms, "labels": d.labels,
+                    "confidence_hist": d.confidence_hist, "cpu_seconds": d.cpu_seconds, "extra": d.extra}
+                   for node, d in deltas.items()]
+        with connection.cursor() as cursor:
+            cursor.execute(UPSERT_STATS_SQL, [run_id, connection.ops.adapt_datetimefield_value(now), _encode(payload)])
+        return
+    rows = list(NodeStats.objects.filter(run_id=run_id, node__in=list(deltas)).order_by("node"))
+    missing = set(deltas) - {r.node for r in rows}
+    for node in sorted(missing):
+        rows.append(NodeStats.objects.create(run_id=run_id, node=node))
+    for row in rows:
+        merge_into(row, deltas[row.node])
+        row.updated_at = now
+    write_stats(rows)
 
 
 def write_stats(rows: list[Any]) -> None:
     """Save merged NodeStats rows: one prepared UPDATE, executemany (bulk_update's CASE WHEN per
     field per row cost 9 ms a batch for 20 nodes)."""
-    json_fields = {"ports", "latency_hist", "labels", "confidence_hist", "extra"}
-    cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    sets = ", ".join(f"{f} = %s{cast if f in json_fields else ''}" for f in STATS_FIELDS)
+    json_fields = set(STATS_MAPS)
     encode = DjangoJSONEncoder().encode
     adapt = connection.ops.adapt_datetimefield_value
+    sets = ", ".join(f"{f} = %s" for f in STATS_FIELDS)
     params = []
     for row in rows:
         values = [getattr(row, f) for f in STATS_FIELDS]
@@ -273,36 +358,163 @@ def write_stats(rows: list[Any]) -> None:
         cursor.executemany(f"UPDATE workflows_nodestats SET {sets} WHERE id = %s", params)
 
 
-def insert_decisions(rows: list[tuple]) -> None:
-    """One INSERT … ON CONFLICT (run, item, node) DO NOTHING for the whole micro-batch.
+_encode = DjangoJSONEncoder(ensure_ascii=False).encode
+_encode_strict = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
+# COPY's text format: backslash escapes for the four characters that would end a field or a row.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_FLOATS = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
-    The raw statement is what `bulk_create(ignore_conflicts=True)` sends, without building a model
-    instance per row (that alone cost more than the insert for a 20-node chain).
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+def encode_output(output: dict[str, Any]) -> str:
+    """A decision's output as JSON. NaN and infinities are not JSON (PostgreSQL refuses them and a
+    refused batch would fail the shard on every retry): a handler that yields one gets null there."""
+    if not output:
+        return "{}"
+    try:
+        return _encode_strict(output)
+    except ValueError:
+        return _encode_strict(_no_nan(output))
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, float):
+        return "NaN" if value != value else _COPY_FLOATS.get(value) or repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def copy_text(rows: list[tuple]) -> str:
+    """Rows in COPY's text format, formatted once per micro-batch (psycopg's write_row adapts each
+    value through its dumper registry: three times slower for our flat rows)."""
+    return "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows)
+INSERT_DECISIONS_SQL = (f"INSERT INTO workflows_decision ({', '.join(DECISION_COLUMNS)}) "
+                        f"VALUES ({', '.join(['%s'] * len(DECISION_COLUMNS))}) ON CONFLICT (run_id, item_id, node) DO NOTHING")
+
+
+def insert_decisions(rows: list[tuple]) -> None:
+    """Write a micro-batch's decisions, at most one per (run, item, node).
+
+    PostgreSQL: COPY (psycopg formats the rows in C; a parameterised INSERT of the same rows spent
+    more time quoting array parameters in Python than PostgreSQL spent inserting them). COPY cannot
+    say ON CONFLICT DO NOTHING, so it runs inside a savepoint: the shard fence makes a conflict
+    impossible in normal operation (a retried shard skips what the ledger holds), and if one ever
+    comes (the same attempt delivered twice), the batch falls back to the INSERT that skips rows
+    already decided. SQLite runs one prepared INSERT … ON CONFLICT DO NOTHING per row in C.
     """
     if not rows:
         return
-    ops = connection.ops
-    encode = DjangoJSONEncoder(ensure_ascii=False).encode
-    when = ops.adapt_datetimefield_value(rows[0][-1])
-    values = [(r[0], r[1], r[2], r[3], encode(r[4]) if r[4] else "{}", r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], when)
-              for r in rows]
-    columns = ", ".join(DECISION_COLUMNS)
+    when = connection.ops.adapt_datetimefield_value(rows[0][-1])
+    values = [(*r[:4], encode_output(r[4]), *r[5:14], when) for r in rows]
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
+                with cursor.cursor.copy(f"COPY workflows_decision ({', '.join(DECISION_COLUMNS)}) FROM STDIN") as copy:
+                    copy.write(copy_text(values))
+            return
+        except IntegrityError:
+            logger.warning("decisions already in the ledger for run %s: keeping the recorded ones", rows[0][0])
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Fifteen array parameters unnested server-side: one short statement however many rows
-            # (a VALUES list of 10,000 placeholders cost more to build than to insert).
-            types = ("bigint", "bigint", "text", "text", "text", "text", "float8", "text", "float8", "text", "int", "text",
-                     "int", "int")
-            arrays = [[row[i] for row in values] for i in range(len(types))]
-            selects = ", ".join(f"c{i}::jsonb" if DECISION_COLUMNS[i] == "output" else f"c{i}" for i in range(len(types)))
-            cursor.execute(
-                f"INSERT INTO workflows_decision ({columns}) SELECT {selects}, %s FROM unnest("
-                + ", ".join(f"%s::{t}[]" for t in types) + f") AS t({', '.join(f'c{i}' for i in range(len(types)))}) "
-                "ON CONFLICT (run_id, item_id, node) DO NOTHING", [when, *arrays])
-        else:
-            # SQLite runs a prepared statement per row in C: faster than one long statement.
-            cursor.executemany(f"INSERT INTO workflows_decision ({columns}) VALUES ({', '.join(['%s'] * len(DECISION_COLUMNS))}) "
-                               "ON CONFLICT (run_id, item_id, node) DO NOTHING", values)
+        cursor.executemany(INSERT_DECISIONS_SQL, values)
+
+
+IDLE_WRITER_SECONDS = 5.0
+
+
+class BatchWriter:
+    """Commits a shard's micro-batches on the worker's writer thread while the shard computes the
+    next micro-batch: the database's work overlaps the worker's instead of adding to it.
+
+    One writer thread per worker process, with its own long-lived database connection (a connection
+    per shard cost more than it saved). At most one batch waits (the queue holds one), so memory
+    stays bounded, and a crash loses no more than the batches not yet committed — which the retried
+    shard recomputes, as it always did. The first error (a fence, a lost connection) stops this
+    shard's writes and is raised in the shard's thread at its next submit or at close.
+    """
+
+    _queue: queue.Queue | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, runner: ShardRunner):
+        self.runner = runner
+        self.error: BaseException | None = None
+        self.queue = self._start()
+
+    @classmethod
+    def _start(cls) -> queue.Queue:
+        with cls._lock:
+            if cls._queue is None:
+                cls._queue = queue.Queue(maxsize=1)
+                threading.Thread(target=cls._loop, args=(cls._queue,), name="ledger-writer", daemon=True).start()
+            return cls._queue
+
+    def submit(self, *batch: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((self, batch))
+
+    def close(self) -> None:
+        """Wait until every submitted batch is committed; raise the writer's error if it had one."""
+        flushed = threading.Event()
+        self.queue.put((self, flushed))
+        flushed.wait()
+        if self.error is not None:
+            raise self.error
+
+    @classmethod
+    def release(cls) -> None:
+        """Close the writer thread's connection now (before dropping a database, say)."""
+        if cls._queue is not None:
+            done = threading.Event()
+            cls._queue.put((None, ("release", done)))
+            done.wait()
+
+    @staticmethod
+    def _loop(jobs: queue.Queue) -> None:
+        while True:
+            try:
+                writer, batch = jobs.get(timeout=IDLE_WRITER_SECONDS)
+            except queue.Empty:
+                connection.close()  # idle: give the connection back; the next batch opens one
+                continue
+            if isinstance(batch, threading.Event):
+                batch.set()
+                continue
+            if writer is None:
+                connection.close()
+                batch[1].set()
+                continue
+            if writer.error is not None:
+                continue
+            try:
+                connection.close_if_unusable_or_obsolete()  # after a lost connection: a fresh one
+                writer.runner.commit(*batch)
+            except BaseException as exc:  # handed to the shard's thread, which decides
+                writer.error = exc
+
+
+def pipelined_writes() -> bool:
+    """Commit on a writer thread, unless we run inside a transaction of the caller's (a test's, a
+    management command's): a second connection could neither see nor wait for its rows."""
+    return bool(settings.ENGINE_PIPELINE_WRITES) and not connection.in_atomic_block
 
 
 # --- a whole shard ---------------------------------------------------------------------------------
@@ -348,8 +560,13 @@ def run_shard(shard_id: int, attempt: int) -> dict[str, Any]:
                 reviews[(item_id, node)] = result or {}
     size = run.batch_size
     try:
-        for start in range(0, len(rows), size):
-            runner.process(rows[start : start + size], recorded, reviews)
+        runner.writer = BatchWriter(runner) if pipelined_writes() and len(rows) > size else None
+        try:
+            for start in range(0, len(rows), size):
+                runner.process(rows[start : start + size], recorded, reviews)
+        finally:
+            if runner.writer is not None:
+                runner.writer.close()
         with transaction.atomic():
             done = Shard.objects.filter(pk=shard_id, attempt=attempt, status=Shard.RUNNING).update(
                 status=Shard.DONE, finished_at=timezone.now(), heartbeat=timezone.now())

@@ -8,6 +8,7 @@ adding counts (which is what lets two workers update one row).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,9 +76,32 @@ class StatsDelta:
             _add(self.labels, str(label), 1)
         if confidence is not None:
             _add(self.confidence_hist, str(confidence_bucket(float(confidence))), 1)
+        self.add_extra(extra)
+
+    def observe_many(self, *, ports: list[str], latencies: list[float], labels: list[str], confidences: list[float],
+                     errors: int) -> None:
+        """observe() for a whole micro-batch at once (one Counter per histogram, not a dict update per item)."""
+        self.items_in += len(ports)
+        self.errors += errors
+        _count_into(self.ports, ports)
+        buckets: dict[float, str] = {}  # items of a batch usually share one latency (the batch time / size)
+        for ms in latencies:
+            if ms not in buckets:
+                buckets[ms] = str(latency_bucket(ms))
+        _count_into(self.latency_hist, [buckets[ms] for ms in latencies])
+        self.latency_sum_ms += sum(latencies)
+        _count_into(self.labels, labels)
+        _count_into(self.confidence_hist, [str(confidence_bucket(float(c))) for c in confidences])
+
+    def add_extra(self, extra: Mapping[str, float] | None) -> None:
         for key, value in (extra or {}).items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 _add(self.extra, key, value)
+
+
+def _count_into(target: dict[str, Any], keys: list[str]) -> None:
+    for key, count in Counter(keys).items():
+        target[key] = target.get(key, 0) + count
 
 
 def merge_into(row: Any, delta: StatsDelta) -> None:

@@ -115,9 +115,12 @@ class Shard(models.Model):
 class Decision(models.Model):
     """One node's output for one item: the ledger row and the checkpoint."""
 
-    # No index of its own: the unique (run, item, node) and (run, node, port) indexes both start with run.
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="decisions", db_index=False)
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="decisions")
+    # No index of its own: the unique (run, node, item) index starts with run.
+    # No database FK constraints either (deletes still cascade, in Django): the executor is the only
+    # writer and decides items it has just read from this run, while PostgreSQL's checks cost ~7 µs a
+    # row and took a KEY SHARE lock on the item for every node of every micro-batch (bench/engine.py).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="decisions", db_index=False, db_constraint=False)
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="decisions", db_constraint=False)
     node = models.CharField(max_length=64)
     model_ref = models.CharField(max_length=200, blank=True)
     output = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
@@ -135,8 +138,11 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["item_id", "id"]
-        constraints = [models.UniqueConstraint(fields=["run", "item", "node"], name="unique_decision")]
-        indexes = [models.Index(fields=["run", "node", "port"]), models.Index(fields=["run", "label"])]
+        # Two indexes besides the key, each paid on every write of the hottest table: (run, node, item) is
+        # the uniqueness and serves per-node queries; item_id serves an item's trace and checkpoint
+        # reads; only labelled rows (classifiers) carry a third, (run, label).
+        constraints = [models.UniqueConstraint(fields=["run", "node", "item"], name="unique_decision_run_node_item")]
+        indexes = [models.Index(fields=["run", "label"], name="decision_run_label", condition=models.Q(label__isnull=False))]
 
     def __str__(self) -> str:
         return f"{self.node} on item {self.item_id}: {self.port}"
