@@ -141,6 +141,11 @@ def test_a_duplicate_delivery_keeps_the_recorded_decisions(personas):
 
 
 def test_copy_text_escapes_what_would_end_a_field_or_a_row():
-    line = copy_text([(1, "a\tb", "c\nd", "e\\f", None, float("nan"), math.inf, "g\rh")])
-    assert line == "1\ta\\tb\tc\\nd\te\\\\f\t\\N\tNaN\tInfinity\tg\\rh\n"
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    row = (1, 2, "n\t1", "ref\\x", {"t": "a\tb\nc"}, None, float("nan"), "out\r", math.inf, "boom\n", 1, "b", 32, 1, when)
+    assert copy_text([row], when) == (
+        '1\t2\tn\\t1\tref\\\\x\t{"t": "a\\\\tb\\\\nc"}\t\\N\tNaN\tout\\r\tInfinity\tboom\\n\t1\tb\t32\t1\t'
+        "2026-11-27T12:00:00+00:00\n")
     assert connection.vendor in {"postgresql", "sqlite"}
