@@ -185,9 +185,6 @@ def main() -> None:
         if worker is not None:
             worker.kill()
             worker.wait()
-        from workflows.engine.executor import BatchWriter
-
-        BatchWriter.release()
         teardown_databases(old, verbosity=0)
     print(f"overhead_ms_per_node_batch={overhead_ms:.3f} product_vs_bare={ratio:.3f}")
 

@@ -1,6 +1,6 @@
-"""The ledger's write path as a worker runs it: micro-batches committed on the writer thread while
-the next one is computed, COPY on PostgreSQL, NodeStats summed in the database, and a duplicate
-delivery of one attempt that keeps exactly one decision per (run, item, node)."""
+"""The ledger's write path as a worker runs it (outside any transaction of ours): COPY on
+PostgreSQL with every awkward value intact, NodeStats summed in the database, a fenced zombie that
+commits nothing more, and a duplicate delivery that keeps one decision per (run, item, node)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,16 @@ from django.db.models import Count
 from tests.builders import edge, node
 from tests.engine.helpers import drain, make_runnable_workflow, tickets
 from workflows.engine import launch, state
-from workflows.engine.executor import BatchWriter, copy_text, insert_decisions, pipelined_writes, run_shard
+from workflows.engine.executor import copy_text, insert_decisions, run_shard
 from workflows.engine.handlers import HANDLERS, Handler, Outcome, register
 from workflows.models import Decision, Item, NodeStats, Run, Shard
 
 
 @pytest.fixture
 def worker_like(transactional_db, settings):
-    """Shards run outside any transaction of ours, as in `run_worker`: writes are pipelined."""
+    """Shards run outside any transaction of ours, as in `run_worker` (commits really commit)."""
     settings.ENGINE_SHARD_SIZE = 40
     settings.ENGINE_BATCH_SIZE = 4
-    settings.ENGINE_PIPELINE_WRITES = True
-    yield
-    BatchWriter.release()  # the writer thread's connection, before the test database is flushed
 
 
 AWKWARD = ["tab\there", "line\nbreak", "back\\slash", "cr\rhere", "quote \" and 'single'", "€ è ß 中文 🙂", "\\N", ""]
@@ -59,8 +56,8 @@ def awkward_graph() -> dict:
             "edges": [edge("src", "odd"), edge("odd", "out")]}
 
 
-def test_the_worker_pipelines_writes_and_every_value_round_trips(personas, worker_like, awkward_handler):
-    assert pipelined_writes()
+def test_every_value_round_trips_through_the_ledger(personas, worker_like, awkward_handler):
+    assert not connection.in_atomic_block
     workflow = make_runnable_workflow(personas["designer"], awkward_graph(), name="Awkward")
     run = launch.create_run(workflow, user=personas["operator"], items=[{"text": f"doc {i}"} for i in range(40)])
     drain()
@@ -92,8 +89,8 @@ def test_stats_from_two_shards_add_up_in_the_database(personas, worker_like):
     assert NodeStats.objects.filter(run=run).count() == 4
 
 
-def test_a_writer_error_reaches_the_shard_and_commits_nothing_after_it(personas, worker_like):
-    """A zombie (its attempt bumped while it runs) is fenced on the writer thread: the shard stops."""
+def test_a_zombie_is_fenced_between_two_micro_batches(personas, worker_like):
+    """A worker whose attempt was bumped while it ran keeps its first batch and commits nothing after."""
     workflow = make_runnable_workflow(personas["designer"])
     run = launch.create_run(workflow, user=personas["operator"], items=tickets(40))
     shard = run.shards.get()
@@ -120,32 +117,49 @@ def test_a_writer_error_reaches_the_shard_and_commits_nothing_after_it(personas,
     assert Run.objects.get(pk=run.pk).items_done == 4
 
 
-@pytest.mark.django_db
-def test_a_duplicate_delivery_keeps_the_recorded_decisions(personas):
-    """COPY cannot skip conflicts; the savepoint falls back to INSERT … ON CONFLICT DO NOTHING."""
+def test_a_duplicate_delivery_keeps_the_recorded_decisions(personas, worker_like):
+    """One attempt run twice (its decisions in the ledger, its items pending again): COPY meets the
+    recorded rows, the batch is committed again with INSERT … ON CONFLICT DO NOTHING, and every
+    (item, node) keeps exactly its first decision, counted once."""
     workflow = make_runnable_workflow(personas["designer"])
-    run = launch.create_run(workflow, user=personas["operator"], items=tickets(2))
-    first, second = Item.objects.filter(run=run).order_by("seq")
+    run = launch.create_run(workflow, user=personas["operator"], items=tickets(8))
+    drain()
+    first = {(d.item_id, d.node): d.pk for d in Decision.objects.filter(run=run)}
+    assert len(first) == 8 * 4
+    shard = run.shards.get()
+    Item.objects.filter(run=run, seq__gte=4).update(status="pending")  # half of them, as if never finished
+    Run.objects.filter(pk=run.pk).update(items_done=4, status=state.RUNNING)
+    Shard.objects.filter(pk=shard.pk).update(status=Shard.RUNNING)
+    run_shard(shard.pk, 1)
+    assert {(d.item_id, d.node): d.pk for d in Decision.objects.filter(run=run)} == first
+    assert not Decision.objects.values("item", "node").annotate(n=Count("id")).filter(n__gt=1).exists()
+    run.refresh_from_db()
+    assert run.items_done == 8 and run.status == state.SUCCEEDED
+
+
+def test_insert_decisions_copy_refuses_a_recorded_row_and_insert_skips_it(personas, worker_like):
+    from django.db import IntegrityError, transaction
     from django.utils import timezone
 
+    workflow = make_runnable_workflow(personas["designer"])
+    run = launch.create_run(workflow, user=personas["operator"], items=tickets(2))
+    one, two = Item.objects.filter(run=run).order_by("seq")
     now = timezone.now()
 
     def row(item, port):
         return (run.pk, item.pk, "ext", "", {"port": port}, None, None, port, 1.0, "", 1, "b", 2, 1, now)
 
-    insert_decisions([row(first, "first")])
-    insert_decisions([row(first, "again"), row(second, "new")])
-    assert Decision.objects.get(item=first, node="ext").port == "first"
-    assert Decision.objects.get(item=second, node="ext").port == "new"
-    assert not Decision.objects.values("item", "node").annotate(n=Count("id")).filter(n__gt=1).exists()
+    insert_decisions([row(one, "first")])
+    if connection.vendor == "postgresql":
+        with pytest.raises(IntegrityError), transaction.atomic():
+            insert_decisions([row(one, "again"), row(two, "new")])
+    insert_decisions([row(one, "again"), row(two, "new")], copy=False)
+    assert Decision.objects.get(item=one, node="ext").port == "first"
+    assert Decision.objects.get(item=two, node="ext").port == "new"
 
 
 def test_copy_text_escapes_what_would_end_a_field_or_a_row():
-    from datetime import UTC, datetime
-
-    when = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    row = (1, 2, "n\t1", "ref\\x", {"t": "a\tb\nc"}, None, float("nan"), "out\r", math.inf, "boom\n", 1, "b", 32, 1, when)
-    assert copy_text([row], when) == (
-        '1\t2\tn\\t1\tref\\\\x\t{"t": "a\\\\tb\\\\nc"}\t\\N\tNaN\tout\\r\tInfinity\tboom\\n\t1\tb\t32\t1\t'
-        "2026-11-27T12:00:00+00:00\n")
+    row = (1, 2, "n\t1", "ref\\x", {"t": "a\tb\nc"}, None, float("nan"), "out\r", math.inf, "boom\n", 1, "b", 32, 1, None)
+    assert copy_text([row]) == (
+        '1\t2\tn\\t1\tref\\\\x\t{"t": "a\\\\tb\\\\nc"}\t\\N\tNaN\tout\\r\tInfinity\tboom\\n\t1\tb\t32\t1\n')
     assert connection.vendor in {"postgresql", "sqlite"}

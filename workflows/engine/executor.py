@@ -16,14 +16,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
 import socket
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -91,7 +88,6 @@ class ShardRunner:
                                   shard_id=shard.pk, attempt=attempt)
         self.handlers: dict[str, Handler | str] = {}
         self.batch_no = 0
-        self.writer: BatchWriter | None = None
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -248,20 +244,27 @@ class ShardRunner:
                                   latency, out.error, tried, batch_id, size, self.attempt, now))
             delta.observe_many(ports=ports, latencies=latencies, labels=labels, confidences=confidences,
                                errors=sum(1 for out in outcomes if out.error))
-        (self.writer.submit if self.writer else self.commit)(items, decisions, parks, dead, deltas, now)
+        self.commit(items, decisions, parks, dead, deltas, now)
 
     def commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
                deltas: dict[str, StatsDelta], now: Any) -> None:
-        from workflows.models import DeadLetter, Item, ReviewTask, Run, Shard
+        """One transaction for the micro-batch. COPY cannot skip decisions already in the ledger; the
+        shard fence makes that impossible in normal operation (a retried shard replays what the ledger
+        holds), and if it ever happens (one attempt delivered twice) the whole batch is committed again
+        with the INSERT that skips them."""
+        try:
+            self._commit(items, decisions, parks, dead, deltas, now, fast=True)
+        except IntegrityError:
+            logger.warning("shard %s: decisions already in the ledger, keeping the recorded ones", self.shard.pk)
+            self._commit(items, decisions, parks, dead, deltas, now, fast=False)
 
-        by_status: dict[str, list[int]] = defaultdict(list)
-        for s in items:
-            by_status[s.final_status].append(s.item_id)
+    def _commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
+                deltas: dict[str, StatsDelta], now: Any, *, fast: bool) -> None:
+        from workflows.models import DeadLetter, ReviewTask
+
         with transaction.atomic():
-            fenced = Shard.objects.filter(pk=self.shard.pk, attempt=self.attempt, status=Shard.RUNNING).update(heartbeat=now)
-            if fenced != 1:
-                raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
-            insert_decisions(decisions)
+            self.fence_and_count(items, now)
+            insert_decisions(decisions, copy=fast)
             if parks:
                 ReviewTask.objects.bulk_create([
                     ReviewTask(run_id=self.run.pk, item_id=p["item_id"], node=p["node"], queue=p["queue"][:80],
@@ -271,18 +274,68 @@ class ShardRunner:
                 DeadLetter.objects.bulk_create([
                     DeadLetter(run_id=self.run.pk, item_id=d["item_id"], node=d["node"], reason=d["reason"] or "failed",
                                error_code=d["error_code"][:60], attempts=d["attempts"]) for d in dead])
-            counters = {}
-            for status, field in (("done", "items_done"), ("dead", "items_dead"), ("parked", "items_parked")):
-                if by_status.get(status):
-                    moved = Item.objects.filter(id__in=by_status[status], status=Item.PENDING).update(status=status, finished_at=now)
-                    if moved:
-                        counters[field] = F(field) + moved
-            if counters:
-                Run.objects.filter(pk=self.run.pk).update(**counters)
             if deltas:
                 upsert_stats(self.run.pk, deltas, now)
                 nodes = sorted(deltas)
                 transaction.on_commit(lambda: after_batch_commit(self.run.pk, nodes))
+
+    def fence_and_count(self, items: list[ItemState], now: Any) -> None:
+        """Inside the batch's transaction: check the fence (raise Fenced when this attempt is no longer
+        current), move the items to their final status and add them to the run's counters."""
+        from workflows.models import Item, Run, Shard
+
+        if connection.vendor == "postgresql":
+            params = {"sync": "on" if settings.ENGINE_SYNCHRONOUS_COMMIT else "off", "now": now, "shard": self.shard.pk,
+                      "attempt": self.attempt, "run": self.run.pk,
+                      "items": _encode([{"id": s.item_id, "status": s.final_status} for s in items])}
+            with connection.cursor() as cursor:
+                cursor.execute(BATCH_HEAD_SQL, params)
+                fenced = cursor.fetchone()[0]
+            if fenced != 1:
+                raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
+            return
+        fenced = Shard.objects.filter(pk=self.shard.pk, attempt=self.attempt, status=Shard.RUNNING).update(heartbeat=now)
+        if fenced != 1:
+            raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
+        by_status: dict[str, list[int]] = defaultdict(list)
+        for s in items:
+            by_status[s.final_status].append(s.item_id)
+        counters = {}
+        for status, field in (("done", "items_done"), ("dead", "items_dead"), ("parked", "items_parked")):
+            if by_status.get(status):
+                moved = Item.objects.filter(id__in=by_status[status], status=Item.PENDING).update(status=status, finished_at=now)
+                if moved:
+                    counters[field] = F(field) + moved
+        if counters:
+            Run.objects.filter(pk=self.run.pk).update(**counters)
+
+
+# PostgreSQL: the head of a micro-batch's transaction in one round trip. The fence (this attempt still
+# owns the running shard, which also refreshes its heartbeat), the items' final statuses (only from
+# pending: a replayed item is not counted twice) and the run's counters. synchronous_commit is off for
+# the transaction unless ENGINE_SYNCHRONOUS_COMMIT: a batch is recomputable, so a database crash may
+# lose its last ~0.6 s of commits (whole transactions, in order: the items go back to pending and their
+# shard is re-run; external calls repeat with the same idempotency key), and the worker does not wait
+# for the WAL flush. Inputs and people's decisions are written elsewhere, durably.
+BATCH_HEAD_SQL = """
+WITH cfg AS (SELECT set_config('synchronous_commit', %(sync)s, true) AS value),
+fence AS (
+    UPDATE workflows_shard SET heartbeat = %(now)s
+    WHERE id = %(shard)s AND attempt = %(attempt)s AND status = 'running' RETURNING id),
+moved AS (
+    UPDATE workflows_item AS item SET status = batch.status, finished_at = %(now)s
+    FROM jsonb_to_recordset(%(items)s::jsonb) AS batch(id bigint, status text)
+    WHERE item.id = batch.id AND item.status = 'pending' AND EXISTS (SELECT 1 FROM fence)
+    RETURNING item.status),
+tally AS (
+    SELECT count(*) FILTER (WHERE status = 'done') AS done, count(*) FILTER (WHERE status = 'dead') AS dead,
+           count(*) FILTER (WHERE status = 'parked') AS parked FROM moved),
+counted AS (
+    UPDATE workflows_run AS run SET items_done = run.items_done + tally.done, items_dead = run.items_dead + tally.dead,
+           items_parked = run.items_parked + tally.parked
+    FROM tally WHERE run.id = %(run)s AND tally.done + tally.dead + tally.parked > 0 RETURNING run.id)
+SELECT (SELECT count(*) FROM fence), (SELECT value FROM cfg), (SELECT count(*) FROM counted)
+"""
 
 
 STATS_FIELDS = ["items_in", "ports", "errors", "retries", "latency_hist", "latency_sum_ms", "labels",
@@ -291,6 +344,7 @@ STATS_COUNTERS = ("items_in", "errors", "retries", "latency_sum_ms", "cpu_second
 STATS_MAPS = ("ports", "latency_hist", "labels", "confidence_hist", "extra")
 DECISION_COLUMNS = ("run_id", "item_id", "node", "model_ref", "output", "label", "confidence", "port", "latency_ms",
                     "error", "attempt", "batch_id", "batch_size", "shard_attempt", "created_at")
+COPY_DECISIONS_SQL = f"COPY workflows_decision ({', '.join(DECISION_COLUMNS[:-1])}) FROM STDIN"  # created_at: now()
 
 
 def _map_sum(field: str) -> str:
@@ -401,17 +455,17 @@ def _copy_number(value: Any) -> str:
     return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
 
 
-def copy_text(rows: list[tuple], when: datetime) -> str:
+def copy_text(rows: list[tuple]) -> str:
     """Decision rows (as process() builds them) in COPY's text format, formatted once per
     micro-batch by one expression per row: psycopg's write_row adapts each value through its dumper
-    registry, and a generic per-value formatter cost half of the engine's Python time per node."""
-    stamp = when.isoformat()
+    registry, and a generic per-value formatter cost half of the engine's Python time per node.
+    created_at is left to the database (its default, the transaction's now())."""
     e = _COPY_ESCAPES
     num = _copy_number
     return "".join(
         f"{r[0]}\t{r[1]}\t{r[2].translate(e)}\t{r[3].translate(e)}\t{encode_output(r[4]).translate(e)}\t"
         f"{NULL if r[5] is None else r[5].translate(e)}\t{num(r[6])}\t{NULL if r[7] is None else r[7].translate(e)}\t"
-        f"{num(r[8])}\t{r[9].translate(e)}\t{r[10]}\t{r[11].translate(e)}\t{r[12]}\t{r[13]}\t{stamp}\n"
+        f"{num(r[8])}\t{r[9].translate(e)}\t{r[10]}\t{r[11].translate(e)}\t{r[12]}\t{r[13]}\n"
         for r in rows)
 
 
@@ -419,111 +473,25 @@ INSERT_DECISIONS_SQL = (f"INSERT INTO workflows_decision ({', '.join(DECISION_CO
                         f"VALUES ({', '.join(['%s'] * len(DECISION_COLUMNS))}) ON CONFLICT (run_id, item_id, node) DO NOTHING")
 
 
-def insert_decisions(rows: list[tuple]) -> None:
+def insert_decisions(rows: list[tuple], *, copy: bool = True) -> None:
     """Write a micro-batch's decisions, at most one per (run, item, node).
 
-    PostgreSQL: COPY (psycopg formats the rows in C; a parameterised INSERT of the same rows spent
-    more time quoting array parameters in Python than PostgreSQL spent inserting them). COPY cannot
-    say ON CONFLICT DO NOTHING, so it runs inside a savepoint: the shard fence makes a conflict
-    impossible in normal operation (a retried shard skips what the ledger holds), and if one ever
-    comes (the same attempt delivered twice), the batch falls back to the INSERT that skips rows
-    already decided. SQLite runs one prepared INSERT … ON CONFLICT DO NOTHING per row in C.
+    PostgreSQL with copy=True: COPY (a parameterised INSERT of the same rows spent more time quoting
+    array parameters in Python than PostgreSQL spent inserting them); a row already in the ledger
+    makes it raise IntegrityError (see ShardRunner.commit). Otherwise one prepared
+    INSERT … ON CONFLICT DO NOTHING per row (SQLite runs them in C).
     """
     if not rows:
         return
-    if connection.vendor == "postgresql":
-        try:
-            with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
-                with cursor.cursor.copy(f"COPY workflows_decision ({', '.join(DECISION_COLUMNS)}) FROM STDIN") as copy:
-                    copy.write(copy_text(rows, rows[0][-1]))
-            return
-        except IntegrityError:
-            logger.warning("decisions already in the ledger for run %s: keeping the recorded ones", rows[0][0])
+    if copy and connection.vendor == "postgresql":
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            with cursor.cursor.copy(COPY_DECISIONS_SQL) as stream:
+                stream.write(copy_text(rows))
+        return
     when = connection.ops.adapt_datetimefield_value(rows[0][-1])
     values = [(*r[:4], encode_output(r[4]), *r[5:14], when) for r in rows]
     with connection.cursor() as cursor:
         cursor.executemany(INSERT_DECISIONS_SQL, values)
-
-
-IDLE_WRITER_SECONDS = 5.0
-
-
-class BatchWriter:
-    """Commits a shard's micro-batches on the worker's writer thread while the shard computes the
-    next micro-batch: the database's work overlaps the worker's instead of adding to it.
-
-    One writer thread per worker process, with its own long-lived database connection (a connection
-    per shard cost more than it saved). At most one batch waits (the queue holds one), so memory
-    stays bounded, and a crash loses no more than the batches not yet committed — which the retried
-    shard recomputes, as it always did. The first error (a fence, a lost connection) stops this
-    shard's writes and is raised in the shard's thread at its next submit or at close.
-    """
-
-    _queue: queue.Queue | None = None
-    _lock = threading.Lock()
-
-    def __init__(self, runner: ShardRunner):
-        self.runner = runner
-        self.error: BaseException | None = None
-        self.queue = self._start()
-
-    @classmethod
-    def _start(cls) -> queue.Queue:
-        with cls._lock:
-            if cls._queue is None:
-                cls._queue = queue.Queue(maxsize=1)
-                threading.Thread(target=cls._loop, args=(cls._queue,), name="ledger-writer", daemon=True).start()
-            return cls._queue
-
-    def submit(self, *batch: Any) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put((self, batch))
-
-    def close(self) -> None:
-        """Wait until every submitted batch is committed; raise the writer's error if it had one."""
-        flushed = threading.Event()
-        self.queue.put((self, flushed))
-        flushed.wait()
-        if self.error is not None:
-            raise self.error
-
-    @classmethod
-    def release(cls) -> None:
-        """Close the writer thread's connection now (before dropping a database, say)."""
-        if cls._queue is not None:
-            done = threading.Event()
-            cls._queue.put((None, ("release", done)))
-            done.wait()
-
-    @staticmethod
-    def _loop(jobs: queue.Queue) -> None:
-        while True:
-            try:
-                writer, batch = jobs.get(timeout=IDLE_WRITER_SECONDS)
-            except queue.Empty:
-                connection.close()  # idle: give the connection back; the next batch opens one
-                continue
-            if isinstance(batch, threading.Event):
-                batch.set()
-                continue
-            if writer is None:
-                connection.close()
-                batch[1].set()
-                continue
-            if writer.error is not None:
-                continue
-            try:
-                connection.close_if_unusable_or_obsolete()  # after a lost connection: a fresh one
-                writer.runner.commit(*batch)
-            except BaseException as exc:  # handed to the shard's thread, which decides
-                writer.error = exc
-
-
-def pipelined_writes() -> bool:
-    """Commit on a writer thread, unless we run inside a transaction of the caller's (a test's, a
-    management command's): a second connection could neither see nor wait for its rows."""
-    return bool(settings.ENGINE_PIPELINE_WRITES) and not connection.in_atomic_block
 
 
 # --- a whole shard ---------------------------------------------------------------------------------
@@ -569,13 +537,8 @@ def run_shard(shard_id: int, attempt: int) -> dict[str, Any]:
                 reviews[(item_id, node)] = result or {}
     size = run.batch_size
     try:
-        runner.writer = BatchWriter(runner) if pipelined_writes() and len(rows) > size else None
-        try:
-            for start in range(0, len(rows), size):
-                runner.process(rows[start : start + size], recorded, reviews)
-        finally:
-            if runner.writer is not None:
-                runner.writer.close()
+        for start in range(0, len(rows), size):
+            runner.process(rows[start : start + size], recorded, reviews)
         with transaction.atomic():
             done = Shard.objects.filter(pk=shard_id, attempt=attempt, status=Shard.RUNNING).update(
                 status=Shard.DONE, finished_at=timezone.now(), heartbeat=timezone.now())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from workflows.engine import state
@@ -134,7 +135,8 @@ class Decision(models.Model):
     batch_id = models.CharField(max_length=40, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=1)
     shard_attempt = models.PositiveIntegerField(default=1)
-    created_at = models.DateTimeField(default=timezone.now)
+    # Filled in by the database (the executor's COPY leaves it out: one timestamp less to parse a row).
+    created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         ordering = ["item_id", "id"]
