@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from workflows.engine.intake import IntakeError, load_items
+from workflows.engine.intake import IntakeError, json_loads, load_items
 from workflows.models.audit import record
 from workflows.models.datasets import Dataset
 
@@ -21,9 +21,11 @@ def parse_mapping(raw: Any) -> dict[str, str]:
         return {}
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = json_loads(raw)
         except json.JSONDecodeError:
             raise IntakeError('The mapping must be JSON like {"text": "body", "subject": "title"}.') from None
+        except ValueError as exc:
+            raise IntakeError(f"The mapping is not usable JSON: {exc}") from None
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise IntakeError("The mapping must map item fields to column names, all text.")
     return raw

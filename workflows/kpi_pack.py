@@ -7,8 +7,6 @@ shows what was signed even if the ledger or the baseline change later.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import date
 from typing import Any
@@ -20,7 +18,7 @@ from django.utils import timezone
 
 from workflows import kpi_rollup as rollup
 from workflows import kpis
-from workflows.engine.handlers import neutralise
+from workflows.exports import write_csv_rows
 from workflows.models import WeeklyPack
 from workflows.models.audit import record
 from workflows.roles import require
@@ -111,8 +109,4 @@ def csv_rows(content: dict[str, Any], pack: WeeklyPack | None = None) -> list[li
 
 
 def to_csv(content: dict[str, Any], pack: WeeklyPack | None = None) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in csv_rows(content, pack):
-        writer.writerow([neutralise(cell) for cell in row])
-    return buffer.getvalue()
+    return write_csv_rows(csv_rows(content, pack))

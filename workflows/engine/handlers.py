@@ -20,9 +20,7 @@ the executor writes decisions, stats, review tasks and dead letters in one trans
 
 from __future__ import annotations
 
-import csv
 import importlib
-import io
 import json
 import time
 import urllib.error
@@ -31,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from workflows.exports import safe_cell
 from workflows.graph.plan import Plan, Step
 
 from .state import ItemState
@@ -222,14 +221,8 @@ class ReviewHandler(Handler):
 
 # --- sinks ---------------------------------------------------------------------------------------
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: Any) -> Any:
-    """Spreadsheet formula injection: a cell starting with = + - @ tab or CR is prefixed with '."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
+# Kept for callers of the old name; CSV cells are neutralised in one place (workflows/exports.py).
+neutralise = safe_cell
 
 
 def flat_row(data: dict[str, Any], columns: list[str] | None = None) -> dict[str, Any]:
@@ -242,19 +235,6 @@ def flat_row(data: dict[str, Any], columns: list[str] | None = None) -> dict[str
     if columns:
         row = {c: row.get(c, "") for c in columns}
     return row
-
-
-def csv_text(rows: list[dict[str, Any]]) -> str:
-    """Rows as CSV with every cell neutralised against formula injection."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: neutralise(v) for k, v in row.items()})
-    return buffer.getvalue()
 
 
 @register("sink.table")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,16 @@ from django.conf import settings
 
 FORMATS = {"csv": "csv", "tsv": "csv", "txt": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "xlsx": "xlsx"}
 MAX_ROWS_LISTED = 20
-# XLSX is a zip: refuse archives that inflate beyond this many times the upload cap (zip bombs).
+# XLSX is a zip: refuse archives that inflate beyond this many times the upload cap, or with a part
+# that inflates more than XLSX_MAX_RATIO times its compressed size (zip bombs), before inflating any.
+# Real sheets compress 5-20 times (200,000 identical rows: 16 times); a deflate bomb about 1,000 times.
 XLSX_INFLATE_FACTOR = 20
+XLSX_MAX_RATIO = 100
+XLSX_RATIO_FROM_BYTES = 1024 * 1024
+XLSX_MAX_PARTS = 10_000
+# Items and request bodies are JSON: deeper nesting than this is refused before it can exhaust the
+# stack of a parser, serialiser or validator (a graph needs about 6 levels, an item a few more).
+MAX_JSON_DEPTH = 64
 MAX_CELL_CHARS = 1_000_000
 WESTERN = ("cp1252", "latin_1", "iso8859_15", "mac_roman")
 
@@ -34,6 +43,59 @@ def _rows_text(rows: list[int]) -> str:
     shown = ", ".join(str(r) for r in rows[:MAX_ROWS_LISTED])
     more = f" and {len(rows) - MAX_ROWS_LISTED} more" if len(rows) > MAX_ROWS_LISTED else ""
     return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "it contains the NUL character (\\u0000), which text cannot hold"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "it contains an unpaired surrogate (an escape in \\ud800-\\udfff), which is not valid Unicode"
+    return None
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why parsed JSON cannot be stored as it is, or None. Iterative: never a RecursionError."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict | list):
+            if depth >= max_depth:
+                return f"it is nested deeper than {max_depth} levels"
+            if isinstance(current, dict):
+                for key, child in current.items():
+                    problem = _text_problem(key) if isinstance(key, str) else None
+                    if problem:
+                        return problem
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in current)
+        elif isinstance(current, str):
+            problem = _text_problem(current)
+            if problem:
+                return problem
+        elif isinstance(current, float) and not math.isfinite(current):
+            return "it holds a number that is not finite (NaN, Infinity or beyond ±1.8e308)"
+    return None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def json_loads(text: str | bytes) -> Any:
+    """json.loads for untrusted input: NaN and Infinity refused, nesting bounded by MAX_JSON_DEPTH,
+    text PostgreSQL can store. Raises ValueError (json.JSONDecodeError for malformed JSON)."""
+    try:
+        value = json.loads(text, parse_constant=_no_constants)
+    except RecursionError:
+        raise ValueError(f"it is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    problem = json_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 @dataclass
@@ -65,8 +127,14 @@ def decode(data: bytes) -> tuple[str, str]:
         return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16"), "utf-16"
-    if b"\x00" in data[:8192]:
-        raise IntakeError("The file contains NUL bytes: it is binary or UTF-16 without a byte-order mark. Save it as UTF-8 CSV.")
+    head = data[:8192]
+    if b"\x00" in head:
+        # Mostly-ASCII UTF-16 has a NUL in every other byte; anything else with NULs is binary.
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        if max(even, odd) > len(head) // 4 and min(even, odd) < len(head) // 50:
+            raise IntakeError("The file is UTF-16 text without a byte-order mark, so its encoding cannot be known "
+                              "for sure. Save it as UTF-8 CSV (in Excel: 'CSV UTF-8').")
+        raise IntakeError("The file contains NUL bytes: it is binary, not text. Save it as UTF-8 CSV.")
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -103,7 +171,8 @@ def _columns(header: list[Any]) -> list[str]:
     names = [str(h).strip() if h is not None else "" for h in header]
     blank = [i + 1 for i, n in enumerate(names) if not n]
     if blank:
-        raise IntakeError(f"The header has no name for column{'s' if len(blank) > 1 else ''} {', '.join(map(str, blank))}.")
+        shown = ", ".join(map(str, blank[:MAX_ROWS_LISTED])) + (f" and {len(blank) - MAX_ROWS_LISTED} more" if len(blank) > MAX_ROWS_LISTED else "")
+        raise IntakeError(f"The header has no name for column{'s' if len(blank) > 1 else ''} {shown}.")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise IntakeError(f"The header repeats column names: {', '.join(dupes)}. Each column needs its own name.")
@@ -112,6 +181,10 @@ def _columns(header: list[Any]) -> list[str]:
 
 def parse_csv(data: bytes) -> Parsed:
     text, encoding = decode(data)
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise IntakeError(f"Row {line} contains a NUL byte: the file is not plain text from there on. Save it as UTF-8 CSV.", [line])
     sample = text[:65536]
     try:
         delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
@@ -142,65 +215,131 @@ def parse_csv(data: bytes) -> Parsed:
     return Parsed("csv", columns, rows, encoding=encoding, delimiter=delimiter)
 
 
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "true or false", type(None): "null", int: "a number", float: "a number"}
+    return kinds.get(type(value), "not an object")
+
+
 def parse_jsonl(data: bytes) -> Parsed:
     text, encoding = decode(data)
     rows: list[tuple[int, dict[str, Any]]] = []
     bad: list[int] = []
-    columns: list[str] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    first_error = ""
+    invalid: dict[str, list[int]] = {}
+    columns: dict[str, None] = {}
+    # JSON Lines are separated by \n only: str.splitlines() would also split on U+2028 and other
+    # separators that are valid inside a JSON string.
+    for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
+            value = json_loads(line)
+        except json.JSONDecodeError as exc:
             bad.append(line_no)
+            first_error = first_error or f"row {line_no}: {exc.msg} at column {exc.colno}"
+            continue
+        except ValueError as exc:
+            invalid.setdefault(str(exc), []).append(line_no)
             continue
         if not isinstance(value, dict):
             bad.append(line_no)
+            first_error = first_error or f"row {line_no} is {_json_kind(value)}"
             continue
-        columns += [k for k in value if k not in columns]
+        columns.update(dict.fromkeys(value))
         rows.append((line_no, value))
         _check_rows(len(rows))
-    if bad:
-        raise IntakeError(f"{_rows_text(bad).capitalize()} {'are' if len(bad) > 1 else 'is'} not a JSON object on one line.", bad)
-    return Parsed("jsonl", columns, rows, encoding=encoding)
+    if bad or invalid:
+        parts = []
+        if bad:
+            parts.append(f"{_rows_text(bad).capitalize()} {'are' if len(bad) > 1 else 'is'} not a JSON object on one line "
+                         f"({first_error}).")
+        parts += [f"{_rows_text(lines).capitalize()}: {reason}." for reason, lines in invalid.items()]
+        raise IntakeError(" ".join(parts), sorted({*bad, *(n for lines in invalid.values() for n in lines)}))
+    return Parsed("jsonl", list(columns), rows, encoding=encoding)
+
+
+def _check_archive(archive: zipfile.ZipFile) -> None:
+    """Refuse a zip bomb from the sizes the archive declares, before inflating anything. (Python's
+    zipfile never inflates a part beyond its declared size: a part that lies fails its CRC check.)"""
+    parts = archive.infolist()
+    if len(parts) > XLSX_MAX_PARTS:
+        raise IntakeError(f"The workbook has {len(parts)} parts; an XLSX file has a few dozen. Save the sheet as CSV.")
+    limit = settings.ENGINE_UPLOAD_MAX_BYTES * XLSX_INFLATE_FACTOR
+    inflated = sum(info.file_size for info in parts)
+    if inflated > limit:
+        raise IntakeError(f"The workbook inflates to {inflated / 1e6:.0f} MB (limit {limit / 1e6:.0f} MB): "
+                          "refused as a possible zip bomb. Save the sheet as CSV.")
+    for info in parts:
+        if info.file_size > XLSX_RATIO_FROM_BYTES and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
+            raise IntakeError(f"The workbook part '{info.filename}' inflates from {info.compress_size / 1e6:.2f} MB to "
+                              f"{info.file_size / 1e6:.0f} MB ({info.file_size // max(info.compress_size, 1)} times; "
+                              f"real sheets compress less than {XLSX_MAX_RATIO} times): refused as a possible zip bomb.")
+
+
+def _xlsx_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not finite")
+    return value if isinstance(value, int | float | str) else str(value)
 
 
 def parse_xlsx(data: bytes) -> Parsed:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise IntakeError("The file is not a valid XLSX workbook (it is not a zip archive).") from None
-    limit = settings.ENGINE_UPLOAD_MAX_BYTES * XLSX_INFLATE_FACTOR
-    inflated = sum(info.file_size for info in archive.infolist())
-    if inflated > limit:
-        raise IntakeError(f"The workbook inflates to {inflated / 1e6:.0f} MB (limit {limit / 1e6:.0f} MB): "
-                          "refused as a possible zip bomb. Save the sheet as CSV.")
+        raise IntakeError("The file is not a valid XLSX workbook: it is not a complete zip archive "
+                          "(truncated, or another kind of file renamed .xlsx).") from None
+    _check_archive(archive)
     from openpyxl import load_workbook
 
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:
-        raise IntakeError(f"The workbook cannot be read: {exc}") from None
+    except Exception as exc:  # openpyxl raises many kinds (KeyError, BadZipFile, XML errors) for a bad file
+        raise IntakeError(f"The workbook cannot be read ({exc.__class__.__name__}: {str(exc)[:200]}). "
+                          "Open it in a spreadsheet and save it again, or save it as CSV.") from None
+    rows: list[tuple[int, dict[str, Any]]] = []
+    not_finite: list[int] = []
+    row_no = 1
+    title = ""
     try:
+        if not workbook.worksheets:
+            raise IntakeError("The workbook has no sheet.")
         sheet = workbook.worksheets[0]
+        title = sheet.title
+        # Read-only mode trusts the size the sheet declares: rows past it are silently dropped, and
+        # every row is padded to its width (16,384 columns, for a few bytes of XML). Read what is there.
+        sheet.reset_dimensions()
         values = sheet.iter_rows(values_only=True)
-        header = next(values, None)
-        if header is None:
+        header = list(next(values, None) or [])
+        # A sheet's declared size often runs past its data (formatted empty columns): trailing
+        # empty header cells are not columns.
+        while header and (header[-1] is None or (isinstance(header[-1], str) and not header[-1].strip())):
+            header.pop()
+        if not header:
             raise IntakeError("The workbook's first sheet is empty.")
-        columns = _columns(list(header))
-        rows: list[tuple[int, dict[str, Any]]] = []
+        columns = _columns(header)
+        width = len(columns)
         for row_no, row in enumerate(values, start=2):
-            cells = list(row)[: len(columns)]
+            cells = tuple(row[:width])
             if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
                 continue
-            cells += [None] * (len(columns) - len(cells))
-            rows.append((row_no, {c: ("" if v is None else v if isinstance(v, int | float | str) else str(v))
-                                  for c, v in zip(columns, cells, strict=True)}))
+            cells += (None,) * (width - len(cells))
+            try:
+                rows.append((row_no, {c: _xlsx_value(v) for c, v in zip(columns, cells, strict=True)}))
+            except ValueError:
+                not_finite.append(row_no)
             _check_rows(len(rows))
+    except IntakeError:
+        raise
+    except Exception as exc:  # a part that fails its CRC, malformed sheet XML, a bad shared string…
+        raise IntakeError(f"The workbook is damaged near sheet row {row_no} ({exc.__class__.__name__}: {str(exc)[:200]}). "
+                          "Open it in a spreadsheet and save it again, or save it as CSV.", [row_no]) from None
     finally:
         workbook.close()
-    return Parsed("xlsx", columns, rows, notes=[f"sheet '{sheet.title}'"])
+    if not_finite:
+        raise IntakeError(f"{_rows_text(not_finite).capitalize()}: a number is not finite (beyond ±1.8e308).", not_finite)
+    return Parsed("xlsx", columns, rows, notes=[f"sheet '{title}'"])
 
 
 def parse(data: bytes, filename: str) -> Parsed:

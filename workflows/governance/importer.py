@@ -72,6 +72,14 @@ def _external_problem(tensor: Any, where: str) -> str | None:
             "Save the model with its tensors inside the one file.")
 
 
+def _tensor_problems(tensor: Any, where: str) -> list[str]:
+    """External-data problems of a tensor, or of both parts of a sparse tensor."""
+    from onnx import SparseTensorProto
+
+    parts = [tensor.values, tensor.indices] if isinstance(tensor, SparseTensorProto) else [tensor]
+    return [p for p in (_external_problem(t, where) for t in parts) if p]
+
+
 def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
     """Validate an ONNX model held in memory; raise ModelRejected with every reason found."""
     if not data:
@@ -95,34 +103,45 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
 
     reasons: list[str] = []
     opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
-    for domain in sorted(set(opsets) - ALLOWED_DOMAINS):
+    # Model-local functions are ONNX too (torch.onnx's dynamo exporter writes them): a node may call
+    # one in its own domain; the function's body is checked like the graph.
+    local = {(f.domain, f.name) for f in model.functions}
+    local_domains = {d for d, _ in local}
+    for domain in sorted(set(opsets) - ALLOWED_DOMAINS - local_domains):
         reasons.append(f"It imports the non-standard operator domain '{domain}', which needs a native custom-op "
                        "library. Only standard ONNX and ONNX Runtime operators are accepted.")
-    graphs = [("graph", model.graph)]
+    # Every place a graph, node or tensor can hide: subgraphs of If/Loop/Scan, function bodies and the
+    # training information (initialisation and algorithm graphs) included. Iterative, never recursive.
+    graphs: list[Any] = [model.graph]
+    for info in model.training_info:
+        graphs += [info.initialization, info.algorithm]
+    node_lists: list[Any] = [f.node for f in model.functions]
     seen_domains: set[str] = set()
-    while graphs:
-        _, graph = graphs.pop()
-        for tensor in list(graph.initializer) + [s.values for s in graph.sparse_initializer]:
-            problem = _external_problem(tensor, f"Tensor '{tensor.name}'")
-            if problem:
-                reasons.append(problem)
-        for node in graph.node:
-            if node.domain not in ALLOWED_DOMAINS and node.domain not in seen_domains:
+    while graphs or node_lists:
+        if graphs:
+            graph = graphs.pop()
+            for tensor in graph.initializer:
+                reasons += _tensor_problems(tensor, f"Tensor '{tensor.name}'")
+            for sparse in graph.sparse_initializer:
+                reasons += _tensor_problems(sparse, f"Sparse tensor '{sparse.values.name}'")
+            node_lists.append(graph.node)
+            continue
+        for node in node_lists.pop():
+            if (node.domain not in ALLOWED_DOMAINS and (node.domain, node.op_type) not in local
+                    and node.domain not in seen_domains):
                 seen_domains.add(node.domain)
-                if node.domain not in opsets:
+                if node.domain not in opsets or node.domain in local_domains:
                     reasons.append(f"Node '{node.name or node.op_type}' uses operator '{node.op_type}' from the "
                                    f"non-standard domain '{node.domain}'. Only standard operators are accepted.")
             for attr in node.attribute:
-                if attr.HasField("t"):
-                    problem = _external_problem(attr.t, f"Attribute '{attr.name}' of node '{node.name}'")
-                    if problem:
-                        reasons.append(problem)
+                where = f"Attribute '{attr.name}' of node '{node.name or node.op_type}'"
+                for tensor in ([attr.t] if attr.HasField("t") else []) + list(attr.tensors):
+                    reasons += _tensor_problems(tensor, where)
+                for sparse in ([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []) + list(attr.sparse_tensors):
+                    reasons += _tensor_problems(sparse, where)
                 if attr.HasField("g"):
-                    graphs.append((attr.name, attr.g))
-                graphs.extend((attr.name, g) for g in attr.graphs)
-    for function in model.functions:
-        if function.domain not in ALLOWED_DOMAINS and function.domain not in opsets:
-            reasons.append(f"It defines functions in the non-standard domain '{function.domain}'.")
+                    graphs.append(attr.g)
+                graphs.extend(attr.graphs)
     if reasons:
         raise ModelRejected(sorted(set(reasons), key=reasons.index))
 

@@ -6,77 +6,57 @@ becomes a segment, so evidence can be broken down by it. Errors name the row and
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
+from workflows.engine import intake
 from workflows.models.audit import record
 from workflows.models.registry import Label, LabelledSet, RegisteredModel
 
 MAX_ITEMS = 20_000
 MAX_BYTES = 20 * 1024 * 1024
 RESERVED = {"text", "label"}
+FORMATS = (".csv", ".tsv", ".txt", ".xlsx")
 
 
-def _rows_from_csv(data: bytes) -> list[dict[str, Any]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError("The CSV file is not UTF-8 text; save it as 'CSV UTF-8'.") from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return list(csv.DictReader(io.StringIO(text), dialect=dialect))
-
-
-def _rows_from_xlsx(data: bytes) -> list[dict[str, Any]]:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a bad file
-        raise ValidationError(f"The file is not a readable XLSX workbook ({exc.__class__.__name__}).") from None
-    rows = book.active.iter_rows(values_only=True)
-    header = [str(h).strip() if h is not None else "" for h in next(rows, [])]
-    return [{h: ("" if v is None else str(v)) for h, v in zip(header, row, strict=False) if h} for row in rows]
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value).strip()
 
 
 def parse_labelled_file(name: str, data: bytes) -> list[dict[str, Any]]:
-    """[{text, label, segment{…}}] or ValidationError listing the first problems."""
+    """[{text, label, segment{…}}] or ValidationError listing the first problems.
+
+    The file is read by the run intake (workflows/engine/intake.py), so it gets the same checks: encoding
+    detection and BOM, ragged rows, NUL bytes, zip bombs and damaged workbooks, each naming its rows."""
     if len(data) > MAX_BYTES:
         raise ValidationError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
-    lowered = name.lower()
-    if lowered.endswith(".xlsx"):
-        rows = _rows_from_xlsx(data)
-    elif lowered.endswith((".csv", ".tsv", ".txt")):
-        rows = _rows_from_csv(data)
-    else:
+    if not name.lower().endswith(FORMATS):
         raise ValidationError("Upload a .csv or .xlsx file with a 'text' and a 'label' column.")
-    if not rows:
-        raise ValidationError("The file has no rows.")
-    columns = {c.strip().lower(): c for c in rows[0] if c}
+    try:
+        parsed = intake.parse(data, name)
+    except intake.IntakeError as exc:
+        raise ValidationError(exc.message) from None
+    columns = {c.strip().lower(): c for c in parsed.columns}
     missing = [c for c in ("text", "label") if c not in columns]
     if missing:
         raise ValidationError(f"The file has no {' and no '.join(repr(m) for m in missing)} column "
                               f"(it has {', '.join(sorted(columns)) or 'none'}).")
-    if len(rows) > MAX_ITEMS:
-        raise ValidationError(f"The file has {len(rows)} rows; a labelled set holds at most {MAX_ITEMS}.")
+    if len(parsed.rows) > MAX_ITEMS:
+        raise ValidationError(f"The file has {len(parsed.rows)} rows; a labelled set holds at most {MAX_ITEMS}.")
     items, problems = [], []
-    for number, row in enumerate(rows, start=2):
-        text = (row.get(columns["text"]) or "").strip()
-        label = (row.get(columns["label"]) or "").strip()
+    for number, row in parsed.rows:
+        text = _cell(row.get(columns["text"]))
+        label = _cell(row.get(columns["label"]))
         if not text and not label:
             continue
         if not text or not label:
             problems.append(f"Row {number}: {'text' if not text else 'label'} is empty.")
             continue
-        segment = {key: str(row.get(original) or "").strip() for key, original in columns.items()
-                   if key not in RESERVED and str(row.get(original) or "").strip()}
+        segment = {key: _cell(row.get(original)) for key, original in columns.items()
+                   if key not in RESERVED and _cell(row.get(original))}
         items.append({"text": text, "label": label[:120], **({"segment": segment} if segment else {})})
     if problems:
         more = f" … and {len(problems) - 5} more" if len(problems) > 5 else ""

@@ -7,7 +7,6 @@ decided in one place. Everything around it is HTML from here, swapped in by htmx
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +19,7 @@ from django_htmx.http import trigger_client_event
 
 from workflows.api.serializers import EXPORT_FORMAT, ImportSerializer
 from workflows.api.views import create_workflow
+from workflows.engine.intake import json_loads
 from workflows.forms import PREFIX, config_from_query, config_problems, field_views, node_type_or_none, parse_config
 from workflows.graph import CATALOG
 from workflows.graph.catalog import GROUPS
@@ -164,7 +164,7 @@ def workflow_upload(request: HttpRequest) -> HttpResponse:
         problems.append(f"The file is larger than {settings.GRAPH_MAX_BYTES * 2 // 1024} KB; a workflow export is much smaller.")
     else:
         try:
-            document = json.loads(raw.decode("utf-8-sig"))
+            document = json_loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError) as exc:
             problems.append(f"The file is not JSON ({exc}). Export a workflow from its canvas page and upload that file.")
     if document is not None and not isinstance(document, dict):

@@ -4,6 +4,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from workflows.datasets import parse_mapping, store
 from workflows.engine.intake import IntakeError
@@ -27,6 +29,8 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
             error = exc.message
         else:
             messages.success(request, f"Stored {dataset.name}: {dataset.rows} rows.")
+            if request.htmx:  # sent by XHR for its progress bar: navigate for real
+                return HttpResponseClientRedirect(reverse("dataset-list"))
             return redirect("dataset-list")
     context = {"datasets": Dataset.objects.all(), "schedules": Schedule.objects.select_related("workflow", "last_run"),
                "can_upload": can(request.user, "run.start"), "error": error}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +17,14 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
-from workflows.engine import launch
-from workflows.engine.handlers import csv_text, flat_row
+from workflows.engine import launch, staging
+from workflows.engine.handlers import flat_row
 from workflows.engine.intake import IntakeError, load_items, parse
+from workflows.exports import csv_lines
 from workflows.graph import CATALOG
 from workflows.models import Decision, Item, Run
 from workflows.roles import can, deny, get_workflow_for_user, require
@@ -156,7 +160,23 @@ def _result_rows(run: Run, node: str | None) -> Iterator[dict[str, Any]]:
             yield {"seq": seq, **payload, **outputs.get(item_id, {})}
 
 
+def _csv_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """Rows as CSV under one header that names every column of every row. Items differ in their
+    fields (a JSONL upload, route branches), so the rows are spooled once (to disk past 8 MB) while
+    the columns are collected; cells are neutralised against formula injection (workflows.exports)."""
+    columns: dict[str, None] = {}
+    with tempfile.SpooledTemporaryFile(max_size=8 * 2**20, mode="w+", encoding="utf-8", newline="\n") as spool:
+        for row in rows:
+            flat = flat_row(row)
+            columns.update(dict.fromkeys(flat))
+            spool.write(json.dumps(flat, default=str) + "\n")  # ASCII: any text survives the round trip
+        spool.seek(0)
+        yield from csv_lines((json.loads(line) for line in spool), list(columns))
+
+
 def export_response(run: Run, fmt: str, node: str | None) -> StreamingHttpResponse:
+    """The run's results as CSV (spreadsheet-safe, see workflows/exports.py) or JSONL (the data as it
+    is: JSONL is read by programs, so nothing is prefixed)."""
     if fmt not in {"csv", "jsonl"}:
         raise Http404("Export as csv or jsonl.")
 
@@ -165,17 +185,7 @@ def export_response(run: Run, fmt: str, node: str | None) -> StreamingHttpRespon
             for row in _result_rows(run, node):
                 yield json.dumps(row, ensure_ascii=False, default=str) + "\n"
             return
-        batch: list[dict[str, Any]] = []
-        header_done = False
-        for row in _result_rows(run, node):
-            batch.append(flat_row(row))
-            if len(batch) == 500:
-                text = csv_text(batch)
-                yield text if not header_done else text.split("\r\n", 1)[1]
-                header_done, batch = True, []
-        if batch or not header_done:
-            text = csv_text(batch)
-            yield text if not header_done else text.split("\r\n", 1)[1]
+        yield from _csv_chunks(_result_rows(run, node))
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8" if fmt == "csv" else "application/jsonl")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}{"-" + node if node else ""}.{fmt}"'
@@ -203,25 +213,39 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
     context: dict[str, Any] = {"workflow": workflow, "fields": fields, "max_mb": settings.ENGINE_UPLOAD_MAX_BYTES / 1e6}
     if request.method == "POST":
         upload = request.FILES.get("file")
+        token = request.POST.get("staged", "")
         try:
-            if upload is None:
+            if upload is not None:
+                if upload.size > settings.ENGINE_UPLOAD_MAX_BYTES:
+                    raise IntakeError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.ENGINE_UPLOAD_MAX_BYTES / 1e6:.1f} MB.")
+                name, data = upload.name, upload.read()
+            elif token and (kept := staging.load(request.session, workflow.pk, token)):
+                name, data = kept
+            elif token:
+                raise IntakeError("The previewed file is no longer kept (a day has passed, or you logged out): choose it again.")
+            else:
                 raise IntakeError("Choose a CSV, JSONL or XLSX file.")
-            if upload.size > settings.ENGINE_UPLOAD_MAX_BYTES:
-                raise IntakeError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.ENGINE_UPLOAD_MAX_BYTES / 1e6:.1f} MB.")
-            data = upload.read()
             if "preview" in request.POST:
-                context["preview"] = parse(data, upload.name).preview()
+                context["preview"] = parse(data, name).preview()
+                if upload is not None:
+                    token = staging.stage(request.session, workflow.pk, name, data)
+                context["staged"] = staging.describe(request.session, workflow.pk, token)
                 return render(request, "runs/start.html", context)
             mapping = {f: request.POST[f"map_{f}"] for f in fields if request.POST.get(f"map_{f}")} or None
-            _, items = load_items(data, upload.name, mapping, fields)
-            run = launch.create_run(workflow, user=request.user, items=items, input_name=upload.name, mapping=mapping or {})
+            _, items = load_items(data, name, mapping, fields)
+            run = launch.create_run(workflow, user=request.user, items=items, input_name=name, mapping=mapping or {})
         except IntakeError as exc:
             context["error"], context["rows"] = exc.message, exc.rows[:50]
+            context["staged"] = staging.describe(request.session, workflow.pk, token) if token and upload is None else None
             return render(request, "runs/start.html", context, status=400)
         except launch.StartError as exc:
             context["error"], context["problems"] = "The run cannot start.", exc.problems
             return render(request, "runs/start.html", context, status=400)
+        if token:
+            staging.discard(request.session, token)
         messages.success(request, f"Run {run.pk} started with {run.items_total} items.")
+        if request.htmx:  # the upload went by XHR (with its progress bar): navigate for real
+            return HttpResponseClientRedirect(reverse("run-detail", kwargs={"pk": run.pk}))
         return redirect("run-detail", pk=run.pk)
     return render(request, "runs/start.html", context)
 
