@@ -93,14 +93,15 @@ def kpi_what_if(request: Request, pk: int) -> Response:
     except ValueError:
         threshold = -1.0
     if not 0 <= threshold <= 1:
-        return Response({"threshold": "A number from 0 to 1."}, status=status.HTTP_400_BAD_REQUEST)
+        raise serializers.ValidationError({"threshold": "A number from 0 to 1."})
     result = kpis.what_if(data["facts"], data["baseline"], node, threshold)
     if result is None:
         return Response({"detail": f"No cascade decisions at '{node}' that week.", "nodes": nodes}, status=status.HTTP_404_NOT_FOUND)
     return Response(_plain(result))
 
 
-@extend_schema(responses=dict)
+@extend_schema(responses={200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}},
+               description="The signed weekly review packs, newest first.")
 @api_view(["GET"])
 def kpi_packs(request: Request, pk: int) -> Response:
     workflow = kpis.get_kpi_workflow(request.user, pk)

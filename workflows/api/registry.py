@@ -10,10 +10,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view, parser_classes
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -23,10 +24,75 @@ from workflows.governance.importer import ModelRejected
 from workflows.governance.registry import version_usage, workflows_using
 from workflows.models import AuditEntry, ReviewTask
 from workflows.models.audit import record, verify_chain
-from workflows.models.registry import LabelledSet, ModelJob, ModelVersion, PromotionRequest, RegisteredModel
-from workflows.roles import require
+from workflows.models.registry import ALIASES, KINDS, LabelledSet, ModelJob, ModelVersion, PromotionRequest, RegisteredModel
+from workflows.roles import can, deny, require
 
-SCHEMA = extend_schema(tags=["governance"], request=None, responses=None)
+from .errors import text_query
+from .schema import CONFLICT
+
+
+def doc(**kwargs: Any):
+    """extend_schema for governance endpoints: no request body and a JSON object unless said otherwise."""
+    return extend_schema(**{"tags": ["governance"], "request": None, "responses": OpenApiTypes.OBJECT, **kwargs})
+
+
+SCHEMA = doc()
+ARRAY = {200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}}
+MAX_ID = 2**31 - 1
+
+
+class ModelImportForm(serializers.Serializer):
+    file = serializers.FileField(help_text="The ONNX file.")
+    name = serializers.SlugField(max_length=80)
+    kind = serializers.ChoiceField(choices=KINDS, default="classifier")
+    labels = serializers.CharField(required=False, allow_blank=True, default="", help_text="Comma-separated, in output order.")
+
+
+class LabelledSetForm(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV or XLSX with `text` and `label` columns.")
+    name = serializers.CharField(required=False, allow_blank=True, max_length=120, help_text="Default: the file name.")
+    model = serializers.CharField(required=False, allow_blank=True, max_length=80)
+
+
+class PromotionRequestSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=80)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    alias = serializers.ChoiceField(choices=ALIASES, default="candidate")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    labelled_set = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="", max_length=120)
+    replay_size = serializers.IntegerField(required=False, min_value=0, max_value=5000, default=200)
+
+
+class PromotionDecisionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["approve", "reject", "cancel"])
+    reason = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="", max_length=2000)
+
+
+class TrainSerializer(serializers.Serializer):
+    labelled_set = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="", max_length=120)
+    use_reviews = serializers.BooleanField(required=False, default=True)
+    C = serializers.FloatField(required=False, default=10.0, min_value=1e-6, max_value=1e6)
+
+
+class OptimiseSerializer(serializers.Serializer):
+    labelled_set = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="", max_length=120)
+    per_channel = serializers.BooleanField(required=False, default=True)
+    fuse = serializers.BooleanField(required=False, default=False)
+
+
+class ReviewLabelSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=120)
+
+
+def parsed(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """The request body checked against its serializer, or a 400 that names each field to fix."""
+    form = serializer_class(data=request.data)
+    form.is_valid(raise_exception=True)
+    return form.validated_data
+
+
+def _labelled_set(name: str | None) -> LabelledSet | None:
+    return LabelledSet.objects.filter(name=name).first() if name else None
 
 
 def _bad(exc: ValidationError | str) -> Response:
@@ -86,8 +152,7 @@ def job_json(j: ModelJob) -> dict[str, Any]:
             "labelled_set": j.labelled_set.name if j.labelled_set_id else None, "created_by": j.created_by.get_username()}
 
 
-@SCHEMA
-@extend_schema(operation_id="models_list", description="Registered models with their aliases.")
+@doc(operation_id="models_list", responses=ARRAY, description="Registered models with their aliases.")
 @api_view(["GET"])
 def model_list(request: Request) -> Response:
     require(request.user, "model.view")
@@ -100,19 +165,18 @@ def model_detail(request: Request, name: str) -> Response:
     return Response(model_json(_model(request.user, name), detail=True))
 
 
-@SCHEMA
+@doc(request={"multipart/form-data": ModelImportForm}, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+     description="Import an ONNX model (201; 200 when the same file is already registered). "
+     "400 with `reasons` when the model is refused.")
 @api_view(["POST"])
 @parser_classes([MultiPartParser, FormParser])
 def model_import(request: Request) -> Response:
-    """Multipart: file, name, kind, labels (comma-separated). 400 with `reasons` when the model is refused."""
     require(request.user, "model.train")
-    upload = request.FILES.get("file")
-    if upload is None or not request.data.get("name"):
-        return Response({"detail": "Send the model as `file` and its `name`.", "reasons": []}, status=status.HTTP_400_BAD_REQUEST)
-    labels = [x.strip() for x in (request.data.get("labels") or "").split(",") if x.strip()]
+    form = parsed(ModelImportForm, request)
+    labels = [x.strip() for x in form["labels"].split(",") if x.strip()]
     try:
-        version, created, report = import_model(upload.read(), name=str(request.data["name"]).strip().lower(),
-                                                kind=request.data.get("kind") or "classifier", labels=labels, user=request.user)
+        version, created, report = import_model(form["file"].read(), name=form["name"].lower(), kind=form["kind"],
+                                                labels=labels, user=request.user)
     except ModelRejected as exc:
         return Response({"detail": "The model was refused.", "refused": True, "reasons": exc.reasons},
                         status=status.HTTP_400_BAD_REQUEST)
@@ -122,57 +186,56 @@ def model_import(request: Request) -> Response:
                     status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-@SCHEMA
+@doc(methods=["GET"], operation_id="labelled_sets_list", responses=ARRAY, description="Every labelled set (without items).")
+@doc(methods=["POST"], operation_id="labelled_sets_create", request={"multipart/form-data": LabelledSetForm},
+     responses={201: OpenApiTypes.OBJECT}, description="Upload a labelled set (CSV or XLSX).")
 @api_view(["GET", "POST"])
-@parser_classes([MultiPartParser, FormParser, JSONParser])
+@parser_classes([MultiPartParser, FormParser])
 def labelled_sets(request: Request) -> Response:
-    """GET: every set (without items). POST multipart: file (CSV/XLSX), name, model."""
     if request.method == "GET":
         require(request.user, "model.view")
         return Response([{"id": s.pk, "name": s.name, "items": len(s.items), "labels": s.labels, "source": s.source,
                           "model": s.model.name if s.model_id else None} for s in LabelledSet.objects.select_related("model")])
     require(request.user, "model.train")
-    upload = request.FILES.get("file")
-    if upload is None:
-        return _bad("Send the CSV or XLSX as `file`.")
+    form = parsed(LabelledSetForm, request)
+    upload = form["file"]
     try:
         items = labelsets.parse_labelled_file(upload.name, upload.read())
         labelled = labelsets.create_labelled_set(
-            name=request.data.get("name") or upload.name.rsplit(".", 1)[0], items=items, user=request.user,
-            model=RegisteredModel.objects.filter(name=request.data.get("model") or "").first())
+            name=form["name"] or upload.name.rsplit(".", 1)[0], items=items, user=request.user,
+            model=RegisteredModel.objects.filter(name=form["model"]).first() if form.get("model") else None)
     except ValidationError as exc:
         return _bad(exc)
     return Response({"id": labelled.pk, "name": labelled.name, "items": len(labelled.items), "labels": labelled.labels},
                     status=status.HTTP_201_CREATED)
 
 
-@SCHEMA
-@extend_schema(methods=["GET"], operation_id="promotions_list", description="Promotion requests, newest first.")
-@extend_schema(methods=["POST"], operation_id="promotions_create", description="Request a promotion (version → alias).")
+@doc(methods=["GET"], operation_id="promotions_list", responses=ARRAY, description="Promotion requests, newest first.",
+     parameters=[OpenApiParameter("status", str, description="`open`, or one status.")])
+@doc(methods=["POST"], operation_id="promotions_create", request=PromotionRequestSerializer,
+     responses={201: OpenApiTypes.OBJECT}, description="Request a promotion (version → alias).")
 @api_view(["GET", "POST"])
 def promotions(request: Request) -> Response:
-    """GET: requests (?status=open|…). POST {model, version, alias, reason, labelled_set?, replay_size?}."""
     if request.method == "GET":
         require(request.user, "model.view")
         found = PromotionRequest.objects.select_related("version__model", "requested_by", "decided_by", "labelled_set",
                                                         "previous_version__model")
-        wanted = request.query_params.get("status")
+        wanted = text_query(request).get("status")
         if wanted == "open":
             found = found.filter(status__in=PromotionRequest.OPEN)
         elif wanted:
             found = found.filter(status=wanted)
         return Response([promotion_json(r) for r in found[:200]])
     require(request.user, "promotion.request")
+    form = parsed(PromotionRequestSerializer, request)
+    version = ModelVersion.objects.select_related("model").filter(model__name=form["model"], number=form["version"]).first()
+    if version is None:
+        raise serializers.ValidationError({"version": f"There is no version {form['version']} of a model named '{form['model']}'."})
     try:
-        version = _version(request.user, str(request.data.get("model") or ""), int(request.data.get("version") or 0))
-        labelled = LabelledSet.objects.filter(name=request.data.get("labelled_set") or "").first()
-        created = promotion.request_promotion(version, request.data.get("alias") or "candidate", user=request.user,
-                                              reason=request.data.get("reason") or "", labelled_set=labelled,
-                                              replay_size=int(request.data.get("replay_size") or 200))
+        created = promotion.request_promotion(version, form["alias"], user=request.user, reason=form["reason"],
+                                              labelled_set=_labelled_set(form["labelled_set"]), replay_size=form["replay_size"])
     except ValidationError as exc:
         return _bad(exc)
-    except (TypeError, ValueError):
-        return _bad("`version` and `replay_size` are numbers.")
     return Response(promotion_json(created), status=status.HTTP_201_CREATED)
 
 
@@ -190,51 +253,52 @@ def promotion_detail(request: Request, pk: int) -> Response:
     return Response(promotion_json(_request(request.user, pk)))
 
 
-@SCHEMA
+@doc(request=PromotionDecisionSerializer, responses={200: OpenApiTypes.OBJECT, 409: CONFLICT},
+     description="Approve, reject or cancel. Four eyes are enforced here as on the page (403 with why).")
 @api_view(["POST"])
 def promotion_decide(request: Request, pk: int) -> Response:
-    """{action: approve|reject|cancel, reason}. Four eyes are enforced here as on the page (403 with why)."""
     req = _request(request.user, pk)
-    action, reason = request.data.get("action"), request.data.get("reason") or ""
+    if not can(request.user, "promotion.approve") and request.user.pk != req.requested_by_id:
+        raise deny(request.user, "promotion.approve", req)  # before reading the body: only validators and the requester
+    form = parsed(PromotionDecisionSerializer, request)
+    action, reason = form["action"], form["reason"] or ""
     try:
         if action == "approve":
             req = promotion.approve(req, user=request.user, reason=reason)
         elif action == "reject":
             req = promotion.reject(req, user=request.user, reason=reason)
-        elif action == "cancel":
-            req = promotion.cancel(req, user=request.user)
         else:
-            return _bad("`action` is approve, reject or cancel.")
+            req = promotion.cancel(req, user=request.user)
     except ValidationError as exc:
         return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
     return Response(promotion_json(PromotionRequest.objects.get(pk=req.pk)))
 
 
-@SCHEMA
+@doc(request=TrainSerializer, responses={202: OpenApiTypes.OBJECT},
+     description="Train a new head: answers the job at once (poll /api/jobs/{id}/).")
 @api_view(["POST"])
 def model_train(request: Request, name: str) -> Response:
-    """{labelled_set?: name, use_reviews?: bool, C?: float} → the job (poll /api/jobs/<id>/)."""
     model = _model(request.user, name)
+    require(request.user, "model.train", model)
+    form = parsed(TrainSerializer, request)
     try:
-        job = training.start_training(model, user=request.user,
-                                      labelled_set=LabelledSet.objects.filter(name=request.data.get("labelled_set") or "").first(),
-                                      use_reviews=bool(request.data.get("use_reviews", True)), C=float(request.data.get("C") or 10))
+        job = training.start_training(model, user=request.user, labelled_set=_labelled_set(form["labelled_set"]),
+                                      use_reviews=form["use_reviews"], C=form["C"])
     except ValidationError as exc:
         return _bad(exc)
-    except (TypeError, ValueError):
-        return _bad("C is a number.")
     return Response(job_json(job), status=status.HTTP_202_ACCEPTED)
 
 
-@SCHEMA
+@doc(request=OptimiseSerializer, responses={202: OpenApiTypes.OBJECT},
+     description="Quantise a version to int8 as a new candidate: answers the job at once.")
 @api_view(["POST"])
 def model_optimise(request: Request, name: str, number: int) -> Response:
-    """{labelled_set?: name, per_channel?: bool, fuse?: bool} → the job."""
     version = _version(request.user, name, number)
+    require(request.user, "model.train", version)
+    form = parsed(OptimiseSerializer, request)
     try:
-        job = optimise.start_optimise(version, user=request.user,
-                                      labelled_set=LabelledSet.objects.filter(name=request.data.get("labelled_set") or "").first(),
-                                      per_channel=bool(request.data.get("per_channel", True)), fuse=bool(request.data.get("fuse", False)))
+        job = optimise.start_optimise(version, user=request.user, labelled_set=_labelled_set(form["labelled_set"]),
+                                      per_channel=form["per_channel"], fuse=form["fuse"])
     except ValidationError as exc:
         return _bad(exc)
     return Response(job_json(job), status=status.HTTP_202_ACCEPTED)
@@ -251,13 +315,13 @@ def job_detail(request: Request, pk: int) -> Response:
     return Response(job_json(job))
 
 
-@SCHEMA
+@doc(parameters=[OpenApiParameter("queue", str)], description="Items waiting for review, with the model's proposal, "
+     "and live accuracy per node.")
 @api_view(["GET"])
 def review_tasks(request: Request) -> Response:
-    """Items waiting for review, with the model's proposal, and live accuracy per node."""
     require(request.user, "review.work")
     tasks = []
-    for task in review.open_tasks(request.query_params.get("queue") or "")[:200]:
+    for task in review.open_tasks(text_query(request).get("queue") or "")[:200]:
         decision = review.model_decision(task)
         proposal = review.proposal_of(task)
         tasks.append({"id": task.pk, "run": task.run_id, "item": task.item_id, "seq": task.item.seq, "queue": task.queue,
@@ -267,16 +331,17 @@ def review_tasks(request: Request) -> Response:
     return Response({"tasks": tasks, "accuracy": review.live_accuracy()})
 
 
-@SCHEMA
+@doc(request=ReviewLabelSerializer, responses={200: OpenApiTypes.OBJECT, 409: CONFLICT},
+     description="Accept (the proposal) or correct; the label is kept and the item resumes downstream.")
 @api_view(["POST"])
 def review_label(request: Request, pk: int) -> Response:
-    """{label}: accept (the proposal) or correct; the label is kept and the item resumes downstream."""
     require(request.user, "review.work")
     task = ReviewTask.objects.select_related("item").filter(pk=pk).first()
     if task is None:
         raise Http404("No such review task.")
+    form = parsed(ReviewLabelSerializer, request)
     try:
-        label = review.decide(task, user=request.user, label=str(request.data.get("label") or ""))
+        label = review.decide(task, user=request.user, label=form["label"])
     except ValidationError as exc:
         return _bad(exc)
     if label is None:
@@ -284,22 +349,24 @@ def review_label(request: Request, pk: int) -> Response:
     return Response({"task": task.pk, "label": label.label, "predicted": label.predicted, "corrected": label.corrected})
 
 
-@SCHEMA
+@doc(responses=ARRAY)
 @api_view(["GET"])
 def drift_report(request: Request) -> Response:
     require(request.user, "model.view")
     return Response([asdict(d) | {"alert": d.alert} for d in drift.report()])
 
 
-@SCHEMA
+@doc(responses=ARRAY, parameters=[OpenApiParameter("action", str, description="Actions starting with this."),
+                                  OpenApiParameter("actor", str)])
 @api_view(["GET"])
 def audit_list(request: Request) -> Response:
     require(request.user, "audit.view")
     entries = AuditEntry.objects.order_by("-id")
-    if request.query_params.get("action"):
-        entries = entries.filter(action__startswith=request.query_params["action"])
-    if request.query_params.get("actor"):
-        entries = entries.filter(actor_name=request.query_params["actor"])
+    query = text_query(request)
+    if query.get("action"):
+        entries = entries.filter(action__startswith=query["action"])
+    if query.get("actor"):
+        entries = entries.filter(actor_name=query["actor"])
     return Response([{"id": e.pk, "at": e.at, "actor": e.actor_name, "action": e.action, "object_type": e.object_type,
                       "object_id": e.object_id, "data": e.data, "prev_hash": e.prev_hash, "hash": e.hash} for e in entries[:500]])
 

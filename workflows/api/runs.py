@@ -3,7 +3,6 @@ cancel, retry dead letters, and deciding a review task. Thin: parse, authorise, 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -12,12 +11,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, parser_classes
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from workflows.engine import launch
-from workflows.engine.intake import IntakeError, load_items, parse
+from workflows.engine.intake import IntakeError, json_loads, load_items, parse
 from workflows.models import Run
 from workflows.models.review import ReviewTask
 from workflows.roles import get_workflow_for_user, require
@@ -29,6 +28,9 @@ from workflows.views.runs import (
     required_fields,
     results_queryset,
 )
+
+from .errors import text_query
+from .parsers import BoundedJSONParser
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -53,9 +55,9 @@ def _mapping(raw: Any) -> dict[str, str] | None:
         return None
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError:
-            raise serializers.ValidationError({"mapping": "Must be a JSON object {item field: column}."}) from None
+            raw = json_loads(raw)
+        except ValueError as exc:
+            raise serializers.ValidationError({"mapping": f"Must be a JSON object {{item field: column}}: {exc}."}) from None
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise serializers.ValidationError({"mapping": "Must map item field names to column names."})
     return raw
@@ -69,12 +71,16 @@ def _intake_error(exc: IntakeError) -> Response:
     return Response({"detail": exc.message, "rows": exc.rows[:100], "imported": 0}, status=status.HTTP_400_BAD_REQUEST)
 
 
-@extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
-    "file": {"type": "string", "format": "binary"}, "mapping": {"type": "string"}}}}, responses={201: RunSerializer},
+@extend_schema(methods=["GET"], operation_id="workflows_runs_list", responses=RunSerializer(many=True),
+               description="The workflow's runs, newest first (at most 100).")
+@extend_schema(methods=["POST"], operation_id="workflows_runs_create", request={
+    "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"},
+                                                             "mapping": {"type": "string"}}, "required": ["file"]},
+    "application/json": ItemsSerializer}, responses={201: RunSerializer},
     description="Start a run: upload a CSV, JSONL or XLSX file (optional `mapping` JSON {item field: column}), "
     "or send JSON {\"items\": [...]}. All items are imported or none.")
 @api_view(["GET", "POST"])
-@parser_classes([MultiPartParser, FormParser, JSONParser])
+@parser_classes([MultiPartParser, FormParser, BoundedJSONParser])
 def workflow_runs(request: Request, pk: int) -> Response:
     if request.method == "GET":
         workflow = get_workflow_for_user(request.user, pk)
@@ -182,14 +188,18 @@ def run_retry(request: Request, pk: int) -> Response:
 
 
 @extend_schema(parameters=[OpenApiParameter("status", str), OpenApiParameter("label", str), OpenApiParameter("node", str),
-                           OpenApiParameter("offset", int), OpenApiParameter("limit", int)],
+                           OpenApiParameter("q", str, description="An item number, `id:<item id>`, or text anywhere in the item "
+                                            "or a node's output."),
+                           OpenApiParameter("field", str, description="With `value`: a field (dotted, e.g. fields.email) "
+                                            "of the item or of a node's output that contains `value`."),
+                           OpenApiParameter("value", str), OpenApiParameter("offset", int), OpenApiParameter("limit", int)],
                responses=OpenApiTypes.OBJECT, description="Results: items with their status and payload, paged.")
 @api_view(["GET"])
 def run_items(request: Request, pk: int) -> Response:
     run = get_run_for_user(request.user, pk)
-    queryset = results_queryset(run, request.query_params)
+    queryset = results_queryset(run, text_query(request))
     try:
-        offset = max(0, int(request.query_params.get("offset", 0)))
+        offset = min(max(0, int(request.query_params.get("offset", 0))), 2**31 - 1)
         limit = min(500, max(1, int(request.query_params.get("limit", 50))))
     except ValueError:
         raise serializers.ValidationError({"detail": "offset and limit are whole numbers."}) from None
@@ -210,7 +220,8 @@ def run_item(request: Request, pk: int, item_id: int) -> Response:
 @api_view(["GET"])
 def run_export(request: Request, pk: int) -> StreamingHttpResponse:
     run = get_run_for_user(request.user, pk)
-    return export_response(run, request.query_params.get("as", "csv"), request.query_params.get("node") or None)
+    query = text_query(request)  # checked before the download starts: a failure inside the stream would truncate it
+    return export_response(run, query.get("as", "csv"), query.get("node") or None)
 
 
 class ReviewDecisionSerializer(serializers.Serializer):

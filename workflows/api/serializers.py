@@ -89,6 +89,7 @@ class VersionSerializer(VersionSummarySerializer):
 
 class WorkflowSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.get_username", read_only=True, default=None)
+    template = serializers.CharField(read_only=True, help_text="The gallery template this workflow was created from; empty if none.")
     latest = serializers.SerializerMethodField()
 
     class Meta:

@@ -10,6 +10,7 @@ from django.utils.text import slugify
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action, api_view
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -23,6 +24,16 @@ from workflows.roles import ROLE_TITLES, capabilities_of, get_workflow_for_user,
 from . import serializers as s
 
 CONFLICT = OpenApiResponse(s.ConflictSerializer, description="The version you edited is no longer the latest.")
+LARGEST_OFFSET = 2**31 - 1
+
+
+class Pagination(LimitOffsetPagination):
+    """At most 500 a page; an offset past any real table is clamped so the database never sees a number it cannot hold."""
+
+    max_limit = 500
+
+    def get_offset(self, request: Request) -> int:
+        return min(super().get_offset(request), LARGEST_OFFSET)
 
 
 def _version(workflow: Workflow, number: Any) -> WorkflowVersion:
@@ -69,6 +80,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
 
     serializer_class = s.WorkflowSerializer
     lookup_value_regex = r"[0-9]+"
+    pagination_class = Pagination
 
     def get_queryset(self):
         return Workflow.objects.listed()
@@ -87,7 +99,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         require(request.user, "workflow.edit")
         data = s.WorkflowCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workflow, _ = create_workflow(user=request.user, **data.validated_data)
+        workflow, _ = create_workflow(user=request.user, **{"graph": None, **data.validated_data})
         return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.WorkflowSerializer)

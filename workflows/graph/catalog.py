@@ -106,8 +106,24 @@ class NodeType:
         }
 
 
+def _name(config: Config, key: str, default: str) -> str:
+    """A setting that names a field; a wrong value (the validator reports it) counts as the default."""
+    value = config.get(key)
+    return value if isinstance(value, str) and value else default
+
+
+def _names(config: Config, key: str) -> list[str]:
+    value = config.get(key)
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _branches(config: Config) -> list[dict[str, Any]]:
+    value = config.get("branches")
+    return [b for b in value if isinstance(b, dict)] if isinstance(value, list) else []
+
+
 def _input_field(config: Config) -> set[str]:
-    return {config.get("input_field") or "text"}
+    return {_name(config, "input_field", "text")}
 
 
 def _source_fields(config: Config) -> set[str]:
@@ -130,25 +146,22 @@ def template_fields(template: Any) -> set[str]:
 
 
 def _route_outputs(config: Config) -> tuple[str, ...]:
-    names = [b.get("name") for b in config.get("branches") or [] if isinstance(b, dict)]
+    names = [b.get("name") for b in _branches(config)]
     return tuple(n for n in names if isinstance(n, str) and n) + ("else",)
 
 
 def _route_needs(config: Config) -> set[str]:
     needs: set[str] = set()
-    for branch in config.get("branches") or []:
-        if not isinstance(branch, dict):
-            continue
+    for branch in _branches(config):
         if branch.get("labels"):
-            needs.add(config.get("label_field") or "label")
+            needs.add(_name(config, "label_field", "label"))
         if branch.get("min_confidence") is not None or branch.get("max_confidence") is not None:
             needs.add("confidence")
     return needs
 
 
 def _extract_adds(config: Config) -> set[str]:
-    kinds = list(config.get("patterns") or []) + list(config.get("entities") or [])
-    return {"fields"} | {f"fields.{k}" for k in kinds if isinstance(k, str)}
+    return {"fields"} | {f"fields.{k}" for k in _names(config, "patterns") + _names(config, "entities")}
 
 
 MODEL = ConfigField("model", "model", "Model", required=True, help="A registered model alias (name@production) or a pinned version (name:v3).")
@@ -191,7 +204,7 @@ register(NodeType(
     "Read the text of a scanned page or image (PP-OCR on ONNX Runtime).",
     config=(ConfigField("model", "model", "Model", default="ocr@production", model_kind="ocr"),
             ConfigField("input_field", "string", "File field", default="file")),
-    needs=lambda c: {c.get("input_field") or "file"}, adds=lambda c: {"text"},
+    needs=lambda c: {_name(c, "input_field", "file")}, adds=lambda c: {"text"},
     outputs=("out", "error"),
 ))
 register(NodeType(
@@ -280,7 +293,7 @@ register(NodeType(
         ConfigField("budget_eur", "float", "Budget per run (€)", default=5.0, minimum=0),
         ConfigField("redact", "bool", "Redact personal data before sending", default=True),
     ),
-    needs=lambda c: template_fields(c.get("prompt")), adds=lambda c: {c.get("output_field") or "answer"},
+    needs=lambda c: template_fields(c.get("prompt")), adds=lambda c: {_name(c, "output_field", "answer")},
 ))
 register(NodeType(
     "review", "review", "Human review",
