@@ -34,6 +34,67 @@ def test_production_profile_passes_check_deploy_with_no_warnings(tmp_path):
     assert "no issues" in result.stdout
 
 
+def test_check_deploy_fails_when_a_protection_is_turned_off(tmp_path):
+    # The check above can fail: without HSTS, Django's deploy checks warn and the command exits non-zero.
+    result = _manage("check", "--deploy", "--fail-level", "WARNING",
+                     env={**PRODUCTION_ENV, "SECURE_HSTS_SECONDS": "0", "FACTORY_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "security.W004" in result.stderr + result.stdout
+
+
+# Runs in a subprocess with the production settings: a migrated SQLite database of its own (the cache and
+# channel layer stay on Redis), the plain static storage (the manifest one needs collectstatic).
+PRODUCTION_REQUESTS = """
+import json
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0, interactive=False)
+from django.contrib.auth import get_user_model
+get_user_model().objects.create_user("alice", password="a-long-and-unusual-password")
+from django.test import Client
+
+def cookies(response):
+    return {name: {"secure": bool(c["secure"]), "httponly": bool(c["httponly"]), "samesite": c["samesite"]}
+            for name, c in response.cookies.items()}
+
+client = Client(HTTP_HOST="factory.example.it")
+plain = client.get("/accounts/login/")
+page = client.get("/accounts/login/", secure=True)
+login = client.post("/accounts/login/", {"username": "alice", "password": "a-long-and-unusual-password"}, secure=True)
+print(json.dumps({"plain": [plain.status_code, plain.get("Location")], "page": [page.status_code, dict(page.items())],
+                  "page_cookies": cookies(page), "login": [login.status_code, dict(login.items())], "login_cookies": cookies(login)}))
+"""
+
+
+def test_production_responses_carry_the_security_headers_and_secure_cookies(tmp_path):
+    import json
+
+    env = {**PRODUCTION_ENV, "DATABASE_URL": "", "FACTORY_VAR_DIR": str(tmp_path),
+           "STATICFILES_STORAGE": "django.contrib.staticfiles.storage.StaticFilesStorage", "CACHE_PREFIX": f"prod-test-{os.getpid()}"}
+    dropped = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE"}
+    base = {k: v for k, v in os.environ.items() if k not in dropped}
+    result = subprocess.run([sys.executable, "-c", PRODUCTION_REQUESTS], cwd=ROOT, capture_output=True, text=True,
+                            env={**base, **env, "DJANGO_SETTINGS_MODULE": "factory.settings"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert out["plain"] == [301, "https://factory.example.it/accounts/login/"]  # plain HTTP goes to HTTPS
+    status, headers = out["page"]
+    assert status == 200
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert headers["Content-Security-Policy"] == (
+        "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' wss://factory.example.it; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+    assert out["page_cookies"]["csrftoken"] == {"secure": True, "httponly": False, "samesite": "Lax"}
+    status, headers = out["login"]
+    assert status == 302 and headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert out["login_cookies"]["sessionid"] == {"secure": True, "httponly": True, "samesite": "Lax"}
+
+
 def test_openapi_schema_is_valid_with_no_warnings(tmp_path):
     result = _manage("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"),
                      env={"FACTORY_VAR_DIR": str(tmp_path)})

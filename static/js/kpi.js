@@ -61,5 +61,13 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { drawCharts(); wireWhatIf(); });
+  // Funnel parts are as wide as their document counts: set through the CSSOM, since the
+  // Content-Security-Policy refuses style="" attributes in the HTML.
+  function sizeFunnels() {
+    document.querySelectorAll(".funnel-bar [data-count]").forEach(function (part) {
+      part.style.flex = String(Number(part.dataset.count) || 0);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { sizeFunnels(); drawCharts(); wireWhatIf(); });
 })();

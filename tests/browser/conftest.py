@@ -23,6 +23,23 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+# Every Content-Security-Policy violation (an inline script or style, an eval, a connection or image
+# the policy refuses) is reported to the test through this listener, in every page and frame.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  const on = e.target && e.target.outerHTML ? ` on ${e.target.outerHTML.slice(0, 120)}` : "";
+  window.__cspViolation(`${e.effectiveDirective} refused ${e.blockedURI || "inline"} at ${e.sourceFile || e.documentURI}:${e.lineNumber}` +
+    (e.sample ? ` (${e.sample})` : "") + on);
+}, true);
+"""
+
+
+def watch_csp(context, report) -> None:
+    """Call report(text) for every CSP violation in the context's pages."""
+    context.expose_binding("__cspViolation", lambda source, text: report(f"CSP violation: {text}"))
+    context.add_init_script(CSP_LISTENER)
+
+
 @pytest.fixture(scope="session")
 def browser():
     executable = shutil.which("chromium")
@@ -53,14 +70,21 @@ def registry(transactional_db):
 
 
 @pytest.fixture
-def page(browser, live_server, request):
+def known_problems() -> list[str]:
+    """Regular expressions for console lines or CSP violations a test expects (third-party pages only)."""
+    return []
+
+
+@pytest.fixture
+def page(browser, live_server, request, known_problems):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1500, "height": 900}, accept_downloads=True)
     context.set_default_timeout(10_000)
     # pytest-django's live server is WSGI: no websockets. The live-metrics sockets of the canvas and
     # run pages are answered here instead (open and silent); test_live_browser.py runs daphne.
     context.route_web_socket(re.compile(r"/ws/"), lambda ws: None)
-    page = context.new_page()
     problems: list[str] = []
+    watch_csp(context, problems.append)  # the policy is on in every browser test: any violation fails it
+    page = context.new_page()
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     page.on("console", lambda msg: problems.append(f"console: {msg.text} at {msg.location}") if msg.type == "error" else None)
     page.on("dialog", lambda dialog: dialog.accept())
@@ -71,7 +95,8 @@ def page(browser, live_server, request):
         page.screenshot(path=str(SCREENSHOTS / f"FAILED-{request.node.name}.png"), full_page=True)
     context.close()
     # chromium logs every 4xx answer as a console error; the app handles those (conflicts, refusals).
-    unexpected = [p for p in problems if "the server responded with a status of 4" not in p]
+    unexpected = [p for p in problems if "the server responded with a status of 4" not in p
+                  and not any(re.search(known, p) for known in known_problems)]
     assert not unexpected, "\n".join(unexpected)
 
 

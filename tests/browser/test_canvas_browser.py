@@ -44,7 +44,8 @@ def open_panel(page, node_id: str) -> None:
 
 def form_ready(page) -> None:
     """Wait until htmx has bound the swapped-in form's triggers (a change before that is not posted)."""
-    page.wait_for_function("(document.querySelector('#node-form') || {})['htmx-internal-data']?.initHash")
+    # A function, not an expression: Playwright evals expressions in the page, which the CSP refuses.
+    page.wait_for_function("() => (document.querySelector('#node-form') || {})['htmx-internal-data']?.initHash")
 
 
 @contextmanager

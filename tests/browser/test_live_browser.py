@@ -21,7 +21,7 @@ import pytest
 from django.test import Client
 from playwright.sync_api import expect
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import shot, watch_csp
 from tests.engine.helpers import make_runnable_workflow
 from tests.engine.test_worker import Workers, worker_env
 from workflows.models import Run
@@ -83,6 +83,7 @@ def test_a_run_goes_live_on_the_canvas_and_the_run_page(browser, personas, tmp_p
     context.set_default_timeout(15_000)
     problems: list[tuple[bool, str]] = []  # (daphne was down, message)
     down = [False]
+    watch_csp(context, lambda text: problems.append((False, text)))  # the sockets pass connect-src, whether daphne is up or not
     try:
         workers.start()
         canvas = context.new_page()
@@ -135,7 +136,7 @@ def test_a_run_goes_live_on_the_canvas_and_the_run_page(browser, personas, tmp_p
         expect(runs.locator("#live-conn")).to_have_text("reconnecting…")
         daphne.start()
         expect(runs.locator("#live-conn")).to_have_text("live", timeout=20_000)
-        canvas.wait_for_function("document.querySelector('#cf-live-run') !== null")
+        canvas.wait_for_function("() => document.querySelector('#cf-live-run') !== null")
         time.sleep(0.5)
         down[0] = False
 

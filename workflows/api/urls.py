@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
+
+from workflows import security
 
 from . import datasets, kpi, registry, runs, views
 
@@ -10,7 +11,7 @@ router = SimpleRouter()
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", security.obtain_auth_token, name="api-token"),  # throttled like the login page
     path("me/", views.me, name="api-me"),
     path("catalog/", views.catalog, name="api-catalog"),
     path("workflows/<int:pk>/runs/", runs.workflow_runs, name="api-workflow-runs"),
