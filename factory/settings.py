@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so that static files get the policy too.
+    "factory.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -114,7 +116,12 @@ TEMPLATES = [
 # Database: PostgreSQL in production and CI (DATABASE_URL), SQLite file otherwise.
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # Workers keep their connection (CONN_MAX_AGE 60 s). The ASGI web process must not: Django runs each
+    # request in a thread of its own there, so a persistent connection outlives its thread until garbage
+    # collection — 20 requests/s held 90+ of PostgreSQL's 100 connections (tests/load). factory/asgi.py
+    # sets DB_CONN_MAX_AGE=0 before Django starts.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+                                                  conn_health_checks=True)}
     if env_str("PG_TEST_DB"):  # a test database of one's own when several people test on one server
         DATABASES["default"]["TEST"] = {"NAME": env_str("PG_TEST_DB")}
 else:
@@ -149,6 +156,18 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Cache: login throttling counts failures here, so in production every web process must share it.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_PREFIX", "factory"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # Background work: Django's Tasks API, with the queue in the same database as the workflows.
 TASKS = {
     "default": {
@@ -166,8 +185,9 @@ ENGINE_STALE_SECONDS = env_int("ENGINE_STALE_SECONDS", 60)
 ENGINE_MONITOR_SECONDS = float(env_str("ENGINE_MONITOR_SECONDS", "5"))
 ENGINE_INTAKE_FLUSH_SECONDS = float(env_str("ENGINE_INTAKE_FLUSH_SECONDS", "2"))
 ENGINE_RETRY_BACKOFF_SECONDS = float(env_str("ENGINE_RETRY_BACKOFF_SECONDS", "0.5"))
-# Commit each micro-batch on a writer thread while the next one is computed (see executor.BatchWriter).
-ENGINE_PIPELINE_WRITES = env_bool("ENGINE_PIPELINE_WRITES", True)
+# PostgreSQL: the executor's micro-batch commits do not wait for the WAL flush (see executor.commit);
+# set to 1 to make them wait (slower, and a database crash then costs no recomputation).
+ENGINE_SYNCHRONOUS_COMMIT = env_bool("ENGINE_SYNCHRONOUS_COMMIT", False)
 ENGINE_UPLOAD_MAX_BYTES = env_int("ENGINE_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 ENGINE_UPLOAD_MAX_ROWS = env_int("ENGINE_UPLOAD_MAX_ROWS", 1_000_000)
 ENGINE_INTAKE_MAX_ITEMS = env_int("ENGINE_INTAKE_MAX_ITEMS", 1000)
@@ -209,6 +229,15 @@ ARTIFACTS_DIR = Path(env_str("ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 
 # A graph is a design, not a data set: keep request bodies bounded.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
+# Uploaded files: refused by their endpoint's cap (ENGINE_UPLOAD_MAX_BYTES, MODEL_IMPORT_MAX_BYTES…)
+# from Content-Length before they are read (workflows/uploads.py); above 2.5 MB they spool to disk.
+MODEL_IMPORT_MAX_BYTES = env_int("MODEL_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_HANDLERS = [
+    "workflows.uploads.UploadCapHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 GRAPH_MAX_BYTES = env_int("GRAPH_MAX_BYTES", 1024 * 1024)
 GRAPH_MAX_NODES = env_int("GRAPH_MAX_NODES", 500)
 
@@ -218,10 +247,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "workflows.api.schema.AutoSchema",  # documents the error responses too
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "workflows.api.errors.exception_handler",
+    # JSON bodies bounded in size and nesting depth (workflows/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["workflows.api.parsers.BoundedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cognitive Factory API",
@@ -247,8 +279,38 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy on every response (factory/middleware.py), DEBUG or not. No inline script or
+# style anywhere: scripts are static files that read their data from data-* attributes and json_script
+# blocks, and styles are classes in static CSS. drawflow and uPlot position things through the CSSOM
+# (element.style.x = …), which style-src does not govern, and htmx is told neither to inject its
+# indicator <style> nor to copy style attributes when it settles a swap (the htmx-config meta tag in
+# base.html; setAttribute("style", …) is refused, even empty). The middleware adds ws(s)://<host> to connect-src
+# for the live sockets. Only the API docs pages relax it (factory/urls.py); with DEBUG on, Django's
+# technical 404/500 pages (inline style and script) go without it.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+
+# Login throttling (workflows/security.py), for the login page and the API token endpoint: after
+# LOGIN_FAILURE_LIMIT failures for one username from one address within LOGIN_FAILURE_WINDOW seconds,
+# or LOGIN_ADDRESS_FAILURE_LIMIT failures from one address for any usernames, logins from there answer
+# 429 without checking the password until the window ends. Behind a proxy, REMOTE_ADDR is the proxy's:
+# name the header it sets to the client's address (e.g. HTTP_X_REAL_IP) in CLIENT_IP_HEADER.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 50)
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 15 * 60)
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER")
 
 LOGGING = {
     "version": 1,

@@ -6,6 +6,7 @@ DATABASE_URL, on SQLite the test database is a file (settings TEST NAME) passed 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -102,6 +103,25 @@ def assert_complete(run: Run, count: int) -> None:
     assert Decision.objects.filter(run=run, node="out").values("item").distinct().count() == count  # 0 lost
 
 
+def write_chaos_figures(test: str, run: Run, items: int, started: float, kills: int = 0, connection_kills: int = 0) -> None:
+    """With CF_RELIABILITY_DIR set (bench/report.py): this test's figures in chaos.json, with totals
+    over the chaos tests. Written before the assertions, so that a failure shows in the figures too."""
+    folder = os.environ.get("CF_RELIABILITY_DIR")
+    if not folder:
+        return
+    done = set(Item.objects.filter(run=run, status=Item.DONE).values_list("id", flat=True))
+    reached = set(Decision.objects.filter(run=run, node="out").values_list("item", flat=True))
+    pairs = Decision.objects.filter(run=run).values("item", "node").distinct().count()
+    entry = {"kills": kills, "connection_kills": connection_kills, "items": items, "items_lost": items - len(done & reached),
+             "duplicates": Decision.objects.filter(run=run).count() - pairs, "seconds": round(time.monotonic() - started, 1)}
+    path = Path(folder) / "chaos.json"
+    figures = json.loads(path.read_text()) if path.exists() else {"tests": {}}
+    figures["tests"][test] = entry
+    figures.update({key: round(sum(t.get(key, 0) for t in figures["tests"].values()), 1) for key in entry})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+
+
 def test_a_worker_runs_1000_items_with_one_decision_per_item_and_node(personas, workers):
     workflow = make_runnable_workflow(personas["designer"])
     pool = workers()
@@ -127,6 +147,7 @@ def test_sigkill_ten_times_then_the_run_completes_unattended(personas, workers):
     workflow = make_runnable_workflow(personas["designer"])
     pool = workers(ENGINE_HANDLER_MODULES="tests.engine.slow_handlers", SLOW_EXTRACT_MS="10")
     rng = random.Random(5)
+    started = time.monotonic()
     run = launch.create_run(workflow, user=personas["operator"], items=tickets(1000))
     mid_run_kills = 0
     proc = pool.start()
@@ -145,7 +166,9 @@ def test_sigkill_ten_times_then_the_run_completes_unattended(personas, workers):
         mid_run_kills += 0 < run.items_done < run.items_total
         proc = pool.start()
     assert mid_run_kills >= 8, f"only {mid_run_kills} kills landed mid-run: make the run longer"
-    assert_complete(wait_for(run, pool, timeout=90), 1000)
+    run = wait_for(run, pool, timeout=90)
+    write_chaos_figures("sigkill", run, 1000, started, kills=10)
+    assert_complete(run, 1000)
     assert Shard.objects.filter(run=run, attempt__gt=1).exists()  # the monitor did re-enqueue
 
 
@@ -156,6 +179,7 @@ def test_a_killed_database_connection_mid_run_loses_nothing(personas, workers):
     workflow = make_runnable_workflow(personas["designer"])
     pool = workers(ENGINE_HANDLER_MODULES="tests.engine.slow_handlers")
     pool.start()
+    started = time.monotonic()
     run = launch.create_run(workflow, user=personas["operator"], items=tickets(1000))
     terminated = 0
     for _ in range(3):
@@ -165,5 +189,7 @@ def test_a_killed_database_connection_mid_run_loses_nothing(personas, workers):
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
             terminated += cursor.fetchone()[0]
     assert terminated >= 3
-    assert_complete(wait_for(run, pool, timeout=90), 1000)
+    run = wait_for(run, pool, timeout=90)
+    write_chaos_figures("pg_terminate_backend", run, 1000, started, connection_kills=terminated)
+    assert_complete(run, 1000)
     assert pool.procs[0].poll() is None, "the worker survived its connections being killed"

@@ -98,8 +98,9 @@ class Tracker:
         self.kind = kind
         self.run_id = run_id
         self.workflow_id = workflow_id
-        self.batches: dict[str, int] = {}
-        self.signature: tuple | None = None
+        self.batches: dict[str, int] = {}  # per node: the batch count of the stats this socket got
+        self.signature: tuple | None = None  # the run line this socket got (counts, status) …
+        self.read_at: dict[str, int] = {}  # … and the batch counts of the snapshot it was read in
 
     def snapshot(self) -> list[str]:
         if self.run_id is None:
@@ -108,7 +109,7 @@ class Tracker:
         if state is None:
             return []
         self.batches = state.batches
-        self.signature = state.signature
+        self.read_at, self.signature = state.batches, state.signature
         return snapshot.render(state, self.kind)
 
     def follow(self) -> list[str] | None:
@@ -136,17 +137,40 @@ class Tracker:
         state = snapshot.load(self.run_id, set())
         if state is None:
             return None
-        self.signature = state.signature
+        self.read_at, self.signature = state.batches, state.signature
         return snapshot.render(state, self.kind)
 
+    def older_run_line(self, batches: dict[str, int], signature: list | tuple) -> bool:
+        """Whether a run line read with these batch counts is older than the one this socket shows.
+
+        Two workers' events cross, a status-only event names no node, and this socket's own poll
+        reads the run row between events. Each update is read in one snapshot (snapshot.load), where
+        batch counts, the item count, the done count only grow, a live run only stops being live,
+        and a final status goes back to running only with a retry (which lowers the dead count)."""
+        if self.signature is None:
+            return False
+        if any(self.read_at.get(n, -1) > b for n, b in batches.items()):
+            return True
+        status, total, done, dead, _, live = signature
+        sent_status, sent_total, sent_done, sent_dead, _, sent_live = self.signature
+        final = run_states.FINAL_RUN_STATUSES
+        return (total < sent_total or done < sent_done or (live and not sent_live)
+                or (sent_status in final and status not in final and dead >= sent_dead))
+
     def apply(self, event: dict[str, Any]) -> list[str] | None:
-        """A `live.update` event (broadcaster or watcher): the frames for this kind of page, if for our run."""
+        """A `live.update` event (broadcaster or watcher): the frames for this kind of page, if for our
+        run and newer than what the socket shows. Newer node stats with an older run line go without it."""
         if event["run"] != self.run_id:
             return None
         if any(self.batches.get(n, -1) > event["batches"].get(n, -1) for n in event["nodes"]):
-            return None  # older than what we sent (two workers' events can cross)
+            return None  # older stats than we sent
+        stale_line = self.older_run_line(event["batches"], event["signature"])
+        if stale_line and not event["nodes"]:
+            return None
         self.batches.update({n: event["batches"][n] for n in event["nodes"] if n in event["batches"]})
-        self.signature = tuple(event["signature"])
+        if stale_line:
+            return snapshot.without_run_line(event["html"][self.kind], self.kind, self.run_id)
+        self.read_at, self.signature = dict(event["batches"]), tuple(event["signature"])
         return event["html"][self.kind]
 
 

@@ -16,6 +16,7 @@ Fragment ids (dom_id() makes node ids safe):
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,12 +56,22 @@ def run_signature(run: Any) -> tuple:
 
 
 def load(run_id: int, changed: Iterable[str] | None = None) -> RunState | None:
+    """The run and its stats rows read in one snapshot, so that an update's counts agree: sockets
+    order updates by them (consumers.Tracker). PostgreSQL needs REPEATABLE READ for that (each
+    statement of a READ COMMITTED transaction sees newer commits); SQLite's read transaction has it."""
+    from django.db import connection, transaction
+
     from workflows.models import NodeStats, Run
 
-    run = Run.objects.select_related("version", "workflow").filter(pk=run_id).first()
-    if run is None:
-        return None
-    rows = list(NodeStats.objects.filter(run_id=run_id).order_by("id"))  # created in plan order
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        run = Run.objects.select_related("version", "workflow").filter(pk=run_id).first()
+        if run is None:
+            return None
+        rows = list(NodeStats.objects.filter(run_id=run_id).order_by("id"))  # created in plan order
     state = RunState(run=run, rows=rows, changed=None if changed is None else set(changed))
     state.nodes = node_views(run, rows)
     return state
@@ -146,6 +157,16 @@ def render(state: RunState, kind: str, *, oob: bool = True) -> list[str]:
         return [render_to_string("live/_run_update.html", context)]
     context["ports"] = json.dumps({n["node"]: n["ports"] for n in state.nodes}, sort_keys=True)
     return [render_to_string("live/_canvas_update.html", context)]
+
+
+RUN_LINE = {"run": r'<p id="run-{run}-status"[^>]*>.*?</p>', "canvas": r'<div id="cf-live-run"[^>]*>.*?</div>'}
+
+
+def without_run_line(frames: list[str], kind: str, run_id: int) -> list[str]:
+    """The frames without the run's status line (templates/live/_run_status.html, _canvas_run.html:
+    neither nests its own tag), for a socket that already shows a newer one."""
+    line = re.compile(RUN_LINE[kind].replace("{run}", str(run_id)), re.DOTALL)
+    return [line.sub("", frame, count=1) for frame in frames]
 
 
 def render_empty_canvas(workflow_id: int) -> list[str]:
