@@ -65,3 +65,22 @@ class ContentSecurityPolicyMiddleware:
         if HEADER not in response:
             response[HEADER] = policy_for(request, getattr(response, "csp_update", None))
         return response
+
+
+class RefuseNulMiddleware:
+    """A NUL character in the query string gets a 400 before any view runs: PostgreSQL text cannot
+    hold it, so a filter on it would otherwise be a database error, a 500 (pages and API alike)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = request.META.get("QUERY_STRING", "")
+        if "%00" in query or "\x00" in query:
+            from django.http import HttpResponseBadRequest, JsonResponse
+
+            message = "Remove the NUL character (%00) from the address: text cannot hold it."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)

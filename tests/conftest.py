@@ -21,6 +21,16 @@ def _plain_static_storage(settings):
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """The executor's after-commit hook feeds the live broadcaster's thread in this process: let it go
+    quiet before any fixture is finalised (the test database is flushed then)."""
+    from workflows.live.broadcast import BROADCASTER
+
+    BROADCASTER.quiesce()
+    yield
+
+
 @pytest.fixture
 def personas(db):
     """One user per role, a second validator (four-eyes) and an outsider with no role."""

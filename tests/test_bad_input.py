@@ -99,3 +99,12 @@ def test_unknown_workflow_and_version_are_404(designer_client, personas):
     assert designer_client.get("/api/workflows/999999/").status_code == 404
     assert designer_client.get(f"/api/workflows/{wf.pk}/versions/42/").status_code == 404
     assert designer_client.get(f"/api/workflows/{wf.pk}/export/", {"version": "abc"}).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/audit/?action=%00", "/review/?queue=x%00y", "/promotions/?status=%00", "/runs/?workflow=%00",
+                                  "/api/audit/?action=%00", "/api/runs/?q=%00"])
+def test_a_nul_in_the_query_string_is_a_400_everywhere(path, personas, client):
+    """PostgreSQL text cannot hold NUL: refused before any view could filter on it (was a 500 on pages)."""
+    client.force_login(personas["admin"])
+    response = client.get(path)
+    assert response.status_code == 400 and "NUL" in response.content.decode()

@@ -74,6 +74,7 @@ class Broadcaster:
         # Runs announced and not yet final -> the run row's signature last sent (flush thread only).
         self.active: dict[int, tuple] = {}
         self.status_checked = 0.0
+        self.busy = False  # the flush thread is between taking work and releasing its connection
 
     # -- the executor's side (worker thread, after commit) ----------------------------------------
 
@@ -97,6 +98,7 @@ class Broadcaster:
                 now = self.clock()
                 due_at = self.coalescer.next_due()
                 if due_at is not None and due_at <= now:
+                    self.busy = True
                     return self.coalescer.take_due(now)
                 waits = [t - now for t in (due_at, deadline) if t is not None]
                 if deadline is not None and deadline <= now:
@@ -152,6 +154,7 @@ class Broadcaster:
 
         while True:
             batch = self.wait_for_due(STATUS_SECONDS if self.active else None)
+            self.busy = True
             for run_id, nodes in batch:
                 try:
                     self.flush(run_id, nodes)
@@ -165,6 +168,18 @@ class Broadcaster:
                     logger.exception("checking run statuses failed")
             # Idle between flushes: do not hold a database connection (tests drop the database).
             connection.close()
+            self.busy = False
+
+    def quiesce(self, timeout: float = 5.0) -> None:
+        """Drop pending updates and wait for a flush in progress to let go of the database: a test
+        does this before its tables are emptied (a snapshot read holding its locks while TRUNCATE
+        takes them one table at a time is a deadlock)."""
+        with self.cond:
+            self.coalescer = Coalescer(self.coalescer.interval)
+            self.active.clear()
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 BROADCASTER = Broadcaster()
