@@ -68,19 +68,19 @@ class ContentSecurityPolicyMiddleware:
 
 
 class RefuseNulMiddleware:
-    """A NUL character in the query string gets a 400 before any view runs: PostgreSQL text cannot
-    hold it, so a filter on it would otherwise be a database error, a 500 (pages and API alike)."""
+    """A NUL character in a page's query string gets a 400 before the view runs: PostgreSQL text
+    cannot hold it, so a filter on it would otherwise be a database error, a 500. The API checks it in
+    its views (workflows.api.errors.text_query), after authentication and permissions, so that a
+    caller who may not see a resource learns nothing more than 401/403/404."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         query = request.META.get("QUERY_STRING", "")
-        if "%00" in query or "\x00" in query:
-            from django.http import HttpResponseBadRequest, JsonResponse
+        if ("%00" in query or "\x00" in query) and not request.path.startswith("/api/"):
+            from django.http import HttpResponseBadRequest
 
-            message = "Remove the NUL character (%00) from the address: text cannot hold it."
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": message}, status=400)
-            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+            return HttpResponseBadRequest("Remove the NUL character (%00) from the address: text cannot hold it.",
+                                          content_type="text/plain; charset=utf-8")
         return self.get_response(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
@@ -18,7 +19,9 @@ def http_scope(path: str, length: int | None, method: str = "POST") -> dict:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """On a thread of its own: a browser test's Playwright may have left an event loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_a_declared_gigabyte_gets_413_without_a_byte_read(settings):
