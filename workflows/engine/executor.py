@@ -288,9 +288,7 @@ class ShardRunner:
             params = {"sync": "on" if settings.ENGINE_SYNCHRONOUS_COMMIT else "off", "now": now, "shard": self.shard.pk,
                       "attempt": self.attempt, "run": self.run.pk,
                       "items": _encode([{"id": s.item_id, "status": s.final_status} for s in items])}
-            with connection.cursor() as cursor:
-                cursor.execute(BATCH_HEAD_SQL, params)
-                fenced = cursor.fetchone()[0]
+            fenced = execute_prepared(BATCH_HEAD_SQL, params)[0]
             if fenced != 1:
                 raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
             return
@@ -369,6 +367,18 @@ UPSERT_STATS_SQL = (
 )
 
 
+def execute_prepared(sql: str, params: Any) -> tuple | None:
+    """PostgreSQL: run one of the executor's per-batch statements as a prepared statement, on the
+    connection Django holds (same transaction). Django's client-side binding sends the text every
+    time, and PostgreSQL planned these CTEs anew for every micro-batch."""
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone() if cursor.description else None
+
+
 def upsert_stats(run_id: int, deltas: dict[str, StatsDelta], now: Any) -> None:
     """Add each node's micro-batch delta to its NodeStats row.
 
@@ -383,8 +393,7 @@ def upsert_stats(run_id: int, deltas: dict[str, StatsDelta], now: Any) -> None:
                     "latency_hist": d.latency_hist, "latency_sum_ms": d.latency_sum_ms, "labels": d.labels,
                     "confidence_hist": d.confidence_hist, "cpu_seconds": d.cpu_seconds, "extra": d.extra}
                    for node, d in deltas.items()]
-        with connection.cursor() as cursor:
-            cursor.execute(UPSERT_STATS_SQL, [run_id, connection.ops.adapt_datetimefield_value(now), _encode(payload)])
+        execute_prepared(UPSERT_STATS_SQL, [run_id, now, _encode(payload)])
         return
     rows = list(NodeStats.objects.filter(run_id=run_id, node__in=list(deltas)).order_by("node"))
     missing = set(deltas) - {r.node for r in rows}
