@@ -169,7 +169,9 @@ def test_a_fast_stream_of_commits_is_broadcast_at_most_five_times_a_second_per_n
     assert commits > 100  # ≥ 65 commits a second against ≤ 5 broadcasts
     assert 5 <= len(events) <= 1.5 * 5 + 2, len(events)
     gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(events)]
-    assert min(gaps) >= 0.15, gaps  # 0.2 s apart, give or take one render
+    # Due 0.2 s apart; "at" is stamped after the snapshot is read, whose time varies on a busy machine
+    # (0.142 s was seen once), so only half the interval is asserted: commits came every ~3 ms.
+    assert min(gaps) >= 0.1, gaps
     final = NodeStats.objects.get(run=run, node="ext")
     assert events[-1]["batches"]["ext"] == final.batches  # the last state always gets out
     assert processed(events[-1]["html"]["run"][0], run.pk, "ext") == final.items_in
