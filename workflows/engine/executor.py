@@ -289,12 +289,12 @@ class ShardRunner:
                       "attempt": self.attempt, "run": self.run.pk,
                       "items": _encode([{"id": s.item_id, "status": s.final_status} for s in items])}
             fenced = execute_prepared(BATCH_HEAD_SQL, params)[0]
-            if fenced != 1:
-                raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
-            return
-        fenced = Shard.objects.filter(pk=self.shard.pk, attempt=self.attempt, status=Shard.RUNNING).update(heartbeat=now)
+        else:
+            fenced = Shard.objects.filter(pk=self.shard.pk, attempt=self.attempt, status=Shard.RUNNING).update(heartbeat=now)
         if fenced != 1:
             raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
+        if connection.vendor == "postgresql":
+            return  # the statement above moved the items and counted them
         by_status: dict[str, list[int]] = defaultdict(list)
         for s in items:
             by_status[s.final_status].append(s.item_id)
@@ -425,7 +425,6 @@ _encode = DjangoJSONEncoder(ensure_ascii=False).encode
 _encode_strict = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
 # COPY's text format: backslash escapes for the four characters that would end a field or a row.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_FLOATS = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 def _finite(value: Any) -> bool:

@@ -64,23 +64,9 @@ class StatsDelta:
     cpu_seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
-    def observe(self, *, port: str, latency_ms: float, label: str | None, confidence: float | None, error: bool,
-                extra: Mapping[str, float] | None = None) -> None:
-        self.items_in += 1
-        _add(self.ports, port, 1)
-        _add(self.latency_hist, str(latency_bucket(latency_ms)), 1)
-        self.latency_sum_ms += latency_ms
-        if error:
-            self.errors += 1
-        if label is not None:
-            _add(self.labels, str(label), 1)
-        if confidence is not None:
-            _add(self.confidence_hist, str(confidence_bucket(float(confidence))), 1)
-        self.add_extra(extra)
-
     def observe_many(self, *, ports: list[str], latencies: list[float], labels: list[str], confidences: list[float],
                      errors: int) -> None:
-        """observe() for a whole micro-batch at once (one Counter per histogram, not a dict update per item)."""
+        """What one node made of one micro-batch: one Counter per histogram, not a dict update per item."""
         self.items_in += len(ports)
         self.errors += errors
         _count_into(self.ports, ports)
