@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 HEADER = "Content-Security-Policy"
 
@@ -79,8 +79,6 @@ class RefuseNulMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         query = request.META.get("QUERY_STRING", "")
         if ("%00" in query or "\x00" in query) and not request.path.startswith("/api/"):
-            from django.http import HttpResponseBadRequest
-
             return HttpResponseBadRequest("Remove the NUL character (%00) from the address: text cannot hold it.",
                                           content_type="text/plain; charset=utf-8")
         return self.get_response(request)

@@ -29,7 +29,7 @@ def caps() -> dict[str, int]:
     from workflows.governance.labelsets import MAX_BYTES as labelled_set_bytes
 
     data = settings.ENGINE_UPLOAD_MAX_BYTES
-    model = getattr(settings, "MODEL_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
+    model = settings.MODEL_IMPORT_MAX_BYTES
     return {
         "api-workflow-runs": data, "api-upload-preview": data, "run-start": data, "api-datasets": data, "dataset-list": data,
         "api-labelled-sets": labelled_set_bytes, "labelled-set-upload": labelled_set_bytes,

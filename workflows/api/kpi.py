@@ -20,6 +20,8 @@ from workflows.models import Baseline, WeeklyPack
 from workflows.models.audit import record
 from workflows.roles import require
 
+from .schema import ARRAY
+
 WEEK = OpenApiParameter("week", str, description="ISO week such as 2025-W14 (Europe/Rome); default: this week.")
 
 
@@ -100,8 +102,7 @@ def kpi_what_if(request: Request, pk: int) -> Response:
     return Response(_plain(result))
 
 
-@extend_schema(responses={200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}},
-               description="The signed weekly review packs, newest first.")
+@extend_schema(responses=ARRAY, description="The signed weekly review packs, newest first.")
 @api_view(["GET"])
 def kpi_packs(request: Request, pk: int) -> Response:
     workflow = kpis.get_kpi_workflow(request.user, pk)

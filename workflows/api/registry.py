@@ -5,6 +5,7 @@ Thin like the pages: authorise, call workflows/governance, answer JSON. Refusals
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -28,7 +29,8 @@ from workflows.models.registry import ALIASES, KINDS, LabelledSet, ModelJob, Mod
 from workflows.roles import can, deny, require
 
 from .errors import text_query
-from .schema import CONFLICT
+from .schema import ARRAY, CONFLICT
+from .serializers import MAX_INT
 
 
 def doc(**kwargs: Any):
@@ -37,8 +39,6 @@ def doc(**kwargs: Any):
 
 
 SCHEMA = doc()
-ARRAY = {200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}}
-MAX_ID = 2**31 - 1
 
 
 class ModelImportForm(serializers.Serializer):
@@ -56,7 +56,7 @@ class LabelledSetForm(serializers.Serializer):
 
 class PromotionRequestSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=80)
-    version = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_INT)
     alias = serializers.ChoiceField(choices=ALIASES, default="candidate")
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     labelled_set = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="", max_length=120)
@@ -274,34 +274,31 @@ def promotion_decide(request: Request, pk: int) -> Response:
     return Response(promotion_json(PromotionRequest.objects.get(pk=req.pk)))
 
 
+def _start_job(request: Request, start: Callable[..., ModelJob], target: Any,
+               serializer_class: type[serializers.Serializer]) -> Response:
+    """A training or optimisation job on `target` (a model or a version), answered at once: the role is
+    checked before the body is read; the serializer's fields are `start`'s keyword arguments."""
+    require(request.user, "model.train", target)
+    options = dict(parsed(serializer_class, request))
+    try:
+        job = start(target, user=request.user, labelled_set=_labelled_set(options.pop("labelled_set")), **options)
+    except ValidationError as exc:
+        return _bad(exc)
+    return Response(job_json(job), status=status.HTTP_202_ACCEPTED)
+
+
 @doc(request=TrainSerializer, responses={202: OpenApiTypes.OBJECT},
      description="Train a new head: answers the job at once (poll /api/jobs/{id}/).")
 @api_view(["POST"])
 def model_train(request: Request, name: str) -> Response:
-    model = _model(request.user, name)
-    require(request.user, "model.train", model)
-    form = parsed(TrainSerializer, request)
-    try:
-        job = training.start_training(model, user=request.user, labelled_set=_labelled_set(form["labelled_set"]),
-                                      use_reviews=form["use_reviews"], C=form["C"])
-    except ValidationError as exc:
-        return _bad(exc)
-    return Response(job_json(job), status=status.HTTP_202_ACCEPTED)
+    return _start_job(request, training.start_training, _model(request.user, name), TrainSerializer)
 
 
 @doc(request=OptimiseSerializer, responses={202: OpenApiTypes.OBJECT},
      description="Quantise a version to int8 as a new candidate: answers the job at once.")
 @api_view(["POST"])
 def model_optimise(request: Request, name: str, number: int) -> Response:
-    version = _version(request.user, name, number)
-    require(request.user, "model.train", version)
-    form = parsed(OptimiseSerializer, request)
-    try:
-        job = optimise.start_optimise(version, user=request.user, labelled_set=_labelled_set(form["labelled_set"]),
-                                      per_channel=form["per_channel"], fuse=form["fuse"])
-    except ValidationError as exc:
-        return _bad(exc)
-    return Response(job_json(job), status=status.HTTP_202_ACCEPTED)
+    return _start_job(request, optimise.start_optimise, _version(request.user, name, number), OptimiseSerializer)
 
 
 @SCHEMA

@@ -31,6 +31,7 @@ from workflows.views.runs import (
 
 from .errors import text_query
 from .parsers import BoundedJSONParser
+from .serializers import MAX_INT
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -92,14 +93,16 @@ def workflow_runs(request: Request, pk: int) -> Response:
         if upload is not None:
             if upload.size > settings.ENGINE_UPLOAD_MAX_BYTES:
                 raise IntakeError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.ENGINE_UPLOAD_MAX_BYTES / 1e6:.1f} MB.")
-            _, items = load_items(upload.read(), upload.name, _mapping(request.data.get("mapping")), required_fields(workflow))
+            mapping = _mapping(request.data.get("mapping"))
+            _, items = load_items(upload.read(), upload.name, mapping, required_fields(workflow))
             name, origin = upload.name, "upload"
         else:
             data = ItemsSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             items, name, origin = data.validated_data["items"], "", "api"
+            mapping = _mapping(request.data.get("mapping"))
         run = launch.create_run(workflow, user=request.user, items=items, origin=origin, input_name=name,
-                                mapping=_mapping(request.data.get("mapping")) or {})
+                                mapping=mapping or {})
     except IntakeError as exc:
         return _intake_error(exc)
     except launch.StartError as exc:
@@ -199,7 +202,7 @@ def run_items(request: Request, pk: int) -> Response:
     run = get_run_for_user(request.user, pk)
     queryset = results_queryset(run, text_query(request))
     try:
-        offset = min(max(0, int(request.query_params.get("offset", 0))), 2**31 - 1)
+        offset = min(max(0, int(request.query_params.get("offset", 0))), MAX_INT)
         limit = min(500, max(1, int(request.query_params.get("limit", 50))))
     except ValueError:
         raise serializers.ValidationError({"detail": "offset and limit are whole numbers."}) from None

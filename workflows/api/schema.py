@@ -29,6 +29,8 @@ ERRORS = {
     403: error("Your role does not allow this; `detail` names the capability."),
     404: error("No such object, or it is not yours to see."),
 }
+# A list of JSON objects (a 200 answer without a serializer of its own).
+ARRAY = {200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}}
 CONFLICT = error("The object's state does not allow this now (already decided, not cancellable, a newer version).")
 
 

@@ -9,6 +9,8 @@ from workflows.graph import CATALOG, Graph, GraphFormatError, canonical_json_siz
 from workflows.models import Workflow, WorkflowVersion
 
 EXPORT_FORMAT = "cognitive-factory/workflow"
+# The largest PostgreSQL integer: ids and offsets above it are refused or clamped, never sent to the database.
+MAX_INT = 2**31 - 1
 
 
 def graph_from_payload(value: Any, *, strict_types: bool = True) -> Graph:

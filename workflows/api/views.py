@@ -24,7 +24,6 @@ from workflows.roles import ROLE_TITLES, capabilities_of, get_workflow_for_user,
 from . import serializers as s
 
 CONFLICT = OpenApiResponse(s.ConflictSerializer, description="The version you edited is no longer the latest.")
-LARGEST_OFFSET = 2**31 - 1
 
 
 class Pagination(LimitOffsetPagination):
@@ -33,7 +32,7 @@ class Pagination(LimitOffsetPagination):
     max_limit = 500
 
     def get_offset(self, request: Request) -> int:
-        return min(super().get_offset(request), LARGEST_OFFSET)
+        return min(super().get_offset(request), s.MAX_INT)
 
 
 def _version(workflow: Workflow, number: Any) -> WorkflowVersion:
@@ -65,7 +64,7 @@ def export_document(workflow: Workflow, version: WorkflowVersion) -> dict[str, A
     }
 
 
-def create_workflow(*, name: str, description: str, graph: Graph | None, user: Any, message: str,
+def create_workflow(*, name: str, description: str, graph: Graph | None = None, user: Any, message: str,
                     template: str = "") -> tuple[Workflow, WorkflowVersion]:
     with transaction.atomic():
         workflow = Workflow.objects.create(name=name, description=description, created_by=user, template=template)
@@ -99,7 +98,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         require(request.user, "workflow.edit")
         data = s.WorkflowCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workflow, _ = create_workflow(user=request.user, **{"graph": None, **data.validated_data})
+        workflow, _ = create_workflow(user=request.user, **data.validated_data)
         return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.WorkflowSerializer)

@@ -49,7 +49,7 @@ def import_model(data: bytes, *, name: str, kind: str, labels: list[str], user: 
     if existing is not None and existing.kind != kind:
         raise ValidationError(f"Model '{name}' exists as a {existing.get_kind_display().lower()}; pick that kind or another name.")
     try:
-        report = inspect(data, max_bytes=max_bytes or getattr(settings, "MODEL_IMPORT_MAX_BYTES", 512 * 1024 * 1024))
+        report = inspect(data, max_bytes=max_bytes or settings.MODEL_IMPORT_MAX_BYTES)
         if kind == "classifier" and not labels:
             raise ModelRejected(["A classifier needs its labels, in the order of its output columns."])
     except ModelRejected as exc:
