@@ -140,9 +140,9 @@ def test_pack_csv_neutralises_formulas(personas, world):
 
 def test_neutralise_cells_in_rows():
     content_rows = [["a", "+1", "-2", "@x", "\tcmd", "plain", 3.5]]
-    from workflows.engine.handlers import neutralise
+    from workflows.exports import safe_cell
 
-    assert [neutralise(c) for c in content_rows[0]] == ["a", "'+1", "'-2", "'@x", "'\tcmd", "plain", 3.5]
+    assert [safe_cell(c) for c in content_rows[0]] == ["a", "'+1", "'-2", "'@x", "'\tcmd", "plain", 3.5]
 
 
 def test_api_numbers_and_what_if(personas, world, api):

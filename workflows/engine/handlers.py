@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from workflows.exports import safe_cell
 from workflows.graph.plan import Plan, Step
 
 from .state import ItemState
@@ -220,9 +219,6 @@ class ReviewHandler(Handler):
 
 
 # --- sinks ---------------------------------------------------------------------------------------
-
-# Kept for callers of the old name; CSV cells are neutralised in one place (workflows/exports.py).
-neutralise = safe_cell
 
 
 def flat_row(data: dict[str, Any], columns: list[str] | None = None) -> dict[str, Any]:
