@@ -124,5 +124,7 @@ def test_rest_intake_appends_to_the_live_run_and_flushes_the_tail(personas, api,
     drain()
     run.refresh_from_db()
     assert run.items_done == 5 and run.status == "running"  # a live run stays open
-    assert client.post(f"/api/workflows/{workflow.pk}/intake/", {"items": [{"lang": "en"}]}, format="json").status_code == 400
+    refused = client.post(f"/api/workflows/{workflow.pk}/intake/", {"items": [{"text": "ok", "lang": "en"}, {"lang": "en"}]}, format="json")
+    assert refused.status_code == 400 and refused.json()["rows"] == [1]
+    assert refused.json()["detail"].startswith("item 1 lacks text.")  # names the missing field, not every field
     _ = edge

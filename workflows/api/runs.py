@@ -138,9 +138,12 @@ def intake(request: Request, pk: int) -> Response:
     if len(items) > settings.ENGINE_INTAKE_MAX_ITEMS:
         return Response({"detail": f"Send at most {settings.ENGINE_INTAKE_MAX_ITEMS} items per request."}, status=400)
     fields = required_fields(workflow, "rest")  # one query, not one per item
-    missing = [i for i, item in enumerate(items) if not all(isinstance(item.get(f), str) and item.get(f) for f in fields)]
+    lacking = {i: [f for f in fields if not (isinstance(item.get(f), str) and item.get(f))] for i, item in enumerate(items)}
+    missing = [i for i, gaps in lacking.items() if gaps]
     if missing:
-        return Response({"detail": f"Items {missing[:20]} lack the fields {fields}.", "rows": missing[:100]},
+        said = "; ".join(f"item {i} lacks {', '.join(lacking[i])}" for i in missing[:20])
+        return Response({"detail": f"{said}{' …' if len(missing) > 20 else ''}. Every item needs non-empty text in "
+                         f"{', '.join(fields)} (the fields of the workflow's REST source).", "rows": missing[:100]},
                         status=status.HTTP_400_BAD_REQUEST)
     try:
         run, ids = launch.append_to_live_run(workflow, items, user=request.user)
