@@ -13,6 +13,7 @@ outputs and routes) instead of recomputing them: the ledger is the checkpoint.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -22,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -38,6 +40,7 @@ from .state import ItemState
 from .stats import StatsDelta, merge_into
 
 logger = logging.getLogger(__name__)
+_ITEM_NODE = itemgetter(1, 2)  # a decision row's (item, node)
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 # --- the live-metrics hook -----------------------------------------------------------------------
@@ -244,6 +247,8 @@ class ShardRunner:
                                   latency, out.error, tried, batch_id, size, self.attempt, now))
             delta.observe_many(ports=ports, latencies=latencies, labels=labels, confidences=confidences,
                                errors=sum(1 for out in outcomes if out.error))
+        # In the order of the ledger's unique index (run, item, node): each row lands on its rightmost page.
+        decisions.sort(key=_ITEM_NODE)
         self.commit(items, decisions, parks, dead, deltas, now)
 
     def commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
@@ -263,7 +268,12 @@ class ShardRunner:
         from workflows.models import DeadLetter, ReviewTask
 
         with transaction.atomic():
-            self.fence_and_count(items, now)
+            if connection.vendor == "postgresql":
+                self.write_batch_head(items, deltas, now)
+            else:
+                self.fence_and_count(items, now)
+                if deltas:
+                    upsert_stats(self.run.pk, deltas, now)
             insert_decisions(decisions, copy=fast)
             if parks:
                 ReviewTask.objects.bulk_create([
@@ -275,26 +285,28 @@ class ShardRunner:
                     DeadLetter(run_id=self.run.pk, item_id=d["item_id"], node=d["node"], reason=d["reason"] or "failed",
                                error_code=d["error_code"][:60], attempts=d["attempts"]) for d in dead])
             if deltas:
-                upsert_stats(self.run.pk, deltas, now)
                 nodes = sorted(deltas)
                 transaction.on_commit(lambda: after_batch_commit(self.run.pk, nodes))
 
-    def fence_and_count(self, items: list[ItemState], now: Any) -> None:
-        """Inside the batch's transaction: check the fence (raise Fenced when this attempt is no longer
-        current), move the items to their final status and add them to the run's counters."""
-        from workflows.models import Item, Run, Shard
-
-        if connection.vendor == "postgresql":
-            params = {"sync": "on" if settings.ENGINE_SYNCHRONOUS_COMMIT else "off", "now": now, "shard": self.shard.pk,
-                      "attempt": self.attempt, "run": self.run.pk,
-                      "items": _encode([{"id": s.item_id, "status": s.final_status} for s in items])}
-            fenced = execute_prepared(BATCH_HEAD_SQL, params)[0]
-        else:
-            fenced = Shard.objects.filter(pk=self.shard.pk, attempt=self.attempt, status=Shard.RUNNING).update(heartbeat=now)
+    def write_batch_head(self, items: list[ItemState], deltas: dict[str, StatsDelta], now: Any) -> None:
+        """PostgreSQL, first in the batch's transaction: the fence, the items' statuses, the run's
+        counters and the NodeStats sums in one prepared statement (BATCH_HEAD_SQL). Raises Fenced
+        (having written nothing) when this attempt no longer owns the running shard."""
+        params = {"sync": "on" if settings.ENGINE_SYNCHRONOUS_COMMIT else "off", "now": now, "shard": self.shard.pk,
+                  "attempt": self.attempt, "run": self.run.pk, "ids": [s.item_id for s in items],
+                  "statuses": [s.final_status for s in items], "stats": stats_json(deltas)}
+        fenced = execute_prepared(BATCH_HEAD_SQL, params)[0]
         if fenced != 1:
             raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
-        if connection.vendor == "postgresql":
-            return  # the statement above moved the items and counted them
+
+    def fence_and_count(self, items: list[ItemState], now: Any) -> None:
+        """SQLite, inside the batch's transaction: check the fence (raise Fenced when this attempt is
+        no longer current), move the items to their final status and add them to the run's counters."""
+        from workflows.models import Item, Run, Shard
+
+        fenced = Shard.objects.filter(pk=self.shard.pk, attempt=self.attempt, status=Shard.RUNNING).update(heartbeat=now)
+        if fenced != 1:
+            raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
         by_status: dict[str, list[int]] = defaultdict(list)
         for s in items:
             by_status[s.final_status].append(s.item_id)
@@ -308,41 +320,12 @@ class ShardRunner:
             Run.objects.filter(pk=self.run.pk).update(**counters)
 
 
-# PostgreSQL: the head of a micro-batch's transaction in one round trip. The fence (this attempt still
-# owns the running shard, which also refreshes its heartbeat), the items' final statuses (only from
-# pending: a replayed item is not counted twice) and the run's counters. synchronous_commit is off for
-# the transaction unless ENGINE_SYNCHRONOUS_COMMIT: a batch is recomputable, so a database crash may
-# lose its last ~0.6 s of commits (whole transactions, in order: the items go back to pending and their
-# shard is re-run; external calls repeat with the same idempotency key), and the worker does not wait
-# for the WAL flush. Inputs and people's decisions are written elsewhere, durably.
-BATCH_HEAD_SQL = """
-WITH cfg AS (SELECT set_config('synchronous_commit', %(sync)s, true) AS value),
-fence AS (
-    UPDATE workflows_shard SET heartbeat = %(now)s
-    WHERE id = %(shard)s AND attempt = %(attempt)s AND status = 'running' RETURNING id),
-moved AS (
-    UPDATE workflows_item AS item SET status = batch.status, finished_at = %(now)s
-    FROM jsonb_to_recordset(%(items)s::jsonb) AS batch(id bigint, status text)
-    WHERE item.id = batch.id AND item.status = 'pending' AND EXISTS (SELECT 1 FROM fence)
-    RETURNING item.status),
-tally AS (
-    SELECT count(*) FILTER (WHERE status = 'done') AS done, count(*) FILTER (WHERE status = 'dead') AS dead,
-           count(*) FILTER (WHERE status = 'parked') AS parked FROM moved),
-counted AS (
-    UPDATE workflows_run AS run SET items_done = run.items_done + tally.done, items_dead = run.items_dead + tally.dead,
-           items_parked = run.items_parked + tally.parked
-    FROM tally WHERE run.id = %(run)s AND tally.done + tally.dead + tally.parked > 0 RETURNING run.id)
-SELECT (SELECT count(*) FROM fence), (SELECT value FROM cfg), (SELECT count(*) FROM counted)
-"""
-
-
 STATS_FIELDS = ["items_in", "ports", "errors", "retries", "latency_hist", "latency_sum_ms", "labels",
                 "confidence_hist", "cpu_seconds", "extra", "batches", "updated_at"]
 STATS_COUNTERS = ("items_in", "errors", "retries", "latency_sum_ms", "cpu_seconds")
 STATS_MAPS = ("ports", "latency_hist", "labels", "confidence_hist", "extra")
 DECISION_COLUMNS = ("run_id", "item_id", "node", "model_ref", "output", "label", "confidence", "port", "latency_ms",
                     "error", "attempt", "batch_id", "batch_size", "shard_attempt", "created_at")
-COPY_DECISIONS_SQL = f"COPY workflows_decision ({', '.join(DECISION_COLUMNS[:-1])}) FROM STDIN"  # created_at: now()
 
 
 def _map_sum(field: str) -> str:
@@ -353,48 +336,83 @@ def _map_sum(field: str) -> str:
             f"FROM jsonb_each_text(EXCLUDED.{field}) AS e), '{{}}'::jsonb)")
 
 
-UPSERT_STATS_SQL = (
-    "INSERT INTO workflows_nodestats (run_id, node, " + ", ".join(STATS_FIELDS) + ") "
-    "SELECT %s, d.node, " + ", ".join(f"d.{f}" for f in STATS_FIELDS[:-2]) + ", 1, %s "
-    "FROM jsonb_to_recordset(%s::jsonb) AS d(node text, items_in int, ports jsonb, errors int, retries int, latency_hist jsonb, "
-    "latency_sum_ms float8, labels jsonb, confidence_hist jsonb, cpu_seconds float8, extra jsonb) "
-    # Rows are locked in node order by every worker: two workers on one run queue, never deadlock.
-    "ORDER BY d.node "
-    "ON CONFLICT (run_id, node) DO UPDATE SET "
+# PostgreSQL: the head of a micro-batch's transaction in one prepared statement (one round trip;
+# the decisions follow by COPY, in the same transaction).
+# - fence: this attempt still owns the running shard (which also refreshes its heartbeat); every
+#   write below is conditional on it, so a zombie or a cancelled shard writes nothing.
+# - moved/counted: the items' final statuses (only from pending: a replayed item is not counted
+#   twice) and the run's counters. The ids come as an array so the update goes by primary key,
+#   however many items of the run are still pending.
+# - summed: each node's NodeStats row plus this batch's delta, sums done server-side; rows are
+#   locked in node order by every worker, so two workers on one run queue, never deadlock.
+# The sub-statements run in the order the final SELECT reads them (fence first).
+# synchronous_commit is off for the transaction unless ENGINE_SYNCHRONOUS_COMMIT: a batch is
+# recomputable, so a database crash may lose its last ~0.6 s of commits (whole transactions, in
+# order: the items go back to pending and their shard is re-run; external calls repeat with the same
+# idempotency key), and the worker does not wait for the WAL flush. Inputs and people's decisions
+# are written elsewhere, durably.
+BATCH_HEAD_SQL = (
+    """
+WITH cfg AS (SELECT set_config('synchronous_commit', %(sync)s, true) AS value),
+fence AS (
+    UPDATE workflows_shard SET heartbeat = %(now)s
+    WHERE id = %(shard)s AND attempt = %(attempt)s AND status = 'running' RETURNING id),
+moved AS (
+    UPDATE workflows_item AS item SET status = batch.status, finished_at = %(now)s
+    FROM unnest(%(ids)s::bigint[], %(statuses)s::text[]) AS batch(id, status)
+    WHERE item.id = batch.id AND item.status = 'pending' AND EXISTS (SELECT 1 FROM fence)
+    RETURNING item.status),
+tally AS (
+    SELECT count(*) FILTER (WHERE status = 'done') AS done, count(*) FILTER (WHERE status = 'dead') AS dead,
+           count(*) FILTER (WHERE status = 'parked') AS parked FROM moved),
+counted AS (
+    UPDATE workflows_run AS run SET items_done = run.items_done + tally.done, items_dead = run.items_dead + tally.dead,
+           items_parked = run.items_parked + tally.parked
+    FROM tally WHERE run.id = %(run)s AND tally.done + tally.dead + tally.parked > 0 RETURNING run.id),
+summed AS (
+    INSERT INTO workflows_nodestats (run_id, node, """ + ", ".join(STATS_FIELDS) + """)
+    SELECT %(run)s, d.node, """ + ", ".join(f"d.{f}" for f in STATS_FIELDS[:-2]) + """, 1, %(now)s
+    FROM json_to_recordset(%(stats)s::json) AS d(node text, items_in int, ports jsonb, errors int, retries int,
+         latency_hist jsonb, latency_sum_ms float8, labels jsonb, confidence_hist jsonb, cpu_seconds float8, extra jsonb)
+    WHERE EXISTS (SELECT 1 FROM fence)
+    ORDER BY d.node
+    ON CONFLICT (run_id, node) DO UPDATE SET """
     + ", ".join(f"{f} = workflows_nodestats.{f} + EXCLUDED.{f}" for f in STATS_COUNTERS) + ", "
     + ", ".join(f"{f} = {_map_sum(f)}" for f in STATS_MAPS)
-    + ", batches = workflows_nodestats.batches + 1, updated_at = EXCLUDED.updated_at"
-)
+    + """, batches = workflows_nodestats.batches + 1, updated_at = EXCLUDED.updated_at
+    RETURNING 1)
+SELECT (SELECT count(*) FROM fence), (SELECT value FROM cfg), (SELECT count(*) FROM counted), (SELECT count(*) FROM summed)
+""")
+COPY_DECISIONS_SQL = f"COPY workflows_decision ({', '.join(DECISION_COLUMNS[:-1])}) FROM STDIN"  # created_at: now()
+
+
+EXPLICIT_PREPARE_ONLY = 2**31
 
 
 def execute_prepared(sql: str, params: Any) -> tuple | None:
-    """PostgreSQL: run one of the executor's per-batch statements as a prepared statement, on the
-    connection Django holds (same transaction). Django's client-side binding sends the text every
-    time, and PostgreSQL planned these CTEs anew for every micro-batch."""
+    """PostgreSQL: run the executor's per-batch statement as a prepared statement, on the connection
+    Django holds (same transaction). Django's client-side binding sends the text every time, and
+    PostgreSQL parsed and planned the statement anew for every micro-batch (1 ms of its 5).
+
+    Django opens connections with psycopg's prepare_threshold=None, which makes psycopg ignore
+    prepare=True; a threshold no query reaches turns on explicit preparing only (Django's own
+    ClientCursor never prepares, so its queries are unaffected)."""
     import psycopg
 
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = EXPLICIT_PREPARE_ONLY
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchone() if cursor.description else None
 
 
 def upsert_stats(run_id: int, deltas: dict[str, StatsDelta], now: Any) -> None:
-    """Add each node's micro-batch delta to its NodeStats row.
-
-    PostgreSQL: one INSERT … ON CONFLICT DO UPDATE for all nodes, the sums done server-side (the
-    lock, the read and the write of every row in one statement). SQLite (one writer at a time):
-    read, merge in Python, write back with one prepared UPDATE.
-    """
+    """SQLite (one writer at a time): add each node's micro-batch delta to its NodeStats row: read,
+    merge in Python, write back with one prepared UPDATE. (PostgreSQL sums them in BATCH_HEAD_SQL.)"""
     from workflows.models import NodeStats
 
-    if connection.vendor == "postgresql":
-        payload = [{"node": node, "items_in": d.items_in, "ports": d.ports, "errors": d.errors, "retries": d.retries,
-                    "latency_hist": d.latency_hist, "latency_sum_ms": d.latency_sum_ms, "labels": d.labels,
-                    "confidence_hist": d.confidence_hist, "cpu_seconds": d.cpu_seconds, "extra": d.extra}
-                   for node, d in deltas.items()]
-        execute_prepared(UPSERT_STATS_SQL, [run_id, now, _encode(payload)])
-        return
     rows = list(NodeStats.objects.filter(run_id=run_id, node__in=list(deltas)).order_by("node"))
     missing = set(deltas) - {r.node for r in rows}
     for node in sorted(missing):
@@ -423,8 +441,9 @@ def write_stats(rows: list[Any]) -> None:
 
 _encode = DjangoJSONEncoder(ensure_ascii=False).encode
 _encode_strict = DjangoJSONEncoder(ensure_ascii=False, allow_nan=False).encode
-# COPY's text format: backslash escapes for the four characters that would end a field or a row.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# COPY's text format: backslash escapes for the four characters that would end a field or a row;
+# NUL (which PostgreSQL's text cannot hold) is dropped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
 
 
 def _finite(value: Any) -> bool:
@@ -441,15 +460,42 @@ def _no_nan(value: Any) -> Any:
     return value
 
 
-def encode_output(output: dict[str, Any]) -> str:
-    """A decision's output as JSON. NaN and infinities are not JSON (PostgreSQL refuses them and a
-    refused batch would fail the shard on every retry): a handler that yields one gets null there."""
-    if not output:
-        return "{}"
+def ledger_json(value: Any) -> str:
+    """JSON for the ledger's jsonb columns. PostgreSQL's jsonb holds neither NaN nor NUL, and a
+    refused batch would fail the shard on every retry: a handler that yields one gets null for the
+    number and loses the NUL character. (The checks cost one scan of the text; the fix-up is rare.)"""
     try:
-        return _encode_strict(output)
+        text = _encode_strict(value)
     except ValueError:
-        return _encode_strict(_no_nan(output))
+        text = _encode_strict(_no_nan(value))
+    if "\\u0000" in text:
+        text = _encode_strict(_no_nul(json.loads(text)))
+    return text
+
+
+def encode_output(output: dict[str, Any]) -> str:
+    """A decision's output as JSON (see ledger_json)."""
+    return ledger_json(output) if output else "{}"
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_no_nul(k): _no_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nul(v) for v in value]
+    return value
+
+
+def stats_json(deltas: dict[str, StatsDelta]) -> str:
+    """Each node's delta as the JSON array BATCH_HEAD_SQL reads (labels and a handler's own
+    statistics come from handlers: see ledger_json)."""
+    rows = [{"node": node, "items_in": d.items_in, "ports": d.ports, "errors": d.errors, "retries": d.retries,
+                     "latency_hist": d.latency_hist, "latency_sum_ms": d.latency_sum_ms, "labels": d.labels,
+                     "confidence_hist": d.confidence_hist, "cpu_seconds": d.cpu_seconds, "extra": d.extra}
+            for node, d in deltas.items()]
+    return ledger_json(rows)
 
 
 NULL = "\\N"  # COPY's text format for NULL
@@ -467,13 +513,19 @@ def copy_text(rows: list[tuple]) -> str:
     """Decision rows (as process() builds them) in COPY's text format, formatted once per
     micro-batch by one expression per row: psycopg's write_row adapts each value through its dumper
     registry, and a generic per-value formatter cost half of the engine's Python time per node.
-    created_at is left to the database (its default, the transaction's now())."""
+    The short strings of a batch (nodes, model refs, labels, ports, batch ids) repeat from row to
+    row and are escaped once each. created_at is left to the database (the transaction's now())."""
     e = _COPY_ESCAPES
+    escaped: dict[str | None, str] = {None: NULL}
+    for r in rows:
+        for text in (r[2], r[3], r[5], r[7], r[11]):
+            if text not in escaped:
+                escaped[text] = text.translate(e)
     num = _copy_number
     return "".join(
-        f"{r[0]}\t{r[1]}\t{r[2].translate(e)}\t{r[3].translate(e)}\t{encode_output(r[4]).translate(e)}\t"
-        f"{NULL if r[5] is None else r[5].translate(e)}\t{num(r[6])}\t{NULL if r[7] is None else r[7].translate(e)}\t"
-        f"{num(r[8])}\t{r[9].translate(e)}\t{r[10]}\t{r[11].translate(e)}\t{r[12]}\t{r[13]}\n"
+        f"{r[0]}\t{r[1]}\t{escaped[r[2]]}\t{escaped[r[3]]}\t{encode_output(r[4]).translate(e) if r[4] else '{}'}\t"
+        f"{escaped[r[5]]}\t{num(r[6])}\t{escaped[r[7]]}\t{num(r[8])}\t{r[9].translate(e) if r[9] else ''}\t"
+        f"{r[10]}\t{escaped[r[11]]}\t{r[12]}\t{r[13]}\n"
         for r in rows)
 
 
@@ -484,10 +536,10 @@ INSERT_DECISIONS_SQL = (f"INSERT INTO workflows_decision ({', '.join(DECISION_CO
 def insert_decisions(rows: list[tuple], *, copy: bool = True) -> None:
     """Write a micro-batch's decisions, at most one per (run, item, node).
 
-    PostgreSQL with copy=True: COPY (a parameterised INSERT of the same rows spent more time quoting
-    array parameters in Python than PostgreSQL spent inserting them); a row already in the ledger
-    makes it raise IntegrityError (see ShardRunner.commit). Otherwise one prepared
-    INSERT … ON CONFLICT DO NOTHING per row (SQLite runs them in C).
+    PostgreSQL with copy=True: COPY (an INSERT of the same rows from one JSON parameter costs the
+    database twice as much, and psycopg's quoting of array parameters more than that); a row
+    already in the ledger makes it raise IntegrityError (see ShardRunner.commit). Otherwise one
+    prepared INSERT … ON CONFLICT DO NOTHING per row (SQLite runs them in C).
     """
     if not rows:
         return

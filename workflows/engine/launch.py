@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -92,15 +93,41 @@ def add_items(run: Any, payloads: list[dict]) -> list[int]:
 
     first = run.items_total
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        ids = insert_items_pg(run.pk, first, payloads, now)
+    else:
+        ids = []
+        for start in range(0, len(payloads), ITEM_BATCH):
+            chunk = [Item(run=run, seq=first + start + i, payload=p, received_at=now) for i, p in enumerate(payloads[start : start + ITEM_BATCH])]
+            Item.objects.bulk_create(chunk, batch_size=ITEM_BATCH)
+            ids += [i.pk for i in chunk]
+        if any(i is None for i in ids):  # backends that do not return ids from bulk inserts
+            ids = list(Item.objects.filter(run=run, seq__gte=first).order_by("seq").values_list("id", flat=True))
+    Run.objects.filter(pk=run.pk).update(items_total=F("items_total") + len(ids), last_intake_at=now)
+    run.items_total = first + len(ids)
+    return ids
+
+
+# PostgreSQL: a chunk of items in one statement from one JSON text (the ORM's bulk_create built a
+# model instance and adapted a parameter per field: 80 % of a 2,000-item run's start time).
+INSERT_ITEMS_SQL = """
+INSERT INTO workflows_item (run_id, seq, payload, status, received_at)
+SELECT %(run)s, %(first)s + t.ord - 1, t.value::jsonb, 'pending', %(now)s
+FROM json_array_elements(%(payloads)s::json) WITH ORDINALITY AS t(value, ord)
+RETURNING id, seq
+"""
+_encode_payloads = DjangoJSONEncoder(ensure_ascii=False).encode
+
+
+def insert_items_pg(run_id: int, first: int, payloads: list[dict], now: Any) -> list[int]:
+    """Insert items seq first, first + 1, … in chunks; their ids in seq order."""
     ids: list[int] = []
-    for start in range(0, len(payloads), ITEM_BATCH):
-        chunk = [Item(run=run, seq=first + start + i, payload=p, received_at=now) for i, p in enumerate(payloads[start : start + ITEM_BATCH])]
-        Item.objects.bulk_create(chunk, batch_size=ITEM_BATCH)
-        ids += [i.pk for i in chunk]
-    if any(i is None for i in ids):  # backends that do not return ids from bulk inserts
-        ids = list(Item.objects.filter(run=run, seq__gte=first).order_by("seq").values_list("id", flat=True))
-    Run.objects.filter(pk=run.pk).update(items_total=F("items_total") + len(payloads), last_intake_at=now)
-    run.items_total = first + len(payloads)
+    with connection.cursor() as cursor:
+        for start in range(0, len(payloads), ITEM_BATCH):
+            chunk = payloads[start : start + ITEM_BATCH]
+            cursor.execute(INSERT_ITEMS_SQL, {"run": run_id, "first": first + start, "now": now,
+                                              "payloads": _encode_payloads(chunk)})
+            ids += [pk for pk, _ in sorted(cursor.fetchall(), key=lambda row: row[1])]
     return ids
 
 
