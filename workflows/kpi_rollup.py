@@ -163,13 +163,16 @@ def compute_week(workflow_id: int, monday: date) -> dict[str, Any] | None:
              Item.objects.filter(**in_week).values_list("id", "run_id", "status", "received_at", "finished_at")}
     if not items:
         return None
-    # By item id, in chunks, along the item_id indexes: the same plan on SQLite and PostgreSQL
-    # whatever the size of the ledger (a join on the week's range let SQLite scan the decisions).
-    ids = list(items)
-    chunks = [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+    # By (run, item ids), in chunks, along the ledger's unique (run, item, node) index: the same plan
+    # on SQLite and PostgreSQL whatever the size of the ledger (a join on the week's range let
+    # SQLite scan the decisions).
+    by_run: dict[int, list[int]] = {}
+    for item_id, (run_id, *_rest) in items.items():
+        by_run.setdefault(run_id, []).append(item_id)
+    chunks = [(run_id, ids[i:i + CHUNK]) for run_id, ids in by_run.items() for i in range(0, len(ids), CHUNK)]
     decisions = []
-    for chunk in chunks:
-        decisions += Decision.objects.filter(item_id__in=chunk).annotate(
+    for run_id, chunk in chunks:
+        decisions += Decision.objects.filter(run_id=run_id, item_id__in=chunk).annotate(
             decided_by=KT("output__decided_by"), small_conf=KT("output__small__confidence"), small_label=KT("output__small__label"),
             llm_eur=KT("output__llm__cost_eur"), llm_in=KT("output__llm__tokens_in"), llm_out=KT("output__llm__tokens_out"),
             has_answer=Case(When(output__has_key="answer", then=Value(True)), default=Value(False)),
@@ -187,7 +190,7 @@ def compute_week(workflow_id: int, monday: date) -> dict[str, Any] | None:
             per_call[(run, node)] = (float(extra.get("cost_eur", 0.0)) / calls, float(extra.get("tokens", 0)) / calls)
     reviews: dict[int, int] = defaultdict(int)
     truth: dict[tuple[int, str], tuple[str, str]] = {}
-    for chunk in chunks:
+    for _run_id, chunk in chunks:
         for item_id in ReviewTask.objects.filter(item_id__in=chunk, status=ReviewTask.DECIDED).values_list("item_id", flat=True):
             reviews[item_id] += 1
         for item_id, node, label, predicted in Label.objects.filter(item_id__in=chunk, source=Label.REVIEW).values_list(

@@ -201,3 +201,35 @@ def test_copy_text_escapes_what_would_end_a_field_or_a_row():
 def test_copy_text_drops_nul_and_keeps_an_escaped_one():
     row = (1, 2, "n", "", {"t": "a\x00b", "kept": "\\u0000"}, "l\x00", None, "out", 1.0, "boom\x00", 1, "b", 32, 1, None)
     assert copy_text([row]) == '1\t2\tn\t\t{"t": "ab", "kept": "\\\\\\\\u0000"}\tl\t\\N\tout\t1.0\tboom\t1\tb\t32\t1\n'
+
+
+def test_an_items_decisions_keep_the_plans_order(personas, worker_like):
+    """Rows are COPYed item by item (the unique index's order); readers merge an item's outputs in
+    id order, so within an item the ids must still follow the plan."""
+    from workflows.graph.plan import plan
+
+    workflow = make_runnable_workflow(personas["designer"])
+    run = launch.create_run(workflow, user=personas["operator"], items=tickets(12))
+    drain()
+    order = plan(run.version.as_graph()).order
+    for item in Item.objects.filter(run=run):
+        nodes = list(Decision.objects.filter(run=run, item=item).order_by("id").values_list("node", flat=True))
+        assert nodes == sorted(nodes, key=order.index), nodes
+    ids = list(Decision.objects.filter(run=run).order_by("id").values_list("item__seq", flat=True))
+    assert ids == sorted(ids)  # item by item within each batch, batches in order
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_the_batch_statement_is_prepared_once_per_connection(personas, worker_like):
+    """Django opens psycopg connections with prepare_threshold=None, which made psycopg ignore
+    prepare=True without a word: PostgreSQL parsed and planned the statement for every batch."""
+    workflow = make_runnable_workflow(personas["designer"])
+    run = launch.create_run(workflow, user=personas["operator"], items=tickets(40))
+    drain()
+    assert Run.objects.get(pk=run.pk).items_done == 40
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                       ["%UPDATE workflows_shard SET heartbeat%"])
+        row = cursor.fetchone()
+    assert row is not None, "the batch statement was never prepared"
+    assert row[0] == 10  # one statement, prepared once, run for each of the 10 micro-batches

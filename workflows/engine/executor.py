@@ -2,10 +2,10 @@
 
 For each micro-batch every node runs once over the items routed to it (routing splits the batch by
 port), then ONE transaction writes what the batch decided: the fence check (the shard still carries
-our attempt and is still running: a zombie or a cancelled shard commits nothing), the decisions (one
-multi-row insert, ON CONFLICT DO NOTHING on (run, item, node)), review tasks, dead letters, item
-statuses, run counters and the NodeStats merge. Inference happens outside the transaction, so row
-locks are held for milliseconds.
+our attempt and is still running: a zombie or a cancelled shard commits nothing), item statuses,
+run counters and the NodeStats merge (on PostgreSQL one prepared statement), the decisions (COPY,
+at most one per (run, item, node)), review tasks and dead letters. Inference happens outside the
+transaction, so row locks are held for milliseconds.
 
 A retried shard skips items already finished and, for the others, replays recorded decisions (their
 outputs and routes) instead of recomputing them: the ledger is the checkpoint.
@@ -40,7 +40,7 @@ from .state import ItemState
 from .stats import StatsDelta, merge_into
 
 logger = logging.getLogger(__name__)
-_ITEM_NODE = itemgetter(1, 2)  # a decision row's (item, node)
+_ITEM = itemgetter(1)  # a decision row's item
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 # --- the live-metrics hook -----------------------------------------------------------------------
@@ -184,6 +184,7 @@ class ShardRunner:
         dead: list[dict] = []
         deltas: dict[str, StatsDelta] = {}
         now = timezone.now()
+        parked_port, dead_port = state.PARKED, state.DEAD
         for step in self.plan.steps:
             node = step.node.id
             arriving = [s for s in items if node in s.inbox]
@@ -202,31 +203,36 @@ class ShardRunner:
             routes = step.routes
             size = len(fresh)
             ports, latencies, labels, confidences = [], [], [], []
+            errors = 0
+            attempt = self.attempt
             for s, out, tried in zip(fresh, outcomes, tries, strict=True):
                 added = out.fields
-                if out.label is not None or out.confidence is not None:
+                label, confidence = out.label, out.confidence
+                if label is not None or confidence is not None:
                     added = dict(added)
-                    if out.label is not None:
-                        added.setdefault("label", out.label)
-                    if out.confidence is not None:
-                        added.setdefault("confidence", out.confidence)
-                label = added.get("label") if added else None
-                if label is not None and not isinstance(label, str):
-                    label = None
-                confidence = added.get("confidence") if added else None
-                if confidence is not None and not _finite(confidence):
-                    # A number or nothing: NaN and infinities would poison every statistic (and JSON).
-                    added = {k: v for k, v in added.items() if k != "confidence"}
-                    confidence = None
-                if out.park is not None and not out.error:
-                    port = state.PARKED
+                    if label is not None:
+                        added.setdefault("label", label)
+                    if confidence is not None:
+                        added.setdefault("confidence", confidence)
+                if added:
+                    label = added.get("label")
+                    if label is not None and not isinstance(label, str):
+                        label = None
+                    confidence = added.get("confidence")
+                    if confidence is not None and not _finite(confidence):
+                        # A number or nothing: NaN and infinities would poison every statistic (and JSON).
+                        added = {k: v for k, v in added.items() if k != "confidence"}
+                        confidence = None
+                error = out.error
+                if out.park is not None and not error:
+                    port = parked_port
                     s.parked = True
                     parks.append({"item_id": s.item_id, "node": node, **out.park})
                 else:
-                    port = state.resolve_port(port=out.port, error=out.error, routes=routes) if out.error else out.port
-                    if port == state.DEAD:
+                    port = state.resolve_port(port=out.port, error=error, routes=routes) if error else out.port
+                    if port == dead_port:
                         s.dead = True
-                        dead.append({"item_id": s.item_id, "node": node, "reason": out.error,
+                        dead.append({"item_id": s.item_id, "node": node, "reason": error,
                                      "error_code": out.error_code, "attempts": tried})
                     else:
                         if added:
@@ -234,7 +240,11 @@ class ShardRunner:
                         targets = routes.get(port)
                         if targets:
                             s.inbox.update(targets)
-                latency = out.latency_ms if _finite(out.latency_ms) and out.latency_ms > 0 else 0.0
+                if error:
+                    errors += 1
+                latency = out.latency_ms
+                if not (latency.__class__ is float and 0.0 < latency < math.inf):  # the common case: a batch share
+                    latency = float(latency) if _finite(latency) and latency > 0 else 0.0
                 ports.append(port or "done")
                 latencies.append(latency)
                 if label is not None:
@@ -244,11 +254,12 @@ class ShardRunner:
                 if out.stats:
                     delta.add_extra(out.stats)
                 decisions.append((run_id, s.item_id, node, out.model_ref[:200], added, label, confidence, port,
-                                  latency, out.error, tried, batch_id, size, self.attempt, now))
-            delta.observe_many(ports=ports, latencies=latencies, labels=labels, confidences=confidences,
-                               errors=sum(1 for out in outcomes if out.error))
-        # In the order of the ledger's unique index (run, item, node): each row lands on its rightmost page.
-        decisions.sort(key=_ITEM_NODE)
+                                  latency, error, tried, batch_id, size, attempt, now))
+            delta.observe_many(ports=ports, latencies=latencies, labels=labels, confidences=confidences, errors=errors)
+        # Item by item, as the ledger's unique index (run, item, node) is ordered, so each row lands on
+        # its rightmost page; the sort is stable, so an item's decisions keep the plan's order (and
+        # their ids, which readers merge outputs by, still follow it).
+        decisions.sort(key=_ITEM)
         self.commit(items, decisions, parks, dead, deltas, now)
 
     def commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
@@ -330,10 +341,12 @@ DECISION_COLUMNS = ("run_id", "item_id", "node", "model_ref", "output", "label",
 
 def _map_sum(field: str) -> str:
     """SQL for `stored + delta` on a {key: number} jsonb map: keys of the delta are summed in, the
-    others kept (numeric arithmetic, so counts stay integers)."""
+    others kept (numeric arithmetic, so counts stay integers). An empty delta (most nodes give no
+    labels, confidences or statistics of their own) keeps the stored map as it is."""
     mine = f"workflows_nodestats.{field}"
-    return (f"{mine} || coalesce((SELECT jsonb_object_agg(e.key, coalesce(({mine} ->> e.key)::numeric, 0) + e.value::numeric) "
-            f"FROM jsonb_each_text(EXCLUDED.{field}) AS e), '{{}}'::jsonb)")
+    return (f"CASE WHEN EXCLUDED.{field} = '{{}}'::jsonb THEN {mine} ELSE "
+            f"{mine} || coalesce((SELECT jsonb_object_agg(e.key, coalesce(({mine} ->> e.key)::numeric, 0) + e.value::numeric) "
+            f"FROM jsonb_each_text(EXCLUDED.{field}) AS e), '{{}}'::jsonb) END")
 
 
 # PostgreSQL: the head of a micro-batch's transaction in one prepared statement (one round trip;
@@ -383,6 +396,7 @@ summed AS (
     RETURNING 1)
 SELECT (SELECT count(*) FROM fence), (SELECT value FROM cfg), (SELECT count(*) FROM counted), (SELECT count(*) FROM summed)
 """)
+COPY_SLICE = 128  # decision rows formatted per write
 COPY_DECISIONS_SQL = f"COPY workflows_decision ({', '.join(DECISION_COLUMNS[:-1])}) FROM STDIN"  # created_at: now()
 
 
@@ -546,7 +560,10 @@ def insert_decisions(rows: list[tuple], *, copy: bool = True) -> None:
     if copy and connection.vendor == "postgresql":
         with connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.cursor.copy(COPY_DECISIONS_SQL) as stream:
-                stream.write(copy_text(rows))
+                # In slices: psycopg sends every 32 kB, so PostgreSQL inserts the first rows while
+                # the next are formatted.
+                for start in range(0, len(rows), COPY_SLICE):
+                    stream.write(copy_text(rows[start : start + COPY_SLICE]))
         return
     when = connection.ops.adapt_datetimefield_value(rows[0][-1])
     values = [(*r[:4], encode_output(r[4]), *r[5:14], when) for r in rows]

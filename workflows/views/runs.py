@@ -116,7 +116,7 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
         order = {n: i for i, n in enumerate(plan(run.version.as_graph()).order)}
     except Exception:  # a plan that no longer validates (a retired alias): declaration order will do
         pass
-    decisions = sorted(item.decisions.all(), key=lambda d: (order.get(d.node, 0), d.id))
+    decisions = sorted(Decision.objects.filter(run=run, item=item), key=lambda d: (order.get(d.node, 0), d.id))
     reviews = {t.node: t for t in item.review_tasks.select_related("decided_by")}
     data = dict(item.payload)
     for d in decisions:
@@ -153,7 +153,7 @@ def _result_rows(run: Run, node: str | None) -> Iterator[dict[str, Any]]:
     for start in range(0, run.items_total, 1000):
         chunk = list(items.filter(seq__gte=start, seq__lt=start + 1000).values_list("id", "seq", "payload"))
         outputs: dict[int, dict] = {}
-        for item_id, output in Decision.objects.filter(item_id__in=[c[0] for c in chunk]).exclude(
+        for item_id, output in Decision.objects.filter(run=run, item_id__in=[c[0] for c in chunk]).exclude(
                 port__in=["dead", "parked"]).order_by("id").values_list("item_id", "output"):
             outputs.setdefault(item_id, {}).update(output)
         for item_id, seq, payload in chunk:
