@@ -13,8 +13,9 @@ from django.db.models import Count
 from tests.builders import edge, node
 from tests.engine.helpers import drain, make_runnable_workflow, tickets
 from workflows.engine import launch, state
-from workflows.engine.executor import copy_text, insert_decisions, run_shard
+from workflows.engine.executor import run_shard
 from workflows.engine.handlers import HANDLERS, Handler, Outcome, register
+from workflows.engine.ledger import copy_text, insert_decisions
 from workflows.models import Decision, Item, NodeStats, Run, Shard
 
 
