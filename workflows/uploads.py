@@ -9,6 +9,7 @@ with the message from the API (DRF's "Multipart form parse error - …"), Django
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -87,11 +88,7 @@ class BodySizeGuard:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
             return await self.app(scope, receive, send)
-        from types import SimpleNamespace
-
-        from asgiref.sync import sync_to_async
-
-        cap = await sync_to_async(cap_for)(SimpleNamespace(path_info=scope.get("path", "")))
+        cap = cap_for(SimpleNamespace(path_info=scope.get("path", "")))  # URL resolving only: no database
         limit = cap + FORM_SLACK
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -114,3 +111,15 @@ class BodySizeGuard:
             return event
 
         return await self.app(scope, bounded_receive, send)
+
+
+def redirect_after_upload(request: Any, to: str, **kwargs: Any) -> Any:
+    """Where a form with a file goes next. Sent by htmx (an XHR, for its progress bar), a plain
+    redirect would only replace the form: the browser is told to navigate for real."""
+    from django.shortcuts import redirect, resolve_url
+    from django_htmx.http import HttpResponseClientRedirect
+
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(resolve_url(to, **kwargs))
+    return redirect(to, **kwargs)
+

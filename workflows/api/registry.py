@@ -26,7 +26,7 @@ from workflows.governance.registry import version_usage, workflows_using
 from workflows.models import AuditEntry, ReviewTask
 from workflows.models.audit import record, verify_chain
 from workflows.models.registry import ALIASES, KINDS, LabelledSet, ModelJob, ModelVersion, PromotionRequest, RegisteredModel
-from workflows.roles import can, deny, require
+from workflows.roles import deny, require
 
 from .errors import text_query
 from .schema import ARRAY, CONFLICT
@@ -258,7 +258,7 @@ def promotion_detail(request: Request, pk: int) -> Response:
 @api_view(["POST"])
 def promotion_decide(request: Request, pk: int) -> Response:
     req = _request(request.user, pk)
-    if not can(request.user, "promotion.approve") and request.user.pk != req.requested_by_id:
+    if not promotion.may_act(req, request.user):
         raise deny(request.user, "promotion.approve", req)  # before reading the body: only validators and the requester
     form = parsed(PromotionDecisionSerializer, request)
     action, reason = form["action"], form["reason"] or ""

@@ -39,10 +39,10 @@ class IntakeError(ValueError):
         super().__init__(message)
 
 
-def _rows_text(rows: list[int]) -> str:
+def _rows_text(rows: list[int], noun: str = "row") -> str:
     shown = ", ".join(str(r) for r in rows[:MAX_ROWS_LISTED])
     more = f" and {len(rows) - MAX_ROWS_LISTED} more" if len(rows) > MAX_ROWS_LISTED else ""
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+    return f"{noun}{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
 def _text_problem(text: str) -> str | None:
@@ -171,8 +171,7 @@ def _columns(header: list[Any]) -> list[str]:
     names = [str(h).strip() if h is not None else "" for h in header]
     blank = [i + 1 for i, n in enumerate(names) if not n]
     if blank:
-        shown = ", ".join(map(str, blank[:MAX_ROWS_LISTED])) + (f" and {len(blank) - MAX_ROWS_LISTED} more" if len(blank) > MAX_ROWS_LISTED else "")
-        raise IntakeError(f"The header has no name for column{'s' if len(blank) > 1 else ''} {shown}.")
+        raise IntakeError(f"The header has no name for {_rows_text(blank, 'column')}.")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise IntakeError(f"The header repeats column names: {', '.join(dupes)}. Each column needs its own name.")

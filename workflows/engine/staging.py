@@ -50,21 +50,26 @@ def stage(session: Any, workflow_id: int, name: str, data: bytes) -> str:
     return token
 
 
+def _entry(session: Any, workflow_id: int, token: str) -> dict[str, Any] | None:
+    """This session's record of a staged file, if it was staged for this workflow."""
+    entry = (session.get(SESSION_KEY) or {}).get(token)
+    return entry if entry and entry.get("workflow") == workflow_id else None
+
+
 def load(session: Any, workflow_id: int, token: str) -> tuple[str, bytes] | None:
     """The staged (name, bytes) for this session and workflow, or None (unknown, expired, elsewhere)."""
-    entry = (session.get(SESSION_KEY) or {}).get(token)
-    if not entry or entry.get("workflow") != workflow_id:
+    entry = _entry(session, workflow_id, token)
+    if entry is None:
         return None
-    path = _folder() / f"{token}.upload"
     try:
-        return entry["name"], path.read_bytes()
+        return entry["name"], (_folder() / f"{token}.upload").read_bytes()
     except FileNotFoundError:
         return None
 
 
 def describe(session: Any, workflow_id: int, token: str) -> dict[str, Any] | None:
-    entry = (session.get(SESSION_KEY) or {}).get(token)
-    if not entry or entry.get("workflow") != workflow_id or not (_folder() / f"{token}.upload").exists():
+    entry = _entry(session, workflow_id, token)
+    if entry is None or not (_folder() / f"{token}.upload").exists():
         return None
     return {"token": token, "name": entry["name"], "size": entry["size"]}
 

@@ -123,8 +123,13 @@ def reject(request: PromotionRequest, *, user: Any, reason: str) -> PromotionReq
     return request
 
 
+def may_act(request: PromotionRequest, user: Any) -> bool:
+    """Only validators and the requester act on a request (cancelling is the requester's right)."""
+    return user.pk == request.requested_by_id or can(user, "promotion.approve")
+
+
 def cancel(request: PromotionRequest, *, user: Any) -> PromotionRequest:
-    if user.pk != request.requested_by_id and not can(user, "promotion.approve"):
+    if not may_act(request, user):
         raise deny(user, "promotion.cancel", request)
     with transaction.atomic():
         request = PromotionRequest.objects.select_for_update().get(pk=request.pk)

@@ -3,14 +3,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.urls import reverse
-from django_htmx.http import HttpResponseClientRedirect
+from django.shortcuts import render
 
 from workflows.datasets import parse_mapping, store
 from workflows.engine.intake import IntakeError
 from workflows.models.datasets import Dataset, Schedule
 from workflows.roles import can, require
+from workflows.uploads import redirect_after_upload
 
 
 @login_required
@@ -29,9 +28,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
             error = exc.message
         else:
             messages.success(request, f"Stored {dataset.name}: {dataset.rows} rows.")
-            if request.htmx:  # sent by XHR for its progress bar: navigate for real
-                return HttpResponseClientRedirect(reverse("dataset-list"))
-            return redirect("dataset-list")
+            return redirect_after_upload(request, "dataset-list")
     context = {"datasets": Dataset.objects.all(), "schedules": Schedule.objects.select_related("workflow", "last_run"),
                "can_upload": can(request.user, "run.start"), "error": error}
     return render(request, "datasets/list.html", context, status=400 if error else 200)

@@ -17,9 +17,7 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods
-from django_htmx.http import HttpResponseClientRedirect
 
 from workflows.engine import launch, staging
 from workflows.engine.handlers import flat_row
@@ -28,6 +26,7 @@ from workflows.exports import csv_lines
 from workflows.graph import CATALOG
 from workflows.models import Decision, Item, Run
 from workflows.roles import can, deny, get_workflow_for_user, require
+from workflows.uploads import redirect_after_upload
 
 
 def get_run_for_user(user: Any, pk: Any, capability: str = "run.view") -> Run:
@@ -215,9 +214,7 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
         upload = request.FILES.get("file")
         token = request.POST.get("staged", "")
         try:
-            if upload is not None:
-                if upload.size > settings.ENGINE_UPLOAD_MAX_BYTES:
-                    raise IntakeError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.ENGINE_UPLOAD_MAX_BYTES / 1e6:.1f} MB.")
+            if upload is not None:  # over the cap, UploadCapHandler refused it; intake.parse checks again
                 name, data = upload.name, upload.read()
             elif token and (kept := staging.load(request.session, workflow.pk, token)):
                 name, data = kept
@@ -244,9 +241,7 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
         if token:
             staging.discard(request.session, token)
         messages.success(request, f"Run {run.pk} started with {run.items_total} items.")
-        if request.htmx:  # the upload went by XHR (with its progress bar): navigate for real
-            return HttpResponseClientRedirect(reverse("run-detail", kwargs={"pk": run.pk}))
-        return redirect("run-detail", pk=run.pk)
+        return redirect_after_upload(request, "run-detail", pk=run.pk)
     return render(request, "runs/start.html", context)
 
 
