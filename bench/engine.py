@@ -38,12 +38,14 @@ def short_tickets(count: int) -> list[str]:
     openings = ["Hello, my invoice", "Hi team, the app", "Good morning, our order", "Dear support, the router",
                 "Hey, my account", "Hello, the match stream", "Hi, the new phone", "Good evening, the election site"]
     middles = ["was charged twice this month", "crashes every time I open the settings page",
-               "has not arrived although you promised delivery by Friday", "keeps dropping the connection after an update",
-               "was locked after three failed logins", "buffers constantly during the second half",
-               "gets very hot while charging overnight", "shows the wrong results for my region"]
+               "has not arrived although you promised delivery by Friday",
+               "keeps dropping the connection after an update", "was locked after three failed logins",
+               "buffers constantly during the second half", "gets very hot while charging overnight",
+               "shows the wrong results for my region"]
     endings = ["Please help me as soon as possible.", "Can you refund the difference?", "What should I do next?",
                "I need this fixed before Monday.", "Thanks in advance for your help.", "Is this a known problem?"]
-    return [f"{openings[i % 8]} {middles[(i // 8) % 8]} (ref {1000 + i}). {endings[(i // 64) % 6]}" for i in range(count)]
+    return [f"{openings[i % 8]} {middles[(i // 8) % 8]} (ref {1000 + i}). {endings[(i // 64) % 6]}"
+            for i in range(count)]
 
 
 def setup_django(db_env: dict[str, str]) -> None:
@@ -88,7 +90,8 @@ def main() -> None:
 
         # --- (a) overhead per node per micro-batch --------------------------------------------------
         def chain(length: int) -> dict:
-            nodes = [node("src", "source.upload")] + [node(f"n{i}", "bench.noop") for i in range(length)] + [node("out", "sink.table")]
+            nodes = ([node("src", "source.upload")] + [node(f"n{i}", "bench.noop") for i in range(length)]
+                     + [node("out", "sink.table")])
             ids = [n["id"] for n in nodes]
             return {"nodes": nodes, "edges": [edge(a, b) for a, b in itertools.pairwise(ids)]}
 
@@ -113,13 +116,16 @@ def main() -> None:
             long_t.append(shard_seconds(long_wf))
             short_t.append(shard_seconds(short_wf))
         overhead_ms = (statistics.median(long_t) - statistics.median(short_t)) * 1000 / (CHAIN * batches)
-        print(f"(a) {vendor}: {len(items)} items, {batches} micro-batches of 32: chain-20 {statistics.median(long_t) * 1000:.0f} ms, "
-              f"chain-0 {statistics.median(short_t) * 1000:.0f} ms per shard → {overhead_ms:.3f} ms per node per micro-batch")
+        print(f"(a) {vendor}: {len(items)} items, {batches} micro-batches of 32: "
+              f"chain-20 {statistics.median(long_t) * 1000:.0f} ms, "
+              f"chain-0 {statistics.median(short_t) * 1000:.0f} ms per shard → "
+              f"{overhead_ms:.3f} ms per node per micro-batch")
 
         # --- (b) product vs bare -------------------------------------------------------------------
         settings.ENGINE_SHARD_SIZE = 256
         register_model("bbc", "classifier")
-        wf = make_workflow(user, {"nodes": [node("src", "source.upload"), node("cls", "classify", model="bbc@production"),
+        wf = make_workflow(user, {"nodes": [node("src", "source.upload"),
+                                            node("cls", "classify", model="bbc@production"),
                                             node("out", "sink.table")],
                                   "edges": [edge("src", "cls"), edge("cls", "out")]}, name="classify")
         docs = short_tickets(args.docs)
@@ -129,7 +135,8 @@ def main() -> None:
         env = dict(os.environ)
         db = connection.settings_dict
         if pg:
-            env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            env["DATABASE_URL"] = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+                                   f"/{db['NAME']}")
         else:
             env["SQLITE_PATH"] = str(db["NAME"])
             env.pop("DATABASE_URL", None)
@@ -167,7 +174,8 @@ def main() -> None:
         # drifts in speed (it is shared) cancel out of the ratio instead of deciding it.
         pairs = [b / p for b, p in zip(bare_t, product_t, strict=True)]
         ratio = statistics.median(pairs)
-        print(f"(b) {vendor}: {len(docs)} short tickets, MiniLM int8 + BBC head: bare {len(docs) / statistics.median(bare_t):.0f} docs/s, "
+        print(f"(b) {vendor}: {len(docs)} short tickets, MiniLM int8 + BBC head: "
+              f"bare {len(docs) / statistics.median(bare_t):.0f} docs/s, "
               f"product (queue → worker → ledger) {len(docs) / statistics.median(product_t):.0f} docs/s; "
               f"pair ratios {' '.join(f'{r:.3f}' for r in sorted(pairs))}")
 
@@ -186,7 +194,8 @@ def main() -> None:
                     time.sleep(0.2)
                 samples.append(rss_kb(worker.pid) // 1024)
                 print(f"    worker RSS after {done + chunk} items: {samples[-1]} MB", flush=True)
-            print(f"(rss) {args.rss_items} items: worker RSS first {samples[0]} MB, last {samples[-1]} MB, max {max(samples)} MB")
+            print(f"(rss) {args.rss_items} items: worker RSS first {samples[0]} MB, last {samples[-1]} MB, "
+                  f"max {max(samples)} MB")
     finally:
         if worker is not None:
             worker.kill()

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from workflows.engine.handlers import Handler, Outcome, register
+from workflows.engine.nodes.base import Handler, Outcome, register
 from workflows.graph.catalog import CATALOG, NodeType
 from workflows.graph.catalog import register as register_type
 

@@ -46,7 +46,7 @@ def build_ledger(rows: int, workflow, user) -> int:
     from django.utils import timezone
 
     from tests.builders import ledger_run, ledger_stats
-    from workflows.kpi_rollup import current_week, week_bounds
+    from workflows.kpi.isoweeks import current_week, week_bounds
     from workflows.models import Decision, Item, ReviewTask
     from workflows.models.registry import Label
 
@@ -59,9 +59,10 @@ def build_ledger(rows: int, workflow, user) -> int:
     q = connection.ops.quote_name
     item_sql = (f"INSERT INTO {q(Item._meta.db_table)} (run_id, seq, payload, status, received_at, finished_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s)")
-    cols = ("run_id", "item_id", "node", "model_ref", "output", "label", "confidence", "port", "latency_ms", "error", "attempt",
-            "batch_id", "batch_size", "shard_attempt", "created_at")
-    decision_sql = f"INSERT INTO {q(Decision._meta.db_table)} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
+    cols = ("run_id", "item_id", "node", "model_ref", "output", "label", "confidence", "port", "latency_ms", "error",
+            "attempt", "batch_id", "batch_size", "shard_attempt", "created_at")
+    decision_sql = (f"INSERT INTO {q(Decision._meta.db_table)} ({', '.join(cols)}) "
+                    f"VALUES ({', '.join(['%s'] * len(cols))})")
     written = 0
     for first in range(0, documents, items_per_run):
         count = min(items_per_run, documents - first)
@@ -85,8 +86,10 @@ def build_ledger(rows: int, workflow, user) -> int:
             for seq, _received, finished, conf, path, answers in plans:
                 item_id, small_label = ids[seq], LABELS[seq % 3]
                 if path == "large":
-                    output = {"label": "billing", "confidence": 0.9, "decided_by": "large", "small": {"label": small_label, "confidence": conf}}
-                    decisions.append((run.pk, item_id, "cas", "local/smollm2", json.dumps(output), "billing", 0.9, "decided"))
+                    output = {"label": "billing", "confidence": 0.9, "decided_by": "large",
+                              "small": {"label": small_label, "confidence": conf}}
+                    decisions.append((run.pk, item_id, "cas", "local/smollm2", json.dumps(output), "billing", 0.9,
+                                      "decided"))
                 else:
                     output = {"label": small_label, "confidence": conf, "decided_by": path}
                     if path == "human":
@@ -97,17 +100,20 @@ def build_ledger(rows: int, workflow, user) -> int:
                     decisions.append((run.pk, item_id, "rev", "", "{}", None, None, "parked"))
                     tasks.append((item_id, small_label, conf, finished))
                 if answers:
-                    output = {"answer": "Dear customer", "llm": {"cost_eur": 0.0004, "tokens_in": 180, "tokens_out": 60}}
+                    output = {"answer": "Dear customer",
+                              "llm": {"cost_eur": 0.0004, "tokens_in": 180, "tokens_out": 60}}
                     decisions.append((run.pk, item_id, "ans", "local/smollm2", json.dumps(output), None, None, "out"))
                 decisions.append((run.pk, item_id, "out", "", "{}", None, None, "done"))
             now = timezone.now()
             with connection.cursor() as cursor:
                 cursor.executemany(decision_sql, [(*d, 5.0, "", 1, "b", 32, 1, now) for d in decisions])
-            ReviewTask.objects.bulk_create([ReviewTask(run=run, item_id=i, node="rev", status=ReviewTask.DECIDED, result={"label": lab},
-                                                       decided_at=f) for i, lab, _, f in tasks], batch_size=5000)
+            ReviewTask.objects.bulk_create([ReviewTask(run=run, item_id=i, node="rev", status=ReviewTask.DECIDED,
+                                                       result={"label": lab}, decided_at=f)
+                                            for i, lab, _, f in tasks], batch_size=5000)
             by_item = dict(ReviewTask.objects.filter(run=run).values_list("item_id", "id"))
             Label.objects.bulk_create([Label(run=run, item_id=i, review_task_id=by_item[i], node="cas", text="t",
-                                             label=lab if rng.random() < 0.8 else "account", predicted=lab, confidence=c)
+                                             label=lab if rng.random() < 0.8 else "account", predicted=lab,
+                                             confidence=c)
                                        for i, lab, c, _ in tasks], batch_size=5000)
             calls = sum(1 for p in plans if p[4] != "small")
             ledger_stats(run, "cas", items_in=count, cpu_seconds=count * 0.004,
@@ -136,7 +142,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="cf-bench-kpi-"))
     pg = os.environ.get("DATABASE_URL", "").startswith("postgres")
-    db_env = {"DEBUG": "0", "SECRET_KEY": "bench-" + "x" * 60, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "testserver,localhost"}
+    db_env = {"DEBUG": "0", "SECRET_KEY": "bench-" + "x" * 60, "LOG_LEVEL": "WARNING",
+              "ALLOWED_HOSTS": "testserver,localhost"}
     if not pg:
         db_env["SQLITE_TEST_PATH"] = str(tmp / "bench.sqlite3")
     setup_django(db_env)
@@ -145,14 +152,15 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import setup_databases, setup_test_environment, teardown_databases
 
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     if pg:
         settings.DATABASES["default"]["TEST"]["NAME"] = "factory_bench_kpi"
     setup_test_environment()
     old = setup_databases(verbosity=0, interactive=False)
     try:
         from tests.builders import make_baseline, make_user, make_workflow
-        from workflows import kpi_rollup as rollup
+        from workflows.kpi import isoweeks, rollup
         from workflows.models import KpiWeek
 
         designer = make_user("designer", "designer")
@@ -172,13 +180,14 @@ def main() -> None:
         weeks = rollup.rebuild(workflow.pk)
         cold = time.perf_counter() - started
         print(f"cold rollup: {weeks} weeks in {cold:.1f} s", flush=True)
-        busiest = KpiWeek.objects.filter(workflow=workflow).order_by("-facts__docs").values_list("week_start", flat=True).first()
+        busiest = KpiWeek.objects.filter(workflow=workflow).order_by("-facts__docs").values_list(
+            "week_start", flat=True).first()
         week_ms = statistics.median(timed(lambda: rollup.store_week(workflow.pk, busiest), 3))
         print(f"one week rebuilt: {week_ms:.0f} ms (week of {busiest})", flush=True)
 
         client = Client()
         client.force_login(owner)
-        last_week = rollup.week_label(rollup.current_week() - timedelta(weeks=1))
+        last_week = isoweeks.week_label(isoweeks.current_week() - timedelta(weeks=1))
         url = f"/workflows/{workflow.pk}/kpis/?week={last_week}"
 
         def page() -> None:
@@ -203,7 +212,8 @@ def main() -> None:
         page_ms = timed(page, args.reps)
         overview_ms = timed(overview, args.reps)
         print(f"dashboard ms: {', '.join(f'{m:.0f}' for m in page_ms)}")
-        print(f"overview ms:  {', '.join(f'{m:.0f}' for m in overview_ms)} (median {statistics.median(overview_ms):.0f})")
+        print(f"overview ms:  {', '.join(f'{m:.0f}' for m in overview_ms)} "
+              f"(median {statistics.median(overview_ms):.0f})")
         print(f"kpi_page_ms={statistics.median(page_ms):.0f} rows={rows}")
     finally:
         teardown_databases(old, verbosity=0)

@@ -138,8 +138,8 @@ def main() -> None:
     probe_file = tmp / "commits.txt"
     pg = os.environ.get("DATABASE_URL", "").startswith("postgres")
     secret = "bench-" + "x" * 60
-    base_env = {"ENGINE_SHARD_SIZE": "256", "ENGINE_BATCH_SIZE": "32", "ENGINE_MONITOR_SECONDS": "1", "SECRET_KEY": secret,
-                "LOG_LEVEL": "WARNING", "CHANNEL_PREFIX": f"bench{os.getpid()}"}
+    base_env = {"ENGINE_SHARD_SIZE": "256", "ENGINE_BATCH_SIZE": "32", "ENGINE_MONITOR_SECONDS": "1",
+                "SECRET_KEY": secret, "LOG_LEVEL": "WARNING", "CHANNEL_PREFIX": f"bench{os.getpid()}"}
     if not pg:
         base_env["SQLITE_TEST_PATH"] = str(tmp / "bench.sqlite3")
     os.environ.update({**base_env, "DEBUG": "0"})
@@ -176,14 +176,18 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
         db = connection.settings_dict
         if pg:
-            env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            env["DATABASE_URL"] = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+                                   f"/{db['NAME']}")
         else:
             env["SQLITE_PATH"] = str(db["NAME"])
-        env.update(ENGINE_HANDLER_MODULES="workflows.runtimes.nodes,bench.live_probe", LIVE_PROBE_FILE=str(probe_file))
+        env.update(ENGINE_HANDLER_MODULES="workflows.engine.nodes.models,bench.live_probe",
+                   LIVE_PROBE_FILE=str(probe_file))
         port = free_port()
         web_env = {**env, "DEBUG": "1"}  # plain http on localhost (DEBUG=0 redirects to https)
-        procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "factory.asgi:application"],
-                                      cwd=ROOT, env=web_env, stdout=subprocess.DEVNULL, stderr=open(tmp / "daphne.log", "w")))
+        procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                       "factory.asgi:application"],
+                                      cwd=ROOT, env=web_env, stdout=subprocess.DEVNULL,
+                                      stderr=open(tmp / "daphne.log", "w")))
         worker = subprocess.Popen([sys.executable, "manage.py", "run_worker", "--no-reload", "--queue-name", "*",
                                    "--interval", "0.02", "--no-startup-delay", "-v", "0"], cwd=ROOT, env=env)
         procs.append(worker)
@@ -238,12 +242,15 @@ def main() -> None:
                     delays.append(max(0.0, first - committed) * 1000)
         delays.sort()
         if not delays:
-            raise RuntimeError(f"no commit happened after the sockets subscribed: make the run longer (--items); {dict(seconds)}")
+            raise RuntimeError("no commit happened after the sockets subscribed: make the run longer (--items); "
+                               f"{dict(seconds)}")
         p95 = delays[int(0.95 * (len(delays) - 1))]
         without, with_ = statistics.median(seconds[False]), statistics.median(seconds[True])
         ratio = without / with_
-        print(f"{connection.vendor}, {mode}: {args.items} items a run, {args.sockets} sockets, {args.reps} runs each way")
-        print(f"  delay commit → socket over {len(delays)} (commit, socket) pairs ({counted // args.sockets} commits after subscribing): p50 {delays[len(delays) // 2]:.0f} ms, "
+        print(f"{connection.vendor}, {mode}: {args.items} items a run, {args.sockets} sockets, "
+              f"{args.reps} runs each way")
+        print(f"  delay commit → socket over {len(delays)} (commit, socket) pairs "
+              f"({counted // args.sockets} commits after subscribing): p50 {delays[len(delays) // 2]:.0f} ms, "
               f"p95 {p95:.0f} ms, max {delays[-1]:.0f} ms")
         print(f"  run time without sockets {without:.2f} s ({args.items / without:.0f} items/s), "
               f"with {args.sockets} sockets {with_:.2f} s ({args.items / with_:.0f} items/s)")

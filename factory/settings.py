@@ -193,7 +193,8 @@ ENGINE_UPLOAD_MAX_BYTES = env_int("ENGINE_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 ENGINE_UPLOAD_MAX_ROWS = env_int("ENGINE_UPLOAD_MAX_ROWS", 1_000_000)
 ENGINE_INTAKE_MAX_ITEMS = env_int("ENGINE_INTAKE_MAX_ITEMS", 1000)
 # Modules that register node handlers (workflows.engine.handlers.register), e.g. model runtimes.
-ENGINE_HANDLER_MODULES = env_list("ENGINE_HANDLER_MODULES", ["workflows.runtimes.nodes"])
+ENGINE_HANDLER_MODULES = env_list("ENGINE_HANDLER_MODULES",
+                                  ["workflows.engine.nodes.models", "workflows.engine.nodes.llm"])
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -303,7 +304,7 @@ CONTENT_SECURITY_POLICY = {
     "frame-ancestors": ["'none'"],
 }
 
-# Login throttling (workflows/security.py), for the login page and the API token endpoint: after
+# Login throttling (workflows/login_throttle.py), for the login page and the API token endpoint: after
 # LOGIN_FAILURE_LIMIT failures for one username from one address within LOGIN_FAILURE_WINDOW seconds,
 # or LOGIN_ADDRESS_FAILURE_LIMIT failures from one address for any usernames, logins from there answer
 # 429 without checking the password until the window ends. Behind a proxy, REMOTE_ADDR is the proxy's:

@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from factory.middleware import csp_update
-from workflows import security
+from workflows import login_throttle
 
 # The API docs are third-party single-page apps with relaxations of their own; scripts stay 'self' on both
 # (drf-spectacular's split Swagger view serves its start-up script as a file instead of inline).
@@ -17,7 +17,7 @@ swagger_csp = csp_update(img_src=["'self'", "data:"])
 redoc_csp = csp_update(style_src=["'unsafe-inline'"], img_src=["'self'", "data:"], worker_src=["'self'", "blob:"])
 
 urlpatterns = [
-    path("accounts/login/", security.LoginView.as_view(), name="login"),
+    path("accounts/login/", login_throttle.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

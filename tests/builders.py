@@ -67,7 +67,7 @@ def chain_graph(length: int) -> dict[str, Any]:
 
 
 def make_workflow(user, graph: dict[str, Any] | None = None, name: str = "Triage"):
-    from workflows.api.views import create_workflow
+    from workflows.design.versions import create_workflow
 
     workflow, _ = create_workflow(name=name, description="", graph=parse_graph(graph or triage_graph()),
                                   user=user, message="Created")
@@ -107,19 +107,21 @@ def ledger_item(run, seq: int, *, received, finished=None, status: str = "done",
 
 
 def ledger_decision(run, item, node: str, *, label: str | None = None, confidence: float | None = None,
-                    output: dict | None = None, port: str = "out", model_ref: str = "", created_at=None, error: str = ""):
+                    output: dict | None = None, port: str = "out", model_ref: str = "", created_at=None,
+                    error: str = ""):
     from django.utils import timezone
 
     from workflows.models import Decision
 
     return Decision.objects.create(run=run, item=item, node=node, label=label, confidence=confidence, port=port,
-                                   output={**({"label": label} if label else {}), **({"confidence": confidence} if confidence is not None else {}),
+                                   output={**({"label": label} if label else {}),
+                                           **({"confidence": confidence} if confidence is not None else {}),
                                            **(output or {})},
                                    model_ref=model_ref, error=error, created_at=created_at or timezone.now())
 
 
-def ledger_review(run, item, *, node: str, review_node: str, truth: str, predicted: str, confidence: float | None = None,
-                  user=None, decided_at=None):
+def ledger_review(run, item, *, node: str, review_node: str, truth: str, predicted: str,
+                  confidence: float | None = None, user=None, decided_at=None):
     """A decided review task and the label it produced (as governance/review.py `decide` writes them)."""
     from django.utils import timezone
 
@@ -131,7 +133,8 @@ def ledger_review(run, item, *, node: str, review_node: str, truth: str, predict
                                      result={"label": truth, "reviewed": True, "corrected": truth != predicted},
                                      decided_by=user, decided_at=decided_at or timezone.now())
     label = Label.objects.create(run=run, item=item, review_task=task, node=node, text=item.payload.get("text", ""),
-                                 label=truth, predicted=predicted, confidence=confidence, source=Label.REVIEW, created_by=user)
+                                 label=truth, predicted=predicted, confidence=confidence, source=Label.REVIEW,
+                                 created_by=user)
     return task, label
 
 
@@ -141,9 +144,10 @@ def ledger_stats(run, node: str, *, items_in: int, cpu_seconds: float, extra: di
     return NodeStats.objects.create(run=run, node=node, items_in=items_in, cpu_seconds=cpu_seconds, extra=extra or {})
 
 
-def ledger_document(run, seq: int, *, received, hours: float, path: str, small_conf: float | None, small_label: str = "billing",
-                    large_label: str = "billing", truth: str | None = None, answer_minutes: float | None = None,
-                    answer_eur: float = 0.0, answer_tokens: tuple[int, int] = (0, 0), status: str = "done",
+def ledger_document(run, seq: int, *, received, hours: float, path: str, small_conf: float | None,
+                    small_label: str = "billing", large_label: str = "billing", truth: str | None = None,
+                    answer_minutes: float | None = None, answer_eur: float = 0.0,
+                    answer_tokens: tuple[int, int] = (0, 0), status: str = "done",
                     cascade: str = "cas", answer_node: str = "ans", review_node: str = "rev", user=None):
     """One document through a cascade (small → large → human) and optionally an answering large-model node.
 
@@ -161,26 +165,31 @@ def ledger_document(run, seq: int, *, received, hours: float, path: str, small_c
         ledger_decision(run, item, cascade, label=small_label, confidence=small_conf, output={"decided_by": "small"},
                         port="decided", model_ref="tickets:v1", created_at=at)
     elif path == "large":
-        ledger_decision(run, item, cascade, label=large_label, confidence=0.9, port="decided", model_ref="local/smollm2",
-                        output={"decided_by": "large", "small": {"label": small_label, "confidence": small_conf}}, created_at=at)
+        ledger_decision(run, item, cascade, label=large_label, confidence=0.9, port="decided",
+                        model_ref="local/smollm2",
+                        output={"decided_by": "large", "small": {"label": small_label, "confidence": small_conf}},
+                        created_at=at)
     else:
-        ledger_decision(run, item, cascade, label=small_label, confidence=small_conf, port="review", model_ref="tickets:v1",
-                        output={"decided_by": "human", "large_answer": "label: unsure"}, created_at=at)
+        ledger_decision(run, item, cascade, label=small_label, confidence=small_conf, port="review",
+                        model_ref="tickets:v1", output={"decided_by": "human", "large_answer": "label: unsure"},
+                        created_at=at)
         ledger_decision(run, item, review_node, port="parked", created_at=at)
     if truth is not None:
         said = large_label if path == "large" else small_label
         if path == "human":
-            ledger_review(run, item, node=cascade, review_node=review_node, truth=truth, predicted=said, confidence=small_conf,
-                          user=user, decided_at=finished)
+            ledger_review(run, item, node=cascade, review_node=review_node, truth=truth, predicted=said,
+                          confidence=small_conf, user=user, decided_at=finished)
         else:
             from workflows.models.registry import Label
 
             Label.objects.create(run=run, item=item, node=cascade, text="spot check", label=truth, predicted=said,
                                  source=Label.REVIEW, created_by=user)
     if answer_minutes is not None:
-        ledger_decision(run, item, answer_node, created_at=received + timedelta(minutes=answer_minutes), model_ref="local/smollm2",
-                        output={"answer": "Dear customer, …", "llm": {"cost_eur": answer_eur, "tokens_in": answer_tokens[0],
-                                                                     "tokens_out": answer_tokens[1]}})
+        ledger_decision(run, item, answer_node, created_at=received + timedelta(minutes=answer_minutes),
+                        model_ref="local/smollm2",
+                        output={"answer": "Dear customer, …", "llm": {"cost_eur": answer_eur,
+                                                                      "tokens_in": answer_tokens[0],
+                                                                      "tokens_out": answer_tokens[1]}})
     return item
 
 

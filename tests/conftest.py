@@ -12,7 +12,8 @@ from workflows.roles import ROLES
 @pytest.fixture(autouse=True)
 def _plain_static_storage(settings):
     # The manifest storage needs collectstatic; tests render templates without it.
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     # Hashing a password with PBKDF2 costs ~0.3 s; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Login throttling counts failures in the cache (Redis when REDIS_URL is set, shared by every test run):
@@ -81,7 +82,11 @@ def built_artifacts() -> dict:
 @pytest.fixture
 def packaged_models(db, built_artifacts):
     """The packaged models registered as `make run` registers them (minilm, rampart, news-topics, ocr)."""
-    from workflows.management.commands.setup_models import ensure_labelled_sets, ensure_local_llm_endpoint, register_metas
+    from workflows.management.commands.setup_models import (
+        ensure_labelled_sets,
+        ensure_local_llm_endpoint,
+        register_metas,
+    )
 
     versions = register_metas(built_artifacts, log=lambda line: None)
     ensure_labelled_sets(versions)

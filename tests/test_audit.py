@@ -49,7 +49,8 @@ def test_verify_detects_a_removed_row(personas):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 def test_postgres_refuses_update_and_delete(personas):
     entry = record("a", actor=personas["admin"])
-    for sql in ("UPDATE workflows_auditentry SET action = 'b' WHERE id = %s", "DELETE FROM workflows_auditentry WHERE id = %s"):
+    for sql in ("UPDATE workflows_auditentry SET action = 'b' WHERE id = %s",
+                "DELETE FROM workflows_auditentry WHERE id = %s"):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [entry.pk])
     assert AuditEntry.objects.get(pk=entry.pk).action == "a"

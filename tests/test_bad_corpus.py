@@ -23,7 +23,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.builders import node
 from tests.engine.helpers import drain, make_runnable_workflow, pattern_graph, tickets
-from workflows.engine import state
+from workflows import statuses
 from workflows.engine.intake import MAX_JSON_DEPTH
 from workflows.exports import FORMULA_START
 from workflows.models import (
@@ -109,7 +109,8 @@ MODELS = [
     Case("custom_op_in_function.onnx", "operator 'Backdoor' from the non-standard domain 'evil.ops'"),
     Case("custom_op_in_training_info.onnx", "operator 'Backdoor' from the non-standard domain 'evil.ops'"),
     Case("external_data_dotdot.onnx", r"reads its data from '\.\./\.\./etc/passwd', a path outside the model bundle"),
-    Case("external_data_in_sparse_attribute.onnx", r"'sparse_value' of node 'const' reads its data from '\.\./.*outside the model bundle"),
+    Case("external_data_in_sparse_attribute.onnx",
+         r"'sparse_value' of node 'const' reads its data from '\.\./.*outside the model bundle"),
     Case("huge_declared_tensor.onnx", "too small for the declared shape"),
     Case("not_protobuf.onnx", "not a readable ONNX model"),
     Case("invalid_graph.onnx", "ONNX checker refuses the model: .*'undefined_input'"),
@@ -182,7 +183,8 @@ def test_run_upload_api(case, world, api):
 @pytest.mark.parametrize("case", DATA, ids=str)
 def test_run_upload_page(case, world, client):
     before = state_of_the_world()
-    response = logged_in(client, world["operator"]).post(f"/workflows/{world['workflow'].pk}/run/", {"file": upload(case.name)})
+    response = logged_in(client, world["operator"]).post(f"/workflows/{world['workflow'].pk}/run/",
+                                                         {"file": upload(case.name)})
     if case.error is None:
         assert response.status_code == 302, page_text(response)[:2000]
         assert_accepted(case, Run.objects.get())
@@ -214,9 +216,10 @@ def test_data_set_api_keeps_the_stored_data_set(case, world, api):
 @pytest.mark.parametrize("case", LABELLED, ids=str)
 def test_labelled_set_api_and_page(case, world, api, client):
     before = state_of_the_world()
-    response = api(world["trainer"]).post("/api/labelled-sets/", {"file": upload(case.name), "name": "set-api"}, format="multipart")
-    page = logged_in(client, world["trainer"]).post("/models/labelled-sets/", {"file": upload(case.name), "name": "set-page"},
-                                                    follow=True)
+    response = api(world["trainer"]).post("/api/labelled-sets/", {"file": upload(case.name), "name": "set-api"},
+                                          format="multipart")
+    page = logged_in(client, world["trainer"]).post("/models/labelled-sets/",
+                                                    {"file": upload(case.name), "name": "set-page"}, follow=True)
     if case.error is None:
         assert response.status_code == 201 and response.data["items"] == case.items
         labelled = LabelledSet.objects.get(name="set-page")
@@ -232,7 +235,8 @@ def test_labelled_set_api_and_page(case, world, api, client):
 def test_model_import_api_and_page(case, world, api, client):
     before = state_of_the_world(world["artifacts"])
     form = {"name": "evil", "kind": "classifier", "labels": "a,b"}
-    response = api(world["trainer"]).post("/api/models/import/", {**form, "file": upload(case.name)}, format="multipart")
+    response = api(world["trainer"]).post("/api/models/import/", {**form, "file": upload(case.name)},
+                                          format="multipart")
     page = logged_in(client, world["trainer"]).post("/models/import/", {**form, "file": upload(case.name)}, follow=True)
     assert response.status_code == 400, response.data
     assert re.search(case.error, " ".join([response.data["detail"], *response.data.get("reasons", [])])), response.data
@@ -250,7 +254,8 @@ class MultipartBody(io.RawIOBase):
     BOUNDARY = "bad-corpus-boundary"
 
     def __init__(self, path: Path, filename: str, fields: dict[str, str]):
-        framing = "".join(f'--{self.BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in fields.items())
+        framing = "".join(f'--{self.BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                          for k, v in fields.items())
         framing += (f'--{self.BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
                     "Content-Type: application/octet-stream\r\n\r\n")
         tail = f"\r\n--{self.BOUNDARY}--\r\n".encode()
@@ -280,7 +285,8 @@ class MultipartBody(io.RawIOBase):
 
 
 def post_streamed(client, path: str, body: MultipartBody):
-    return client.request(REQUEST_METHOD="POST", PATH_INFO=path, CONTENT_TYPE=f"multipart/form-data; boundary={body.BOUNDARY}",
+    return client.request(REQUEST_METHOD="POST", PATH_INFO=path,
+                          CONTENT_TYPE=f"multipart/form-data; boundary={body.BOUNDARY}",
                           CONTENT_LENGTH=str(body.size), **{"wsgi.input": body})
 
 
@@ -293,7 +299,8 @@ def post_streamed(client, path: str, body: MultipartBody):
     ("/api/models/import/", "sparse.onnx", "trainer"),
     ("/models/import/", "sparse.onnx", "trainer"),
 ])
-def test_a_1_gb_sparse_file_is_refused_by_its_size_without_being_read(target, filename, role, world, api, client, tmp_path):
+def test_a_1_gb_sparse_file_is_refused_by_its_size_without_being_read(target, filename, role, world, api, client,
+                                                                      tmp_path):
     sparse = tmp_path / filename
     with sparse.open("wb") as handle:
         handle.truncate(1 << 30)  # 1 GB that takes no disk space
@@ -309,11 +316,13 @@ def test_a_1_gb_sparse_file_is_refused_by_its_size_without_being_read(target, fi
         tracemalloc.stop()
         body.close()
     elapsed = time.perf_counter() - started
-    print(f"1 GB sparse to {target}: {response.status_code} in {elapsed:.2f} s, peak traced memory {peak / 1e6:.2f} MB, "
+    print(f"1 GB sparse to {target}: {response.status_code} in {elapsed:.2f} s, "
+          f"peak traced memory {peak / 1e6:.2f} MB, "
           f"{body.consumed} bytes of the body read")
     assert response.status_code == 400
     said = response.json()["detail"] if target.startswith("/api/") else response.content.decode()
-    assert re.search(r"The upload is 1073\.7 MB; the limit for this endpoint is \d+\.\d MB", said)  # pages too (handler400)
+    # pages too (handler400)
+    assert re.search(r"The upload is 1073\.7 MB; the limit for this endpoint is \d+\.\d MB", said)
     assert body.consumed == 0 and peak < 5_000_000 and elapsed < 5
     assert state_of_the_world(world["artifacts"]) == before
 
@@ -322,17 +331,18 @@ def test_a_file_that_grows_past_the_cap_while_streaming_is_stopped(world, api, s
     settings.ENGINE_UPLOAD_MAX_BYTES = 100_000
     data = b"text,lang\n" + b"a ticket that never ends,en\n" * 5000  # 140 KB: Content-Length is within the slack
     before = state_of_the_world()
-    response = api(world["operator"]).post(f"/api/workflows/{world['workflow'].pk}/runs/", {"file": upload("t.csv", data)},
-                                           format="multipart")
-    assert response.status_code == 400 and "The upload is over 0.1 MB; the limit for this endpoint is 0.1 MB" in response.data["detail"]
+    response = api(world["operator"]).post(f"/api/workflows/{world['workflow'].pk}/runs/",
+                                           {"file": upload("t.csv", data)}, format="multipart")
+    assert (response.status_code == 400
+            and "The upload is over 0.1 MB; the limit for this endpoint is 0.1 MB" in response.data["detail"])
     assert state_of_the_world() == before
 
 
 def test_a_jsonl_line_over_a_million_characters_names_its_row(world, api):
     data = b'{"text": "short", "lang": "en"}\n{"text": "' + b"x" * 1_200_000 + b'", "lang": "en"}\n'
     before = state_of_the_world()
-    response = api(world["operator"]).post(f"/api/workflows/{world['workflow'].pk}/runs/", {"file": upload("huge.jsonl", data)},
-                                           format="multipart")
+    response = api(world["operator"]).post(f"/api/workflows/{world['workflow'].pk}/runs/",
+                                           {"file": upload("huge.jsonl", data)}, format="multipart")
     assert response.status_code == 400 and response.data["rows"] == [2]
     assert "Row 2: 'text' is longer than 1000000 characters" in response.data["detail"]
     assert state_of_the_world() == before
@@ -347,7 +357,8 @@ def nested(levels: int) -> str:
 
 def graph_with(value: str) -> str:
     return ('{"nodes": [{"id": "src", "type": "source.upload", "config": {"fields": ["text"], "x": ' + value + '}, '
-            '"position": {"x": 0, "y": 0}}, {"id": "out", "type": "sink.table", "config": {}, "position": {"x": 0, "y": 0}}], '
+            '"position": {"x": 0, "y": 0}}, {"id": "out", "type": "sink.table", "config": {}, '
+            '"position": {"x": 0, "y": 0}}], '
             '"edges": [{"source": "src", "source_port": "out", "target": "out", "target_port": "in"}]}')
 
 
@@ -358,7 +369,8 @@ def items_with(value: str) -> str:
 # name: (url, body around a JSON value, the status of a normal body)
 JSON_ENDPOINTS = {
     "create workflow": ("/api/workflows/", lambda v: '{"name": "Deep", "graph": ' + graph_with(v) + "}", 201),
-    "save version": ("/api/workflows/{workflow}/versions/", lambda v: '{"parent": 1, "graph": ' + graph_with(v) + "}", 201),
+    "save version": ("/api/workflows/{workflow}/versions/",
+                     lambda v: '{"parent": 1, "graph": ' + graph_with(v) + "}", 201),
     "validate": ("/api/workflows/validate/", lambda v: '{"graph": ' + graph_with(v) + "}", 200),
     "import": ("/api/workflows/import/", lambda v: '{"format": "cognitive-factory/workflow", "format_version": 1, '
                '"name": "Deep", "graph": ' + graph_with(v) + "}", 201),
@@ -417,7 +429,8 @@ def test_the_deeply_nested_export_document_is_refused_by_the_import_page(world, 
 def test_a_deeply_nested_mapping_field_is_a_clear_400(url, fields, world, api):
     before = state_of_the_world()
     response = api(world["operator"]).post(url.format(workflow=world["workflow"].pk),
-                                           {**fields, "file": upload("utf8_bom.csv"), "mapping": nested(100_000)}, format="multipart")
+                                           {**fields, "file": upload("utf8_bom.csv"), "mapping": nested(100_000)},
+                                           format="multipart")
     assert response.status_code == 400 and f"nested deeper than {MAX_JSON_DEPTH} levels" in json.dumps(response.json())
     assert state_of_the_world() == before
 
@@ -448,14 +461,16 @@ def csv_cells(response) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("name", ["formula_injection.csv", "formula_injection.xlsx"])
-def test_an_imported_formula_is_neutralised_in_every_csv_export_and_kept_in_jsonl(name, personas, api, client, settings, tmp_path):
+def test_an_imported_formula_is_neutralised_in_every_csv_export_and_kept_in_jsonl(name, personas, api, client,
+                                                                                  settings, tmp_path):
     settings.ARTIFACTS_DIR = tmp_path
     workflow = make_runnable_workflow(personas["designer"], pattern_graph(sink="sink.export", columns=["text", "lang"]))
-    response = api(personas["operator"]).post(f"/api/workflows/{workflow.pk}/runs/", {"file": upload(name)}, format="multipart")
+    response = api(personas["operator"]).post(f"/api/workflows/{workflow.pk}/runs/", {"file": upload(name)},
+                                              format="multipart")
     assert response.status_code == 201
     drain()
     run = Run.objects.get(pk=response.data["id"])
-    assert run.status == state.SUCCEEDED
+    assert run.status == statuses.SUCCEEDED
     imported = [item.payload["text"] for item in run.items.order_by("seq")]
     assert imported[0] == "=cmd|' /C calc'!A0" and "@SUM(1,1)" in imported  # data, imported as it is
     reader = api(personas["operator"])
@@ -507,14 +522,17 @@ def throw_the_corpus(world, api, only: set[str] | None = None) -> None:
         if case.error and (only is None or case.name in only):
             assert operator.post(f"/api/workflows/{world['workflow'].pk}/runs/", {"file": upload(case.name)},
                                  format="multipart").status_code == 400, case.name
-            assert operator.post("/api/datasets/", {"name": "weekly", "file": upload(case.name)}, format="multipart").status_code == 400
+            assert operator.post("/api/datasets/", {"name": "weekly", "file": upload(case.name)},
+                                 format="multipart").status_code == 400
     for case in LABELLED:
         if case.error and (only is None or case.name in only):
-            assert trainer.post("/api/labelled-sets/", {"file": upload(case.name), "name": "x"}, format="multipart").status_code == 400
+            assert trainer.post("/api/labelled-sets/", {"file": upload(case.name), "name": "x"},
+                                format="multipart").status_code == 400
     for case in MODELS:
         if only is not None and case.name not in only:
             continue
-        assert trainer.post("/api/models/import/", {"file": upload(case.name), "name": "evil", "kind": "classifier", "labels": "a,b"},
+        assert trainer.post("/api/models/import/",
+                            {"file": upload(case.name), "name": "evil", "kind": "classifier", "labels": "a,b"},
                             format="multipart").status_code == 400
     for levels in (MAX_JSON_DEPTH + 10, 100_000):
         assert post_json(operator, world, "REST intake", nested(levels)).status_code == 400
@@ -537,7 +555,7 @@ def test_after_the_whole_corpus_a_real_run_still_completes(world, api):
     assert response.status_code == 201
     drain()
     run = Run.objects.get(pk=response.data["id"])
-    assert run.status == state.SUCCEEDED and run.items_done == 40 and not run.dead_letters.exists()
+    assert run.status == statuses.SUCCEEDED and run.items_done == 40 and not run.dead_letters.exists()
 
 
 @pytest.mark.worker
@@ -569,5 +587,6 @@ def test_the_readme_describes_every_file_of_the_corpus():
 def test_safe_cell_prefixes_exactly_what_a_spreadsheet_would_run():
     from workflows.exports import safe_cell
 
-    assert [safe_cell(c) for c in ["=1", "+1", "-1", "@A1", "\t=1", "\r=1", " =1", "\n=1", "a=1", "", None, -2, 3.5]] == [
+    cells = ["=1", "+1", "-1", "@A1", "\t=1", "\r=1", " =1", "\n=1", "a=1", "", None, -2, 3.5]
+    assert [safe_cell(c) for c in cells] == [
         "'=1", "'+1", "'-1", "'@A1", "'\t=1", "'\r=1", " =1", "\n=1", "a=1", "", None, -2, 3.5]

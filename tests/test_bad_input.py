@@ -74,7 +74,8 @@ def test_graph_over_one_megabyte(designer_client):
 def test_request_body_over_the_upload_limit(designer_client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     before = counts()
-    r = designer_client.post("/api/workflows/", {"name": "x", "graph": triage_graph(), "pad": "y" * 5000}, format="json")
+    r = designer_client.post("/api/workflows/", {"name": "x", "graph": triage_graph(), "pad": "y" * 5000},
+                             format="json")
     assert r.status_code == 400 and "too large" in r.data["detail"]
     assert counts() == before
 
@@ -101,8 +102,8 @@ def test_unknown_workflow_and_version_are_404(designer_client, personas):
     assert designer_client.get(f"/api/workflows/{wf.pk}/export/", {"version": "abc"}).status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/audit/?action=%00", "/review/?queue=x%00y", "/promotions/?status=%00", "/runs/?workflow=%00",
-                                  "/api/audit/?action=%00", "/api/review/?queue=%00"])
+@pytest.mark.parametrize("path", ["/audit/?action=%00", "/review/?queue=x%00y", "/promotions/?status=%00",
+                                  "/runs/?workflow=%00", "/api/audit/?action=%00", "/api/review/?queue=%00"])
 def test_a_nul_in_the_query_string_is_a_400_everywhere(path, personas, client):
     """PostgreSQL text cannot hold NUL: refused before any view could filter on it (was a 500 on pages)."""
     client.force_login(personas["admin"])

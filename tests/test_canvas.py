@@ -9,8 +9,9 @@ from django.http import QueryDict
 from django.test import Client
 
 from tests.builders import make_workflow, register_model, triage_graph
-from workflows.forms import parse_config
-from workflows.gallery import templates
+from workflows.design.config_forms import parse_config
+from workflows.design.gallery import templates
+from workflows.design.versions import save_version
 from workflows.graph import CATALOG, parse_graph, validate
 from workflows.models import LLMEndpoint, Workflow
 
@@ -25,7 +26,8 @@ def client_for(user) -> Client:
 
 def boot(response) -> dict:
     html = response.content.decode()
-    start = html.index('<script id="canvas-boot" type="application/json">') + len('<script id="canvas-boot" type="application/json">')
+    start = (html.index('<script id="canvas-boot" type="application/json">')
+             + len('<script id="canvas-boot" type="application/json">'))
     return json.loads(html[start:html.index("</script>", start)])
 
 
@@ -51,7 +53,8 @@ def test_designer_gets_an_editable_canvas_with_the_graph_and_named_ports(persona
 
 
 def test_palette_groups_every_node_type_with_its_description(personas):
-    html = client_for(personas["designer"]).get(f"/workflows/{make_workflow(personas['designer']).pk}/").content.decode()
+    html = client_for(personas["designer"]).get(
+        f"/workflows/{make_workflow(personas['designer']).pk}/").content.decode()
     for title in ("Sources", "Models", "Routing", "Human review", "Large model", "Sinks"):
         assert f"<h3>{title}</h3>" in html
     for node_type in CATALOG.values():
@@ -72,7 +75,7 @@ def test_roles_that_may_not_edit_get_a_read_only_canvas(personas, role):
 
 def test_the_history_partial_lists_versions_and_offers_restore_to_editors(personas):
     wf = make_workflow(personas["designer"])
-    wf.save_version(parse_graph(triage_graph()), author=personas["admin"], parent=1, message="Tighter threshold")
+    save_version(wf, parse_graph(triage_graph()), user=personas["admin"], parent=1, message="Tighter threshold")
     html = client_for(personas["designer"]).get(f"/workflows/{wf.pk}/history/", HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in html and "Tighter threshold" in html and "admin" in html
     assert 'data-restore="1"' in html and 'data-restore="2"' not in html  # the latest is not restorable
@@ -101,7 +104,8 @@ def test_panel_renders_the_schema_with_registry_models_and_the_validators_messag
     assert "set &#x27;Model&#x27;" in html  # missing_config from workflows.graph.validate, inline
     assert 'name="cfg-method"' in html and 'value="zero_shot"' in html
     assert 'name="cfg-labels"' in html and "Apply" in html
-    llm = panel(client_for(personas["designer"]), wf, node="llm", type_="llm", config={"endpoint": "local-smollm2"}).content.decode()
+    llm = panel(client_for(personas["designer"]), wf, node="llm", type_="llm",
+                config={"endpoint": "local-smollm2"}).content.decode()
     assert 'value="local-smollm2" selected' in llm and "<textarea" in llm
 
 
@@ -122,8 +126,9 @@ def test_panel_is_read_only_for_operators(personas):
 def test_applying_a_readable_config_tells_the_canvas(personas):
     wf = make_workflow(personas["designer"])
     response = client_for(personas["designer"]).post(f"/workflows/{wf.pk}/panel/", {
-        "_node": "cls", "_type": "classify", "_label": "Topic", "cfg-model": "minilm@production", "cfg-method": "zero_shot",
-        "cfg-labels": "billing: invoices and payments\ntecnico: errori e guasti", "cfg-input_field": "text", "cfg-retries": "3",
+        "_node": "cls", "_type": "classify", "_label": "Topic", "cfg-model": "minilm@production",
+        "cfg-method": "zero_shot", "cfg-labels": "billing: invoices and payments\ntecnico: errori e guasti",
+        "cfg-input_field": "text", "cfg-retries": "3",
     }, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     event = json.loads(response["HX-Trigger"])["cfConfig"]
@@ -137,10 +142,12 @@ def test_route_branches_come_back_as_output_ports(personas):
     wf = make_workflow(personas["designer"])
     response = client_for(personas["designer"]).post(f"/workflows/{wf.pk}/panel/", {
         "_node": "route", "_type": "route",
-        "cfg-branches-0-name": "sure", "cfg-branches-0-labels": "", "cfg-branches-0-min_confidence": "0,8", "cfg-branches-0-max_confidence": "",
-        "cfg-branches-1-name": "billing", "cfg-branches-1-labels": "billing, payments", "cfg-branches-1-min_confidence": "",
-        "cfg-branches-1-max_confidence": "",
-        "cfg-branches-2-name": "", "cfg-branches-2-labels": "", "cfg-branches-2-min_confidence": "", "cfg-branches-2-max_confidence": "",
+        "cfg-branches-0-name": "sure", "cfg-branches-0-labels": "", "cfg-branches-0-min_confidence": "0,8",
+        "cfg-branches-0-max_confidence": "",
+        "cfg-branches-1-name": "billing", "cfg-branches-1-labels": "billing, payments",
+        "cfg-branches-1-min_confidence": "", "cfg-branches-1-max_confidence": "",
+        "cfg-branches-2-name": "", "cfg-branches-2-labels": "", "cfg-branches-2-min_confidence": "",
+        "cfg-branches-2-max_confidence": "",
     })
     event = json.loads(response["HX-Trigger"])["cfConfig"]
     assert event["config"]["branches"] == [{"name": "sure", "min_confidence": 0.8},
@@ -151,7 +158,8 @@ def test_route_branches_come_back_as_output_ports(personas):
 def test_unreadable_values_are_shown_inline_and_not_applied(personas):
     wf = make_workflow(personas["designer"])
     response = client_for(personas["designer"]).post(f"/workflows/{wf.pk}/panel/", {
-        "_node": "llm", "_type": "llm", "cfg-endpoint": "local-smollm2", "cfg-prompt": "{text}", "cfg-max_tokens": "lots",
+        "_node": "llm", "_type": "llm", "cfg-endpoint": "local-smollm2", "cfg-prompt": "{text}",
+        "cfg-max_tokens": "lots",
     })
     html = response.content.decode()
     assert response.status_code == 200 and "HX-Trigger" not in response
@@ -169,7 +177,8 @@ def test_readable_but_wrong_values_are_applied_and_marked(personas):
 
 def test_operators_cannot_post_the_panel(personas):
     wf = make_workflow(personas["designer"])
-    response = client_for(personas["operator"]).post(f"/workflows/{wf.pk}/panel/", {"_node": "cls", "_type": "classify"})
+    response = client_for(personas["operator"]).post(f"/workflows/{wf.pk}/panel/",
+                                                     {"_node": "cls", "_type": "classify"})
     assert response.status_code == 403
 
 
@@ -183,7 +192,8 @@ def test_parse_config_reads_every_kind():
     data = QueryDict(mutable=True)
     data.update({"cfg-fields": "text, subject\nchannel", "cfg-cron": " 0 7 * * 1-5 ", "cfg-dataset": "tickets"})
     config, errors = parse_config(CATALOG["source.schedule"], data)
-    assert errors == {} and config == {"fields": ["text", "subject", "channel"], "cron": "0 7 * * 1-5", "dataset": "tickets"}
+    assert errors == {} and config == {"fields": ["text", "subject", "channel"], "cron": "0 7 * * 1-5",
+                                       "dataset": "tickets"}
     data = QueryDict(mutable=True)
     data.setlist("cfg-patterns", ["iban", "vat", "bogus"])
     config, _ = parse_config(CATALOG["extract"], data)
@@ -238,7 +248,8 @@ def test_there_are_four_templates_and_each_validates_without_problems():
         assert validate(graph) == [], (slug, validate(graph))
         types = {n.type for n in graph.nodes}
         classify = [n for n in graph.nodes if n.type == "classify"]
-        assert all(n.config["method"] == "zero_shot" and n.config["model"] == "minilm@production" for n in classify), slug
+        assert all(n.config["method"] == "zero_shot" and n.config["model"] == "minilm@production"
+                   for n in classify), slug
         assert all(n.config["endpoint"] == "local-smollm2" for n in graph.nodes if n.type == "llm"), slug
         assert all(n.config["model"] == "rampart@production" for n in graph.nodes if n.type == "extract"), slug
         assert any(t.startswith("sink.") for t in types), slug

@@ -41,7 +41,8 @@ def rows() -> list[Row]:
         Row("workflow-detail", "get", "/api/workflows/{wf}/", EVERY_ROLE),
         Row("workflow-detail", "patch", "/api/workflows/{wf}/", EDITORS, {"description": "changed"}),
         Row("workflow-versions", "get", "/api/workflows/{wf}/versions/", EVERY_ROLE),
-        Row("workflow-versions", "post", "/api/workflows/{wf}/versions/", EDITORS, {"graph": triage_graph(), "parent": 1}),
+        Row("workflow-versions", "post", "/api/workflows/{wf}/versions/", EDITORS,
+            {"graph": triage_graph(), "parent": 1}),
         Row("workflow-version", "get", "/api/workflows/{wf}/versions/1/", EVERY_ROLE),
         Row("workflow-restore", "post", "/api/workflows/{wf}/versions/1/restore/", EDITORS, {}),
         Row("workflow-diff", "get", "/api/workflows/{wf}/diff/?from=1&to=1", EVERY_ROLE),
@@ -55,12 +56,15 @@ def rows() -> list[Row]:
         Row("workflow-create", "post", "/workflows/new/", EDITORS, {"name": "From page"}, api=False),
         Row("workflow-detail", "get", "/workflows/{wf}/", EVERY_ROLE, api=False),
         Row("workflow-diff", "get", "/workflows/{wf}/diff/?from=1&to=1", EVERY_ROLE, api=False),
-        # The canvas (issue 3): node panel, history, import from a file, templates gallery.
-        Row("canvas-panel", "get", "/workflows/{wf}/panel/?node=cls&type=classify&config=%7B%7D", EVERY_ROLE, api=False),
-        Row("canvas-panel", "post", "/workflows/{wf}/panel/", EDITORS, {"_node": "cls", "_type": "classify", "cfg-model": "minilm@production"}, api=False),
+        # The canvas: node panel, history, import from a file, templates gallery.
+        Row("canvas-panel", "get", "/workflows/{wf}/panel/?node=cls&type=classify&config=%7B%7D", EVERY_ROLE,
+            api=False),
+        Row("canvas-panel", "post", "/workflows/{wf}/panel/", EDITORS,
+            {"_node": "cls", "_type": "classify", "cfg-model": "minilm@production"}, api=False),
         Row("canvas-history", "get", "/workflows/{wf}/history/", EVERY_ROLE, api=False),
         Row("workflow-upload", "post", "/workflows/import/", EDITORS,
-            {"document": '{"format": "cognitive-factory/workflow", "format_version": 1, "name": "Up", "graph": {"nodes": [], "edges": []}}'},
+            {"document": '{"format": "cognitive-factory/workflow", "format_version": 1, "name": "Up", '
+                         '"graph": {"nodes": [], "edges": []}}'},
             api=False),
         Row("gallery", "get", "/templates/", EVERY_ROLE, api=False),
         Row("gallery-use", "post", "/templates/ticket-triage/use/", EDITORS, {}, api=False),
@@ -95,7 +99,8 @@ def test_role_matrix(personas, row):
         client.force_login(personas[who])
         response = _request(client, row, wf)
         if who in row.allowed or ROLE_OF[who] in row.allowed:
-            assert 200 <= response.status_code < 400, (who, response.status_code, getattr(response, "content", b"")[:300])
+            assert 200 <= response.status_code < 400, (who, response.status_code,
+                                                       getattr(response, "content", b"")[:300])
             if row.method == "post" and row.name == "workflow-versions":
                 wf = make_workflow(personas["designer"]).pk  # the next saver starts from a fresh head
         else:
@@ -109,7 +114,8 @@ def test_role_matrix(personas, row):
 
 def test_refusals_are_audited(personas, api):
     wf = make_workflow(personas["designer"])
-    api(personas["operator"]).post(f"/api/workflows/{wf.pk}/versions/", {"graph": triage_graph(), "parent": 1}, format="json")
+    api(personas["operator"]).post(f"/api/workflows/{wf.pk}/versions/", {"graph": triage_graph(), "parent": 1},
+                                   format="json")
     entry = AuditEntry.objects.filter(action="access.denied").latest("id")
     assert entry.actor == personas["operator"] and entry.data["capability"] == "workflow.edit"
     assert entry.object_id == str(wf.pk)
@@ -119,7 +125,8 @@ def test_token_auth_for_scripts(personas):
     from rest_framework.test import APIClient
 
     client = APIClient()
-    r = client.post("/api/auth/token/", {"username": "designer", "password": "correct-horse-battery-staple"}, format="json")
+    r = client.post("/api/auth/token/", {"username": "designer", "password": "correct-horse-battery-staple"},
+                    format="json")
     assert r.status_code == 200
     client.credentials(HTTP_AUTHORIZATION=f"Token {r.data['token']}")
     assert client.get("/api/workflows/").status_code == 200
@@ -138,7 +145,8 @@ def _walk(patterns, prefix=""):
 
 
 def test_every_route_has_a_row():
-    covered = {r.name for r in rows()} | {r.name for r in run_rows()} | {r.name for r in governance_rows()} | {r.name for r in kpi_rows()} | set(EXEMPT)
+    covered = ({r.name for r in rows()} | {r.name for r in run_rows()} | {r.name for r in governance_rows()}
+               | {r.name for r in kpi_rows()} | set(EXEMPT))
     missing = sorted({f"{name} ({route})" for name, route in _walk(get_resolver().url_patterns) if name not in covered})
     assert not missing, f"Routes without a role-matrix row: {missing}"
     from workflows.live.routing import websocket_urlpatterns
@@ -148,7 +156,7 @@ def test_every_route_has_a_row():
     assert not missing, f"Socket routes without a role-matrix row: {missing}"
 
 
-# --- runs (issue 5): every request gets fresh objects, since cancelling or deciding twice is refused.
+# --- runs: every request gets fresh objects, since cancelling or deciding twice is refused.
 
 RUNNERS = {"operator", "designer", "admin"}
 REVIEWERS = {"operator", "admin"}
@@ -226,7 +234,8 @@ def test_run_role_matrix(personas, row):
         client.force_login(personas[who])
         response = _run_request(client, row, ids)
         if who in row.allowed or ROLE_OF[who] in row.allowed:
-            assert 200 <= response.status_code < 400, (who, response.status_code, getattr(response, "content", b"")[:300])
+            assert 200 <= response.status_code < 400, (who, response.status_code,
+                                                       getattr(response, "content", b"")[:300])
         else:
             assert response.status_code in (403, 404), (who, response.status_code)
     anonymous = _run_request(Client(), row, _run_objects(personas))
@@ -236,7 +245,7 @@ def test_run_role_matrix(personas, row):
         assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
 
 
-# --- governance (issue 7): a fresh model, versions, request, job and review task for every request.
+# --- governance: a fresh model, versions, request, job and review task for every request.
 
 TRAINERS = {"trainer", "admin"}
 REQUESTERS = {"trainer", "designer", "admin"}
@@ -255,13 +264,16 @@ def governance_rows() -> list[Row]:
         Row("model-train", "post", "/models/{model}/train/", TRAINERS, {"labelled_set": "{labelled}"}, api=False),
         Row("model-optimise", "post", "/models/{model}/v1/optimise/", TRAINERS, {}, api=False),
         Row("model-job", "get", "/models/jobs/{job}/", EVERY_ROLE, api=False),
-        Row("model-rollback", "post", "/models/{model}/rollback/", REQUESTERS, {"alias": "production", "reason": "x"}, api=False),
-        Row("promotion-create", "post", "/models/{model}/v2/promote/", REQUESTERS, {"alias": "shadow", "reason": "x"}, api=False),
+        Row("model-rollback", "post", "/models/{model}/rollback/", REQUESTERS,
+            {"alias": "production", "reason": "x"}, api=False),
+        Row("promotion-create", "post", "/models/{model}/v2/promote/", REQUESTERS,
+            {"alias": "shadow", "reason": "x"}, api=False),
         Row("promotion-list", "get", "/promotions/", EVERY_ROLE, api=False),
         Row("promotion-detail", "get", "/promotions/{request}/", EVERY_ROLE, api=False),
         Row("promotion-decide", "post", "/promotions/{request}/decide/", VALIDATORS, approve, api=False),
         Row("drift", "get", "/drift/", EVERY_ROLE, api=False),
-        Row("drift-action", "post", "/drift/action/", EDITORS, {"action": "route_review", "workflow": "{wf}", "node": "cls"}, api=False),
+        Row("drift-action", "post", "/drift/action/", EDITORS,
+            {"action": "route_review", "workflow": "{wf}", "node": "cls"}, api=False),
         Row("review-queue", "get", "/review/", REVIEWERS, api=False),
         Row("review-decide", "post", "/review/{review}/decide/", REVIEWERS, {"label": "billing"}, api=False),
         Row("audit-log", "get", "/audit/", AUDITORS, api=False),
@@ -275,7 +287,8 @@ def governance_rows() -> list[Row]:
         Row("api-labelled-sets", "get", "/api/labelled-sets/", EVERY_ROLE),
         Row("api-labelled-sets", "post", "/api/labelled-sets/", TRAINERS, "csv"),
         Row("api-promotions", "get", "/api/promotions/", EVERY_ROLE),
-        Row("api-promotions", "post", "/api/promotions/", REQUESTERS, {"model": "{model}", "version": 2, "alias": "shadow", "reason": "x"}),
+        Row("api-promotions", "post", "/api/promotions/", REQUESTERS,
+            {"model": "{model}", "version": 2, "alias": "shadow", "reason": "x"}),
         Row("api-promotion", "get", "/api/promotions/{request}/", EVERY_ROLE),
         Row("api-promotion-decide", "post", "/api/promotions/{request}/decide/", VALIDATORS, approve),
         Row("api-review-tasks", "get", "/api/review/", REVIEWERS),
@@ -296,12 +309,14 @@ def _governance_objects(personas, n: int) -> dict[str, object]:
     register_model("minilm", "embedder", sha="e" * 64)
     name = f"gov{n}"
     v1 = register_model(name, "classifier", labels=["billing", "technical"])
-    v2, _ = register_version(model_name=name, kind="classifier", meta={"sha256": f"{n:064d}", "size": 2}, source="trained",
-                             runtime="head", parent=v1, author=personas["trainer"], trained_by=personas["trainer"])
+    v2, _ = register_version(model_name=name, kind="classifier", meta={"sha256": f"{n:064d}", "size": 2},
+                             source="trained", runtime="head", parent=v1, author=personas["trainer"],
+                             trained_by=personas["trainer"])
     labelled = LabelledSet.objects.create(name=f"set{n}", source="upload", labels=["billing", "technical"],
-                                          items=[{"text": f"t{i}", "label": ["billing", "technical"][i % 2]} for i in range(12)])
-    request = PromotionRequest.objects.create(version=v2, alias="candidate", reason="x", requested_by=personas["designer"],
-                                              status=PromotionRequest.READY)
+                                          items=[{"text": f"t{i}", "label": ["billing", "technical"][i % 2]}
+                                                 for i in range(12)])
+    request = PromotionRequest.objects.create(version=v2, alias="candidate", reason="x",
+                                              requested_by=personas["designer"], status=PromotionRequest.READY)
     job = create_job(kind=ModelJob.OPTIMISE, model=v1.model, base_version=v1, created_by=personas["trainer"])
     ReviewTask.objects.filter(pk=ids["review"]).update(proposal={"label": "billing", "confidence": 0.5})
     return {**ids, "model": name, "labelled": labelled.pk, "request": request.pk, "job": job.pk}
@@ -322,7 +337,8 @@ def _governance_request(client: Client, row: Row, ids: dict[str, object], n: int
         return client.post(path, {"file": SimpleUploadedFile("m.onnx", data), "name": f"imp{n}", "kind": "embedder"})
     if row.payload == "csv":
         return client.post(path, {"file": SimpleUploadedFile("s.csv", b"text,label\na,x\nb,y\n"), "name": f"up{n}"})
-    payload = json.loads(json.dumps(row.payload).replace("{model}", str(ids["model"])).replace('"{labelled}"', str(ids["labelled"]))
+    payload = json.loads(json.dumps(row.payload).replace("{model}", str(ids["model"]))
+                         .replace('"{labelled}"', str(ids["labelled"]))
                          .replace('"{wf}"', str(ids["wf"])))
     if row.api:
         if "labelled_set" in payload:
@@ -339,7 +355,8 @@ def test_governance_role_matrix(personas, row):
         client.force_login(personas[who])
         response = _governance_request(client, row, ids, n)
         if who in row.allowed or ROLE_OF[who] in row.allowed:
-            assert 200 <= response.status_code < 400, (who, response.status_code, getattr(response, "content", b"")[:300])
+            assert 200 <= response.status_code < 400, (who, response.status_code,
+                                                       getattr(response, "content", b"")[:300])
         else:
             assert response.status_code in (403, 404), (who, response.status_code)
     anonymous = _governance_request(Client(), row, _governance_objects(personas, 99), 99)
@@ -349,14 +366,15 @@ def test_governance_role_matrix(personas, row):
         assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
 
 
-# --- business KPIs (issue 8): the workflow is the designer's, so designers see it and operators do not
+# --- business KPIs: the workflow is the designer's, so designers see it and operators do not
 # (operators see the workflows they ran); business owners and admins see every workflow.
 
 KPI_OF_DESIGNERS = {"business_owner", "admin", "designer"}
 KPI_VIEW = {"business_owner", "admin", "designer", "operator"}
 BASELINE_EDITORS = {"business_owner", "admin"}
-BASELINE = {"manual_minutes": "6", "hourly_cost": "30", "manual_accuracy": "95", "sla_hours": "24", "review_minutes": "2",
-            "compute_eur_per_cpu_hour": "0.1", "grid_g_co2_per_kwh": "300", "watts_per_core": "20"}
+BASELINE = {"manual_minutes": "6", "hourly_cost": "30", "manual_accuracy": "95", "sla_hours": "24",
+            "review_minutes": "2", "compute_eur_per_cpu_hour": "0.1", "grid_g_co2_per_kwh": "300",
+            "watts_per_core": "20"}
 
 
 def kpi_rows() -> list[Row]:
@@ -372,8 +390,10 @@ def kpi_rows() -> list[Row]:
         Row("api-kpis", "get", "/api/kpis/", KPI_VIEW),
         Row("api-workflow-kpis", "get", "/api/workflows/{wf}/kpis/", KPI_OF_DESIGNERS),
         Row("api-kpi-baseline", "put", "/api/workflows/{wf}/kpis/baseline/", BASELINE_EDITORS, BASELINE),
-        Row("api-kpi-what-if", "get", "/api/workflows/{wf}/kpis/what-if/?node=cas&threshold=0.5&week=2025-W13", KPI_OF_DESIGNERS),
+        Row("api-kpi-what-if", "get", "/api/workflows/{wf}/kpis/what-if/?node=cas&threshold=0.5&week=2025-W13",
+            KPI_OF_DESIGNERS),
         Row("api-kpi-packs", "get", "/api/workflows/{wf}/kpis/packs/", KPI_OF_DESIGNERS),
+        Row("api-kpi-pack-sign", "post", "/api/workflows/{wf}/kpis/packs/2025-W13/sign/", {"business_owner"}, {}),
     ]
 
 
@@ -391,7 +411,8 @@ def test_kpi_role_matrix(personas, row):
         client.force_login(personas[who])
         response = _request(client, row, fresh())
         if who in row.allowed or ROLE_OF[who] in row.allowed:
-            assert 200 <= response.status_code < 400, (who, response.status_code, getattr(response, "content", b"")[:300])
+            assert 200 <= response.status_code < 400, (who, response.status_code,
+                                                       getattr(response, "content", b"")[:300])
         else:
             assert response.status_code in (403, 404), (who, response.status_code)
     anonymous = _request(Client(), row, fresh())
@@ -401,7 +422,7 @@ def test_kpi_role_matrix(personas, row):
         assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
 
 
-# --- live sockets (issue 6): permission before accept; a refusal closes with a 44xx code.
+# --- live sockets: permission before accept; a refusal closes with a 44xx code.
 
 
 def socket_rows() -> list[Row]:

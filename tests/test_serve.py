@@ -42,8 +42,8 @@ def test_serve_starts_web_and_worker_and_stops_both_on_ctrl_c(tmp_path):
     env.update(FACTORY_VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--llm-port", "0"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--llm-port", "0"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
         login = None

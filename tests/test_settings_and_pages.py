@@ -10,6 +10,8 @@ from channels.routing import ProtocolTypeRouter
 from channels.security.websocket import OriginValidator
 
 from tests.builders import make_workflow, triage_graph
+from workflows.design.versions import save_version
+from workflows.graph import parse_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
@@ -25,11 +27,13 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     # Browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a production check must not inherit it.
     dropped = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     base = {k: v for k, v in os.environ.items() if k not in dropped}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True,
+                          text=True)
 
 
 def test_production_profile_passes_check_deploy_with_no_warnings(tmp_path):
-    result = _manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION_ENV, "FACTORY_VAR_DIR": str(tmp_path)})
+    result = _manage("check", "--deploy", "--fail-level", "WARNING",
+                     env={**PRODUCTION_ENV, "FACTORY_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -52,6 +56,7 @@ call_command("migrate", verbosity=0, interactive=False)
 from django.contrib.auth import get_user_model
 get_user_model().objects.create_user("alice", password="a-long-and-unusual-password")
 from django.test import Client
+from workflows.design.versions import save_version
 
 def cookies(response):
     return {name: {"secure": bool(c["secure"]), "httponly": bool(c["httponly"]), "samesite": c["samesite"]}
@@ -62,7 +67,8 @@ plain = client.get("/accounts/login/")
 page = client.get("/accounts/login/", secure=True)
 login = client.post("/accounts/login/", {"username": "alice", "password": "a-long-and-unusual-password"}, secure=True)
 print(json.dumps({"plain": [plain.status_code, plain.get("Location")], "page": [page.status_code, dict(page.items())],
-                  "page_cookies": cookies(page), "login": [login.status_code, dict(login.items())], "login_cookies": cookies(login)}))
+                  "page_cookies": cookies(page), "login": [login.status_code, dict(login.items())],
+                  "login_cookies": cookies(login)}))
 """
 
 
@@ -70,8 +76,10 @@ def test_production_responses_carry_the_security_headers_and_secure_cookies(tmp_
     import json
 
     env = {**PRODUCTION_ENV, "DATABASE_URL": "", "FACTORY_VAR_DIR": str(tmp_path),
-           "STATICFILES_STORAGE": "django.contrib.staticfiles.storage.StaticFilesStorage", "CACHE_PREFIX": f"prod-test-{os.getpid()}"}
-    dropped = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE"}
+           "STATICFILES_STORAGE": "django.contrib.staticfiles.storage.StaticFilesStorage",
+           "CACHE_PREFIX": f"prod-test-{os.getpid()}"}
+    dropped = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE",
+               "DJANGO_SETTINGS_MODULE"}
     base = {k: v for k, v in os.environ.items() if k not in dropped}
     result = subprocess.run([sys.executable, "-c", PRODUCTION_REQUESTS], cwd=ROOT, capture_output=True, text=True,
                             env={**base, **env, "DJANGO_SETTINGS_MODULE": "factory.settings"})
@@ -152,8 +160,7 @@ def test_pages_show_workflows_history_and_diff(client, personas, tickets_model):
     wf = make_workflow(personas["designer"])
     graph = triage_graph()
     graph["nodes"][1]["config"]["method"] = "tfidf"
-    wf.save_version(__import__("workflows.graph", fromlist=["parse_graph"]).parse_graph(graph), author=personas["designer"], parent=1,
-                    message="TF-IDF head")
+    save_version(wf, parse_graph(graph), user=personas["designer"], parent=1, message="TF-IDF head")
     client.force_login(personas["operator"])
     page = client.get("/").content.decode()
     assert "Triage" in page and "runnable" in page and "Create" not in page  # operators do not create

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.engine.helpers import drain
-from workflows import gallery
-from workflows.api.views import create_workflow
+from workflows.design import gallery
+from workflows.design.versions import create_workflow
 from workflows.graph import parse_graph
 from workflows.models import Decision, LLMEndpoint, ReviewTask, Run
 
@@ -46,7 +46,8 @@ def test_template_runs_its_samples_end_to_end(factory_ready, personas, slug):
     assert run.items_dead == 0, list(run.dead_letters.values_list("node", "reason"))
     assert run.items_done + run.items_parked == len(items)
     # Every document has a decision at every node it reached, none twice.
-    assert Decision.objects.filter(run=run).values("item", "node").distinct().count() == Decision.objects.filter(run=run).count()
+    assert (Decision.objects.filter(run=run).values("item", "node").distinct().count()
+            == Decision.objects.filter(run=run).count())
     assert not Decision.objects.filter(run=run).exclude(error="").exists()
 
 

@@ -8,13 +8,14 @@ import pytest
 
 from tests.builders import make_workflow, node, triage_graph
 from workflows.models import AuditEntry, Workflow, WorkflowVersion
-from workflows.models.graph import ImmutableError
+from workflows.models.immutable import ImmutableError
 
 pytestmark = pytest.mark.django_db
 
 
 def save(client, workflow_id, graph, parent, message=""):
-    return client.post(f"/api/workflows/{workflow_id}/versions/", {"graph": graph, "parent": parent, "message": message}, format="json")
+    return client.post(f"/api/workflows/{workflow_id}/versions/",
+                       {"graph": graph, "parent": parent, "message": message}, format="json")
 
 
 def test_create_makes_version_one(personas, api, tickets_model):
@@ -121,7 +122,8 @@ def test_export_then_import_round_trips(personas, api):
 def test_import_validates_the_document(personas, api):
     client = api(personas["designer"])
     before = Workflow.objects.count()
-    r = client.post("/api/workflows/import/", {"format": "something-else", "format_version": 1, "name": "x", "graph": {}}, format="json")
+    r = client.post("/api/workflows/import/", {"format": "something-else", "format_version": 1, "name": "x",
+                                               "graph": {}}, format="json")
     assert r.status_code == 400 and "format" in r.data
     r = client.post("/api/workflows/import/", {"format": "cognitive-factory/workflow", "format_version": 1, "name": "x",
                                                "graph": {"nodes": [{"id": 1}]}}, format="json")

@@ -1,8 +1,8 @@
 """Roles and what each may do. The one place where authorisation questions are answered.
 
-Roles are Django groups. Views, API endpoints and sockets ask `can(user, capability)` or use the
-per-object-kind helpers below, so every entry point asks the same question the same way. Refusals
-are written to the audit log.
+Roles are Django groups. Views, API endpoints and sockets ask `can(user, capability)`, or fetch
+objects through workflows/access.py, which asks it for them, so every entry point asks the same
+question the same way. Refusals are written to the audit log.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+
+from workflows.models.audit import record
 
 DESIGNER = "designer"
 TRAINER = "trainer"
@@ -75,8 +76,6 @@ def capabilities_of(user: Any) -> dict[str, bool]:
 
 
 def deny(user: Any, capability: str, obj: Any = None, **data: Any) -> PermissionDenied:
-    from workflows.models.audit import record
-
     record("access.denied", actor=user, obj=obj, capability=capability, **data)  # type: ignore[arg-type]
     return PermissionDenied(f"Your role does not allow this ({capability}).")
 
@@ -84,20 +83,3 @@ def deny(user: Any, capability: str, obj: Any = None, **data: Any) -> Permission
 def require(user: Any, capability: str, obj: Any = None) -> None:
     if not can(user, capability):
         raise deny(user, capability, obj)
-
-
-def get_workflow_for_user(user: Any, pk: Any, capability: str = "workflow.view"):
-    """The workflow, if the user may see it (else 404) and do `capability` on it (else 403)."""
-    from workflows.models import Workflow
-
-    if not can(user, "workflow.view"):
-        # Users without a role learn nothing, not even whether the workflow exists.
-        deny(user, "workflow.view", object_type="workflows.workflow", object_id=pk)
-        raise Http404("No such workflow.")
-    try:
-        workflow = Workflow.objects.get(pk=pk)
-    except (Workflow.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such workflow.") from None
-    if capability != "workflow.view" and not can(user, capability):
-        raise deny(user, capability, workflow)
-    return workflow

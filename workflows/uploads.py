@@ -17,6 +17,8 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.http.multipartparser import MultiPartParserError
 from django.urls import Resolver404, resolve
 
+from workflows.governance.labelsets import MAX_BYTES as labelled_set_bytes
+
 # Room for the other form fields and the multipart framing around the file.
 FORM_SLACK = 64 * 1024
 
@@ -27,13 +29,11 @@ class UploadTooLarge(MultiPartParserError):
 
 def caps() -> dict[str, int]:
     """The largest file each upload endpoint takes, by URL name."""
-    from workflows.governance.labelsets import MAX_BYTES as labelled_set_bytes
-
     data = settings.ENGINE_UPLOAD_MAX_BYTES
     model = settings.MODEL_IMPORT_MAX_BYTES
     return {
-        "api-workflow-runs": data, "api-upload-preview": data, "run-start": data, "api-datasets": data, "dataset-list": data,
-        "api-labelled-sets": labelled_set_bytes, "labelled-set-upload": labelled_set_bytes,
+        "api-workflow-runs": data, "api-upload-preview": data, "run-start": data, "api-datasets": data,
+        "dataset-list": data, "api-labelled-sets": labelled_set_bytes, "labelled-set-upload": labelled_set_bytes,
         "api-model-import": model, "model-import": model,
     }
 
@@ -58,7 +58,8 @@ class UploadCapHandler(FileUploadHandler):
         return UploadTooLarge(f"The upload is {size}; the limit for this endpoint is {self.cap / 1e6:.1f} MB. "
                               "Split the file into smaller ones.")
 
-    def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: bytes, encoding: str | None = None) -> None:
+    def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: bytes,
+                         encoding: str | None = None) -> None:
         self.cap = cap_for(self.request)
         if content_length > self.cap + FORM_SLACK:
             raise self._refuse(f"{content_length / 1e6:.1f} MB")
@@ -95,7 +96,8 @@ class BodySizeGuard:
             message = (f'{{"detail": "The request body is {int(declared) / 1e6:.1f} MB; the limit for this endpoint is '
                        f'{cap / 1e6:.1f} MB. Split the file into smaller ones."}}').encode()
             await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(message)).encode()),
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(message)).encode()),
                                     (b"connection", b"close")]})
             await send({"type": "http.response.body", "body": message})
             return None

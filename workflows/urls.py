@@ -2,21 +2,22 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workflows.views import audit, canvas, datasets, gallery, kpi, pages, runs
+from workflows.views import audit, canvas, datasets, gallery, kpi, runs
 from workflows.views import registry as registry_views
 from workflows.views import review as review_views
+from workflows.views import workflows as workflow_pages
 
 urlpatterns = [
-    path("", pages.workflow_list, name="workflow-list"),
-    path("workflows/new/", pages.workflow_create, name="workflow-create"),
-    # The canvas page replaces the skeleton's read-only detail page (issue 3).
+    path("", workflow_pages.workflow_list, name="workflow-list"),
+    path("workflows/new/", workflow_pages.workflow_create, name="workflow-create"),
+    # A workflow's page is its canvas.
     path("workflows/<int:pk>/", canvas.workflow_canvas, name="workflow-detail"),
     path("workflows/<int:pk>/panel/", canvas.node_panel, name="canvas-panel"),
     path("workflows/<int:pk>/history/", canvas.canvas_history, name="canvas-history"),
     path("workflows/import/", canvas.workflow_upload, name="workflow-upload"),
     path("templates/", gallery.gallery, name="gallery"),
     path("templates/<slug:slug>/use/", gallery.use_template, name="gallery-use"),
-    path("workflows/<int:pk>/diff/", pages.workflow_diff, name="workflow-diff"),
+    path("workflows/<int:pk>/diff/", workflow_pages.workflow_diff, name="workflow-diff"),
     path("workflows/<int:pk>/run/", runs.run_start, name="run-start"),
     path("runs/", runs.run_list, name="run-list"),
     path("datasets/", datasets.dataset_list, name="dataset-list"),
@@ -27,7 +28,7 @@ urlpatterns = [
     path("runs/<int:pk>/results/", runs.run_results, name="run-results"),
     path("runs/<int:pk>/items/<int:item_id>/", runs.run_item, name="run-item"),
     path("runs/<int:pk>/download.<str:fmt>", runs.run_download, name="run-download"),
-    # Governance (issue 7): registry, promotions, model jobs, drift, review queue, audit log.
+    # Governance: registry, promotions, model jobs, drift, review queue, audit log.
     path("models/", registry_views.model_list, name="model-list"),
     path("models/import/", registry_views.model_import, name="model-import"),
     path("models/labelled-sets/", registry_views.labelled_set_upload, name="labelled-set-upload"),
@@ -47,7 +48,7 @@ urlpatterns = [
     path("review/<int:pk>/decide/", review_views.review_decide, name="review-decide"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
-    # Business KPIs (issue 8)
+    # Business KPIs
     path("kpis/", kpi.kpi_overview, name="kpi-overview"),
     path("workflows/<int:pk>/kpis/", kpi.kpi_dashboard, name="kpi-dashboard"),
     path("workflows/<int:pk>/kpis/baseline/", kpi.kpi_baseline, name="kpi-baseline"),

@@ -1,5 +1,5 @@
 // KPI charts (vendored uPlot) and the cascade what-if slider. Data comes from json_script tags the
-// server rendered; every number here was computed on the server (workflows/kpis.py).
+// server rendered; every number here was computed on the server (workflows/kpi/readers.py).
 (function () {
   "use strict";
   const COLORS = ["#0f6e56", "#b54708", "#3538cd", "#667085"];

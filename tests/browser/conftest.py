@@ -28,7 +28,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 CSP_LISTENER = """
 document.addEventListener("securitypolicyviolation", (e) => {
   const on = e.target && e.target.outerHTML ? ` on ${e.target.outerHTML.slice(0, 120)}` : "";
-  window.__cspViolation(`${e.effectiveDirective} refused ${e.blockedURI || "inline"} at ${e.sourceFile || e.documentURI}:${e.lineNumber}` +
+  window.__cspViolation(`${e.effectiveDirective} refused ${e.blockedURI || "inline"} \
+at ${e.sourceFile || e.documentURI}:${e.lineNumber}` +
     (e.sample ? ` (${e.sample})` : "") + on);
 }, true);
 """
@@ -77,7 +78,8 @@ def known_problems() -> list[str]:
 
 @pytest.fixture
 def page(browser, live_server, request, known_problems):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1500, "height": 900}, accept_downloads=True)
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1500, "height": 900},
+                                  accept_downloads=True)
     context.set_default_timeout(10_000)
     # pytest-django's live server is WSGI: no websockets. The live-metrics sockets of the canvas and
     # run pages are answered here instead (open and silent); test_live_browser.py runs daphne.
@@ -86,7 +88,8 @@ def page(browser, live_server, request, known_problems):
     watch_csp(context, problems.append)  # the policy is on in every browser test: any violation fails it
     page = context.new_page()
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda msg: problems.append(f"console: {msg.text} at {msg.location}") if msg.type == "error" else None)
+    page.on("console", lambda msg: problems.append(f"console: {msg.text} at {msg.location}")
+            if msg.type == "error" else None)
     page.on("dialog", lambda dialog: dialog.accept())
     yield page
     failed = getattr(request.node, "rep_call", None)

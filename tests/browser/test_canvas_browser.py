@@ -13,7 +13,8 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import shot
 from tests.builders import make_user, make_workflow, triage_graph
-from workflows.gallery import templates as gallery_templates
+from workflows.design.gallery import templates as gallery_templates
+from workflows.design.versions import save_version
 from workflows.graph import parse_graph
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -175,7 +176,8 @@ def test_delete_key_removes_the_selected_node(page, login, registry):
 def test_import_refuses_a_broken_file_and_says_why(page, login, tmp_path):
     login(make_user("designer", "designer"))
     bad = tmp_path / "bad.json"
-    bad.write_text('{"format": "cognitive-factory/workflow", "format_version": 1, "name": "X", "graph": {"nodes": [{"id": "a"}]}}')
+    bad.write_text('{"format": "cognitive-factory/workflow", "format_version": 1, "name": "X", '
+                   '"graph": {"nodes": [{"id": "a"}]}}')
     page.goto("/")
     page.set_input_files("#import input[type=file]", str(bad))
     page.click("#import button[type=submit]")
@@ -203,7 +205,7 @@ def test_a_conflicting_save_is_refused_and_can_be_saved_as_a_copy(page, login, r
     page.goto(f"/workflows/{workflow.pk}/")
     canvas_ready(page)
     # Meanwhile an administrator saves version 2.
-    workflow.save_version(parse_graph(triage_graph()), author=admin, parent=1, message="Admin tweak")
+    save_version(workflow, parse_graph(triage_graph()), user=admin, parent=1, message="Admin tweak")
     drop(page, "sink.export", 500, 400)
     page.keyboard.press("Control+s")
     conflict = page.locator("#conflict")
@@ -268,7 +270,8 @@ def test_a_hundred_node_workflow_opens_and_validates(page, login, registry):
     edges.append({"source": previous, "source_port": "out", "target": "out", "target_port": "in"})
     client = APIClient()
     client.force_authenticate(designer)
-    response = client.post("/api/workflows/", {"name": "Hundred", "graph": {"nodes": nodes, "edges": edges}}, format="json")
+    response = client.post("/api/workflows/", {"name": "Hundred", "graph": {"nodes": nodes, "edges": edges}},
+                           format="json")
     assert response.status_code == 201, response.data
 
     login(designer)

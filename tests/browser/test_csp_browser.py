@@ -78,12 +78,15 @@ def test_run_review_registry_and_audit_pages_under_the_policy(page, login, posts
 
     admin = make_user("admin", "admin")
     workflow = make_runnable_workflow(admin)
-    run = create_run(workflow, user=admin, items=[{"text": "Scrivete a mario@example.it", "lang": "it"}, {"text": "hello", "lang": "en"}])
+    run = create_run(workflow, user=admin, items=[{"text": "Scrivete a mario@example.it", "lang": "it"},
+                                                  {"text": "hello", "lang": "en"}])
     NodeStats.objects.filter(run=run, node="ext").update(items_in=10, labels={"billing": 6, "technical": 4},
                                                          confidence_hist={"9": 5, "5": 2})
     first, second = run.items.order_by("seq")
-    ReviewTask.objects.create(run=run, item=first, node="ext", queue="triage", proposal={"label": "billing", "confidence": 0.5})
-    ReviewTask.objects.create(run=run, item=second, node="ext", queue="contracts", proposal={"label": "technical", "confidence": 0.4})
+    ReviewTask.objects.create(run=run, item=first, node="ext", queue="triage",
+                              proposal={"label": "billing", "confidence": 0.5})
+    ReviewTask.objects.create(run=run, item=second, node="ext", queue="contracts",
+                              proposal={"label": "technical", "confidence": 0.4})
     login(admin)
 
     # The run page: live cards whose bars are SVG shapes (no style attributes).
@@ -109,14 +112,15 @@ def test_run_review_registry_and_audit_pages_under_the_policy(page, login, posts
     expect(page.locator(".flash")).to_be_visible()  # the decision's message: the POST went through
 
     # The registry, a model job polled by htmx, the promotions filter, the audit log and its verification.
-    minilm = register_version(model_name="minilm", kind="embedder", meta={"sha256": "e" * 64, "size": 2}, source="packaged",
-                              runtime="minilm", author=admin)[0]
+    minilm = register_version(model_name="minilm", kind="embedder", meta={"sha256": "e" * 64, "size": 2},
+                              source="packaged", runtime="minilm", author=admin)[0]
     job = create_job(kind=ModelJob.OPTIMISE, model=minilm.model, base_version=minilm, created_by=admin)
     visit(page, "/models/")
     expect(page.locator("h1")).to_contain_text("Models")
     visit(page, f"/models/jobs/{job.pk}/")
     expect(page.locator("progress.job-progress")).to_have_attribute("value", "0")
-    with page.expect_response(lambda r: f"/models/jobs/{job.pk}/" in r.url and r.request.headers.get("hx-request") == "true"):
+    with page.expect_response(lambda r: f"/models/jobs/{job.pk}/" in r.url
+                              and r.request.headers.get("hx-request") == "true"):
         pass  # htmx polls every second and swaps the job in
     visit(page, "/promotions/")
     with page.expect_navigation():
@@ -152,7 +156,8 @@ def test_kpi_charts_funnel_and_what_if_under_the_policy(page, login):
 
 def test_the_api_docs_render_under_their_own_policy(page, known_problems):
     known_problems.append(r"cdn\.redoc\.ly/redoc/logo-mini\.svg")  # ReDoc's logo: refused on purpose (factory/urls.py)
-    for path, ready in (("/api/docs/", ".swagger-ui .info .title"), ("/api/redoc/", "h1:has-text('Cognitive Factory API')")):
+    for path, ready in (("/api/docs/", ".swagger-ui .info .title"),
+                        ("/api/redoc/", "h1:has-text('Cognitive Factory API')")):
         response = page.goto(path)
         policy = response.headers["content-security-policy"]
         assert "script-src 'self';" in policy and "img-src 'self' data:" in policy

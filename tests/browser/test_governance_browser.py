@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 def packaged_models(transactional_db, settings, artifacts, artifact_dir):  # noqa: F811 (fixtures imported above)
+    from workflows.engine.nodes import loader
     from workflows.management.commands.setup_models import register_metas
-    from workflows.runtimes import loader
 
     settings.ARTIFACTS_DIR = artifact_dir
     loader.clear()

@@ -24,8 +24,9 @@ def test_business_owner_sets_baseline_reads_dashboard_and_signs_the_pack(page, l
     page.click("nav >> text=KPIs")
     expect(page.locator("h1")).to_contain_text("all my workflows")
     page.goto(f"/workflows/{workflow.pk}/kpis/baseline/")
-    values = {"manual_minutes": "6", "hourly_cost": "30", "manual_accuracy": "95", "sla_hours": "24", "review_minutes": "2",
-              "compute_eur_per_cpu_hour": "0.10", "grid_g_co2_per_kwh": "300", "watts_per_core": "20"}
+    values = {"manual_minutes": "6", "hourly_cost": "30", "manual_accuracy": "95", "sla_hours": "24",
+              "review_minutes": "2", "compute_eur_per_cpu_hour": "0.10", "grid_g_co2_per_kwh": "300",
+              "watts_per_core": "20"}
     for name, value in values.items():
         page.fill(f"#baseline-form [name={name}]", value)
     page.click("text=Save baseline")

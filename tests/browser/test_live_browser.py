@@ -43,7 +43,8 @@ class Daphne:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "factory.asgi:application"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                                      "factory.asgi:application"],
                                      cwd=ROOT, env=self.env, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -61,7 +62,8 @@ class Daphne:
 
 
 def modes() -> list:
-    return [pytest.param("push", marks=pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")), "poll"]
+    return [pytest.param("push", marks=pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")),
+            "poll"]
 
 
 @pytest.mark.parametrize("mode", modes())
@@ -83,7 +85,8 @@ def test_a_run_goes_live_on_the_canvas_and_the_run_page(browser, personas, tmp_p
     context.set_default_timeout(15_000)
     problems: list[tuple[bool, str]] = []  # (daphne was down, message)
     down = [False]
-    watch_csp(context, lambda text: problems.append((False, text)))  # the sockets pass connect-src, whether daphne is up or not
+    # the sockets pass connect-src, whether daphne is up or not
+    watch_csp(context, lambda text: problems.append((False, text)))
     try:
         workers.start()
         canvas = context.new_page()
@@ -103,7 +106,8 @@ def test_a_run_goes_live_on_the_canvas_and_the_run_page(browser, personas, tmp_p
         canvas.evaluate("window.__noReload = true")
 
         # Start the run from the upload page: it lands on the run page.
-        data = "text,lang\n" + "".join(f"Write to user{i}@example.com about invoice {i},{'it' if i % 2 else 'en'}\n" for i in range(ITEMS))
+        data = "text,lang\n" + "".join(f"Write to user{i}@example.com about invoice {i},{'it' if i % 2 else 'en'}\n"
+                                       for i in range(ITEMS))
         upload = tmp_path / "tickets.csv"
         upload.write_text(data)
         runs.goto(f"/workflows/{workflow.pk}/run/")
@@ -155,5 +159,6 @@ def test_a_run_goes_live_on_the_canvas_and_the_run_page(browser, personas, tmp_p
         daphne.kill()
     # While daphne was down the sockets failed (htmx logs the error events); nothing else may be
     # logged, but chromium's line for any 4xx answer (the favicon).
-    unexpected = [text for was_down, text in problems if not was_down and "the server responded with a status of 4" not in text]
+    unexpected = [text for was_down, text in problems
+                  if not was_down and "the server responded with a status of 4" not in text]
     assert not unexpected, "\n".join(unexpected)

@@ -18,15 +18,17 @@ def test_a_large_upload_shows_its_progress_and_is_sent_once(page, login, persona
     settings.VAR_DIR = tmp_path
     workflow = make_runnable_workflow(personas["designer"])
     upload = tmp_path / "tickets.csv"
-    upload.write_text("text,lang\n" + "".join(f"Please refund invoice {i} to mario.rossi{i}@example.it — grazie mille!,it\n"
-                                               for i in range(ROWS)))
+    upload.write_text("text,lang\n" + "".join(f"Please refund invoice {i} to mario.rossi{i}@example.it "
+                                              "— grazie mille!,it\n"
+                                              for i in range(ROWS)))
     login(personas["operator"])
     page.goto(f"/workflows/{workflow.pk}/run/")
     page.evaluate("""() => {
         window.__uploads = [];
         // Runs after upload.js's own listener: what the person sees at each progress event.
         document.addEventListener('htmx:xhr:progress', (e) => window.__uploads.push([e.detail.loaded, e.detail.total,
-            document.querySelector('.upload-progress progress').value, document.querySelector('.upload-status').textContent]));
+            document.querySelector('.upload-progress progress').value,
+            document.querySelector('.upload-status').textContent]));
         document.addEventListener('htmx:beforeRequest', (e) => window.__uploads.push(['request']));
     }""")
     page.set_input_files("input[type=file]", str(upload))
@@ -68,7 +70,8 @@ def test_a_data_set_upload_shows_progress_and_lands_in_the_list(page, login, per
     from workflows.models.datasets import Dataset
 
     data = tmp_path / "weekly.jsonl"
-    data.write_text("".join(f'{{"text": "Ticket {i}: the router drops the line every evening", "lang": "en"}}\n' for i in range(30_000)))
+    data.write_text("".join(f'{{"text": "Ticket {i}: the router drops the line every evening", "lang": "en"}}\n'
+                            for i in range(30_000)))
     login(personas["operator"])
     page.goto("/datasets/")
     page.evaluate("""() => {

@@ -35,7 +35,8 @@ def pattern_graph(sink: str = "sink.table", **sink_config: Any) -> dict[str, Any
 
 def tickets(count: int) -> list[dict[str, Any]]:
     texts = [
-        ("Please refund EUR 1.234,56 to IT60 X054 2811 1010 0000 0123 456 by 12/03/2025, write to mario.rossi@example.it", "it"),
+        ("Please refund EUR 1.234,56 to IT60 X054 2811 1010 0000 0123 456 by 12/03/2025, "
+         "write to mario.rossi@example.it", "it"),
         ("Charged twice, contact john.smith@example.com or +44 20 7946 0958 about invoice 4471", "en"),
         ("Our VAT number is IT 12345678903, the amount is 99.00 EUR", "en"),
         ("Nessun dato qui, solo un saluto", "it"),

@@ -7,9 +7,10 @@ from django.db.models import Count
 
 from tests.builders import edge, node
 from tests.engine.helpers import drain, make_runnable_workflow, tickets
-from workflows.engine import launch, state
+from workflows import statuses
+from workflows.engine import launch
 from workflows.engine.executor import Fenced, run_shard
-from workflows.engine.handlers import HANDLERS, Handler, Outcome, load_handler_modules, register
+from workflows.engine.nodes.base import HANDLERS, Handler, Outcome, load_handler_modules, register
 from workflows.models import DeadLetter, Decision, Item, NodeStats, Run, Shard
 from workflows.models.review import ReviewTask
 
@@ -26,10 +27,10 @@ def small_batches(settings):
 def test_a_run_writes_one_decision_per_item_and_node(personas, small_batches):
     workflow = make_runnable_workflow(personas["designer"])
     run = launch.create_run(workflow, user=personas["operator"], items=tickets(25))
-    assert run.shards.count() == 3 and run.status == state.QUEUED
+    assert run.shards.count() == 3 and run.status == statuses.QUEUED
     drain()
     run.refresh_from_db()
-    assert run.status == state.SUCCEEDED and run.items_done == 25
+    assert run.status == statuses.SUCCEEDED and run.items_done == 25
     assert Decision.objects.filter(run=run).count() == 25 * 4
     assert not Decision.objects.filter(run=run).values("item", "node").annotate(n=Count("id")).filter(n__gt=1).exists()
     first = Item.objects.get(run=run, seq=0)
@@ -70,7 +71,8 @@ def test_a_zombie_with_a_stale_attempt_commits_nothing(personas, small_batches):
     from workflows.engine.executor import ShardRunner
 
     Shard.objects.filter(pk=shard.pk).update(status=Shard.RUNNING)
-    runner = ShardRunner(Shard.objects.get(pk=shard.pk), Run.objects.select_related("version").get(pk=run.pk), attempt=1)
+    runner = ShardRunner(Shard.objects.get(pk=shard.pk), Run.objects.select_related("version").get(pk=run.pk),
+                         attempt=1)
     Shard.objects.filter(pk=shard.pk).update(attempt=2)
     rows = list(Item.objects.filter(run=run).values_list("id", "seq", "payload"))
     with pytest.raises(Fenced):
@@ -84,7 +86,7 @@ def test_cancel_stops_the_run_between_micro_batches(personas, small_batches, api
     assert launch.cancel_run(run, user=personas["operator"])
     drain()
     run.refresh_from_db()
-    assert run.status == state.CANCELLED and not Decision.objects.filter(run=run).exists()
+    assert run.status == statuses.CANCELLED and not Decision.objects.filter(run=run).exists()
     assert not launch.cancel_run(run, user=personas["operator"])
 
 
@@ -136,18 +138,18 @@ def test_transient_errors_retry_then_dead_letter_then_retry_from_the_ui(personas
                             items=[{"text": "fine"}, {"text": "flaky one"}, {"text": "always failing"}])
     drain()
     run.refresh_from_db()
-    assert run.status == state.COMPLETED_WITH_ERRORS and (run.items_done, run.items_dead) == (2, 1)
+    assert run.status == statuses.COMPLETED_WITH_ERRORS and (run.items_done, run.items_dead) == (2, 1)
     assert Flaky.calls == {0: 1, 1: 2, 2: 2}  # retries=1: two tries in all
     letter = DeadLetter.objects.get(run=run)
     assert letter.reason == "endpoint down" and letter.attempts == 2 and letter.node == "cls"
-    assert Decision.objects.get(run=run, item=letter.item, node="cls").port == state.DEAD
+    assert Decision.objects.get(run=run, item=letter.item, node="cls").port == statuses.DEAD
     assert NodeStats.objects.get(run=run, node="cls").retries == 2
 
     Item.objects.filter(pk=letter.item_id).update(payload={"text": "fixed now"})
     assert launch.retry_dead_letters(run, user=personas["operator"]) == 1
     drain()
     run.refresh_from_db()
-    assert run.status == state.SUCCEEDED and (run.items_done, run.items_dead) == (3, 0)
+    assert run.status == statuses.SUCCEEDED and (run.items_done, run.items_dead) == (3, 0)
     assert Decision.objects.get(run=run, item=letter.item, node="out")
     assert DeadLetter.objects.get(pk=letter.pk).retried_at is not None
 
@@ -160,7 +162,7 @@ def test_an_error_port_takes_failed_items_when_wired(personas, small_batches, fl
     run = launch.create_run(workflow, user=personas["operator"], items=[{"text": "always"}, {"text": "ok"}])
     drain()
     run.refresh_from_db()
-    assert run.status == state.SUCCEEDED and not DeadLetter.objects.exists()
+    assert run.status == statuses.SUCCEEDED and not DeadLetter.objects.exists()
     assert Decision.objects.filter(run=run, node="errs").count() == 1
 
 
@@ -169,14 +171,14 @@ def test_review_parks_items_and_a_decision_resumes_them_downstream(personas, sma
         "nodes": [node("src", "source.upload", fields=["text", "lang"]),
                   node("route", "route", label_field="lang", branches=[{"name": "it", "labels": ["it"]}]),
                   node("rev", "review", queue="italian"), node("out", "sink.table")],
-        "edges": [edge("src", "route"), edge("route", "rev", source_port="it"), edge("route", "out", source_port="else"),
-                  edge("rev", "out")],
+        "edges": [edge("src", "route"), edge("route", "rev", source_port="it"),
+                  edge("route", "out", source_port="else"), edge("rev", "out")],
     }
     workflow = make_runnable_workflow(personas["designer"], graph)
     run = launch.create_run(workflow, user=personas["operator"], items=tickets(4))
     drain()
     run.refresh_from_db()
-    assert run.status == state.RUNNING and (run.items_done, run.items_parked) == (2, 2)
+    assert run.status == statuses.RUNNING and (run.items_done, run.items_parked) == (2, 2)
     tasks = list(ReviewTask.objects.filter(run=run))
     assert len(tasks) == 2 and all(t.queue == "italian" for t in tasks)
     for task in tasks:
@@ -184,7 +186,7 @@ def test_review_parks_items_and_a_decision_resumes_them_downstream(personas, sma
     assert not launch.decide_review(tasks[0], user=personas["operator"], result={})
     drain()
     run.refresh_from_db()
-    assert run.status == state.SUCCEEDED and run.items_done == 4 and run.items_parked == 0
+    assert run.status == statuses.SUCCEEDED and run.items_done == 4 and run.items_parked == 0
     out = Decision.objects.filter(run=run, node="out").count()
     assert out == 4 and Decision.objects.filter(run=run).count() == 4 * 3 + 2  # + two review decisions
 

@@ -114,9 +114,11 @@ def test_rest_intake_appends_to_the_live_run_and_flushes_the_tail(personas, api,
     graph["nodes"][0] = node("src", "source.rest", fields=["text", "lang"])
     workflow = make_runnable_workflow(personas["designer"], graph)
     client = api(personas["operator"])
-    first = client.post(f"/api/workflows/{workflow.pk}/intake/", {"items": [{"text": f"t{i}", "lang": "en"} for i in range(4)]}, format="json")
+    first = client.post(f"/api/workflows/{workflow.pk}/intake/",
+                        {"items": [{"text": f"t{i}", "lang": "en"} for i in range(4)]}, format="json")
     assert first.status_code == 202 and len(first.data["item_ids"]) == 4
-    second = client.post(f"/api/workflows/{workflow.pk}/intake/", {"items": [{"text": "t4", "lang": "it"}]}, format="json")
+    second = client.post(f"/api/workflows/{workflow.pk}/intake/", {"items": [{"text": "t4", "lang": "it"}]},
+                         format="json")
     assert second.data["run"] == first.data["run"]
     run = Run.objects.get(pk=first.data["run"])
     assert run.is_live and run.shards.count() == 1  # one full shard; the tail waits
@@ -124,7 +126,8 @@ def test_rest_intake_appends_to_the_live_run_and_flushes_the_tail(personas, api,
     drain()
     run.refresh_from_db()
     assert run.items_done == 5 and run.status == "running"  # a live run stays open
-    refused = client.post(f"/api/workflows/{workflow.pk}/intake/", {"items": [{"text": "ok", "lang": "en"}, {"lang": "en"}]}, format="json")
+    refused = client.post(f"/api/workflows/{workflow.pk}/intake/",
+                          {"items": [{"text": "ok", "lang": "en"}, {"lang": "en"}]}, format="json")
     assert refused.status_code == 400 and refused.json()["rows"] == [1]
     assert refused.json()["detail"].startswith("item 1 lacks text.")  # names the missing field, not every field
     _ = edge

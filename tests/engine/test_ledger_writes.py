@@ -12,10 +12,11 @@ from django.db.models import Count
 
 from tests.builders import edge, node
 from tests.engine.helpers import drain, make_runnable_workflow, tickets
-from workflows.engine import launch, state
+from workflows import statuses
+from workflows.engine import launch
 from workflows.engine.executor import run_shard
-from workflows.engine.handlers import HANDLERS, Handler, Outcome, register
 from workflows.engine.ledger import copy_text, insert_decisions
+from workflows.engine.nodes.base import HANDLERS, Handler, Outcome, register
 from workflows.models import Decision, Item, NodeStats, Run, Shard
 
 
@@ -46,8 +47,9 @@ def awkward_handler():
             for s in batch:
                 text = AWKWARD[s.seq % len(AWKWARD)]
                 confidence = [0.5, math.inf, -math.inf, float("nan")][s.seq % 4]
-                outs.append(Outcome(fields={"echo": text, "nested": {"k": [text, 1, None, math.nan]}}, label=text or None,
-                                    confidence=confidence, model_ref=f"ref{text}", stats={"tokens": 3}))
+                outs.append(Outcome(fields={"echo": text, "nested": {"k": [text, 1, None, math.nan]}},
+                                    label=text or None, confidence=confidence, model_ref=f"ref{text}",
+                                    stats={"tokens": 3}))
             return outs
 
     yield
@@ -66,7 +68,7 @@ def test_every_value_round_trips_through_the_ledger(personas, worker_like, awkwa
     run = launch.create_run(workflow, user=personas["operator"], items=[{"text": f"doc {i}"} for i in range(40)])
     drain()
     run.refresh_from_db()
-    assert run.status == state.SUCCEEDED and run.items_done == 40
+    assert run.status == statuses.SUCCEEDED and run.items_done == 40
     assert Decision.objects.filter(run=run).count() == 40 * 3
     for decision in Decision.objects.filter(run=run, node="odd").select_related("item"):
         text = AWKWARD[decision.item.seq % len(AWKWARD)]
@@ -135,13 +137,13 @@ def test_a_duplicate_delivery_keeps_the_recorded_decisions(personas, worker_like
     assert len(first) == 8 * 4
     shard = run.shards.get()
     Item.objects.filter(run=run, seq__gte=4).update(status="pending")  # half of them, as if never finished
-    Run.objects.filter(pk=run.pk).update(items_done=4, status=state.RUNNING)
+    Run.objects.filter(pk=run.pk).update(items_done=4, status=statuses.RUNNING)
     Shard.objects.filter(pk=shard.pk).update(status=Shard.RUNNING)
     run_shard(shard.pk, 1)
     assert {(d.item_id, d.node): d.pk for d in Decision.objects.filter(run=run)} == first
     assert not Decision.objects.values("item", "node").annotate(n=Count("id")).filter(n__gt=1).exists()
     run.refresh_from_db()
-    assert run.items_done == 8 and run.status == state.SUCCEEDED
+    assert run.items_done == 8 and run.status == statuses.SUCCEEDED
 
 
 def test_a_fenced_batch_writes_nothing(personas, worker_like):
@@ -193,14 +195,16 @@ def test_insert_decisions_copy_refuses_a_recorded_row_and_insert_skips_it(person
 
 
 def test_copy_text_escapes_what_would_end_a_field_or_a_row():
-    row = (1, 2, "n\t1", "ref\\x", {"t": "a\tb\nc"}, None, float("nan"), "out\r", math.inf, "boom\n", 1, "b", 32, 1, None)
+    row = (1, 2, "n\t1", "ref\\x", {"t": "a\tb\nc"}, None, float("nan"), "out\r", math.inf, "boom\n", 1, "b", 32, 1,
+           None)
     assert copy_text([row]) == (
         '1\t2\tn\\t1\tref\\\\x\t{"t": "a\\\\tb\\\\nc"}\t\\N\tNaN\tout\\r\tInfinity\tboom\\n\t1\tb\t32\t1\n')
     assert connection.vendor in {"postgresql", "sqlite"}
 
 
 def test_copy_text_drops_nul_and_keeps_an_escaped_one():
-    row = (1, 2, "n", "", {"t": "a\x00b", "kept": "\\u0000"}, "l\x00", None, "out", 1.0, "boom\x00", 1, "b", 32, 1, None)
+    row = (1, 2, "n", "", {"t": "a\x00b", "kept": "\\u0000"}, "l\x00", None, "out", 1.0, "boom\x00", 1, "b", 32, 1,
+           None)
     assert copy_text([row]) == '1\t2\tn\t\t{"t": "ab", "kept": "\\\\\\\\u0000"}\tl\t\\N\tout\t1.0\tboom\t1\tb\t32\t1\n'
 
 
@@ -227,7 +231,8 @@ def test_the_batch_statement_is_prepared_once_per_connection(personas, worker_li
 
     def executions() -> int | None:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT sum(generic_plans + custom_plans) FROM pg_prepared_statements WHERE statement LIKE %s",
+            cursor.execute("SELECT sum(generic_plans + custom_plans) FROM pg_prepared_statements "
+                           "WHERE statement LIKE %s",
                            ["%UPDATE workflows_shard SET heartbeat%"])
             return cursor.fetchone()[0]
 

@@ -8,6 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.builders import make_workflow
+from workflows.design.versions import save_version
 from workflows.engine.intake import IntakeError
 from workflows.engine.schedules import fire_due_schedules, next_fire
 from workflows.models import AuditEntry, Run
@@ -19,7 +20,8 @@ UTC = dt.UTC
 
 def scheduled_graph(cron: str = "0 7 * * 1-5", dataset: str = "weekly") -> dict:
     return {
-        "nodes": [{"id": "cron", "type": "source.schedule", "config": {"cron": cron, "dataset": dataset, "fields": ["text"]}},
+        "nodes": [{"id": "cron", "type": "source.schedule",
+                   "config": {"cron": cron, "dataset": dataset, "fields": ["text"]}},
                   {"id": "ext", "type": "extract", "config": {"patterns": ["email"], "entities": []}},
                   {"id": "out", "type": "sink.table", "config": {}}],
         "edges": [{"source": "cron", "source_port": "out", "target": "ext", "target_port": "in"},
@@ -46,13 +48,13 @@ def test_saving_a_version_keeps_schedules_in_step(personas):
     assert schedule.node == "cron" and schedule.dataset == "weekly" and schedule.next_fire_at is not None
     from workflows.graph import parse_graph
 
-    wf.save_version(parse_graph(scheduled_graph(cron="30 18 * * *")), author=personas["designer"], parent=1)
+    save_version(wf, parse_graph(scheduled_graph(cron="30 18 * * *")), user=personas["designer"], parent=1)
     schedule.refresh_from_db()
     assert schedule.cron == "30 18 * * *"
     graph = scheduled_graph()
     graph["nodes"][0] = {"id": "up", "type": "source.upload", "config": {}}
     graph["edges"][0]["source"] = "up"
-    wf.save_version(parse_graph(graph), author=personas["designer"], parent=2)
+    save_version(wf, parse_graph(graph), user=personas["designer"], parent=2)
     assert not Schedule.objects.filter(workflow=wf).exists()
 
 
@@ -101,7 +103,8 @@ def test_dataset_upload_api(personas, api):
     r = client.post("/api/datasets/", {"name": "weekly", "file": SimpleUploadedFile("w.csv", b"text\nhello\nworld\n")},
                     format="multipart")
     assert r.status_code == 201 and r.data["rows"] == 2
-    r = client.post("/api/datasets/", {"name": "broken", "file": SimpleUploadedFile("w.jsonl", b'{"text": 1}\nnot json\n')},
+    r = client.post("/api/datasets/", {"name": "broken",
+                                       "file": SimpleUploadedFile("w.jsonl", b'{"text": 1}\nnot json\n')},
                     format="multipart")
     assert r.status_code == 400 and r.data["rows"]
     assert list(Dataset.objects.values_list("name", flat=True)) == ["weekly"]

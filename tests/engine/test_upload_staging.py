@@ -23,7 +23,8 @@ def client_for(user) -> Client:
 
 
 def preview(client: Client, workflow) -> str:
-    r = client.post(f"/workflows/{workflow.pk}/run/", {"file": SimpleUploadedFile("tickets.csv", CSV.encode()), "preview": "1"})
+    r = client.post(f"/workflows/{workflow.pk}/run/",
+                    {"file": SimpleUploadedFile("tickets.csv", CSV.encode()), "preview": "1"})
     assert r.status_code == 200 and "30 rows" in r.content.decode()
     token = r.context["staged"]["token"]
     assert r.context["staged"]["name"] == "tickets.csv" and r.context["staged"]["size"] == len(CSV)
@@ -68,7 +69,8 @@ def test_a_kept_file_is_worth_nothing_in_another_session_or_for_another_workflow
     assert r.status_code == 400 and "choose it again" in r.content.decode()
     operator = client_for(personas["operator"])
     token = preview(operator, workflow)
-    r = operator.post(f"/workflows/{other_workflow.pk}/run/", {"staged": token, "map_text": "body", "map_lang": "language"})
+    r = operator.post(f"/workflows/{other_workflow.pk}/run/",
+                      {"staged": token, "map_text": "body", "map_lang": "language"})
     assert r.status_code == 400
     assert Run.objects.count() == 0
 
@@ -98,4 +100,5 @@ def test_old_staged_files_are_swept_and_a_session_keeps_a_few(settings, tmp_path
     assert not old.exists()
     assert set(session[staging.SESSION_KEY]) == set(tokens[-staging.MAX_PER_SESSION:])
     assert len(list((tmp_path / "uploads").glob("*.upload"))) == staging.MAX_PER_SESSION
-    assert staging.load(session, 2, tokens[-1]) is None and staging.load(session, 1, tokens[-1]) == (f"{staging.MAX_PER_SESSION + 1}.csv", b"y")
+    assert (staging.load(session, 2, tokens[-1]) is None
+            and staging.load(session, 1, tokens[-1]) == (f"{staging.MAX_PER_SESSION + 1}.csv", b"y"))

@@ -20,7 +20,8 @@ from django.db import connection
 from django.db.models import Count
 
 from tests.engine.helpers import make_runnable_workflow, tickets
-from workflows.engine import launch, state
+from workflows import statuses
+from workflows.engine import launch
 from workflows.models import Decision, Item, Run, Shard
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
@@ -87,14 +88,15 @@ def wait_for(run: Run, workers: Workers, timeout: float = 60) -> Run:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run.refresh_from_db()
-        if run.status in state.FINAL_RUN_STATUSES:
+        if run.status in statuses.FINAL_RUN_STATUSES:
             return run
         time.sleep(0.2)
-    raise AssertionError(f"run {run.pk} still {run.status} after {timeout}s: {run.items_done}/{run.items_total}\n{workers.logs()}")
+    raise AssertionError(f"run {run.pk} still {run.status} after {timeout}s: {run.items_done}/{run.items_total}\n"
+                         f"{workers.logs()}")
 
 
 def assert_complete(run: Run, count: int) -> None:
-    assert run.status == state.SUCCEEDED, run.status
+    assert run.status == statuses.SUCCEEDED, run.status
     assert run.items_done == count
     assert Item.objects.filter(run=run).exclude(status=Item.DONE).count() == 0
     assert Decision.objects.filter(run=run).count() == count * NODES
@@ -103,7 +105,8 @@ def assert_complete(run: Run, count: int) -> None:
     assert Decision.objects.filter(run=run, node="out").values("item").distinct().count() == count  # 0 lost
 
 
-def write_chaos_figures(test: str, run: Run, items: int, started: float, kills: int = 0, connection_kills: int = 0) -> None:
+def write_chaos_figures(test: str, run: Run, items: int, started: float, kills: int = 0,
+                        connection_kills: int = 0) -> None:
     """With CF_RELIABILITY_DIR set (bench/report.py): this test's figures in chaos.json, with totals
     over the chaos tests. Written before the assertions, so that a failure shows in the figures too."""
     folder = os.environ.get("CF_RELIABILITY_DIR")
@@ -112,8 +115,10 @@ def write_chaos_figures(test: str, run: Run, items: int, started: float, kills: 
     done = set(Item.objects.filter(run=run, status=Item.DONE).values_list("id", flat=True))
     reached = set(Decision.objects.filter(run=run, node="out").values_list("item", flat=True))
     pairs = Decision.objects.filter(run=run).values("item", "node").distinct().count()
-    entry = {"kills": kills, "connection_kills": connection_kills, "items": items, "items_lost": items - len(done & reached),
-             "duplicates": Decision.objects.filter(run=run).count() - pairs, "seconds": round(time.monotonic() - started, 1)}
+    entry = {"kills": kills, "connection_kills": connection_kills, "items": items,
+             "items_lost": items - len(done & reached),
+             "duplicates": Decision.objects.filter(run=run).count() - pairs,
+             "seconds": round(time.monotonic() - started, 1)}
     path = Path(folder) / "chaos.json"
     figures = json.loads(path.read_text()) if path.exists() else {"tests": {}}
     figures["tests"][test] = entry

@@ -12,11 +12,15 @@ from workflows.graph import CATALOG
 
 NODE_IDS = st.from_regex(r"[a-z][a-z0-9_]{0,7}", fullmatch=True)
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=12)
+json_scalars = (st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False)
+                | st.text(max_size=12))
 # Wrong types in equal measure: what a hand-edited file or a buggy script puts where a setting belongs.
 wrong_values = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=12),
-                         st.lists(json_scalars, max_size=3), st.dictionaries(st.text(max_size=6), json_scalars, max_size=3))
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                         st.lists(json_scalars, max_size=3),
+                         st.dictionaries(st.text(max_size=6), json_scalars, max_size=3))
+json_values = st.recursive(json_scalars,
+                           lambda inner: (st.lists(inner, max_size=4)
+                                          | st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                            max_leaves=12)
 
 
@@ -68,7 +72,8 @@ def valid_graphs(draw, max_steps: int = 6) -> dict[str, Any]:
              + draw(st.lists(st.sampled_from(STEPS), min_size=1, max_size=max_steps))
              + draw(st.lists(st.sampled_from(SINKS), min_size=1, max_size=2)))
     ids = draw(st.lists(NODE_IDS, min_size=len(types), max_size=len(types), unique=True))
-    nodes = [{"id": i, "type": t, "config": _config(t, draw), "position": {"x": 10 * n, "y": 0}} for n, (i, t) in enumerate(zip(ids, types, strict=True))]
+    nodes = [{"id": i, "type": t, "config": _config(t, draw), "position": {"x": 10 * n, "y": 0}}
+             for n, (i, t) in enumerate(zip(ids, types, strict=True))]
     sources = sum(t in SOURCES for t in types)
     edges = []
     for index in range(sources, len(nodes)):
@@ -78,7 +83,8 @@ def valid_graphs(draw, max_steps: int = 6) -> dict[str, Any]:
         for feeder in chosen:
             node_type = CATALOG[feeder["type"]]
             port = draw(st.sampled_from(node_type.output_ports(node_type.with_defaults(feeder["config"]))))
-            edges.append({"source": feeder["id"], "source_port": port, "target": nodes[index]["id"], "target_port": "in"})
+            edges.append({"source": feeder["id"], "source_port": port, "target": nodes[index]["id"],
+                          "target_port": "in"})
     return {"nodes": nodes, "edges": edges}
 
 
@@ -86,11 +92,12 @@ def _mutations(graph: dict[str, Any], draw) -> None:
     # Earlier mutations may have broken the shape: mutate what is still a list of objects.
     nodes = graph["nodes"] if isinstance(graph.get("nodes"), list) else []
     edges = graph["edges"] if isinstance(graph.get("edges"), list) else []
-    objects = [n for n in nodes if isinstance(n, dict) and isinstance(n.get("config"), dict) and isinstance(n.get("id"), str)]
+    objects = [n for n in nodes
+               if isinstance(n, dict) and isinstance(n.get("config"), dict) and isinstance(n.get("id"), str)]
     kind = draw(st.sampled_from([
-        "drop_node", "drop_edge", "back_edge", "self_loop", "dangling", "bad_port", "retype", "unknown_type", "config_value",
-        "config_value", "config_value", "config_value", "config_junk", "wrong_field_type", "duplicate_id", "duplicate_edge",
-        "top_level", "shape",
+        "drop_node", "drop_edge", "back_edge", "self_loop", "dangling", "bad_port", "retype", "unknown_type",
+        "config_value", "config_value", "config_value", "config_value", "config_junk", "wrong_field_type",
+        "duplicate_id", "duplicate_edge", "top_level", "shape",
     ]))
     node = draw(st.sampled_from(objects[::-1])) if objects else None  # steps and sinks first: more to check there
     edge_objects = [e for e in edges if isinstance(e, dict)]
@@ -104,10 +111,12 @@ def _mutations(graph: dict[str, Any], draw) -> None:
     elif kind == "self_loop" and node:
         edges.append({"source": node["id"], "source_port": "out", "target": node["id"], "target_port": "in"})
     elif kind == "dangling" and node:
-        edges.append({"source": node["id"], "source_port": "out", "target": draw(NODE_IDS) + "_ghost", "target_port": "in"})
+        edges.append({"source": node["id"], "source_port": "out", "target": draw(NODE_IDS) + "_ghost",
+                      "target_port": "in"})
     elif kind == "bad_port" and edge_objects:
         edge = draw(st.sampled_from(edge_objects))
-        edge[draw(st.sampled_from(["source_port", "target_port"]))] = draw(st.sampled_from(["maybe", "", "else", "error", "out"]))
+        edge[draw(st.sampled_from(["source_port", "target_port"]))] = draw(
+            st.sampled_from(["maybe", "", "else", "error", "out"]))
     elif kind == "retype" and node:
         node["type"] = draw(st.sampled_from(sorted(CATALOG)))
     elif kind == "unknown_type" and node:
@@ -150,4 +159,5 @@ def any_graph_json() -> st.SearchStrategy[Any]:
     """Mostly near-valid graphs, some valid ones, some arbitrary JSON."""
     near = near_valid_graphs()
     return st.one_of(near, near, near, valid_graphs(), json_values,
-                     st.fixed_dictionaries({"nodes": st.lists(json_values, max_size=4), "edges": st.lists(json_values, max_size=4)}))
+                     st.fixed_dictionaries({"nodes": st.lists(json_values, max_size=4),
+                                            "edges": st.lists(json_values, max_size=4)}))

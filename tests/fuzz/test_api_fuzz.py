@@ -55,14 +55,16 @@ BODY = {
     "model": st.sampled_from(["tickets", "minilm"]),
     "labelled_set": st.just("fuzz-set"),
     "label": st.sampled_from(["billing", "technical", "account"]),
-    "items": st.lists(st.fixed_dictionaries({"text": st.text(min_size=1, max_size=40), "lang": st.sampled_from(["it", "en"])}),
+    "items": st.lists(st.fixed_dictionaries({"text": st.text(min_size=1, max_size=40),
+                                             "lang": st.sampled_from(["it", "en"])}),
                       min_size=1, max_size=3),
 }
 
 
 # Text that breaks naive code: NUL (PostgreSQL text cannot hold it), SQL LIKE wildcards, quotes, a
 # right-to-left override, and a long string. Generated text seldom holds these, so they are mixed in.
-HOSTILE_TEXT = st.sampled_from(["\x00", "a\x00b"]) | st.sampled_from(["%", "_", "'; --", "\\", "\u202e", "x" * 5000, " ", "\ufeff"])
+HOSTILE_TEXT = (st.sampled_from(["\x00", "a\x00b"])
+                | st.sampled_from(["%", "_", "'; --", "\\", "\u202e", "x" * 5000, " ", "\ufeff"]))
 
 
 def allowed_roles() -> dict[tuple[str, str], set[str]]:
@@ -84,7 +86,8 @@ def allowed_roles() -> dict[tuple[str, str], set[str]]:
 class Findings:
     def __init__(self, figures) -> None:
         self.figures = figures
-        self.found: dict[str, list[str]] = {"server_errors": [], "schema_violations": [], "role_violations": [], "half_written": []}
+        self.found: dict[str, list[str]] = {"server_errors": [], "schema_violations": [], "role_violations": [],
+                                            "half_written": []}
         self.kinds: Counter[str] = Counter()
 
     def add(self, kind: str, summary: str, detail: str) -> None:
@@ -151,7 +154,8 @@ def real_values(world: World, path: str, names: list[str]) -> dict[str, list]:
     return found
 
 
-def test_every_operation_as_every_role(personas, wsgi_app, crashes, quiet_request_log, fuzz_figures, settings, tmp_path):
+def test_every_operation_as_every_role(personas, wsgi_app, crashes, quiet_request_log, fuzz_figures, settings,
+                                       tmp_path):
     from schemathesis.checks import CHECKS, load_all_checks
 
     load_all_checks()
@@ -195,7 +199,8 @@ def test_every_operation_as_every_role(personas, wsgi_app, crashes, quiet_reques
                 return
             half_written = 400 <= response.status_code < 500 and fingerprint() != seeded
             transaction.set_rollback(True)
-        detail = f"as {identity} ({mode.value}): {case.as_curl_command()}\n→ {response.status_code} {response.text[:300]}"
+        detail = (f"as {identity} ({mode.value}): {case.as_curl_command()}\n"
+                  f"→ {response.status_code} {response.text[:300]}")
         if response.status_code >= 500:
             findings.add("server_errors", f"{what} → {response.status_code}", f"{detail}\n{''.join(crashes[-1:])}")
             return
@@ -203,7 +208,8 @@ def test_every_operation_as_every_role(personas, wsgi_app, crashes, quiet_reques
             findings.add("half_written", f"{what} → {response.status_code}: refused, yet something was written", detail)
         if identity not in allowed and allowed_somewhere(name, method) and response.status_code not in (401, 403, 404):
             # Authorise before parsing: a refused role learns nothing from a 400 about its body either.
-            findings.add("role_violations", f"{what} → {response.status_code}: this identity may not, 401/403/404 expected", detail)
+            findings.add("role_violations",
+                         f"{what} → {response.status_code}: this identity may not, 401/403/404 expected", detail)
         if identity == "anonymous" and allowed and name != "api-token" and response.status_code != 401:
             findings.add("role_violations", f"{what} → {response.status_code}: anonymous must get 401", detail)
         try:

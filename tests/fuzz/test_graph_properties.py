@@ -14,7 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.graphs import BASE_CONFIG, any_graph_json, json_values, mutate, near_valid_graphs, valid_graphs, wrong_values
+from tests.fuzz.graphs import (
+    BASE_CONFIG,
+    any_graph_json,
+    json_values,
+    mutate,
+    near_valid_graphs,
+    valid_graphs,
+    wrong_values,
+)
 from workflows.graph import CATALOG, Graph, GraphFormatError, Problem, diff, errors, parse_graph, plan, validate
 
 # Bounded for `make test` and derandomized so CI runs the same examples every time.
@@ -178,6 +186,7 @@ def test_diff_applied_to_the_old_graph_gives_the_new_one(fuzz_figures, data, mor
     d = diff(old, new)
     rebuilt = apply({"nodes": [n.to_json() for n in old.nodes], "edges": [e.to_json() for e in old.edges]}, d)
     expected = behaviour(new)
-    assert {i: {k: v for k, v in n.items() if k != "position"} for i, n in rebuilt["nodes"].items()} == expected["nodes"]
+    assert ({i: {k: v for k, v in n.items() if k != "position"} for i, n in rebuilt["nodes"].items()}
+            == expected["nodes"])
     assert rebuilt["edges"] == expected["edges"]
     assert d["identical"] == (behaviour(old) == expected)

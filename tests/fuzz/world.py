@@ -12,6 +12,7 @@ from typing import Any
 from rest_framework.authtoken.models import Token
 
 from tests.builders import make_baseline, make_workflow, register_model, triage_graph
+from workflows.design.versions import save_version
 from workflows.roles import ROLES
 
 # Everyone the fuzzer calls as: each role, a user with no role and nobody at all.
@@ -44,27 +45,31 @@ def build_world(personas: dict[str, Any]) -> World:
     register_model("rampart", "extractor")
     tickets = register_model("tickets", "classifier", labels=["billing", "technical", "account"])
     candidate, _ = register_version(model_name="tickets", kind="classifier", meta={"sha256": "c" * 64, "size": 2},
-                                    source="trained", runtime="head", parent=tickets, author=trainer, trained_by=trainer)
+                                    source="trained", runtime="head", parent=tickets, author=trainer,
+                                    trained_by=trainer)
 
     # A triage workflow with two versions, a runnable one with a live REST source, a KPI ledger.
     triage = make_workflow(designer)
-    triage.save_version(triage.latest.as_graph(), author=designer, parent=1, message="Second")
+    save_version(triage, triage.latest.as_graph(), user=designer, parent=1, message="Second")
     graph = pattern_graph()
     graph["nodes"].append({"id": "rest", "type": "source.rest", "config": {"fields": ["text", "lang"]}})
     graph["edges"].append({"source": "rest", "source_port": "out", "target": "ext", "target_port": "in"})
     runnable = make_runnable_workflow(designer, graph)
-    run = create_run(runnable, user=personas["operator"], items=[{"text": "mario.rossi@example.it", "lang": "it"},
-                                                                  {"text": "IBAN IT60X0542811101000000123456", "lang": "en"}])
+    run = create_run(runnable, user=personas["operator"],
+                     items=[{"text": "mario.rossi@example.it", "lang": "it"},
+                            {"text": "IBAN IT60X0542811101000000123456", "lang": "en"}])
     items = list(run.items.order_by("seq"))
-    review = ReviewTask.objects.create(run=run, item=items[0], node="ext", proposal={"label": "billing", "confidence": 0.5})
+    review = ReviewTask.objects.create(run=run, item=items[0], node="ext",
+                                       proposal={"label": "billing", "confidence": 0.5})
     kpi = make_workflow(designer, triage_graph(), name="KPIs")
     ledger.build(kpi, designer)
     make_baseline(kpi, designer)
 
     labelled = LabelledSet.objects.create(name="fuzz-set", source="upload", labels=["billing", "technical"],
-                                          items=[{"text": f"t{i}", "label": ["billing", "technical"][i % 2]} for i in range(12)])
-    request = PromotionRequest.objects.create(version=candidate, alias="candidate", reason="fuzz", requested_by=designer,
-                                              status=PromotionRequest.READY)
+                                          items=[{"text": f"t{i}", "label": ["billing", "technical"][i % 2]}
+                                                 for i in range(12)])
+    request = PromotionRequest.objects.create(version=candidate, alias="candidate", reason="fuzz",
+                                              requested_by=designer, status=PromotionRequest.READY)
     job = create_job(kind=ModelJob.OPTIMISE, model=tickets.model, base_version=tickets, created_by=trainer)
 
     workflows = [triage.pk, runnable.pk, kpi.pk]

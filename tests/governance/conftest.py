@@ -14,8 +14,9 @@ PRODUCTION_WORDS = {"invoice": "billing", "crash": "technical", "login": "accoun
 CANDIDATE_WORDS = {**PRODUCTION_WORDS, "login": "technical", "fattura": "billing"}
 # The fixed labelled set the evidence numbers are computed by hand from (see test_evidence.py).
 FIXED_SET = [
-    ("invoice", "billing", "en"), ("crash", "technical", "en"), ("login", "account", "en"), ("password", "account", "en"),
-    ("fattura", "billing", "it"), ("fattura", "billing", "it"), ("fattura", "billing", "it"), ("errore", "technical", "it"),
+    ("invoice", "billing", "en"), ("crash", "technical", "en"), ("login", "account", "en"),
+    ("password", "account", "en"), ("fattura", "billing", "it"), ("fattura", "billing", "it"),
+    ("fattura", "billing", "it"), ("errore", "technical", "it"),
 ]
 
 
@@ -47,8 +48,8 @@ def keyword_classifier(words: dict[str, str], name: str) -> dict:
 @pytest.fixture
 def keyword_models(settings, tmp_path, personas):
     """tickets:v1 (production, keyword set A) and tickets:v2 (trained by the trainer, keyword set B)."""
+    from workflows.engine.nodes import loader
     from workflows.models.registry import register_version, set_initial_alias
-    from workflows.runtimes import loader
 
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
     loader.clear()  # version ids are reused between tests on SQLite: never serve a cached runtime
@@ -56,7 +57,8 @@ def keyword_models(settings, tmp_path, personas):
                              source="packaged", runtime="tfidf")
     set_initial_alias(v1, "production")
     v2, _ = register_version(model_name="tickets", kind="classifier", meta=keyword_classifier(CANDIDATE_WORDS, "cand"),
-                             source="trained", runtime="tfidf", parent=v1, author=personas["trainer"], trained_by=personas["trainer"])
+                             source="trained", runtime="tfidf", parent=v1, author=personas["trainer"],
+                             trained_by=personas["trainer"])
     yield v1, v2
     loader.clear()
 

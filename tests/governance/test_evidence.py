@@ -50,14 +50,16 @@ def test_evidence_pack_numbers_on_the_fixed_set(personas, keyword_models, fixed_
     assert evaluation["delta"] == {"accuracy": 0.25, "macro_f1": 0.1651}
     assert cand["per_class"]["technical"] == {"precision": 0.6667, "recall": 1.0, "f1": 0.8, "support": 2}
     assert cand["per_class"]["account"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
-    assert cand["confusion"] == {"labels": ["account", "billing", "technical"], "matrix": [[1, 0, 1], [0, 4, 0], [0, 0, 2]]}
+    assert cand["confusion"] == {"labels": ["account", "billing", "technical"],
+                                 "matrix": [[1, 0, 1], [0, 4, 0], [0, 0, 2]]}
     assert evaluation["changed_count"] == 4
     assert {(c["text"], c["candidate"], c["production"]) for c in evaluation["changed"]} == {
         ("login", "technical", "account"), ("fattura", "billing", "technical")}
-    assert cand["by_segment"]["language"]["it"]["accuracy"] == 1.0 and prod["by_segment"]["language"]["it"]["accuracy"] == 0.25
+    assert (cand["by_segment"]["language"]["it"]["accuracy"] == 1.0
+            and prod["by_segment"]["language"]["it"]["accuracy"] == 0.25)
     # Better on average, worse for English: flagged.
-    assert evaluation["segments_worse"] == [{"segment": "language", "value": "en", "n": 4, "candidate": 0.75, "production": 1.0,
-                                             "delta": -0.25, "better_on_average": True}]
+    assert evaluation["segments_worse"] == [{"segment": "language", "value": "en", "n": 4, "candidate": 0.75,
+                                             "production": 1.0, "delta": -0.25, "better_on_average": True}]
 
 
 def test_evidence_page_shows_the_numbers_and_the_segment_flag(personas, keyword_models, fixed_set, client):
@@ -75,7 +77,8 @@ def test_evidence_page_shows_the_numbers_and_the_segment_flag(personas, keyword_
 
 def shadow_graph():
     return {
-        "nodes": [node("src", "source.upload", fields=["text"]), node("cls", "classify", model="tickets@production", shadow=True),
+        "nodes": [node("src", "source.upload", fields=["text"]),
+                  node("cls", "classify", model="tickets@production", shadow=True),
                   node("route", "route", branches=[{"name": "billing", "labels": ["billing"]}]),
                   node("out", "sink.table")],
         "edges": [edge("src", "cls"), edge("cls", "route"), edge("route", "out", source_port="billing"),
@@ -89,7 +92,8 @@ def test_shadow_decisions_are_recorded_never_routed_and_feed_the_evidence(person
     _v1, v2 = keyword_models
     set_initial_alias(v2, "shadow")
     workflow = make_workflow(personas["designer"], shadow_graph(), name="Shadowed")
-    run = launch.create_run(workflow, user=personas["operator"], items=[{"text": w} for w in ("fattura", "invoice", "login", "crash")])
+    run = launch.create_run(workflow, user=personas["operator"],
+                            items=[{"text": w} for w in ("fattura", "invoice", "login", "crash")])
     drain()
     by_text = {Item.objects.get(pk=d.item_id).payload["text"]: d for d in Decision.objects.filter(run=run, node="cls")}
     fattura = by_text["fattura"]
@@ -104,7 +108,8 @@ def test_shadow_decisions_are_recorded_never_routed_and_feed_the_evidence(person
     assert {d["shadow"] for d in shadow["disagreements"]} == {"billing", "technical"}
 
 
-def test_workflows_pick_the_new_production_at_their_next_run_running_runs_keep_theirs(personas, keyword_models, fixed_set):
+def test_workflows_pick_the_new_production_at_their_next_run_running_runs_keep_theirs(personas, keyword_models,
+                                                                                      fixed_set):
     _v1, v2 = keyword_models
     workflow = make_workflow(personas["designer"], shadow_graph(), name="Pinned")
     first = launch.create_run(workflow, user=personas["operator"], items=[{"text": "fattura"}])
@@ -139,9 +144,11 @@ def test_four_eyes_through_the_page_and_the_api(personas, keyword_models, fixed_
     for who in ("designer", "trainer", "operator"):  # requester, trainer of the version, not a validator
         client.force_login(personas[who])
         assert client.post(f"/promotions/{request.pk}/decide/", {"action": "approve"}).status_code == 403
-        assert api(personas[who]).post(f"/api/promotions/{request.pk}/decide/", {"action": "approve"}, format="json").status_code == 403
+        assert api(personas[who]).post(f"/api/promotions/{request.pk}/decide/", {"action": "approve"},
+                                       format="json").status_code == 403
     request.refresh_from_db()
     assert request.status == "ready"
-    response = api(personas["validator"]).post(f"/api/promotions/{request.pk}/decide/", {"action": "approve", "reason": "ok"},
-                                               format="json")
-    assert response.status_code == 200 and response.data["status"] == "approved" and response.data["previous_version"] == "tickets:v1"
+    response = api(personas["validator"]).post(f"/api/promotions/{request.pk}/decide/",
+                                               {"action": "approve", "reason": "ok"}, format="json")
+    assert (response.status_code == 200 and response.data["status"] == "approved"
+            and response.data["previous_version"] == "tickets:v1")

@@ -49,7 +49,8 @@ def test_a_clean_model_is_described():
 
 
 def test_onnx_runtime_contrib_domain_is_allowed():
-    inspect(tiny_model(domain="com.microsoft", op="FusedMatMul", opset_domains=("", "com.microsoft")).SerializeToString())
+    inspect(tiny_model(domain="com.microsoft", op="FusedMatMul",
+                       opset_domains=("", "com.microsoft")).SerializeToString())
 
 
 def test_custom_operator_domain_is_refused():

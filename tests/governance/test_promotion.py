@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def versions(personas):
     v1 = register_model("tickets", "classifier")
-    v2, _ = register_version(model_name="tickets", kind="classifier", meta={"sha256": "b" * 64, "size": 2}, source="trained",
-                             runtime="head", parent=v1, author=personas["trainer"], trained_by=personas["trainer"])
+    v2, _ = register_version(model_name="tickets", kind="classifier", meta={"sha256": "b" * 64, "size": 2},
+                             source="trained", runtime="head", parent=v1, author=personas["trainer"],
+                             trained_by=personas["trainer"])
     return v1, v2
 
 
@@ -35,7 +36,8 @@ def production_of(name: str):
 
 def test_requester_trainer_and_non_validator_are_refused_another_validator_approves(personas, versions):
     v1, v2 = versions
-    request = ready(promotion.request_promotion(v2, "production", user=personas["designer"], reason="Better on Italian tickets"))
+    request = ready(promotion.request_promotion(v2, "production", user=personas["designer"],
+                                                reason="Better on Italian tickets"))
     for who in ("designer", "operator", "business_owner", "admin"):  # requester, and roles that are not validators
         with pytest.raises(PermissionDenied):
             promotion.approve(request, user=personas[who])
@@ -43,7 +45,8 @@ def test_requester_trainer_and_non_validator_are_refused_another_validator_appro
     promotion.approve(request, user=personas["validator"], reason="Evidence is convincing")
     assert production_of("tickets") == v2
     request.refresh_from_db()
-    assert request.status == "approved" and request.previous_version == v1 and request.decided_by == personas["validator"]
+    assert (request.status == "approved" and request.previous_version == v1
+            and request.decided_by == personas["validator"])
 
 
 def test_the_trainer_cannot_approve_even_as_a_validator(personas, versions):
@@ -115,7 +118,8 @@ def test_rollback_is_a_promotion_of_the_earlier_version(personas, versions):
     v1, v2 = versions
     promotion.approve(ready(promotion.request_promotion(v2, "production", user=personas["designer"], reason="x")),
                       user=personas["validator"])
-    rollback = promotion.request_rollback("tickets", "production", user=personas["trainer"], reason="v2 worse on billing")
+    rollback = promotion.request_rollback("tickets", "production", user=personas["trainer"],
+                                          reason="v2 worse on billing")
     assert rollback.version == v1 and rollback.reason.startswith("Rollback")
     with pytest.raises(PermissionDenied):
         promotion.approve(ready(rollback), user=personas["trainer"])

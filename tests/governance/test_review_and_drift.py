@@ -28,7 +28,8 @@ def review_graph():
 
 def test_a_correction_becomes_a_label_and_resumes_the_item(personas, keyword_models, client):
     workflow = make_workflow(personas["designer"], review_graph(), name="Reviewed")
-    run = launch.create_run(workflow, user=personas["operator"], items=[{"text": "fattura"}, {"text": "invoice"}, {"text": "crash"}])
+    run = launch.create_run(workflow, user=personas["operator"],
+                            items=[{"text": "fattura"}, {"text": "invoice"}, {"text": "crash"}])
     drain()
     tasks = {t.item.payload["text"]: t for t in ReviewTask.objects.filter(run=run).select_related("item")}
     assert set(tasks) == {"fattura", "crash"}
@@ -45,7 +46,8 @@ def test_a_correction_becomes_a_label_and_resumes_the_item(personas, keyword_mod
     assert response.status_code == 200 and response.data["corrected"] is False
     assert api.post(f"/api/review/{tasks['crash'].pk}/label/", {"label": "technical"}, format="json").status_code == 409
     label = Label.objects.get(review_task=tasks["fattura"])
-    assert (label.text, label.label, label.predicted, label.node, label.model_ref) == ("fattura", "billing", "technical", "cls", "tickets:v1")
+    assert (label.text, label.label, label.predicted, label.node, label.model_ref) == (
+        "fattura", "billing", "technical", "cls", "tickets:v1")
     assert label.corrected and label.model.name == "tickets" and label.created_by == personas["operator"]
     drain()  # the decisions resumed both items downstream of the review node
     item = Item.objects.get(run=run, payload__text="fattura")
@@ -70,14 +72,15 @@ def test_a_wrong_label_is_refused(personas, keyword_models, client):
 
 def _decisions(workflow, personas, mix: list[tuple[str, float, str | None]], when) -> None:
     """One run of ledger rows as the executor writes them: (label, confidence, reviewed truth)."""
-    run = Run.objects.create(workflow=workflow, version=workflow.latest, source_node="src", shard_size=256, batch_size=32,
-                             resolved_models={})
+    run = Run.objects.create(workflow=workflow, version=workflow.latest, source_node="src", shard_size=256,
+                             batch_size=32, resolved_models={})
     for seq, (label, confidence, truth) in enumerate(mix):
         item = Item.objects.create(run=run, seq=seq, payload={"text": f"ticket {seq}"})
-        Decision.objects.create(run=run, item=item, node="cls", model_ref="tickets:v1", label=label, confidence=confidence,
-                                port="out", created_at=when)
+        Decision.objects.create(run=run, item=item, node="cls", model_ref="tickets:v1", label=label,
+                                confidence=confidence, port="out", created_at=when)
         if truth:
-            Label.objects.create(run=run, item=item, node="cls", model_ref="tickets:v1", text="t", label=truth, predicted=label)
+            Label.objects.create(run=run, item=item, node="cls", model_ref="tickets:v1", text="t", label=truth,
+                                 predicted=label)
 
 
 def test_drift_fires_on_a_shifted_window_and_not_on_an_unshifted_one(personas, keyword_models):

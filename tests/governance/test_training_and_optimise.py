@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 @pytest.fixture
 def packaged(artifacts, artifact_dir, settings):
     """The packaged models registered as `setup_models` does, against the cached test artifacts."""
+    from workflows.engine.nodes import loader
     from workflows.management.commands.setup_models import register_metas
-    from workflows.runtimes import loader
 
     settings.ARTIFACTS_DIR = artifact_dir
     loader.clear()
@@ -34,7 +34,8 @@ def bbc_set(packaged, bbc, personas):
     for text, label in zip(train_x, train_y, strict=True):
         if per_label.get(label, 0) < 12:
             per_label[label] = per_label.get(label, 0) + 1
-            items.append({"text": text[:600], "label": label, "segment": {"length": "long" if len(text) > 2000 else "short"}})
+            items.append({"text": text[:600], "label": label,
+                          "segment": {"length": "long" if len(text) > 2000 else "short"}})
     return create_labelled_set(name="bbc-60", items=items, user=personas["trainer"], model=packaged["bbc-head"].model)
 
 
@@ -46,10 +47,12 @@ def test_a_trainer_trains_a_head_from_labels_into_a_new_version(personas, packag
     assert run_model_job.call(job.pk) == ModelJob.SUCCEEDED
     job.refresh_from_db()
     version = job.result_version
-    assert version.source == "trained" and version.parent == packaged["bbc-head"] and version.trained_by == personas["trainer"]
-    assert version.runtime == "head" and sorted(version.labels) == ["business", "entertainment", "politics", "sport", "tech"]
+    assert (version.source == "trained" and version.parent == packaged["bbc-head"]
+            and version.trained_by == personas["trainer"])
+    assert (version.runtime == "head"
+            and sorted(version.labels) == ["business", "entertainment", "politics", "sport", "tech"])
     assert job.progress == 1.0 and job.report["evaluation"]["test_items"] == 10 and version.metrics["accuracy"] >= 0.6
-    from workflows.runtimes import loader
+    from workflows.engine.nodes import loader
 
     out = loader.load(version.pk).run([{"text": "The striker scored twice as the club won the cup final."}])
     assert out[0]["label"] == "sport"
@@ -62,7 +65,8 @@ def test_a_trainer_optimises_minilm_to_int8_with_size_throughput_and_quality(per
     fp32 = packaged["minilm-fp32"]
     assert optimise.can_optimise(packaged["minilm-int8"])  # already int8: refused
     client.force_login(personas["trainer"])
-    response = client.post(f"/models/minilm/v{fp32.number}/optimise/", {"labelled_set": bbc_set.pk, "per_channel": "on"})
+    response = client.post(f"/models/minilm/v{fp32.number}/optimise/",
+                           {"labelled_set": bbc_set.pk, "per_channel": "on"})
     job = ModelJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/models/jobs/{job.pk}/"
     assert run_model_job.call(job.pk) == ModelJob.SUCCEEDED

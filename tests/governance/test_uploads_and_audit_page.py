@@ -34,16 +34,18 @@ def _zip() -> bytes:
 
 
 @pytest.mark.parametrize("case", sorted(CORPUS))
-def test_each_malicious_model_is_refused_with_its_reason_on_the_page_and_the_api(personas, client, api, settings, tmp_path, case):
+def test_each_malicious_model_is_refused_with_its_reason_on_the_page_and_the_api(personas, client, api, settings,
+                                                                                 tmp_path, case):
     settings.ARTIFACTS_DIR = tmp_path
     data, reason = CORPUS[case]
     data = data if data is not None else _zip()
     client.force_login(personas["trainer"])
-    response = client.post("/models/import/", {"file": SimpleUploadedFile("model.onnx", data), "name": "evil", "kind": "classifier",
-                                               "labels": "a,b"}, follow=True)
+    response = client.post("/models/import/", {"file": SimpleUploadedFile("model.onnx", data), "name": "evil",
+                                               "kind": "classifier", "labels": "a,b"}, follow=True)
     assert reason in html.unescape(response.content.decode())
-    answer = api(personas["trainer"]).post("/api/models/import/", {"file": SimpleUploadedFile("model.onnx", data), "name": "evil",
-                                                                  "kind": "classifier", "labels": "a,b"}, format="multipart")
+    answer = api(personas["trainer"]).post("/api/models/import/",
+                                           {"file": SimpleUploadedFile("model.onnx", data), "name": "evil",
+                                            "kind": "classifier", "labels": "a,b"}, format="multipart")
     assert answer.status_code == 400 and answer.data["refused"] and reason in " ".join(answer.data["reasons"])
     assert not ModelVersion.objects.exists() and not list(tmp_path.glob("blobs/*"))
     assert AuditEntry.objects.filter(action="model.import.refused", actor=personas["trainer"]).count() == 2
@@ -52,12 +54,15 @@ def test_each_malicious_model_is_refused_with_its_reason_on_the_page_and_the_api
 def test_a_clean_model_is_imported_as_an_immutable_version(personas, api, settings, tmp_path):
     settings.ARTIFACTS_DIR = tmp_path
     data = tiny_model().SerializeToString()
-    answer = api(personas["trainer"]).post("/api/models/import/", {"file": SimpleUploadedFile("m.onnx", data), "name": "adder",
-                                                                  "kind": "embedder"}, format="multipart")
+    answer = api(personas["trainer"]).post("/api/models/import/",
+                                           {"file": SimpleUploadedFile("m.onnx", data), "name": "adder",
+                                            "kind": "embedder"}, format="multipart")
     assert answer.status_code == 201 and answer.data["version"]["source"] == "imported"
     version = ModelVersion.objects.get()
-    assert version.author == personas["trainer"] and (tmp_path / "blobs" / f"{version.sha256}.onnx").read_bytes() == data
-    assert api(personas["operator"]).post("/api/models/import/", {"file": SimpleUploadedFile("m.onnx", data), "name": "x"},
+    assert (version.author == personas["trainer"]
+            and (tmp_path / "blobs" / f"{version.sha256}.onnx").read_bytes() == data)
+    assert api(personas["operator"]).post("/api/models/import/",
+                                          {"file": SimpleUploadedFile("m.onnx", data), "name": "x"},
                                           format="multipart").status_code == 403
 
 
@@ -65,7 +70,8 @@ def test_labelled_sets_from_csv_and_xlsx_keep_segments(personas, client):
     from openpyxl import Workbook
 
     client.force_login(personas["trainer"])
-    csv = b"text;label;language\nMy invoice is wrong;billing;en\nLa fattura \xc3\xa8 sbagliata;billing;it\nApp crashes;technical;en\n"
+    csv = (b"text;label;language\nMy invoice is wrong;billing;en\nLa fattura \xc3\xa8 sbagliata;billing;it\n"
+           b"App crashes;technical;en\n")
     client.post("/models/labelled-sets/", {"file": SimpleUploadedFile("tickets.csv", csv), "name": "Tickets EN IT"})
     labelled = LabelledSet.objects.get(name="tickets-en-it")
     assert labelled.labels == ["billing", "technical"] and labelled.items[1] == {
@@ -78,8 +84,9 @@ def test_labelled_sets_from_csv_and_xlsx_keep_segments(personas, client):
     book.save(buffer)
     client.post("/models/labelled-sets/", {"file": SimpleUploadedFile("x.xlsx", buffer.getvalue()), "name": "xl"})
     assert LabelledSet.objects.get(name="xl").items[1]["segment"] == {"channel": "phone"}
-    response = client.post("/models/labelled-sets/", {"file": SimpleUploadedFile("bad.csv", b"text,label\nonly,one\n,x\n"),
-                                                      "name": "bad"}, follow=True)
+    response = client.post("/models/labelled-sets/",
+                           {"file": SimpleUploadedFile("bad.csv", b"text,label\nonly,one\n,x\n"), "name": "bad"},
+                           follow=True)
     assert "Row 3: text is empty." in response.content.decode() and not LabelledSet.objects.filter(name="bad").exists()
 
 

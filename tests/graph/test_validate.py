@@ -86,7 +86,8 @@ def test_a_field_must_be_added_on_every_path():
 
 def test_prompt_template_fields_are_needed():
     graph = {
-        "nodes": [node("s", "source.rest", fields=["text"]), node("l", "llm", endpoint="local", prompt="Reply to {customer}: {text}"),
+        "nodes": [node("s", "source.rest", fields=["text"]),
+                  node("l", "llm", endpoint="local", prompt="Reply to {customer}: {text}"),
                   node("t", "sink.table")],
         "edges": [edge("s", "l"), edge("l", "t")],
     }

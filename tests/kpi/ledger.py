@@ -1,7 +1,8 @@
 """The fixed synthetic ledger the KPI tests compute by hand (see the numbers in test_formulas.py).
 
-ISO week 2025-W13 runs from Monday 24 March 00:00 to Monday 31 March 00:00, Europe/Rome; summer time
-starts on Sunday 30 March, so the week is 167 hours long and its last half hour is 21:30–22:00 UTC.
+ISO week 2025-W13 runs from Monday 24 March 00:00 to Monday 31 March 00:00, Europe/Rome (the default
+TIME_ZONE, which KPI weeks are cut in); summer time starts on Sunday 30 March, so the week is 167 hours
+long and its last half hour is 21:30–22:00 UTC.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def build(workflow, user=None):
         extra = {}
         if answer:
             extra = {"answer_minutes": answer[0], "answer_eur": answer[1], "answer_tokens": answer[2]}
-        ledger_document(run, seq, received=TUESDAY, hours=hours, path=path, small_conf=conf, small_label=small or "billing",
-                        large_label=large or "billing", truth=truth, user=user, **extra)
+        ledger_document(run, seq, received=TUESDAY, hours=hours, path=path, small_conf=conf,
+                        small_label=small or "billing", large_label=large or "billing", truth=truth, user=user, **extra)
     sunday_late = datetime(2025, 3, 30, 23, 30, tzinfo=ROME)
     ledger_document(run, 9, received=sunday_late - timedelta(hours=0.5), hours=0.5, path="small", small_conf=0.99)
     monday_early = datetime(2025, 3, 31, 0, 30, tzinfo=ROME)

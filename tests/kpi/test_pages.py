@@ -10,7 +10,9 @@ from django.test import Client
 
 from tests.builders import ledger_run, make_baseline, make_user, make_workflow
 from tests.kpi import ledger
-from workflows import kpi_pack, kpis
+from workflows.access import kpi_workflows
+from workflows.kpi import pack as kpi_pack
+from workflows.kpi import readers as kpis
 from workflows.models import AuditEntry, Baseline, WeeklyPack
 from workflows.models.kpi import SignedPackError
 
@@ -36,7 +38,7 @@ def world(personas):
 
 
 def test_business_owners_and_admins_see_all_designers_and_operators_their_own(personas, world):
-    names = lambda who: set(kpis.kpi_workflows(personas[who]).values_list("name", flat=True))  # noqa: E731
+    names = lambda who: set(kpi_workflows(personas[who]).values_list("name", flat=True))  # noqa: E731
     everything = {"Mine", "Theirs", "Ran by operator"}
     assert names("business_owner") == everything and names("admin") == everything
     assert names("designer") == {"Mine"}
@@ -62,7 +64,8 @@ def test_overview_lists_only_visible_workflows(personas, world):
 
 def test_dashboard_shows_the_headline_numbers(personas, world):
     make_baseline(world["mine"])
-    page = client_for(personas["business_owner"]).get(f"/workflows/{world['mine'].pk}/kpis/?week=2025-W13").content.decode()
+    url = f"/workflows/{world['mine'].pk}/kpis/?week=2025-W13"
+    page = client_for(personas["business_owner"]).get(url).content.decode()
     assert "62.5 %" in page  # automation 5/8
     assert "2.5 h" in page  # median cycle time
     assert "€ 20.94" in page  # savings 24 − 3 − 0.06 − compute
@@ -71,8 +74,9 @@ def test_dashboard_shows_the_headline_numbers(personas, world):
 
 def test_baseline_is_validated_and_audited(personas, world):
     url = f"/workflows/{world['mine'].pk}/kpis/baseline/"
-    good = {"manual_minutes": "6", "hourly_cost": "30", "manual_accuracy": "95", "sla_hours": "24", "review_minutes": "2",
-            "compute_eur_per_cpu_hour": "0.1", "grid_g_co2_per_kwh": "300", "watts_per_core": "20"}
+    good = {"manual_minutes": "6", "hourly_cost": "30", "manual_accuracy": "95", "sla_hours": "24",
+            "review_minutes": "2", "compute_eur_per_cpu_hour": "0.1", "grid_g_co2_per_kwh": "300",
+            "watts_per_core": "20"}
     owner = client_for(personas["business_owner"])
     bad = owner.post(url, {**good, "manual_accuracy": "140", "manual_minutes": "-3"})
     assert bad.status_code == 400 and not Baseline.objects.exists()
@@ -82,7 +86,8 @@ def test_baseline_is_validated_and_audited(personas, world):
     assert AuditEntry.objects.filter(action="kpi.baseline", actor=personas["business_owner"]).exists()
     assert client_for(personas["designer"]).post(url, good).status_code == 403
     api = client_for(personas["admin"])
-    response = api.put(f"/api/workflows/{world['mine'].pk}/kpis/baseline/", {**good, "sla_hours": "0"}, content_type="application/json")
+    response = api.put(f"/api/workflows/{world['mine'].pk}/kpis/baseline/", {**good, "sla_hours": "0"},
+                       content_type="application/json")
     assert response.status_code == 400
 
 
@@ -114,7 +119,7 @@ def test_business_owner_signs_a_pack_once_and_it_never_changes(personas, world):
 
 
 def test_signing_an_unfinished_week_needs_confirmation(personas, world):
-    from workflows.kpi_rollup import current_week, week_label
+    from workflows.kpi.isoweeks import current_week, week_label
 
     this_week = week_label(current_week())
     owner = client_for(personas["business_owner"])
@@ -160,11 +165,12 @@ def test_pack_content_lists_promotions_and_risks(personas, world):
     from workflows.models.audit import record
 
     make_baseline(world["mine"])
-    from workflows.kpi_rollup import current_week
+    from workflows.kpi.isoweeks import current_week
 
     record("promotion.approve", actor=personas["validator"], model="tickets", alias="production", version="tickets:v2",
            previous="tickets:v1")
-    record("promotion.approve", actor=personas["validator"], model="unrelated", alias="production", version="unrelated:v9")
+    record("promotion.approve", actor=personas["validator"], model="unrelated", alias="production",
+           version="unrelated:v9")
     # The audit log is append-only (a trigger on PostgreSQL), so the promotion happens this week.
     assert [p["version"] for p in kpis.promotions(world["mine"], current_week())] == ["tickets:v2"]
     assert kpis.promotions(world["mine"], ledger.W13) == []

@@ -150,7 +150,8 @@ def test_a_node_id_that_is_not_html_safe_gets_an_encoded_id(personas, transactio
     from workflows.engine import launch
 
     register_model()
-    graph = {"nodes": [node("src", "source.upload", fields=["text", "lang"]), node("my step", "extract", patterns=["email"], entities=[]),
+    graph = {"nodes": [node("src", "source.upload", fields=["text", "lang"]),
+                       node("my step", "extract", patterns=["email"], entities=[]),
                        node("out", "sink.table")],
              "edges": [edge("src", "my step"), edge("my step", "out")]}
     workflow = make_workflow(personas["designer"], graph, name="Odd ids")
@@ -167,7 +168,8 @@ def test_a_node_id_that_is_not_html_safe_gets_an_encoded_id(personas, transactio
 def test_cards_show_label_mix_confidence_histogram_and_an_error_colour(make_run, personas):
     run = make_run(8)
     NodeStats.objects.filter(run=run, node="ext").update(
-        items_in=100, errors=9, batches=3, ports={"out": 91, "error": 9}, labels={"billing": 60, "technical": 30, "account": 10},
+        items_in=100, errors=9, batches=3, ports={"out": 91, "error": 9},
+        labels={"billing": 60, "technical": 30, "account": 10},
         confidence_hist={"9": 50, "8": 30, "5": 20}, latency_hist={"4": 90, "7": 10})
     _, _, [html] = connect_and_read(f"/ws/runs/{run.pk}/", personas["operator"])
     stats = re.search(rf'<dl id="live-{run.pk}-ext-stats" class="live-stats health-(\w+)"', html)

@@ -56,7 +56,8 @@ def test_a_final_status_goes_back_to_running_only_with_a_retry():
     t = tracker()
     t.apply(event(3, 100, 90, nodes=(), status="completed_with_errors", dead=10, live=False))
     assert t.apply(event(3, 100, 90, nodes=(), dead=10, live=False)) is None  # read before the run finished
-    assert t.apply(event(3, 100, 90, nodes=(), live=True, status="completed_with_errors", dead=10)) is None  # live again
+    assert t.apply(event(3, 100, 90, nodes=(), live=True, status="completed_with_errors",
+                         dead=10)) is None  # live again
     assert t.apply(event(3, 100, 90, nodes=(), dead=0, live=False)) is not None  # retry of the dead letters
 
 

@@ -44,7 +44,8 @@ def test_results_are_found_by_item_number_text_and_field_value(done_run, persona
     email_items = result_seqs(client, done_run, q="mario.rossi@example.it")
     assert email_items and all(seq % 4 == 0 for seq in email_items)
     assert result_seqs(client, done_run, q="no such text anywhere") == []
-    assert result_seqs(client, done_run, field="lang') OR 1=1 --", value="it") == result_seqs(client, done_run)  # ignored
+    assert (result_seqs(client, done_run, field="lang') OR 1=1 --", value="it")
+            == result_seqs(client, done_run))  # ignored
 
 
 def test_a_result_row_opens_the_items_path_through_every_node(done_run, personas):
@@ -52,7 +53,8 @@ def test_a_result_row_opens_the_items_path_through_every_node(done_run, personas
     item = Item.objects.get(run=done_run, seq=4)
     listing = client.get(f"/runs/{done_run.pk}/results/", {"q": "4"}).content.decode()
     assert f'href="/runs/{done_run.pk}/items/{item.pk}/"' in listing
-    ReviewTask.objects.create(run=done_run, item=item, node="route", status=ReviewTask.DECIDED, result={"lang": "en", "reviewed": True},
+    ReviewTask.objects.create(run=done_run, item=item, node="route", status=ReviewTask.DECIDED,
+                              result={"lang": "en", "reviewed": True},
                               decided_by=personas["operator"], decided_at=timezone.now())
     page = client.get(f"/runs/{done_run.pk}/items/{item.pk}/").content.decode()
     rows = page.split("<tbody>")[1]
@@ -62,5 +64,6 @@ def test_a_result_row_opens_the_items_path_through_every_node(done_run, personas
     assert "<b>operator</b>" in rows and "reviewed" in rows  # the reviewer's override
     api = client.get(f"/api/runs/{done_run.pk}/items/{item.pk}/").json()
     route = next(d for d in api["decisions"] if d["node"] == "route")
-    assert route["port"] == "italian" and route["review"]["by"] == "operator" and route["review"]["result"]["lang"] == "en"
+    assert (route["port"] == "italian" and route["review"]["by"] == "operator"
+            and route["review"]["result"]["lang"] == "en")
     assert all(d["latency_ms"] >= 0 and d["batch_id"] for d in api["decisions"])

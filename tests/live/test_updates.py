@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from tests.engine.helpers import drain
 from tests.live.sockets import communicator, receive, run_async
-from workflows.engine import executor
+from workflows.engine import observers
 from workflows.live.broadcast import BROADCASTER, Broadcaster, Coalescer
 from workflows.live.groups import run_group, workflow_group
 from workflows.models import NodeStats, Run
@@ -180,7 +180,7 @@ def test_a_fast_stream_of_commits_is_broadcast_at_most_five_times_a_second_per_n
 def test_nothing_is_announced_for_a_batch_that_rolls_back(make_run, monkeypatch):
     run = make_run(16)
     calls: list[tuple[int, list[str]]] = []
-    monkeypatch.setattr(executor, "BATCH_LISTENERS", [lambda run_id, nodes: calls.append((run_id, nodes))])
+    monkeypatch.setattr(observers, "BATCH_LISTENERS", [lambda run_id, nodes: calls.append((run_id, nodes))])
 
     class Boom(Exception):
         pass
@@ -200,7 +200,7 @@ def test_the_consumer_forwards_broadcast_events_in_push_mode(make_run, personas,
     run = make_run(16)
     events: list[dict] = []
     broadcaster = Broadcaster(send=events.append)
-    monkeypatch.setattr(executor, "BATCH_LISTENERS", [broadcaster.notify])
+    monkeypatch.setattr(observers, "BATCH_LISTENERS", [broadcaster.notify])
 
     async def go():
         layer = get_channel_layer()

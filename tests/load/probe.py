@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from workflows.engine import executor
+from workflows.engine import observers
 
 _path = os.environ.get("LOAD_PROBE_FILE")
 
@@ -24,5 +24,5 @@ def _probe(run_id: int, nodes: list[str]) -> None:
             os.close(fd)
 
 
-if _path and _probe not in executor.BATCH_LISTENERS:
-    executor.BATCH_LISTENERS.append(_probe)
+if _path and _probe not in observers.BATCH_LISTENERS:
+    observers.BATCH_LISTENERS.append(_probe)

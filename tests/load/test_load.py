@@ -45,7 +45,8 @@ from django.db.models import Count
 from tests.builders import node
 from tests.engine.helpers import make_runnable_workflow, pattern_graph, tickets
 from tests.engine.test_worker import ROOT, Workers
-from workflows.engine import launch, state
+from workflows import statuses
+from workflows.engine import launch
 from workflows.models import Decision, Item, NodeStats, Run
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
@@ -100,7 +101,7 @@ class Stack:
         self.probe = tmp_path / "commits.txt"
         self.port = free_port()
         self.workers = Workers(tmp_path, CHANNEL_PREFIX=f"load{os.getpid()}", LOAD_PROBE_FILE=str(self.probe),
-                               ENGINE_HANDLER_MODULES="workflows.runtimes.nodes,tests.load.probe")
+                               ENGINE_HANDLER_MODULES="workflows.engine.nodes.models,tests.load.probe")
         # Production defaults for what the chaos tests shorten (nothing here kills a worker).
         self.workers.env.pop("ENGINE_STALE_SECONDS")
         self.workers.env.update(ENGINE_MONITOR_SECONDS="1")
@@ -144,7 +145,8 @@ class Stack:
 def stack(transactional_db, tmp_path):
     if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
         if os.environ.get("CI"):
-            pytest.fail("the load test runs the production profile: DATABASE_URL (PostgreSQL) and REDIS_URL must be set in CI")
+            pytest.fail("the load test runs the production profile: DATABASE_URL (PostgreSQL) and REDIS_URL "
+                        "must be set in CI")
         pytest.skip("the load test runs the production profile: set DATABASE_URL (PostgreSQL) and REDIS_URL")
     running = Stack(tmp_path)
     try:
@@ -233,7 +235,8 @@ class Watcher:
                 continue
             new = (status, int(finished), int(total))
             old = self.status
-            if old and (new[1] < old[1] or new[2] < old[2] or (old[0] in state.FINAL_RUN_STATUSES and new[0] != old[0])):
+            if old and (new[1] < old[1] or new[2] < old[2]
+                        or (old[0] in statuses.FINAL_RUN_STATUSES and new[0] != old[0])):
                 self.regressions.append(f"status {old} then {new}")
             self.status = new
         for run, node_id, batches, items_in in STATS.findall(text):
@@ -353,7 +356,8 @@ def test_fifty_sockets_watch_a_live_run_while_twenty_clients_post_to_intake(stac
     assert not posts.errors, f"{posts.errors}\n{stack.logs()}"
     run = Run.objects.get(pk=posts.runs.pop())
     posts.runs.add(run.pk)
-    wait_until(lambda: Run.objects.get(pk=run.pk).items_done == 1, 60, lambda: f"the first item to be done\n{stack.logs()}")
+    wait_until(lambda: Run.objects.get(pk=run.pk).items_done == 1, 60,
+               lambda: f"the first item to be done\n{stack.logs()}")
     warm_up = list(posts.item_ids)
     posts.latencies_ms.clear()
     posts.requests = 0
@@ -382,7 +386,8 @@ def test_fifty_sockets_watch_a_live_run_while_twenty_clients_post_to_intake(stac
             drain_seconds = time.monotonic() - start - posted_for
             with transaction.atomic():
                 launch.close_live_run(Run.objects.select_for_update().get(pk=run.pk))
-            wait_until(lambda: Run.objects.get(pk=run.pk).status in state.FINAL_RUN_STATUSES, 60, f"run {run.pk} to finish")
+            wait_until(lambda: Run.objects.get(pk=run.pk).status in statuses.FINAL_RUN_STATUSES, 60,
+                       f"run {run.pk} to finish")
         except AssertionError as exc:
             stuck, drain_seconds = f"{exc}\n{stack.logs()}", None
         run.refresh_from_db()
@@ -409,10 +414,12 @@ def test_fifty_sockets_watch_a_live_run_while_twenty_clients_post_to_intake(stac
     duplicates = (decisions - pairs) + (len(ids) - len(set(ids)))
     ws_errors = [w.error for w in watchers.all if w.error]
     regressions = [r for w in watchers.all for r in w.regressions]
-    unsettled = [(w.status, w.stats) for w in watchers.all if not w.error and (w.status != final_status or w.stats != final_stats)]
+    unsettled = [(w.status, w.stats) for w in watchers.all
+                 if not w.error and (w.status != final_status or w.stats != final_stats)]
     delays, never_seen = push_delays(watchers.all, stack.probe, run.pk, subscribed)
     # For a closer look after a failure: what each socket received when (with the workers' commits.txt).
-    (stack.tmp_path / "arrivals.json").write_text(json.dumps({"subscribed": subscribed, "ext": [w.ext for w in watchers.all]}))
+    (stack.tmp_path / "arrivals.json").write_text(json.dumps({"subscribed": subscribed,
+                                                              "ext": [w.ext for w in watchers.all]}))
     # Items of the load, without the warm-up item (posted before the sockets came).
     times = list(Item.objects.filter(run=run, id__in=ids, finished_at__isnull=False).exclude(id__in=warm_up)
                  .values_list("received_at", "finished_at"))
@@ -429,33 +436,42 @@ def test_fifty_sockets_watch_a_live_run_while_twenty_clients_post_to_intake(stac
         "http_errors": len(posts.errors), "http_5xx": posts.server_errors,
         "ws_errors": len(ws_errors) + len(unsettled), "ws_regressions": len(regressions),
         "ws_frames": sum(w.frames for w in watchers.all),
-        "intake_p50_ms": ms(percentile(posts.latencies_ms, 0.5)), "intake_p95_ms": ms(percentile(posts.latencies_ms, 0.95)),
-        "push_p50_ms": ms(percentile(delays, 0.5)), "push_p95_ms": ms(percentile(delays, 0.95)), "push_pairs": len(delays),
+        "intake_p50_ms": ms(percentile(posts.latencies_ms, 0.5)),
+        "intake_p95_ms": ms(percentile(posts.latencies_ms, 0.95)),
+        "push_p50_ms": ms(percentile(delays, 0.5)), "push_p95_ms": ms(percentile(delays, 0.95)),
+        "push_pairs": len(delays),
         "item_p50_ms": ms(percentile(item_ms, 0.5)), "item_p95_ms": ms(percentile(item_ms, 0.95)),
         "items_per_s": round(len(times) / span, 1) if span else None,
         "drain_seconds": None if drain_seconds is None else round(drain_seconds, 1),
         "cpu_seconds": cpu,
     }
     write_figures(figures)
-    print(f"\nload: {POSTERS} posters for {posted_for:.0f} s, {SOCKETS} sockets, {WORKERS} workers, run {run.pk} {run.status}")
+    print(f"\nload: {POSTERS} posters for {posted_for:.0f} s, {SOCKETS} sockets, {WORKERS} workers, "
+          f"run {run.pk} {run.status}")
     print("  " + " ".join(f"{k}={v}" for k, v in figures.items() if k != "cpu_seconds"))
     print(f"  CPU seconds while posting: {cpu} (of {os.cpu_count() * posted_for:.0f} on {os.cpu_count()} cores)")
 
-    runs = list(Run.objects.filter(workflow=workflow).values_list("id", "status", "is_live", "items_total", "items_done"))
+    runs = list(Run.objects.filter(workflow=workflow)
+                .values_list("id", "status", "is_live", "items_total", "items_done"))
     print(f"  runs of the workflow (id, status, live, total, done): {runs}")
     if lost:
-        not_done = dict(Item.objects.filter(id__in=ids).exclude(status=Item.DONE).values_list("status").annotate(n=Count("id")))
+        not_done = dict(Item.objects.filter(id__in=ids).exclude(status=Item.DONE)
+                        .values_list("status").annotate(n=Count("id")))
         elsewhere = Item.objects.filter(id__in=ids).exclude(run=run).count()
-        print(f"  lost: {len(set(ids) - done)} not done {not_done}, {len(set(ids) - reached_sink)} without a sink decision, "
+        print(f"  lost: {len(set(ids) - done)} not done {not_done}, "
+              f"{len(set(ids) - reached_sink)} without a sink decision, "
               f"{elsewhere} in another run")
     assert stuck is None, stuck
     assert not posts.errors, f"{len(posts.errors)} failed requests, e.g. {posts.errors[:5]}\n{stack.logs()}"
     assert posts.runs == {run.pk}, posts.runs
-    assert run.status == state.SUCCEEDED and run.items_total == len(ids) == run.items_done, (run.status, run.items_total, len(ids))
+    assert run.status == statuses.SUCCEEDED and run.items_total == len(ids) == run.items_done, (
+        run.status, run.items_total, len(ids))
     assert lost == 0 and duplicates == 0 and wrong_count == 0, (
         f"{lost} items lost, {duplicates} duplicates, {wrong_count} items without exactly one decision per node")
     assert decisions == len(NODES) * len(ids)
     assert not ws_errors, f"{len(ws_errors)} sockets failed, e.g. {ws_errors[:5]}\n{stack.logs()}"
     assert not regressions, f"{len(regressions)} counts went back, e.g. {regressions[:5]}"
-    assert not unsettled, f"{len(unsettled)} sockets ended on other counts than the database {final_status} {final_stats}: {unsettled[:3]}"
+    assert not unsettled, (
+        f"{len(unsettled)} sockets ended on other counts than the database {final_status} {final_stats}: "
+        f"{unsettled[:3]}")
     assert never_seen == 0 and delays, (never_seen, len(delays))

@@ -49,7 +49,8 @@ def provider():
 
 
 def client(base_url: str, **kwargs) -> ChatClient:
-    endpoint = Endpoint(base_url=base_url, model="m", price_in_per_1k=0.5, price_out_per_1k=1.5, location="external", region="EU")
+    endpoint = Endpoint(base_url=base_url, model="m", price_in_per_1k=0.5, price_out_per_1k=1.5, location="external",
+                        region="EU")
     return ChatClient(endpoint, prompt="Ticket from {customer.name}: {text}", backoff=0.01, **kwargs)
 
 
@@ -58,7 +59,8 @@ def test_prompt_reads_dotted_fields_and_leaves_missing_ones_empty():
 
 
 def test_personal_data_is_redacted_before_it_leaves(provider):
-    out = client(provider).complete({"text": "Pay to IT60X0542811101000000123456, mail mario.rossi@example.it", "customer": {"name": "x"}})
+    out = client(provider).complete({"text": "Pay to IT60X0542811101000000123456, mail mario.rossi@example.it",
+                                     "customer": {"name": "x"}})
     sent = Provider.seen[0]["body"]["messages"][0]["content"]
     assert "IT60X0542811101000000123456" not in sent and "mario.rossi@example.it" not in sent
     assert "[IBAN]" in sent and "[EMAIL]" in sent

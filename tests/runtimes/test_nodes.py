@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from workflows.engine.handlers import RunContext, handler_for
+from workflows.design.references import resolve_models
+from workflows.engine.nodes.base import RunContext, handler_for
 from workflows.engine.state import ItemState
 from workflows.graph import parse_graph, plan
-from workflows.resolvers import resolve_models
 from workflows.runtimes.sessions import ArtifactError
 
 pytestmark = pytest.mark.django_db
-TICKETS = [json.loads(line) for line in (Path(__file__).resolve().parents[1] / "data" / "tickets_en_it.jsonl").read_text().splitlines() if line.strip()]
+TICKETS = [json.loads(line)
+           for line in (Path(__file__).resolve().parents[1] / "data" / "tickets_en_it.jsonl").read_text().splitlines()
+           if line.strip()]
 TRIAGE_LABELS = {
     "billing": "invoices, payments, refunds, charges and bank transfers",
     "technical": "the product or app does not work: errors, bugs, crashes, outages",
@@ -26,7 +28,8 @@ TRIAGE_LABELS = {
 
 def step_for(node_type: str, **config):
     graph = parse_graph({"nodes": [{"id": "src", "type": "source.upload", "config": {"fields": ["text", "file"]}},
-                                   {"id": "n", "type": node_type, "config": config}, {"id": "out", "type": "sink.table"}],
+                                   {"id": "n", "type": node_type, "config": config},
+                                   {"id": "out", "type": "sink.table"}],
                          "edges": [{"source": "src", "source_port": "out", "target": "n", "target_port": "in"},
                                    {"source": "n", "source_port": "out" if node_type != "cascade" else "decided",
                                     "target": "out", "target_port": "in"}]})
@@ -66,7 +69,8 @@ def test_trained_head_with_its_shadow_recorded_never_routed(packaged_models):
 
 def test_extract_with_the_ner_model_and_patterns(packaged_models):
     italian = next(t for t in TICKETS if t.get("lang") == "it" or "IBAN" in t["text"])
-    out = run("extract", [italian], patterns=["email", "phone", "iban", "vat", "amount", "date"], entities=["person"])[0]
+    out = run("extract", [italian], patterns=["email", "phone", "iban", "vat", "amount", "date"],
+              entities=["person"])[0]
     assert not out.error, out.error
     fields = out.fields["fields"]
     assert fields["iban"] and fields["email"] and fields["person"], fields
@@ -74,7 +78,8 @@ def test_extract_with_the_ner_model_and_patterns(packaged_models):
 
 
 def test_extract_by_patterns_alone_needs_no_model(db):
-    out = run("extract", [{"text": "Scrivete a info@example.it entro il 12/03/2025"}], patterns=["email", "date"], entities=[])[0]
+    out = run("extract", [{"text": "Scrivete a info@example.it entro il 12/03/2025"}], patterns=["email", "date"],
+              entities=[])[0]
     assert out.model_ref == "patterns" and out.fields["fields"]["email"][0]["value"] == "info@example.it"
 
 
@@ -108,10 +113,12 @@ def test_ocr_reads_a_scanned_line(packaged_models):
     from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("RGB", (900, 90), "white")
-    ImageDraw.Draw(image).text((20, 20), "Fattura 118 del 12 marzo 2025", fill="black", font=ImageFont.load_default(size=34))
+    ImageDraw.Draw(image).text((20, 20), "Fattura 118 del 12 marzo 2025", fill="black",
+                               font=ImageFont.load_default(size=34))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    out = run("ocr", [{"file": base64.b64encode(buffer.getvalue()).decode()}, {"file": "not base64!"}], model="ocr@production")
+    out = run("ocr", [{"file": base64.b64encode(buffer.getvalue()).decode()}, {"file": "not base64!"}],
+              model="ocr@production")
     assert "12 marzo 2025" in out[0].fields["text"] and out[0].confidence > 0.8
     assert out[1].error_code == "no_image"
 

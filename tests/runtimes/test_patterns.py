@@ -41,7 +41,9 @@ def test_codice_fiscale_check_character():
 
 
 def test_amounts_in_italian_and_english_formats():
-    spans = {s.value: s.normalized for s in find_patterns("€ 1.234,56 or EUR 1,234.56 or $99.90 or 250 euro", ["amount"])}
+    spans = {
+        s.value: s.normalized for s in find_patterns("€ 1.234,56 or EUR 1,234.56 or $99.90 or 250 euro", ["amount"])
+    }
     assert spans == {
         "€ 1.234,56": {"amount": 1234.56, "currency": "EUR"},
         "EUR 1,234.56": {"amount": 1234.56, "currency": "EUR"},
@@ -55,7 +57,9 @@ def test_amounts_in_italian_and_english_formats():
 def test_dates_in_english_and_italian_formats():
     spans = {
         s.value: s.normalized
-        for s in find_patterns("12/03/2025, 12 marzo 2025, March 12, 2025, 1° aprile 2024, 2025-03-12, 31/02/2025", ["date"])
+        for s in find_patterns(
+            "12/03/2025, 12 marzo 2025, March 12, 2025, 1° aprile 2024, 2025-03-12, 31/02/2025", ["date"]
+        )
     }
     assert spans == {
         "12/03/2025": "2025-03-12",

@@ -74,7 +74,8 @@ def test_every_route_refuses_a_session_mutation_without_the_token(personas, meth
     for name, route, _ in every_route():
         if name in NO_TOKEN_NEEDED:
             continue
-        response = getattr(client, method)(concrete(route), {} if method == "post" else "{}", content_type="application/json")
+        response = getattr(client, method)(concrete(route), {} if method == "post" else "{}",
+                                           content_type="application/json")
         if not refused_for_csrf(response):
             accepted.append(f"{method.upper()} {concrete(route)} ({name}) → {response.status_code}")
     assert not accepted, "Mutations accepted without a CSRF token:\n" + "\n".join(accepted)
@@ -91,10 +92,12 @@ def test_csrf_exempt_views_are_api_views_whose_session_authentication_checks_the
         if not getattr(callback, "csrf_exempt", False):
             continue
         view = getattr(callback, "cls", None)
-        assert view is not None and issubclass(view, APIView), f"{name} ({route}) is csrf_exempt and not a REST API view"
+        assert view is not None and issubclass(view, APIView), (
+            f"{name} ({route}) is csrf_exempt and not a REST API view")
         for auth in view().get_authenticators():
             if isinstance(auth, SessionAuthentication):
-                assert type(auth).enforce_csrf is SessionAuthentication.enforce_csrf, f"{name}: {type(auth).__name__} skips the CSRF check"
+                assert type(auth).enforce_csrf is SessionAuthentication.enforce_csrf, (
+                    f"{name}: {type(auth).__name__} skips the CSRF check")
         exempt.append(name)
     assert "api-me" in exempt  # the walk did reach the API
 
@@ -136,7 +139,8 @@ def test_the_matrix_has_the_mutating_rows():
     assert len(MUTATING_ROWS) >= 40
 
 
-@pytest.mark.parametrize(("kind", "row"), MUTATING_ROWS, ids=lambda x: f"{x.method} {x.path}" if isinstance(x, matrix.Row) else x)
+@pytest.mark.parametrize(("kind", "row"), MUTATING_ROWS,
+                         ids=lambda x: f"{x.method} {x.path}" if isinstance(x, matrix.Row) else x)
 def test_every_mutating_row_is_refused_without_the_token_and_done_with_it(personas, kind, row):
     who = sorted(row.allowed)[0]
     bare = Client(enforce_csrf_checks=True)

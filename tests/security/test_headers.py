@@ -116,9 +116,11 @@ def every_page(personas):
 
     pages = []
     wf = make_workflow(personas["designer"]).pk
-    pages += [(row.path.format(wf=wf), sorted(row.allowed)[0]) for row in matrix.rows() if row.method == "get" and not row.api]
+    pages += [(row.path.format(wf=wf), sorted(row.allowed)[0]) for row in matrix.rows()
+              if row.method == "get" and not row.api]
     ids = matrix._run_objects(personas)
-    pages += [(row.path.format(**ids), sorted(row.allowed)[0]) for row in matrix.run_rows() if row.method == "get" and not row.api]
+    pages += [(row.path.format(**ids), sorted(row.allowed)[0]) for row in matrix.run_rows()
+              if row.method == "get" and not row.api]
     gov = matrix._governance_objects(personas, 1)
     pages += [(row.path.format(**gov), sorted(row.allowed)[0]) for row in matrix.governance_rows()
               if row.method == "get" and not row.api]

@@ -143,7 +143,8 @@ def test_the_api_token_endpoint_is_throttled_the_same_way():
     make_user("designer", "designer")
     client = APIClient(REMOTE_ADDR="10.0.0.1")
     for _ in range(4):
-        assert client.post("/api/auth/token/", {"username": "designer", "password": WRONG}, format="json").status_code == 400
+        assert client.post("/api/auth/token/", {"username": "designer", "password": WRONG},
+                           format="json").status_code == 400
     response = client.post("/api/auth/token/", {"username": "designer", "password": WRONG}, format="json")
     assert response.status_code == 429 and response.data["code"] == "login_throttled"
     assert int(response["Retry-After"]) > 0 and "Try again in 15 minutes" in response.data["detail"]
@@ -153,7 +154,8 @@ def test_the_api_token_endpoint_is_throttled_the_same_way():
     assert log_in(Client(), "designer", PASSWORD).status_code == 429
     # Another address is not.
     other = APIClient(REMOTE_ADDR="10.0.0.2")
-    assert other.post("/api/auth/token/", {"username": "designer", "password": PASSWORD}, format="json").status_code == 200
+    assert other.post("/api/auth/token/", {"username": "designer", "password": PASSWORD},
+                      format="json").status_code == 200
 
 
 def test_a_token_success_clears_the_count():
@@ -161,6 +163,8 @@ def test_a_token_success_clears_the_count():
     client = APIClient(REMOTE_ADDR="10.0.0.1")
     for _ in range(4):
         client.post("/api/auth/token/", {"username": "designer", "password": WRONG}, format="json")
-    assert client.post("/api/auth/token/", {"username": "designer", "password": PASSWORD}, format="json").status_code == 200
+    assert client.post("/api/auth/token/", {"username": "designer", "password": PASSWORD},
+                       format="json").status_code == 200
     for _ in range(4):
-        assert client.post("/api/auth/token/", {"username": "designer", "password": WRONG}, format="json").status_code == 400
+        assert client.post("/api/auth/token/", {"username": "designer", "password": WRONG},
+                           format="json").status_code == 400

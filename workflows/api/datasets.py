@@ -29,7 +29,8 @@ class DatasetUploadSerializer(serializers.Serializer):
 
 
 @extend_schema(methods=["GET"], operation_id="datasets_list", responses=DatasetSerializer(many=True))
-@extend_schema(methods=["POST"], operation_id="datasets_store", request={"multipart/form-data": DatasetUploadSerializer},
+@extend_schema(methods=["POST"], operation_id="datasets_store",
+               request={"multipart/form-data": DatasetUploadSerializer},
                responses={201: DatasetSerializer, 400: OpenApiTypes.OBJECT},
                description="Store (or replace) a data set that source.schedule nodes run on.")
 @api_view(["GET", "POST"])

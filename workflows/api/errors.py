@@ -56,11 +56,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, VersionConflict):
         return conflict_response(exc)
     if isinstance(exc, GraphFormatError):
-        return Response({"detail": "The graph is not well-formed.", "graph": exc.problems}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"detail": "The graph is not well-formed.", "graph": exc.problems},
+                        status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1e6
-        return Response({"detail": f"The request body is too large: a JSON body must stay under {limit:.0f} MB. Send data "
-                         "files through an upload endpoint (multipart), or post REST intake items in smaller batches."},
+        return Response({"detail": f"The request body is too large: a JSON body must stay under {limit:.0f} MB. "
+                         "Send data files through an upload endpoint (multipart), or post REST intake items in "
+                         "smaller batches."},
                         status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, ValidationError):
@@ -85,14 +87,16 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """The site's 404 (factory/urls.py handler404): JSON under /api/ (what an API client parses), the page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": f"Nothing at {request.path}: check the path and its ids against /api/schema/."}, status=404)
+        return JsonResponse({"detail": f"Nothing at {request.path}: check the path and its ids against /api/schema/."},
+                            status=404)
     return page_not_found(request, exception)
 
 
 def text_query(request: Any) -> Any:
     """The request's query parameters, refused with a 400 when one holds a NUL character: PostgreSQL
     text cannot hold it, and a filter on it would be a database error, a 500."""
-    bad = sorted({key for key, values in request.query_params.lists() if "\x00" in key or any("\x00" in v for v in values)})
+    bad = sorted({key for key, values in request.query_params.lists()
+                  if "\x00" in key or any("\x00" in v for v in values)})
     if bad:
         raise ValidationError({key.replace("\x00", "\\u0000"): ["Remove the NUL character (%00): text cannot hold it."]
                                for key in bad})

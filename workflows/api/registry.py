@@ -10,7 +10,6 @@ from dataclasses import asdict
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -19,13 +18,28 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from workflows.access import (
+    get_job_for_user,
+    get_model_for_user,
+    get_promotion_for_user,
+    get_review_task_for_user,
+    get_version_for_user,
+)
 from workflows.governance import drift, labelsets, optimise, promotion, review, training
 from workflows.governance.artifacts import import_model
 from workflows.governance.importer import ModelRejected
-from workflows.governance.registry import version_usage, workflows_using
-from workflows.models import AuditEntry, ReviewTask
-from workflows.models.audit import record, verify_chain
-from workflows.models.registry import ALIASES, KINDS, LabelledSet, ModelJob, ModelVersion, PromotionRequest, RegisteredModel
+from workflows.governance.usage import version_usage, workflows_using
+from workflows.models import AuditEntry
+from workflows.models.audit import verify_chain_for
+from workflows.models.registry import (
+    ALIASES,
+    KINDS,
+    LabelledSet,
+    ModelJob,
+    ModelVersion,
+    PromotionRequest,
+    RegisteredModel,
+)
 from workflows.roles import deny, require
 
 from .errors import text_query
@@ -45,7 +59,8 @@ class ModelImportForm(serializers.Serializer):
     file = serializers.FileField(help_text="The ONNX file.")
     name = serializers.SlugField(max_length=80)
     kind = serializers.ChoiceField(choices=KINDS, default="classifier")
-    labels = serializers.CharField(required=False, allow_blank=True, default="", help_text="Comma-separated, in output order.")
+    labels = serializers.CharField(required=False, allow_blank=True, default="",
+                                   help_text="Comma-separated, in output order.")
 
 
 class LabelledSetForm(serializers.Serializer):
@@ -102,8 +117,8 @@ def _bad(exc: ValidationError | str) -> Response:
 
 def version_json(v: ModelVersion, usage: list | None = None) -> dict[str, Any]:
     return {"id": v.pk, "ref": v.ref, "number": v.number, "sha256": v.sha256, "size": v.size, "source": v.source,
-            "parent": v.parent.ref if v.parent_id else None, "runtime": v.runtime, "labels": v.labels, "metrics": v.metrics,
-            "author": v.author.get_username() if v.author_id else None,
+            "parent": v.parent.ref if v.parent_id else None, "runtime": v.runtime, "labels": v.labels,
+            "metrics": v.metrics, "author": v.author.get_username() if v.author_id else None,
             "trained_by": v.trained_by.get_username() if v.trained_by_id else None, "created_at": v.created_at,
             "aliases": [a.name for a in v.aliases.all()], "licence": v.licence, "note": v.note,
             **({"used_by": version_usage(v, usage)} if usage is not None else {})}
@@ -114,33 +129,21 @@ def model_json(m: RegisteredModel, detail: bool = False) -> dict[str, Any]:
             "aliases": {a.name: a.version.ref for a in m.aliases.all()}}
     if detail:
         usage = workflows_using(m.name)
-        data["versions"] = [version_json(v, usage) for v in m.versions.select_related("parent__model", "author", "trained_by", "model")
+        data["versions"] = [version_json(v, usage)
+                            for v in m.versions.select_related("parent__model", "author", "trained_by", "model")
                             .prefetch_related("aliases")]
-        data["workflows"] = [{"id": u["workflow"].pk, "name": u["workflow"].name, "version": u["version"], "refs": u["refs"]}
+        data["workflows"] = [{"id": u["workflow"].pk, "name": u["workflow"].name, "version": u["version"],
+                              "refs": u["refs"]}
                              for u in usage]
     return data
-
-
-def _model(user: Any, name: str) -> RegisteredModel:
-    require(user, "model.view")
-    try:
-        return RegisteredModel.objects.prefetch_related("aliases__version__model").get(name=name)
-    except RegisteredModel.DoesNotExist:
-        raise Http404("No such model.") from None
-
-
-def _version(user: Any, name: str, number: int) -> ModelVersion:
-    try:
-        return _model(user, name).versions.select_related("model").get(number=number)
-    except ModelVersion.DoesNotExist:
-        raise Http404("No such version.") from None
 
 
 def promotion_json(r: PromotionRequest) -> dict[str, Any]:
     return {"id": r.pk, "version": r.version.ref, "model": r.version.model.name, "alias": r.alias, "status": r.status,
             "reason": r.reason, "requested_by": r.requested_by.get_username(), "created_at": r.created_at,
             "decided_by": r.decided_by.get_username() if r.decided_by_id else None, "decided_at": r.decided_at,
-            "decision_reason": r.decision_reason, "previous_version": r.previous_version.ref if r.previous_version_id else None,
+            "decision_reason": r.decision_reason,
+            "previous_version": r.previous_version.ref if r.previous_version_id else None,
             "labelled_set": r.labelled_set.name if r.labelled_set_id else None, "evidence": r.evidence,
             "evidence_error": r.evidence_error}
 
@@ -149,7 +152,8 @@ def job_json(j: ModelJob) -> dict[str, Any]:
     return {"id": j.pk, "kind": j.kind, "model": j.model.name, "base_version": j.base_version.ref, "status": j.status,
             "progress": j.progress, "message": j.message, "error": j.error, "report": j.report,
             "result_version": j.result_version.ref if j.result_version_id else None,
-            "labelled_set": j.labelled_set.name if j.labelled_set_id else None, "created_by": j.created_by.get_username()}
+            "labelled_set": j.labelled_set.name if j.labelled_set_id else None,
+            "created_by": j.created_by.get_username()}
 
 
 @doc(operation_id="models_list", responses=ARRAY, description="Registered models with their aliases.")
@@ -162,7 +166,7 @@ def model_list(request: Request) -> Response:
 @SCHEMA
 @api_view(["GET"])
 def model_detail(request: Request, name: str) -> Response:
-    return Response(model_json(_model(request.user, name), detail=True))
+    return Response(model_json(get_model_for_user(request.user, name), detail=True))
 
 
 @doc(request={"multipart/form-data": ModelImportForm}, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
@@ -186,7 +190,8 @@ def model_import(request: Request) -> Response:
                     status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-@doc(methods=["GET"], operation_id="labelled_sets_list", responses=ARRAY, description="Every labelled set (without items).")
+@doc(methods=["GET"], operation_id="labelled_sets_list", responses=ARRAY,
+     description="Every labelled set (without items).")
 @doc(methods=["POST"], operation_id="labelled_sets_create", request={"multipart/form-data": LabelledSetForm},
      responses={201: OpenApiTypes.OBJECT}, description="Upload a labelled set (CSV or XLSX).")
 @api_view(["GET", "POST"])
@@ -195,7 +200,8 @@ def labelled_sets(request: Request) -> Response:
     if request.method == "GET":
         require(request.user, "model.view")
         return Response([{"id": s.pk, "name": s.name, "items": len(s.items), "labels": s.labels, "source": s.source,
-                          "model": s.model.name if s.model_id else None} for s in LabelledSet.objects.select_related("model")])
+                          "model": s.model.name if s.model_id else None}
+                         for s in LabelledSet.objects.select_related("model")])
     require(request.user, "model.train")
     form = parsed(LabelledSetForm, request)
     upload = form["file"]
@@ -228,36 +234,31 @@ def promotions(request: Request) -> Response:
         return Response([promotion_json(r) for r in found[:200]])
     require(request.user, "promotion.request")
     form = parsed(PromotionRequestSerializer, request)
-    version = ModelVersion.objects.select_related("model").filter(model__name=form["model"], number=form["version"]).first()
+    version = (ModelVersion.objects.select_related("model")
+               .filter(model__name=form["model"], number=form["version"]).first())
     if version is None:
-        raise serializers.ValidationError({"version": f"There is no version {form['version']} of a model named '{form['model']}'."})
+        raise serializers.ValidationError({"version": f"There is no version {form['version']} of a model named "
+                                                      f"'{form['model']}'."})
     try:
         created = promotion.request_promotion(version, form["alias"], user=request.user, reason=form["reason"],
-                                              labelled_set=_labelled_set(form["labelled_set"]), replay_size=form["replay_size"])
+                                              labelled_set=_labelled_set(form["labelled_set"]),
+                                              replay_size=form["replay_size"])
     except ValidationError as exc:
         return _bad(exc)
     return Response(promotion_json(created), status=status.HTTP_201_CREATED)
 
 
-def _request(user: Any, pk: int) -> PromotionRequest:
-    require(user, "model.view")
-    try:
-        return PromotionRequest.objects.select_related("version__model", "requested_by", "decided_by", "labelled_set").get(pk=pk)
-    except PromotionRequest.DoesNotExist:
-        raise Http404("No such promotion request.") from None
-
-
 @SCHEMA
 @api_view(["GET"])
 def promotion_detail(request: Request, pk: int) -> Response:
-    return Response(promotion_json(_request(request.user, pk)))
+    return Response(promotion_json(get_promotion_for_user(request.user, pk)))
 
 
 @doc(request=PromotionDecisionSerializer, responses={200: OpenApiTypes.OBJECT, 409: CONFLICT},
      description="Approve, reject or cancel. Four eyes are enforced here as on the page (403 with why).")
 @api_view(["POST"])
 def promotion_decide(request: Request, pk: int) -> Response:
-    req = _request(request.user, pk)
+    req = get_promotion_for_user(request.user, pk)
     if not promotion.may_act(req, request.user):
         raise deny(request.user, "promotion.approve", req)  # before reading the body: only validators and the requester
     form = parsed(PromotionDecisionSerializer, request)
@@ -291,25 +292,21 @@ def _start_job(request: Request, start: Callable[..., ModelJob], target: Any,
      description="Train a new head: answers the job at once (poll /api/jobs/{id}/).")
 @api_view(["POST"])
 def model_train(request: Request, name: str) -> Response:
-    return _start_job(request, training.start_training, _model(request.user, name), TrainSerializer)
+    return _start_job(request, training.start_training, get_model_for_user(request.user, name), TrainSerializer)
 
 
 @doc(request=OptimiseSerializer, responses={202: OpenApiTypes.OBJECT},
      description="Quantise a version to int8 as a new candidate: answers the job at once.")
 @api_view(["POST"])
 def model_optimise(request: Request, name: str, number: int) -> Response:
-    return _start_job(request, optimise.start_optimise, _version(request.user, name, number), OptimiseSerializer)
+    return _start_job(request, optimise.start_optimise, get_version_for_user(request.user, name, number),
+                      OptimiseSerializer)
 
 
 @SCHEMA
 @api_view(["GET"])
 def job_detail(request: Request, pk: int) -> Response:
-    require(request.user, "model.view")
-    job = ModelJob.objects.select_related("model", "base_version__model", "result_version__model", "labelled_set",
-                                          "created_by").filter(pk=pk).first()
-    if job is None:
-        raise Http404("No such job.")
-    return Response(job_json(job))
+    return Response(job_json(get_job_for_user(request.user, pk)))
 
 
 @doc(parameters=[OpenApiParameter("queue", str)], description="Items waiting for review, with the model's proposal, "
@@ -321,8 +318,9 @@ def review_tasks(request: Request) -> Response:
     for task in review.open_tasks(text_query(request).get("queue") or "")[:200]:
         decision = review.model_decision(task)
         proposal = review.proposal_of(task)
-        tasks.append({"id": task.pk, "run": task.run_id, "item": task.item_id, "seq": task.item.seq, "queue": task.queue,
-                      "text": (task.item.payload or {}).get("text"), "proposal": proposal.get("label"),
+        tasks.append({"id": task.pk, "run": task.run_id, "item": task.item_id, "seq": task.item.seq,
+                      "queue": task.queue, "text": (task.item.payload or {}).get("text"),
+                      "proposal": proposal.get("label"),
                       "confidence": proposal.get("confidence"), "labels": review.allowed_labels(task, decision),
                       "model_ref": decision.model_ref if decision else None})
     return Response({"tasks": tasks, "accuracy": review.live_accuracy()})
@@ -332,10 +330,7 @@ def review_tasks(request: Request) -> Response:
      description="Accept (the proposal) or correct; the label is kept and the item resumes downstream.")
 @api_view(["POST"])
 def review_label(request: Request, pk: int) -> Response:
-    require(request.user, "review.work")
-    task = ReviewTask.objects.select_related("item").filter(pk=pk).first()
-    if task is None:
-        raise Http404("No such review task.")
+    task = get_review_task_for_user(request.user, pk)
     form = parsed(ReviewLabelSerializer, request)
     try:
         label = review.decide(task, user=request.user, label=form["label"])
@@ -365,13 +360,13 @@ def audit_list(request: Request) -> Response:
     if query.get("actor"):
         entries = entries.filter(actor_name=query["actor"])
     return Response([{"id": e.pk, "at": e.at, "actor": e.actor_name, "action": e.action, "object_type": e.object_type,
-                      "object_id": e.object_id, "data": e.data, "prev_hash": e.prev_hash, "hash": e.hash} for e in entries[:500]])
+                      "object_id": e.object_id, "data": e.data, "prev_hash": e.prev_hash, "hash": e.hash}
+                     for e in entries[:500]])
 
 
 @SCHEMA
 @api_view(["POST"])
 def audit_verify(request: Request) -> Response:
     require(request.user, "audit.view")
-    count, broken, why = verify_chain()
-    record("audit.verify", actor=request.user, ok=broken is None, checked=count, broken=broken.pk if broken else None)
+    count, broken, why = verify_chain_for(request.user)
     return Response({"ok": broken is None, "checked": count, "broken": broken.pk if broken else None, "why": why})

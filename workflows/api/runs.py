@@ -15,19 +15,15 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from workflows.access import get_run_for_user, get_workflow_for_user
 from workflows.engine import launch
 from workflows.engine.intake import IntakeError, json_loads, load_items, parse
+from workflows.engine.results import item_trace, node_rows, required_fields, results_queryset
+from workflows.exports import export_response
+from workflows.governance.review import decide
 from workflows.models import Run
 from workflows.models.review import ReviewTask
-from workflows.roles import get_workflow_for_user, require
-from workflows.views.runs import (
-    export_response,
-    get_run_for_user,
-    item_trace,
-    node_rows,
-    required_fields,
-    results_queryset,
-)
+from workflows.roles import require
 
 from .errors import text_query
 from .parsers import BoundedJSONParser
@@ -42,8 +38,8 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["id", "workflow", "workflow_name", "version_number", "status", "origin", "is_live", "source_node",
-                  "resolved_models", "shard_size", "batch_size", "input_name", "items_total", "items_done", "items_dead",
-                  "items_parked", "progress", "error", "created_at", "started_at", "finished_at"]
+                  "resolved_models", "shard_size", "batch_size", "input_name", "items_total", "items_done",
+                  "items_dead", "items_parked", "progress", "error", "created_at", "started_at", "finished_at"]
 
 
 class ItemsSerializer(serializers.Serializer):
@@ -58,7 +54,8 @@ def _mapping(raw: Any) -> dict[str, str] | None:
         try:
             raw = json_loads(raw)
         except ValueError as exc:
-            raise serializers.ValidationError({"mapping": f"Must be a JSON object {{item field: column}}: {exc}."}) from None
+            raise serializers.ValidationError(
+                {"mapping": f"Must be a JSON object {{item field: column}}: {exc}."}) from None
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise serializers.ValidationError({"mapping": "Must map item field names to column names."})
     return raw
@@ -108,7 +105,8 @@ def workflow_runs(request: Request, pk: int) -> Response:
     return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+@extend_schema(request={"multipart/form-data": {"type": "object",
+                                                "properties": {"file": {"type": "string", "format": "binary"}}}},
                responses=OpenApiTypes.OBJECT,
                description="Preview an upload: detected format, encoding, delimiter, columns and the first rows.")
 @api_view(["POST"])
@@ -124,7 +122,8 @@ def upload_preview(request: Request, pk: int) -> Response:
         return _intake_error(exc)
 
 
-@extend_schema(request=ItemsSerializer, responses={202: OpenApiTypes.OBJECT}, description="REST intake: items join the workflow's live run; returns their ids.")
+@extend_schema(request=ItemsSerializer, responses={202: OpenApiTypes.OBJECT},
+               description="REST intake: items join the workflow's live run; returns their ids.")
 @api_view(["POST"])
 def intake(request: Request, pk: int) -> Response:
     workflow = get_workflow_for_user(request.user, pk, "run.start")
@@ -134,7 +133,8 @@ def intake(request: Request, pk: int) -> Response:
     if len(items) > settings.ENGINE_INTAKE_MAX_ITEMS:
         return Response({"detail": f"Send at most {settings.ENGINE_INTAKE_MAX_ITEMS} items per request."}, status=400)
     fields = required_fields(workflow, "rest")  # one query, not one per item
-    lacking = {i: [f for f in fields if not (isinstance(item.get(f), str) and item.get(f))] for i, item in enumerate(items)}
+    lacking = {i: [f for f in fields if not (isinstance(item.get(f), str) and item.get(f))]
+               for i, item in enumerate(items)}
     missing = [i for i, gaps in lacking.items() if gaps]
     if missing:
         said = "; ".join(f"item {i} lacks {', '.join(lacking[i])}" for i in missing[:20])
@@ -172,7 +172,8 @@ def run_detail(request: Request, pk: int) -> Response:
 def run_cancel(request: Request, pk: int) -> Response:
     run = get_run_for_user(request.user, pk, "run.start")
     if not launch.cancel_run(run, user=request.user):
-        return Response({"detail": f"The run is {run.get_status_display()}; only a queued or running run can be cancelled."},
+        return Response({"detail": f"The run is {run.get_status_display()}; only a queued or running run can be "
+                                   "cancelled."},
                         status=status.HTTP_409_CONFLICT)
     run.refresh_from_db()
     return Response(RunSerializer(run).data)
@@ -189,12 +190,14 @@ def run_retry(request: Request, pk: int) -> Response:
     return Response({"retried": count})
 
 
-@extend_schema(parameters=[OpenApiParameter("status", str), OpenApiParameter("label", str), OpenApiParameter("node", str),
-                           OpenApiParameter("q", str, description="An item number, `id:<item id>`, or text anywhere in the item "
-                                            "or a node's output."),
-                           OpenApiParameter("field", str, description="With `value`: a field (dotted, e.g. fields.email) "
-                                            "of the item or of a node's output that contains `value`."),
-                           OpenApiParameter("value", str), OpenApiParameter("offset", int), OpenApiParameter("limit", int)],
+@extend_schema(parameters=[OpenApiParameter("status", str), OpenApiParameter("label", str),
+                           OpenApiParameter("node", str),
+                           OpenApiParameter("q", str, description="An item number, `id:<item id>`, or text anywhere "
+                                            "in the item or a node's output."),
+                           OpenApiParameter("field", str, description="With `value`: a field (dotted, e.g. "
+                                            "fields.email) of the item or of a node's output that contains `value`."),
+                           OpenApiParameter("value", str), OpenApiParameter("offset", int),
+                           OpenApiParameter("limit", int)],
                responses=OpenApiTypes.OBJECT, description="Results: items with their status and payload, paged.")
 @api_view(["GET"])
 def run_items(request: Request, pk: int) -> Response:
@@ -217,7 +220,9 @@ def run_item(request: Request, pk: int, item_id: int) -> Response:
     return Response(item_trace(run, item_id))
 
 
-@extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "jsonl"], description="File format (not `format`: DRF reserves it)"), OpenApiParameter("node", str)],
+@extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "jsonl"],
+                                            description="File format (not `format`: DRF reserves it)"),
+                           OpenApiParameter("node", str)],
                responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/jsonl"): OpenApiTypes.BINARY})
 @api_view(["GET"])
 def run_export(request: Request, pk: int) -> StreamingHttpResponse:
@@ -232,7 +237,8 @@ class ReviewDecisionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-@extend_schema(request=ReviewDecisionSerializer, responses=OpenApiTypes.OBJECT, description="Decide a parked item; it resumes downstream of its review node.")
+@extend_schema(request=ReviewDecisionSerializer, responses=OpenApiTypes.OBJECT,
+               description="Decide a parked item; it resumes downstream of its review node.")
 @api_view(["POST"])
 def review_decide(request: Request, pk: int) -> Response:
     require(request.user, "review.work")
@@ -246,8 +252,6 @@ def review_decide(request: Request, pk: int) -> Response:
     if label:
         # A label is a correction or an acceptance: it becomes a Label row (training data, live accuracy).
         from django.core.exceptions import ValidationError as DjangoValidationError
-
-        from workflows.governance.review import decide
 
         try:
             decided = decide(task, user=request.user, label=label, extra=extra) is not None

@@ -24,7 +24,8 @@ def error(description: str) -> OpenApiResponse:
 
 
 ERRORS = {
-    400: error("The request is invalid: `detail` says what to fix; other keys name the fields, rows or problems at fault."),
+    400: error("The request is invalid: `detail` says what to fix; other keys name the fields, rows or problems "
+               "at fault."),
     401: error("No valid token or session: log in, or send `Authorization: Token <key>`."),
     403: error("Your role does not allow this; `detail` names the capability."),
     404: error("No such object, or it is not yours to see."),
@@ -56,7 +57,8 @@ class AutoSchema(openapi.AutoSchema):
 
 
 class TokenViewSchema(OpenApiViewExtension):
-    """The token exchange (DRF's view, throttled in workflows/security.py): a bad password is a 400, too many a 429."""
+    """The token exchange (DRF's view, throttled in workflows/login_throttle.py): a bad password is a 400,
+    too many a 429."""
 
     target_class = "rest_framework.authtoken.views.ObtainAuthToken"
     match_subclasses = True

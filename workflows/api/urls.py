@@ -3,17 +3,17 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from workflows import security
+from workflows import login_throttle
 
-from . import datasets, kpi, registry, runs, views
+from . import datasets, kpi, registry, runs, workflows
 
 router = SimpleRouter()
-router.register("workflows", views.WorkflowViewSet, basename="workflow")
+router.register("workflows", workflows.WorkflowViewSet, basename="workflow")
 
 urlpatterns = [
-    path("auth/token/", security.obtain_auth_token, name="api-token"),  # throttled like the login page
-    path("me/", views.me, name="api-me"),
-    path("catalog/", views.catalog, name="api-catalog"),
+    path("auth/token/", login_throttle.obtain_auth_token, name="api-token"),  # throttled like the login page
+    path("me/", workflows.me, name="api-me"),
+    path("catalog/", workflows.catalog, name="api-catalog"),
     path("workflows/<int:pk>/runs/", runs.workflow_runs, name="api-workflow-runs"),
     path("workflows/<int:pk>/runs/preview/", runs.upload_preview, name="api-upload-preview"),
     path("workflows/<int:pk>/intake/", runs.intake, name="api-intake"),
@@ -26,7 +26,7 @@ urlpatterns = [
     path("runs/<int:pk>/export/", runs.run_export, name="api-run-export"),
     path("reviews/<int:pk>/decide/", runs.review_decide, name="api-review-decide"),
     path("datasets/", datasets.datasets, name="api-datasets"),
-    # Governance (issue 7).
+    # Governance: the model registry, promotions, model jobs, review, drift and the audit log.
     path("models/", registry.model_list, name="api-models"),
     path("models/import/", registry.model_import, name="api-model-import"),
     path("models/<slug:name>/", registry.model_detail, name="api-model"),
@@ -47,5 +47,6 @@ urlpatterns = [
     path("workflows/<int:pk>/kpis/baseline/", kpi.kpi_baseline, name="api-kpi-baseline"),
     path("workflows/<int:pk>/kpis/what-if/", kpi.kpi_what_if, name="api-kpi-what-if"),
     path("workflows/<int:pk>/kpis/packs/", kpi.kpi_packs, name="api-kpi-packs"),
+    path("workflows/<int:pk>/kpis/packs/<str:week>/sign/", kpi.kpi_pack_sign, name="api-kpi-pack-sign"),
     *router.urls,
 ]

@@ -19,8 +19,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -30,32 +29,22 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from workflows import statuses
+from workflows.design.references import graph_resolvers
 from workflows.graph.plan import Plan, Step, plan
+from workflows.models import DeadLetter, Decision, Item, ReviewTask, Run, Shard, WorkflowVersion
 
 from . import state
-from .handlers import Handler, Outcome, RunContext, handler_for
+from .launch import maybe_finish_run
 from .ledger import BATCH_HEAD_SQL, execute_prepared, insert_decisions, stats_json, upsert_stats
+from .nodes.base import Handler, Outcome, RunContext, handler_for
+from .observers import after_batch_commit
 from .state import ItemState
 from .stats import StatsDelta
 
 logger = logging.getLogger(__name__)
 _ITEM = itemgetter(1)  # a decision row's item
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
-
-# --- the live-metrics hook -----------------------------------------------------------------------
-
-BATCH_LISTENERS: list[Callable[[int, list[str]], None]] = []
-
-
-def after_batch_commit(run_id: int, nodes: list[str]) -> None:
-    """Called (transaction.on_commit) after each micro-batch commit with the nodes whose NodeStats
-    changed. The live-metrics issue attaches its coalesced broadcast with `BATCH_LISTENERS.append`."""
-    for listener in BATCH_LISTENERS:
-        try:
-            listener(run_id, nodes)
-        except Exception:  # a broadcast must never fail a committed batch
-            logger.exception("batch listener failed for run %s", run_id)
-
 
 class Fenced(Exception):
     """The shard moved on (newer attempt, cancelled): this worker must not commit."""
@@ -64,14 +53,23 @@ class Fenced(Exception):
 @lru_cache(maxsize=64)
 def plan_for_version(version_id: int, checksum: str) -> Plan:
     """The plan of a version, cached per process (keyed by the checksum too: ids can be reused)."""
-    from workflows.models import WorkflowVersion
-    from workflows.resolvers import graph_resolvers
-
     version = WorkflowVersion.objects.get(pk=version_id)
     # Model references were resolved when the run started; re-checking them here would make a
     # retired alias fail a run that already pinned its versions.
     resolvers = {k: v for k, v in graph_resolvers().items() if k != "resolve_alias"}
     return plan(version.as_graph(), **resolvers)
+
+
+@dataclass
+class Batch:
+    """What one micro-batch has decided so far, committed together at its end."""
+
+    batch_id: str
+    now: Any
+    decisions: list[tuple] = field(default_factory=list)
+    parks: list[dict] = field(default_factory=list)
+    dead: list[dict] = field(default_factory=list)
+    deltas: dict[str, StatsDelta] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,7 +122,8 @@ class ShardRunner:
                     raise RuntimeError(f"handler returned {len(outs)} outcomes for {len(sub)} items")
             except Exception as exc:
                 logger.exception("node %s failed on a batch", step.node.id)
-                outs = [Outcome(error=f"{type(exc).__name__}: {exc}", error_code="exception", transient=True) for _ in sub]
+                outs = [Outcome(error=f"{type(exc).__name__}: {exc}", error_code="exception", transient=True)
+                        for _ in sub]
             share = (time.perf_counter() - started) * 1000 / len(sub)
             delta.cpu_seconds += time.process_time() - cpu
             again = []
@@ -157,14 +156,14 @@ class ShardRunner:
             done = recorded.get(s.item_id, {}).get(node)
             if done is None:
                 fresh.append(s)
-            elif done.port == state.PARKED:
+            elif done.port == statuses.PARKED:
                 answer = reviews.get((s.item_id, node))
                 if answer is None:
                     s.parked = True
                 else:
                     state.merge_fields(s.data, answer)
                     s.route(step.routes.get("out", ()))
-            elif done.port == state.DEAD:
+            elif done.port == statuses.DEAD:
                 s.dead = True
             else:
                 state.merge_fields(s.data, done.output)
@@ -173,17 +172,11 @@ class ShardRunner:
 
     def process(self, rows: list[tuple[int, int, dict]], recorded: dict[int, dict[str, Recorded]],
                 reviews: dict[tuple[int, str], dict]) -> None:
+        """One micro-batch through the plan, node by node, then one commit."""
         self.batch_no += 1
-        batch_id = f"{self.shard.pk}.{self.attempt}.{self.batch_no}"
+        batch = Batch(f"{self.shard.pk}.{self.attempt}.{self.batch_no}", timezone.now())
         source = self.run.source_node
-        run_id = self.run.pk
         items = [ItemState(item_id=i, seq=seq, data=dict(payload), inbox={source}) for i, seq, payload in rows]
-        decisions: list[tuple] = []
-        parks: list[dict] = []
-        dead: list[dict] = []
-        deltas: dict[str, StatsDelta] = {}
-        now = timezone.now()
-        parked_port, dead_port = state.PARKED, state.DEAD
         for step in self.plan.steps:
             node = step.node.id
             arriving = [s for s in items if node in s.inbox]
@@ -195,71 +188,78 @@ class ShardRunner:
                 fresh = arriving
                 for s in arriving:
                     s.inbox.discard(node)
-            if not fresh:
-                continue
-            delta = deltas.setdefault(node, StatsDelta())
-            outcomes, tries = self.call(step, fresh, delta)
-            routes = step.routes
-            size = len(fresh)
-            ports, latencies, labels, confidences = [], [], [], []
-            errors = 0
-            attempt = self.attempt
-            for s, out, tried in zip(fresh, outcomes, tries, strict=True):
-                added = out.fields
-                label, confidence = out.label, out.confidence
-                if label is not None or confidence is not None:
-                    added = dict(added)
-                    if label is not None:
-                        added.setdefault("label", label)
-                    if confidence is not None:
-                        added.setdefault("confidence", confidence)
-                if added:
-                    label = added.get("label")
-                    if label is not None and not isinstance(label, str):
-                        label = None
-                    confidence = added.get("confidence")
-                    if confidence is not None and not _finite(confidence):
-                        # A number or nothing: NaN and infinities would poison every statistic (and JSON).
-                        added = {k: v for k, v in added.items() if k != "confidence"}
-                        confidence = None
-                error = out.error
-                if out.park is not None and not error:
-                    port = parked_port
-                    s.parked = True
-                    parks.append({"item_id": s.item_id, "node": node, **out.park})
-                else:
-                    port = state.resolve_port(port=out.port, error=error, routes=routes) if error else out.port
-                    if port == dead_port:
-                        s.dead = True
-                        dead.append({"item_id": s.item_id, "node": node, "reason": error,
-                                     "error_code": out.error_code, "attempts": tried})
-                    else:
-                        if added:
-                            state.merge_fields(s.data, added)
-                        targets = routes.get(port)
-                        if targets:
-                            s.inbox.update(targets)
-                if error:
-                    errors += 1
-                latency = out.latency_ms
-                if not (latency.__class__ is float and 0.0 < latency < math.inf):  # the common case: a batch share
-                    latency = float(latency) if _finite(latency) and latency > 0 else 0.0
-                ports.append(port or "done")
-                latencies.append(latency)
-                if label is not None:
-                    labels.append(label)
-                if confidence is not None:
-                    confidences.append(confidence)
-                if out.stats:
-                    delta.add_extra(out.stats)
-                decisions.append((run_id, s.item_id, node, out.model_ref[:200], added, label, confidence, port,
-                                  latency, error, tried, batch_id, size, attempt, now))
-            delta.observe_many(ports=ports, latencies=latencies, labels=labels, confidences=confidences, errors=errors)
+            if fresh:
+                delta = batch.deltas.setdefault(node, StatsDelta())
+                outcomes, tries = self.call(step, fresh, delta)
+                self.record(step, fresh, outcomes, tries, delta, batch)
         # Item by item, as the ledger's unique index (run, item, node) is ordered, so each row lands on
         # its rightmost page; the sort is stable, so an item's decisions keep the plan's order (and
         # their ids, which readers merge outputs by, still follow it).
-        decisions.sort(key=_ITEM)
-        self.commit(items, decisions, parks, dead, deltas, now)
+        batch.decisions.sort(key=_ITEM)
+        self.commit(items, batch.decisions, batch.parks, batch.dead, batch.deltas, batch.now)
+
+    def record(self, step: Step, fresh: list[ItemState], outcomes: list[Outcome], tries: list[int],
+               delta: StatsDelta, batch: Batch) -> None:
+        """What one node decided for each item: its ledger row, where the item goes next (or that it
+        is parked or dead), and the node's stats. The per-item loop is the engine's hot path, kept
+        inline in one function on purpose (a call per item costs a measurable share of a batch)."""
+        node, routes, size, attempt = step.node.id, step.routes, len(fresh), self.attempt
+        run_id, batch_id, now = self.run.pk, batch.batch_id, batch.now
+        decisions, parks, dead = batch.decisions, batch.parks, batch.dead
+        parked_port, dead_port = statuses.PARKED, statuses.DEAD
+        ports, latencies, labels, confidences = [], [], [], []
+        errors = 0
+        for s, out, tried in zip(fresh, outcomes, tries, strict=True):
+            added = out.fields
+            label, confidence = out.label, out.confidence
+            if label is not None or confidence is not None:
+                added = dict(added)
+                if label is not None:
+                    added.setdefault("label", label)
+                if confidence is not None:
+                    added.setdefault("confidence", confidence)
+            if added:
+                label = added.get("label")
+                if label is not None and not isinstance(label, str):
+                    label = None
+                confidence = added.get("confidence")
+                if confidence is not None and not _finite(confidence):
+                    # A number or nothing: NaN and infinities would poison every statistic (and JSON).
+                    added = {k: v for k, v in added.items() if k != "confidence"}
+                    confidence = None
+            error = out.error
+            if out.park is not None and not error:
+                port = parked_port
+                s.parked = True
+                parks.append({"item_id": s.item_id, "node": node, **out.park})
+            else:
+                port = state.resolve_port(port=out.port, error=error, routes=routes) if error else out.port
+                if port == dead_port:
+                    s.dead = True
+                    dead.append({"item_id": s.item_id, "node": node, "reason": error,
+                                 "error_code": out.error_code, "attempts": tried})
+                else:
+                    if added:
+                        state.merge_fields(s.data, added)
+                    targets = routes.get(port)
+                    if targets:
+                        s.inbox.update(targets)
+            if error:
+                errors += 1
+            latency = out.latency_ms
+            if not (latency.__class__ is float and 0.0 < latency < math.inf):  # the common case: a batch share
+                latency = float(latency) if _finite(latency) and latency > 0 else 0.0
+            ports.append(port or "done")
+            latencies.append(latency)
+            if label is not None:
+                labels.append(label)
+            if confidence is not None:
+                confidences.append(confidence)
+            if out.stats:
+                delta.add_extra(out.stats)
+            decisions.append((run_id, s.item_id, node, out.model_ref[:200], added, label, confidence, port,
+                              latency, error, tried, batch_id, size, attempt, now))
+        delta.observe_many(ports=ports, latencies=latencies, labels=labels, confidences=confidences, errors=errors)
 
     def commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
                deltas: dict[str, StatsDelta], now: Any) -> None:
@@ -275,8 +275,6 @@ class ShardRunner:
 
     def _commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
                 deltas: dict[str, StatsDelta], now: Any, *, fast: bool) -> None:
-        from workflows.models import DeadLetter, ReviewTask
-
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 self.write_batch_head(items, deltas, now)
@@ -312,20 +310,20 @@ class ShardRunner:
     def fence_and_count(self, items: list[ItemState], now: Any) -> None:
         """SQLite, inside the batch's transaction: check the fence (raise Fenced when this attempt is
         no longer current), move the items to their final status and add them to the run's counters."""
-        from workflows.models import Item, Run, Shard
-
-        fenced = Shard.objects.filter(pk=self.shard.pk, attempt=self.attempt, status=Shard.RUNNING).update(heartbeat=now)
+        fenced = (Shard.objects.filter(pk=self.shard.pk, attempt=self.attempt, status=Shard.RUNNING)
+                  .update(heartbeat=now))
         if fenced != 1:
             raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
         by_status: dict[str, list[int]] = defaultdict(list)
         for s in items:
             by_status[s.final_status].append(s.item_id)
         counters = {}
-        for status, field in (("done", "items_done"), ("dead", "items_dead"), ("parked", "items_parked")):
+        for status, counter in (("done", "items_done"), ("dead", "items_dead"), ("parked", "items_parked")):
             if by_status.get(status):
-                moved = Item.objects.filter(id__in=by_status[status], status=Item.PENDING).update(status=status, finished_at=now)
+                moved = (Item.objects.filter(id__in=by_status[status], status=Item.PENDING)
+                         .update(status=status, finished_at=now))
                 if moved:
-                    counters[field] = F(field) + moved
+                    counters[counter] = F(counter) + moved
         if counters:
             Run.objects.filter(pk=self.run.pk).update(**counters)
 
@@ -339,18 +337,15 @@ def _finite(value: Any) -> bool:
 
 def run_shard(shard_id: int, attempt: int) -> dict[str, Any]:
     """Run one shard attempt. Returns a small summary (stored as the task's return value)."""
-    from workflows.models import Decision, Item, Run, Shard
-    from workflows.models.review import ReviewTask
-
     now = timezone.now()
     claimed = Shard.objects.filter(pk=shard_id, attempt=attempt, status__in=[Shard.QUEUED, Shard.RUNNING]).update(
         status=Shard.RUNNING, heartbeat=now, worker=WORKER_NAME[:80], started_at=now)
     if not claimed:
         return {"shard": shard_id, "attempt": attempt, "skipped": "stale or cancelled"}
     shard = Shard.objects.get(pk=shard_id)
-    Run.objects.filter(pk=shard.run_id, status=state.QUEUED).update(status=state.RUNNING, started_at=now)
+    Run.objects.filter(pk=shard.run_id, status=statuses.QUEUED).update(status=statuses.RUNNING, started_at=now)
     run = Run.objects.select_related("version").get(pk=shard.run_id)
-    if run.status not in state.ACTIVE_RUN_STATUSES:
+    if run.status not in statuses.ACTIVE_RUN_STATUSES:
         Shard.objects.filter(pk=shard_id, attempt=attempt).update(status=Shard.CANCELLED, finished_at=now)
         return {"shard": shard_id, "skipped": run.status}
     runner = ShardRunner(shard, run, attempt)
@@ -369,11 +364,12 @@ def run_shard(shard_id: int, attempt: int) -> dict[str, Any]:
         for item_id, node, output, port in Decision.objects.filter(run_id=run.pk, item_id__in=ids).values_list(
                 "item_id", "node", "output", "port"):
             recorded[item_id][node] = Recorded(output or {}, port)
-            if port == state.PARKED:
+            if port == statuses.PARKED:
                 parked.append(item_id)
         if parked:
             for item_id, node, result in ReviewTask.objects.filter(
-                    run_id=run.pk, item_id__in=parked, status=ReviewTask.DECIDED).values_list("item_id", "node", "result"):
+                    run_id=run.pk, item_id__in=parked,
+                    status=ReviewTask.DECIDED).values_list("item_id", "node", "result"):
                 reviews[(item_id, node)] = result or {}
     size = run.batch_size
     try:
@@ -386,7 +382,5 @@ def run_shard(shard_id: int, attempt: int) -> dict[str, Any]:
         logger.info("%s", exc)
         return {"shard": shard_id, "attempt": attempt, "fenced": True}
     if done:
-        from .launch import maybe_finish_run
-
         maybe_finish_run(run.pk)
     return {"shard": shard_id, "attempt": attempt, "items": len(rows), "batches": runner.batch_no}

@@ -150,14 +150,16 @@ def decode(data: bytes) -> tuple[str, str]:
         close = [m for m in matches if m.chaos <= least + 0.01]
         best = next((m for pref in WESTERN for m in close if m.encoding == pref), close[0])
     if best is None or best.chaos > 0.3:
-        raise IntakeError("The file's text encoding cannot be recognised (it may not be text at all). Save it as UTF-8.")
+        raise IntakeError("The file's text encoding cannot be recognised (it may not be text at all). "
+                          "Save it as UTF-8.")
     return str(best), best.encoding
 
 
 def _check_size(data: bytes) -> None:
     cap = settings.ENGINE_UPLOAD_MAX_BYTES
     if len(data) > cap:
-        raise IntakeError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {cap / 1e6:.1f} MB. Split it into smaller files.")
+        raise IntakeError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {cap / 1e6:.1f} MB. "
+                          "Split it into smaller files.")
     if not data.strip():
         raise IntakeError("The file is empty.")
 
@@ -183,7 +185,8 @@ def parse_csv(data: bytes) -> Parsed:
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
-        raise IntakeError(f"Row {line} contains a NUL byte: the file is not plain text from there on. Save it as UTF-8 CSV.", [line])
+        raise IntakeError(f"Row {line} contains a NUL byte: the file is not plain text from there on. "
+                          "Save it as UTF-8 CSV.", [line])
     sample = text[:65536]
     try:
         delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
@@ -207,7 +210,8 @@ def parse_csv(data: bytes) -> Parsed:
             rows.append((line, dict(zip(columns, values, strict=True))))
             _check_rows(len(rows))
     except csv.Error as exc:
-        raise IntakeError(f"The CSV is malformed at row {reader.line_num}: {exc}. Check its quotes.", [reader.line_num]) from None
+        raise IntakeError(f"The CSV is malformed at row {reader.line_num}: {exc}. Check its quotes.",
+                          [reader.line_num]) from None
     if ragged:
         raise IntakeError(f"{_rows_text(ragged).capitalize()}: expected {len(columns)} fields like the header "
                           f"({delimiter!r}-separated), found a different number.", ragged)
@@ -215,7 +219,8 @@ def parse_csv(data: bytes) -> Parsed:
 
 
 def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", bool: "true or false", type(None): "null", int: "a number", float: "a number"}
+    kinds = {list: "an array", str: "a string", bool: "true or false", type(None): "null", int: "a number",
+             float: "a number"}
     return kinds.get(type(value), "not an object")
 
 
@@ -250,8 +255,8 @@ def parse_jsonl(data: bytes) -> Parsed:
     if bad or invalid:
         parts = []
         if bad:
-            parts.append(f"{_rows_text(bad).capitalize()} {'are' if len(bad) > 1 else 'is'} not a JSON object on one line "
-                         f"({first_error}).")
+            parts.append(f"{_rows_text(bad).capitalize()} {'are' if len(bad) > 1 else 'is'} not a JSON object "
+                         f"on one line ({first_error}).")
         parts += [f"{_rows_text(lines).capitalize()}: {reason}." for reason, lines in invalid.items()]
         raise IntakeError(" ".join(parts), sorted({*bad, *(n for lines in invalid.values() for n in lines)}))
     return Parsed("jsonl", list(columns), rows, encoding=encoding)
@@ -272,7 +277,8 @@ def _check_archive(archive: zipfile.ZipFile) -> None:
         if info.file_size > XLSX_RATIO_FROM_BYTES and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
             raise IntakeError(f"The workbook part '{info.filename}' inflates from {info.compress_size / 1e6:.2f} MB to "
                               f"{info.file_size / 1e6:.0f} MB ({info.file_size // max(info.compress_size, 1)} times; "
-                              f"real sheets compress less than {XLSX_MAX_RATIO} times): refused as a possible zip bomb.")
+                              f"real sheets compress less than {XLSX_MAX_RATIO} times): refused as a possible "
+                              "zip bomb.")
 
 
 def _xlsx_value(value: Any) -> Any:
@@ -332,12 +338,14 @@ def parse_xlsx(data: bytes) -> Parsed:
     except IntakeError:
         raise
     except Exception as exc:  # a part that fails its CRC, malformed sheet XML, a bad shared string…
-        raise IntakeError(f"The workbook is damaged near sheet row {row_no} ({exc.__class__.__name__}: {str(exc)[:200]}). "
+        raise IntakeError(f"The workbook is damaged near sheet row {row_no} "
+                          f"({exc.__class__.__name__}: {str(exc)[:200]}). "
                           "Open it in a spreadsheet and save it again, or save it as CSV.", [row_no]) from None
     finally:
         workbook.close()
     if not_finite:
-        raise IntakeError(f"{_rows_text(not_finite).capitalize()}: a number is not finite (beyond ±1.8e308).", not_finite)
+        raise IntakeError(f"{_rows_text(not_finite).capitalize()}: a number is not finite (beyond ±1.8e308).",
+                          not_finite)
     return Parsed("xlsx", columns, rows, notes=[f"sheet '{title}'"])
 
 
@@ -350,7 +358,8 @@ def parse(data: bytes, filename: str) -> Parsed:
     return parsed
 
 
-def to_items(parsed: Parsed, mapping: dict[str, str] | None, required: list[str] | tuple[str, ...] = ("text",)) -> list[dict[str, Any]]:
+def to_items(parsed: Parsed, mapping: dict[str, str] | None,
+             required: list[str] | tuple[str, ...] = ("text",)) -> list[dict[str, Any]]:
     """Items from rows: `mapping` is {item field: column}; without one, every column by its name.
     Every required field must be mapped, and non-empty in every row."""
     mapping = dict(mapping or {c: c for c in parsed.columns})

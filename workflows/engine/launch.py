@@ -16,14 +16,20 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from workflows import statuses
+from workflows.design.references import graph_resolvers, policy_problems, resolve_models
 from workflows.graph.plan import Plan, PlanError, plan
+from workflows.models import DeadLetter, Decision, Item, NodeStats, Run, Shard, Workflow
 from workflows.models.audit import record
+from workflows.models.review import ReviewTask
 
 from . import state
-from .handlers import missing_handlers
+from .nodes.base import missing_handlers
+from .tasks import run_shard_task
 
 logger = logging.getLogger(__name__)
-ORIGIN_SOURCE = {"upload": "source.upload", "rest": "source.rest", "schedule": "source.schedule", "api": "source.upload"}
+ORIGIN_SOURCE = {"upload": "source.upload", "rest": "source.rest", "schedule": "source.schedule",
+                 "api": "source.upload"}
 ITEM_BATCH = 2000
 
 
@@ -37,8 +43,6 @@ class StartError(Exception):
 
 def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict]]:
     """(plan, source node id, resolved models) or StartError listing every reason it cannot run."""
-    from workflows.resolvers import graph_resolvers, policy_problems, resolve_models
-
     if not version.is_runnable:
         raise StartError([f"Version {version.number} has problems to fix before it can run: "
                           + "; ".join(p["message"] for p in version.problems if p.get("severity") == "error")])
@@ -63,16 +67,12 @@ def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict
 
 
 def enqueue_shard(shard: Any) -> None:
-    from .tasks import run_shard_task
-
     result = run_shard_task.enqueue(shard.pk, shard.attempt)
     type(shard).objects.filter(pk=shard.pk).update(task_id=str(result.id))
 
 
 def make_shards(run: Any, upto: int) -> int:
     """Shards (and their tasks) for items [run.sharded_upto, upto). The caller holds the run row."""
-    from workflows.models import Shard
-
     made = 0
     start = run.sharded_upto
     while start < upto:
@@ -89,8 +89,6 @@ def make_shards(run: Any, upto: int) -> int:
 
 def add_items(run: Any, payloads: list[dict]) -> list[int]:
     """Append items to a run (the caller holds the run row locked). Returns their ids in order."""
-    from workflows.models import Item, Run
-
     first = run.items_total
     now = timezone.now()
     if connection.vendor == "postgresql":
@@ -98,7 +96,8 @@ def add_items(run: Any, payloads: list[dict]) -> list[int]:
     else:
         ids = []
         for start in range(0, len(payloads), ITEM_BATCH):
-            chunk = [Item(run=run, seq=first + start + i, payload=p, received_at=now) for i, p in enumerate(payloads[start : start + ITEM_BATCH])]
+            chunk = [Item(run=run, seq=first + start + i, payload=p, received_at=now)
+                     for i, p in enumerate(payloads[start : start + ITEM_BATCH])]
             Item.objects.bulk_create(chunk, batch_size=ITEM_BATCH)
             ids += [i.pk for i in chunk]
         if any(i is None for i in ids):  # backends that do not return ids from bulk inserts
@@ -134,8 +133,6 @@ def insert_items_pg(run_id: int, first: int, payloads: list[dict], now: Any) -> 
 def create_run(workflow: Any, *, user: Any, items: list[dict], origin: str = "upload", input_name: str = "",
                mapping: dict | None = None, live: bool = False, version: Any = None) -> Any:
     """A run of the workflow's latest version (or `version`) over `items`, shards enqueued."""
-    from workflows.models import NodeStats, Run
-
     version = version or workflow.latest
     if version is None:
         raise StartError(["The workflow has no saved version yet."])
@@ -147,7 +144,7 @@ def create_run(workflow: Any, *, user: Any, items: list[dict], origin: str = "up
             workflow=workflow, version=version, origin=origin, source_node=source, is_live=live, resolved_models=models,
             shard_size=settings.ENGINE_SHARD_SIZE, batch_size=settings.ENGINE_BATCH_SIZE, input_name=input_name[:255],
             mapping=mapping or {}, created_by=user if getattr(user, "is_authenticated", False) else None,
-            status=state.RUNNING if live else state.QUEUED, started_at=timezone.now() if live else None,
+            status=statuses.RUNNING if live else statuses.QUEUED, started_at=timezone.now() if live else None,
         )
         NodeStats.objects.bulk_create([NodeStats(run=run, node=node_id) for node_id in the_plan.order])
         if items:
@@ -162,11 +159,9 @@ def create_run(workflow: Any, *, user: Any, items: list[dict], origin: str = "up
 def append_to_live_run(workflow: Any, items: list[dict], *, user: Any) -> tuple[Any, list[int]]:
     """REST intake: items join the workflow's live run (created on demand); full shards go at once,
     the tail when the monitor sees no new items for ENGINE_INTAKE_FLUSH_SECONDS."""
-    from workflows.models import Run, Workflow
-
     with transaction.atomic():
         Workflow.objects.select_for_update().get(pk=workflow.pk)  # one live run per workflow
-        run = Run.objects.filter(workflow=workflow, is_live=True, status__in=state.ACTIVE_RUN_STATUSES).first()
+        run = Run.objects.filter(workflow=workflow, is_live=True, status__in=statuses.ACTIVE_RUN_STATUSES).first()
         if run is None or run.version_id != getattr(workflow.latest, "pk", None):
             if run is not None:
                 close_live_run(run)
@@ -180,19 +175,15 @@ def append_to_live_run(workflow: Any, items: list[dict], *, user: Any) -> tuple[
 
 def close_live_run(run: Any) -> None:
     """A new version takes over intake: the old live run takes no more items and finishes normally."""
-    from workflows.models import Run
-
     Run.objects.filter(pk=run.pk).update(is_live=False)
     run.is_live = False
     make_shards(run, run.items_total)
 
 
 def flush_live_run(run_id: int) -> int:
-    from workflows.models import Run
-
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
-        if run.sharded_upto >= run.items_total or run.status not in state.ACTIVE_RUN_STATUSES:
+        if run.sharded_upto >= run.items_total or run.status not in statuses.ACTIVE_RUN_STATUSES:
             return 0
         return make_shards(run, run.items_total)
 
@@ -200,11 +191,9 @@ def flush_live_run(run_id: int) -> int:
 def maybe_finish_run(run_id: int) -> str | None:
     """Give the run its final status once no shard is left. Items left pending by a lost shard
     (never expected, but 0 lost is the promise) get a shard of their own instead."""
-    from workflows.models import Item, Run, Shard
-
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
-        if run.status != state.RUNNING or run.is_live:
+        if run.status != statuses.RUNNING or run.is_live:
             return None
         if run.shards.filter(status__in=[Shard.QUEUED, Shard.RUNNING]).exists() or run.sharded_upto < run.items_total:
             return None
@@ -217,29 +206,25 @@ def maybe_finish_run(run_id: int) -> str | None:
                                     parked=run.items_parked)
         if status is None:
             return None
-        Run.objects.filter(pk=run.pk, status=state.RUNNING).update(status=status, finished_at=timezone.now())
+        Run.objects.filter(pk=run.pk, status=statuses.RUNNING).update(status=status, finished_at=timezone.now())
         record("run.finish", obj=run, status=status, done=run.items_done, dead=run.items_dead)
     return status
 
 
 def resume_items(run: Any, item_ids: list[int]) -> Any:
     """A shard of chosen items (their finished nodes replay from the ledger). Caller is in a transaction."""
-    from workflows.models import Run, Shard
-
     shard = Shard.objects.create(run=run, start_seq=0, end_seq=0, item_ids=sorted(item_ids))
     enqueue_shard(shard)
     # A finished run with dead letters or reviews runs again; a cancelled one never does.
-    Run.objects.filter(pk=run.pk, status__in=[state.SUCCEEDED, state.COMPLETED_WITH_ERRORS, state.FAILED]).update(
-        status=state.RUNNING, finished_at=None)
+    finished = [statuses.SUCCEEDED, statuses.COMPLETED_WITH_ERRORS, statuses.FAILED]
+    Run.objects.filter(pk=run.pk, status__in=finished).update(status=statuses.RUNNING, finished_at=None)
     return shard
 
 
 def cancel_run(run: Any, *, user: Any) -> bool:
-    from workflows.models import Run, Shard
-
     with transaction.atomic():
-        changed = Run.objects.filter(pk=run.pk, status__in=state.ACTIVE_RUN_STATUSES).update(
-            status=state.CANCELLED, finished_at=timezone.now(), is_live=False)
+        changed = Run.objects.filter(pk=run.pk, status__in=statuses.ACTIVE_RUN_STATUSES).update(
+            status=statuses.CANCELLED, finished_at=timezone.now(), is_live=False)
         if changed:
             # Running shards notice at their next commit (the fence checks status=running).
             Shard.objects.filter(run=run, status__in=[Shard.QUEUED, Shard.RUNNING]).update(status=Shard.CANCELLED)
@@ -249,11 +234,9 @@ def cancel_run(run: Any, *, user: Any) -> bool:
 
 def retry_dead_letters(run: Any, *, user: Any) -> int:
     """Send every unretried dead letter's item back through the plan from the node where it failed."""
-    from workflows.models import DeadLetter, Decision, Item, Run
-
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
-        if run.status == state.CANCELLED:
+        if run.status == statuses.CANCELLED:
             raise StartError(["A cancelled run cannot be retried; start a new run."])
         letters = list(DeadLetter.objects.filter(run=run, retried_at__isnull=True))
         if not letters:
@@ -261,10 +244,11 @@ def retry_dead_letters(run: Any, *, user: Any) -> int:
         item_ids = sorted({d.item_id for d in letters})
         # The failed decisions leave the ledger (their reason stays on the dead letter) so the nodes run again.
         for d in letters:
-            Decision.objects.filter(run=run, item_id=d.item_id, node=d.node, port=state.DEAD).delete()
+            Decision.objects.filter(run=run, item_id=d.item_id, node=d.node, port=statuses.DEAD).delete()
         DeadLetter.objects.filter(pk__in=[d.pk for d in letters]).update(
             retried_at=timezone.now(), retried_by=user if getattr(user, "is_authenticated", False) else None)
-        moved = Item.objects.filter(run=run, id__in=item_ids, status=Item.DEAD).update(status=Item.PENDING, finished_at=None)
+        moved = (Item.objects.filter(run=run, id__in=item_ids, status=Item.DEAD)
+                 .update(status=Item.PENDING, finished_at=None))
         Run.objects.filter(pk=run.pk).update(items_dead=F("items_dead") - moved)
         resume_items(run, item_ids)
         record("run.retry_dead_letters", actor=user, obj=run, items=len(item_ids))
@@ -273,9 +257,6 @@ def retry_dead_letters(run: Any, *, user: Any) -> int:
 
 def decide_review(task: Any, *, user: Any, result: dict[str, Any]) -> bool:
     """Record a reviewer's answer and resume the item downstream of its review node."""
-    from workflows.models import Item, Run
-    from workflows.models.review import ReviewTask
-
     with transaction.atomic():
         changed = ReviewTask.objects.filter(pk=task.pk, status=ReviewTask.OPEN).update(
             status=ReviewTask.DECIDED, result={**result, "reviewed": True}, decided_by=user, decided_at=timezone.now())
@@ -285,7 +266,7 @@ def decide_review(task: Any, *, user: Any, result: dict[str, Any]) -> bool:
         moved = Item.objects.filter(pk=task.item_id, status=Item.PARKED).update(status=Item.PENDING, finished_at=None)
         if moved:
             Run.objects.filter(pk=run.pk).update(items_parked=F("items_parked") - moved)
-            if run.status != state.CANCELLED:
+            if run.status != statuses.CANCELLED:
                 resume_items(run, [task.item_id])
         record("review.decide", actor=user, obj=task, run=run.pk, item=task.item_id, result=result)
     return True

@@ -15,6 +15,8 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
+from workflows.models import NodeStats
+
 from .stats import StatsDelta, merge_into
 
 STATS_FIELDS = ["items_in", "ports", "errors", "retries", "latency_hist", "latency_sum_ms", "labels",
@@ -31,7 +33,8 @@ def _map_sum(field: str) -> str:
     labels, confidences or statistics of their own) keeps the stored map as it is."""
     mine = f"workflows_nodestats.{field}"
     return (f"CASE WHEN EXCLUDED.{field} = '{{}}'::jsonb THEN {mine} ELSE "
-            f"{mine} || coalesce((SELECT jsonb_object_agg(e.key, coalesce(({mine} ->> e.key)::numeric, 0) + e.value::numeric) "
+            f"{mine} || coalesce((SELECT jsonb_object_agg(e.key, "
+            f"coalesce(({mine} ->> e.key)::numeric, 0) + e.value::numeric) "
             f"FROM jsonb_each_text(EXCLUDED.{field}) AS e), '{{}}'::jsonb) END")
 
 
@@ -72,7 +75,8 @@ summed AS (
     INSERT INTO workflows_nodestats (run_id, node, """ + ", ".join(STATS_FIELDS) + """)
     SELECT %(run)s, d.node, """ + ", ".join(f"d.{f}" for f in STATS_FIELDS[:-2]) + """, 1, %(now)s
     FROM json_to_recordset(%(stats)s::json) AS d(node text, items_in int, ports jsonb, errors int, retries int,
-         latency_hist jsonb, latency_sum_ms float8, labels jsonb, confidence_hist jsonb, cpu_seconds float8, extra jsonb)
+         latency_hist jsonb, latency_sum_ms float8, labels jsonb, confidence_hist jsonb, cpu_seconds float8,
+         extra jsonb)
     WHERE EXISTS (SELECT 1 FROM fence)
     ORDER BY d.node
     ON CONFLICT (run_id, node) DO UPDATE SET """
@@ -80,7 +84,8 @@ summed AS (
     + ", ".join(f"{f} = {_map_sum(f)}" for f in STATS_MAPS)
     + """, batches = workflows_nodestats.batches + 1, updated_at = EXCLUDED.updated_at
     RETURNING 1)
-SELECT (SELECT count(*) FROM fence), (SELECT value FROM cfg), (SELECT count(*) FROM counted), (SELECT count(*) FROM summed)
+SELECT (SELECT count(*) FROM fence), (SELECT value FROM cfg), (SELECT count(*) FROM counted),
+       (SELECT count(*) FROM summed)
 """)
 COPY_SLICE = 128  # decision rows formatted per write
 COPY_DECISIONS_SQL = f"COPY workflows_decision ({', '.join(DECISION_COLUMNS[:-1])}) FROM STDIN"  # created_at: now()
@@ -111,8 +116,6 @@ def execute_prepared(sql: str, params: Any) -> tuple | None:
 def upsert_stats(run_id: int, deltas: dict[str, StatsDelta], now: Any) -> None:
     """SQLite (one writer at a time): add each node's micro-batch delta to its NodeStats row: read,
     merge in Python, write back with one prepared UPDATE. (PostgreSQL sums them in BATCH_HEAD_SQL.)"""
-    from workflows.models import NodeStats
-
     rows = list(NodeStats.objects.filter(run_id=run_id, node__in=list(deltas)).order_by("node"))
     missing = set(deltas) - {r.node for r in rows}
     for node in sorted(missing):
@@ -133,7 +136,8 @@ def write_stats(rows: list[Any]) -> None:
     params = []
     for row in rows:
         values = [getattr(row, f) for f in STATS_FIELDS]
-        values = [encode(v) if f in json_fields else adapt(v) if f == "updated_at" else v for f, v in zip(STATS_FIELDS, values, strict=True)]
+        values = [encode(v) if f in json_fields else adapt(v) if f == "updated_at" else v
+                  for f, v in zip(STATS_FIELDS, values, strict=True)]
         params.append([*values, row.pk])
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE workflows_nodestats SET {sets} WHERE id = %s", params)
@@ -216,7 +220,8 @@ def copy_text(rows: list[tuple]) -> str:
 
 
 INSERT_DECISIONS_SQL = (f"INSERT INTO workflows_decision ({', '.join(DECISION_COLUMNS)}) "
-                        f"VALUES ({', '.join(['%s'] * len(DECISION_COLUMNS))}) ON CONFLICT (run_id, item_id, node) DO NOTHING")
+                        f"VALUES ({', '.join(['%s'] * len(DECISION_COLUMNS))}) "
+                        "ON CONFLICT (run_id, item_id, node) DO NOTHING")
 
 
 def insert_decisions(rows: list[tuple], *, copy: bool = True) -> None:

@@ -20,7 +20,11 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import state
+from workflows import statuses
+from workflows.models import Run, Shard
+
+from .launch import enqueue_shard, flush_live_run, maybe_finish_run
+from .schedules import fire_due_schedules
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +35,12 @@ def requeue_stale_shards(now: dt.datetime | None = None) -> int:
     the shard: bump the attempt (fencing any zombie out) and enqueue a fresh task."""
     from django_tasks_db.models import DBTaskResult
 
-    from workflows.models import Shard
-
-    from .launch import enqueue_shard
-
     now = now or timezone.now()
     cutoff = now - dt.timedelta(seconds=settings.ENGINE_STALE_SECONDS)
-    candidates = list(Shard.objects.filter(status=Shard.RUNNING, heartbeat__lt=cutoff).values_list("id", "attempt", "status")[:200])
-    queued = list(Shard.objects.filter(status=Shard.QUEUED, heartbeat__lt=cutoff).values_list("id", "attempt", "status", "task_id")[:500])
+    candidates = list(Shard.objects.filter(status=Shard.RUNNING, heartbeat__lt=cutoff)
+                      .values_list("id", "attempt", "status")[:200])
+    queued = list(Shard.objects.filter(status=Shard.QUEUED, heartbeat__lt=cutoff)
+                  .values_list("id", "attempt", "status", "task_id")[:500])
     if queued:
         ready = {str(i) for i in DBTaskResult.objects.filter(
             id__in=[q[3] for q in queued if q[3]], status="READY").values_list("id", flat=True)}
@@ -57,31 +59,21 @@ def requeue_stale_shards(now: dt.datetime | None = None) -> int:
 
 
 def finish_runs() -> int:
-    from workflows.models import Run, Shard
-
-    from .launch import maybe_finish_run
-
-    open_runs = Run.objects.filter(status=state.RUNNING, is_live=False).exclude(
+    open_runs = Run.objects.filter(status=statuses.RUNNING, is_live=False).exclude(
         shards__status__in=[Shard.QUEUED, Shard.RUNNING]).values_list("id", flat=True)[:100]
     return sum(1 for run_id in list(open_runs) if maybe_finish_run(run_id))
 
 
 def flush_live_runs(now: dt.datetime | None = None) -> int:
-    from workflows.models import Run
-
-    from .launch import flush_live_run
-
     now = now or timezone.now()
     quiet = now - dt.timedelta(seconds=settings.ENGINE_INTAKE_FLUSH_SECONDS)
-    runs = Run.objects.filter(status__in=state.ACTIVE_RUN_STATUSES, sharded_upto__lt=F("items_total"),
+    runs = Run.objects.filter(status__in=statuses.ACTIVE_RUN_STATUSES, sharded_upto__lt=F("items_total"),
                               last_intake_at__lte=quiet).values_list("id", flat=True)[:100]
     return sum(flush_live_run(run_id) for run_id in list(runs))
 
 
 def tick(now: dt.datetime | None = None) -> dict[str, int]:
     """One pass of every monitor duty; each is safe to run concurrently in N workers."""
-    from .schedules import fire_due_schedules
-
     return {
         "requeued": requeue_stale_shards(now),
         "flushed": flush_live_runs(now),

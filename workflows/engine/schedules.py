@@ -1,6 +1,7 @@
 """Scheduled runs: a source.schedule node's cron fires a batch run on a stored data set.
 
-Schedules follow the workflow's latest version (synchronised on every save). Any number of workers
+Schedules follow the workflow's latest version (design/schedules.py keeps them in step on every
+save). Any number of workers
 tick the monitor: firing claims the schedule with a conditional UPDATE on its next fire time, so one
 firing starts exactly one run.
 """
@@ -10,46 +11,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from croniter import croniter
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from workflows.design.schedules import next_fire
+from workflows.engine.intake import IntakeError, load_items
+from workflows.engine.launch import StartError, create_run
+from workflows.models.audit import record
+from workflows.models.datasets import Dataset, Schedule
 
 logger = logging.getLogger(__name__)
 
 
-def next_fire(cron: str, after: dt.datetime) -> dt.datetime:
-    """The next firing after `after`; cron is read in the installation's time zone (Europe/Rome)."""
-    local = after.astimezone(ZoneInfo(settings.TIME_ZONE))
-    return croniter(cron, local).get_next(dt.datetime).astimezone(dt.UTC)
-
-
-def sync_schedules(workflow: Any, graph: Any, now: dt.datetime | None = None) -> None:
-    """Make the workflow's Schedule rows match the source.schedule nodes of `graph` (its latest version)."""
-    from workflows.models.datasets import Schedule
-
-    now = now or timezone.now()
-    wanted = {}
-    for node in graph.nodes:
-        if node.type == "source.schedule":
-            cron, dataset = node.config.get("cron"), node.config.get("dataset")
-            if isinstance(cron, str) and croniter.is_valid(cron) and isinstance(dataset, str) and dataset:
-                wanted[node.id] = (cron.strip(), dataset)
-    Schedule.objects.filter(workflow=workflow).exclude(node__in=list(wanted)).delete()
-    for node_id, (cron, dataset) in wanted.items():
-        schedule, created = Schedule.objects.get_or_create(
-            workflow=workflow, node=node_id, defaults={"cron": cron, "dataset": dataset, "next_fire_at": next_fire(cron, now)})
-        if not created and (schedule.cron != cron or schedule.dataset != dataset):
-            schedule.cron, schedule.dataset, schedule.next_fire_at = cron, dataset, next_fire(cron, now)
-            schedule.save(update_fields=["cron", "dataset", "next_fire_at"])
-
-
 def fire_due_schedules(now: dt.datetime | None = None) -> int:
     """Start a run for every schedule that is due; returns how many runs started."""
-    from workflows.models.datasets import Schedule
-
     now = now or timezone.now()
     started = 0
     for schedule in Schedule.objects.filter(enabled=True, next_fire_at__lte=now).select_related("workflow"):
@@ -63,11 +39,6 @@ def fire_due_schedules(now: dt.datetime | None = None) -> int:
 
 
 def fire(schedule: Any) -> int:
-    from workflows.engine.intake import IntakeError, load_items
-    from workflows.engine.launch import StartError, create_run
-    from workflows.models.audit import record
-    from workflows.models.datasets import Dataset, Schedule
-
     try:
         dataset = Dataset.objects.get(name=schedule.dataset)
         _, items = load_items(bytes(dataset.content), dataset.filename, dataset.mapping or None)

@@ -9,20 +9,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-QUEUED = "queued"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-COMPLETED_WITH_ERRORS = "completed_with_errors"
-FAILED = "failed"
-CANCELLED = "cancelled"
-RUN_STATUSES = (QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED)
-ACTIVE_RUN_STATUSES = frozenset({QUEUED, RUNNING})
-FINAL_RUN_STATUSES = frozenset({SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED})
-
-# Ports with a meaning of their own in the ledger.
-PARKED = "parked"  # a review node holds the item
-DEAD = "dead"  # the item failed here and nothing is wired to take it
-ERROR_PORT = "error"
+from workflows.statuses import (
+    CANCELLED,
+    COMPLETED_WITH_ERRORS,
+    DEAD,
+    ERROR_PORT,
+    FAILED,
+    SUCCEEDED,
+)
 
 
 def final_status(*, total: int, done: int, dead: int, parked: int, cancelled: bool = False) -> str | None:

@@ -12,14 +12,13 @@ from django.core.exceptions import ValidationError
 from workflows.models.audit import record
 from workflows.models.registry import KINDS, ModelVersion, RegisteredModel, register_version
 from workflows.roles import require
+from workflows.runtimes.build import _store_bytes
 
 from .importer import ModelRejected, ModelReport, inspect
 
 
 def store_bytes(data: bytes, suffix: str = ".onnx") -> dict[str, Any]:
     """Write `data` as blobs/<sha256><suffix> in the artifact store (never a half-written blob)."""
-    from workflows.runtimes.build import _store_bytes
-
     return _store_bytes(Path(settings.ARTIFACTS_DIR), data, suffix)
 
 
@@ -28,7 +27,8 @@ def runtime_for(report: ModelReport, kind: str) -> tuple[str, dict[str, Any]]:
     a 384-float vector → a head over the production MiniLM; anything else is registered but not runnable."""
     first = report.inputs[0] if report.inputs else {}
     outputs = [o["name"] for o in report.outputs]
-    params: dict[str, Any] = {"probabilities_output": "probabilities" if "probabilities" in outputs else outputs[-1] if outputs else ""}
+    params: dict[str, Any] = {"probabilities_output": "probabilities" if "probabilities" in outputs
+                              else outputs[-1] if outputs else ""}
     if kind == "classifier" and first.get("elem_type") == "STRING":
         return "tfidf", params
     if kind == "classifier" and first.get("elem_type") == "FLOAT" and first.get("shape", [None])[-1] == 384:
@@ -47,7 +47,8 @@ def import_model(data: bytes, *, name: str, kind: str, labels: list[str], user: 
         raise ValidationError(f"'{kind}' is not a model kind.")
     existing = RegisteredModel.objects.filter(name=name).first()
     if existing is not None and existing.kind != kind:
-        raise ValidationError(f"Model '{name}' exists as a {existing.get_kind_display().lower()}; pick that kind or another name.")
+        raise ValidationError(f"Model '{name}' exists as a {existing.get_kind_display().lower()}; "
+                              "pick that kind or another name.")
     try:
         report = inspect(data, max_bytes=max_bytes or settings.MODEL_IMPORT_MAX_BYTES)
         if kind == "classifier" and not labels:
@@ -61,5 +62,6 @@ def import_model(data: bytes, *, name: str, kind: str, labels: list[str], user: 
     meta = {"name": name, "kind": kind, **stored, "source": "imported", "params": params, "files": {}, "labels": labels,
             "metrics": {}, "import_report": report.to_json()}
     version, created = register_version(model_name=name, kind=kind, meta=meta, source="imported", runtime=runtime,
-                                        author=user, note=note or f"imported ONNX ({report.producer or 'unknown producer'})")
+                                        author=user,
+                                        note=note or f"imported ONNX ({report.producer or 'unknown producer'})")
     return version, created, report

@@ -20,10 +20,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from workflows.access import get_workflow_for_user
+from workflows.design.versions import save_version
+from workflows.graph import parse_graph
 from workflows.models import Decision, Workflow
-from workflows.models.audit import record
 from workflows.models.registry import Label, RegisteredModel, parse_ref
-from workflows.roles import get_workflow_for_user
 
 WINDOW = 200
 MIN_ITEMS = 30
@@ -89,7 +90,8 @@ def _window(decisions: list[tuple], labels: dict[int, str]) -> Window:
     reviewed = [(label, labels[item]) for item, label, _, _ in decisions if item in labels]
     return Window(n=len(decisions), start=decisions[0][3], end=decisions[-1][3], mix=shares([d[1] for d in decisions]),
                   mean_confidence=round(sum(confidences) / len(confidences), 4) if confidences else None,
-                  reviewed=len(reviewed), accuracy=round(sum(p == t for p, t in reviewed) / len(reviewed), 4) if reviewed else None,
+                  reviewed=len(reviewed),
+                  accuracy=round(sum(p == t for p, t in reviewed) / len(reviewed), 4) if reviewed else None,
                   confidence_bins=confidence_bins(confidences))
 
 
@@ -104,7 +106,8 @@ def _pct(x: float) -> str:
     return f"{round(x * 100):d} %"
 
 
-def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items: int = MIN_ITEMS, noun: str = "documents") -> NodeDrift:
+def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items: int = MIN_ITEMS,
+               noun: str = "documents") -> NodeDrift:
     latest_ref = (Decision.objects.filter(run__workflow=workflow, node=node, label__isnull=False).exclude(model_ref="")
                   .order_by("-id").values_list("model_ref", flat=True).first()) or ""
     try:
@@ -114,7 +117,8 @@ def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items
     model = RegisteredModel.objects.filter(name=model_name).first()
     production = model.alias("production") if model else None
     ref = production.ref if production else latest_ref
-    result = NodeDrift(workflow_id=workflow.pk, workflow=workflow.name, node=node, model=model_name, model_ref=ref, status="insufficient")
+    result = NodeDrift(workflow_id=workflow.pk, workflow=workflow.name, node=node, model=model_name, model_ref=ref,
+                       status="insufficient")
     rows = list(Decision.objects.filter(run__workflow=workflow, node=node, model_ref=ref, label__isnull=False, error="")
                 .order_by("id").values_list("item_id", "label", "confidence", "created_at"))
     if len(rows) < 2 * min_items:
@@ -133,12 +137,14 @@ def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items
     if result.psi_labels > PSI_ALERT:
         label, change = max(((k, result.recent.mix.get(k, 0) - result.reference.mix.get(k, 0))
                              for k in set(result.recent.mix) | set(result.reference.mix)), key=lambda kv: abs(kv[1]))
-        sentences.append(f"{since} {_pct(abs(change))} {'more' if change > 0 else 'fewer'} {noun} are classified {label} "
-                         f"({_pct(result.recent.mix.get(label, 0))} against {_pct(result.reference.mix.get(label, 0))} after promotion)")
+        sentences.append(f"{since} {_pct(abs(change))} {'more' if change > 0 else 'fewer'} {noun} are classified "
+                         f"{label} ({_pct(result.recent.mix.get(label, 0))} against "
+                         f"{_pct(result.reference.mix.get(label, 0))} after promotion)")
         result.reasons.append(f"label mix PSI {result.psi_labels} > {PSI_ALERT}")
     if result.psi_confidence > PSI_ALERT and result.recent.mean_confidence is not None:
         verb = "fell" if result.recent.mean_confidence < (result.reference.mean_confidence or 0) else "rose"
-        sentences.append(f"mean confidence {verb} from {result.reference.mean_confidence:.2f} to {result.recent.mean_confidence:.2f}")
+        sentences.append(f"mean confidence {verb} from {result.reference.mean_confidence:.2f} "
+                         f"to {result.recent.mean_confidence:.2f}")
         result.reasons.append(f"confidence PSI {result.psi_confidence} > {PSI_ALERT}")
     a, b = result.reference, result.recent
     if (a.accuracy is not None and b.accuracy is not None and a.reviewed >= MIN_REVIEWED and b.reviewed >= MIN_REVIEWED
@@ -173,9 +179,6 @@ def report(**kwargs: Any) -> list[NodeDrift]:
 def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
     """Save a new workflow version in which every route right after `node` sends everything to its
     'else' branch (which must lead to a review node): nothing is decided automatically any more."""
-    from workflows.graph import parse_graph
-    from workflows.resolvers import graph_resolvers
-
     workflow = get_workflow_for_user(user, workflow_id, "workflow.edit")
     latest = workflow.latest
     graph = latest.graph
@@ -191,8 +194,8 @@ def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
             config["branches"] = [{**b, "min_confidence": 1, "max_confidence": 0} for b in config.get("branches", [])]
             changed.append(target["id"])
     if not changed:
-        raise ValidationError(f"No route after '{node}' sends its 'else' branch to a review node; add one on the canvas.")
-    version = workflow.save_version(parse_graph(graph), author=user, parent=latest.number, resolvers=graph_resolvers(),
-                                    message=f"Drift: route everything after '{node}' to review")
-    record("drift.route_all_to_review", actor=user, obj=workflow, node=node, routes=changed, version=version.number)
-    return version
+        raise ValidationError(f"No route after '{node}' sends its 'else' branch to a review node; "
+                              "add one on the canvas.")
+    return save_version(workflow, parse_graph(graph), user=user, parent=latest.number,
+                        message=f"Drift: route everything after '{node}' to review",
+                        action="drift.route_all_to_review", node=node, routes=changed)

@@ -14,6 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from workflows.engine.nodes import loader
+from workflows.models.runs import Decision
+
 BATCH = getattr(settings, "ENGINE_BATCH_SIZE", 32)
 
 
@@ -33,7 +36,8 @@ def classification_metrics(truth: list[str], predicted: list[str], labels: list[
         precision = tp / predicted_n if predicted_n else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "support": support}
+        per_class[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                            "support": support}
         if support:
             f1s.append(f1)
     correct = sum(t == p for t, p in zip(truth, predicted, strict=True))
@@ -60,8 +64,6 @@ def run_runtime(runtime: Any, items: list[dict[str, Any]]) -> tuple[list[dict[st
 
 
 def evaluate_classifier(version_id: int, items: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
-    from workflows.runtimes import loader
-
     runtime = loader.load(version_id)
     outputs, ms = run_runtime(runtime, [{"text": item["text"]} for item in items])
     predicted = [o.get("label", "∅ error") for o in outputs]
@@ -74,7 +76,8 @@ def evaluate_classifier(version_id: int, items: list[dict[str, Any]], labels: li
         for key, value in (item.get("segment") or {}).items():
             segments[key][str(value)].append(i)
     result["by_segment"] = {
-        key: {value: {k: v for k, v in classification_metrics([truth[i] for i in idx], [predicted[i] for i in idx], labels).items()
+        key: {value: {k: v for k, v in classification_metrics([truth[i] for i in idx], [predicted[i] for i in idx],
+                                                              labels).items()
                       if k in {"n", "accuracy", "macro_f1"}} for value, idx in values.items()}
         for key, values in segments.items()
     }
@@ -84,8 +87,6 @@ def evaluate_classifier(version_id: int, items: list[dict[str, Any]], labels: li
 
 def compare_embedders(candidate_id: int, production_id: int, texts: list[str]) -> dict[str, Any]:
     import numpy as np
-
-    from workflows.runtimes import loader
 
     a, ms_a = run_runtime(loader.load(candidate_id, purpose="embed"), [{"text": t} for t in texts])
     b, ms_b = run_runtime(loader.load(production_id, purpose="embed"), [{"text": t} for t in texts])
@@ -104,7 +105,8 @@ def evidence_pack(request: Any) -> dict[str, Any]:
     pack: dict[str, Any] = {
         "generated_at": timezone.now().isoformat(),
         "candidate": {"ref": version.ref, "size": version.size, "source": version.source, "sha256": version.sha256},
-        "production": {"ref": production.ref, "size": production.size, "sha256": production.sha256} if production else None,
+        "production": ({"ref": production.ref, "size": production.size, "sha256": production.sha256}
+                       if production else None),
         "batch_size": BATCH,
         "evaluation": None,
         "replay": None,
@@ -113,7 +115,8 @@ def evidence_pack(request: Any) -> dict[str, Any]:
     if model.kind == "classifier" and labelled is not None and labelled.items:
         labels = labelled.labels or sorted({i["label"] for i in labelled.items})
         candidate = evaluate_classifier(version.pk, labelled.items, labels)
-        base = evaluate_classifier(production.pk, labelled.items, labels) if production and production.pk != version.pk else None
+        base = (evaluate_classifier(production.pk, labelled.items, labels)
+                if production and production.pk != version.pk else None)
         changed = []
         if base is not None:
             for i, (a, b) in enumerate(zip(candidate["predictions"], base["predictions"], strict=True)):
@@ -150,9 +153,11 @@ def segments_worse(candidate: dict[str, Any], base: dict[str, Any] | None) -> li
     for key, values in candidate.get("by_segment", {}).items():
         for value, metrics in values.items():
             other = base.get("by_segment", {}).get(key, {}).get(value)
-            if other and metrics["accuracy"] is not None and other["accuracy"] is not None and metrics["accuracy"] < other["accuracy"]:
+            if (other and metrics["accuracy"] is not None and other["accuracy"] is not None
+                    and metrics["accuracy"] < other["accuracy"]):
                 worse.append({"segment": key, "value": value, "n": metrics["n"], "candidate": metrics["accuracy"],
-                              "production": other["accuracy"], "delta": round(metrics["accuracy"] - other["accuracy"], 4),
+                              "production": other["accuracy"],
+                              "delta": round(metrics["accuracy"] - other["accuracy"], 4),
                               "better_on_average": (candidate["accuracy"] or 0) > (base["accuracy"] or 0)})
     return sorted(worse, key=lambda w: w["delta"])
 
@@ -178,8 +183,6 @@ def escalation_threshold(graph: dict[str, Any], node_id: str) -> float:
 def shadow_evidence(version: Any, production: Any, limit: int = 2000) -> dict[str, Any] | None:
     """Live agreement of the shadow (this version) with production on recent runs, and how many more
     (or fewer) items each would send to a person."""
-    from workflows.models.runs import Decision
-
     decisions = list(Decision.objects.filter(output__shadow__model_ref=version.ref, error="")
                      .select_related("run__version").order_by("-id")[:limit])
     if not decisions:
@@ -197,23 +200,21 @@ def shadow_evidence(version: Any, production: Any, limit: int = 2000) -> dict[st
         if shadow.get("label") == d.label:
             agree += 1
         elif len(disagreements) < 50:
-            disagreements.append({"item": d.item_id, "run": d.run_id, "production": d.label, "production_confidence": d.confidence,
+            disagreements.append({"item": d.item_id, "run": d.run_id, "production": d.label,
+                                  "production_confidence": d.confidence,
                                   "shadow": shadow.get("label"), "shadow_confidence": shadow.get("confidence")})
         esc_prod += int((d.confidence or 0) < threshold)
         esc_shadow += int((shadow.get("confidence") or 0) < threshold)
     n = len(decisions)
     return {"n": n, "agreement": round(agree / n, 4), "escalation_production": round(esc_prod / n, 4),
-            "escalation_shadow": round(esc_shadow / n, 4), "escalation_difference": round((esc_shadow - esc_prod) / n, 4),
+            "escalation_shadow": round(esc_shadow / n, 4),
+            "escalation_difference": round((esc_shadow - esc_prod) / n, 4),
             "thresholds": sorted(set(thresholds.values())), "disagreements": disagreements,
             "production_refs": sorted({d.model_ref for d in decisions})}
 
 
 def replay(version: Any, production: Any, size: int) -> dict[str, Any] | None:
     """Re-run the candidate on the last `size` documents production decided, and compare."""
-    try:
-        from workflows.models.runs import Decision
-    except ImportError:
-        return None
     if production is None or size <= 0:
         return None
     if version.model.kind != "classifier":
@@ -222,8 +223,6 @@ def replay(version: Any, production: Any, size: int) -> dict[str, Any] | None:
                      .select_related("item").order_by("-id")[:size])
     if not decisions:
         return {"n": 0, "note": "production has not processed any document yet"}
-    from workflows.runtimes import loader
-
     runtime = loader.load(version.pk)
     items = [d.item.payload for d in decisions]
     outputs, ms = run_runtime(runtime, items)
@@ -233,7 +232,8 @@ def replay(version: Any, production: Any, size: int) -> dict[str, Any] | None:
         if out.get("label") == decision.label:
             agree += 1
         else:
-            changed.append({"item": decision.item_id, "production": decision.label, "production_confidence": decision.confidence,
+            changed.append({"item": decision.item_id, "production": decision.label,
+                            "production_confidence": decision.confidence,
                             "candidate": out.get("label"), "candidate_confidence": out.get("confidence")})
     counts = Counter(o.get("label") for o in outputs)
     return {"n": len(decisions), "agreement": round(agree / len(decisions), 4), "changed": changed[:50],

@@ -65,7 +65,8 @@ def _external_problem(tensor: Any, where: str) -> str | None:
     if tensor.data_location != TensorProto.EXTERNAL:
         return None
     location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-    if not location or location.startswith(("/", "\\")) or ".." in location.replace("\\", "/").split("/") or ":" in location:
+    if (not location or location.startswith(("/", "\\")) or ".." in location.replace("\\", "/").split("/")
+            or ":" in location):
         return (f"{where} reads its data from '{location}', a path outside the model bundle. "
                 "Save the model with its tensors inside the file (onnx.save(..., save_as_external_data=False)).")
     return (f"{where} keeps its data in a separate file '{location}' that is not part of this upload. "
@@ -137,7 +138,8 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
                 where = f"Attribute '{attr.name}' of node '{node.name or node.op_type}'"
                 for tensor in ([attr.t] if attr.HasField("t") else []) + list(attr.tensors):
                     reasons += _tensor_problems(tensor, where)
-                for sparse in ([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []) + list(attr.sparse_tensors):
+                for sparse in (([attr.sparse_tensor] if attr.HasField("sparse_tensor") else [])
+                               + list(attr.sparse_tensors)):
                     reasons += _tensor_problems(sparse, where)
                 if attr.HasField("g"):
                     graphs.append(attr.g)
@@ -156,7 +158,8 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
         for v in values:
             t = v.type.tensor_type
             dims = [d.dim_param or d.dim_value for d in t.shape.dim]
-            out.append({"name": v.name, "elem_type": onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type else "?",
+            out.append({"name": v.name,
+                        "elem_type": onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type else "?",
                         "shape": dims})
         return out
 

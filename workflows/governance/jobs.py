@@ -10,19 +10,20 @@ from django.utils import timezone
 from workflows.models.audit import record
 from workflows.models.registry import ModelJob
 
+from .tasks import run_model_job
+
 
 def create_job(**fields: Any) -> ModelJob:
     with transaction.atomic():
         job = ModelJob.objects.create(**fields)
-        record(f"model.{job.kind}.start", actor=job.created_by, obj=job, model=job.model.name, base=job.base_version.ref,
-               labelled_set=job.labelled_set.name if job.labelled_set else None, params=job.params)
+        record(f"model.{job.kind}.start", actor=job.created_by, obj=job, model=job.model.name,
+               base=job.base_version.ref, labelled_set=job.labelled_set.name if job.labelled_set else None,
+               params=job.params)
         transaction.on_commit(lambda: _enqueue(job.pk))
     return job
 
 
 def _enqueue(job_id: int) -> None:
-    from .tasks import run_model_job
-
     run_model_job.enqueue(job_id)
 
 
@@ -33,22 +34,24 @@ def progress(job: ModelJob, fraction: float, message: str) -> None:
 
 def claim(job_id: int) -> ModelJob | None:
     """Conditional update: exactly one worker runs a job."""
-    if ModelJob.objects.filter(pk=job_id, status=ModelJob.QUEUED).update(status=ModelJob.RUNNING, message="started") != 1:
+    if (ModelJob.objects.filter(pk=job_id, status=ModelJob.QUEUED)
+            .update(status=ModelJob.RUNNING, message="started")) != 1:
         return None
     return ModelJob.objects.select_related("model", "base_version__model", "labelled_set", "created_by").get(pk=job_id)
 
 
 def succeed(job: ModelJob, version: Any, report: dict[str, Any], created: bool) -> None:
     with transaction.atomic():
-        ModelJob.objects.filter(pk=job.pk).update(status=ModelJob.SUCCEEDED, progress=1.0, result_version=version, report=report,
-                                                  finished_at=timezone.now(),
-                                                  message=f"registered {version.ref}" if created else f"same artifact as {version.ref}")
+        ModelJob.objects.filter(pk=job.pk).update(status=ModelJob.SUCCEEDED, progress=1.0, result_version=version,
+                                                  report=report, finished_at=timezone.now(),
+                                                  message=f"registered {version.ref}" if created
+                                                  else f"same artifact as {version.ref}")
         record(f"model.{job.kind}.finish", actor=job.created_by, obj=job, version=version.ref, created=created,
                sha256=version.sha256)
 
 
 def fail(job: ModelJob, error: str) -> None:
     with transaction.atomic():
-        ModelJob.objects.filter(pk=job.pk).update(status=ModelJob.FAILED, error=error[:4000], finished_at=timezone.now(),
-                                                  message="failed")
+        ModelJob.objects.filter(pk=job.pk).update(status=ModelJob.FAILED, error=error[:4000],
+                                                  finished_at=timezone.now(), message="failed")
         record(f"model.{job.kind}.failed", actor=job.created_by, obj=job, error=error[:500])

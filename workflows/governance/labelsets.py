@@ -74,8 +74,8 @@ def create_labelled_set(*, name: str, items: list[dict[str, Any]], user: Any, mo
     if LabelledSet.objects.filter(name=slug).exists():
         raise ValidationError(f"A labelled set named '{slug}' exists already; choose another name.")
     with transaction.atomic():
-        labelled = LabelledSet.objects.create(name=slug, description=description, model=model, source=source, items=items,
-                                              labels=sorted({i["label"] for i in items}), created_by=user)
+        labelled = LabelledSet.objects.create(name=slug, description=description, model=model, source=source,
+                                              items=items, labels=sorted({i["label"] for i in items}), created_by=user)
         record("labelled_set.create", actor=user, obj=labelled, name=slug, items=len(items), source=source,
                model=model.name if model else None)
     return labelled

@@ -15,10 +15,14 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from workflows.engine.nodes import loader
 from workflows.models.registry import LabelledSet, ModelJob, ModelVersion, register_version
 from workflows.roles import require
+from workflows.runtimes.build import quantise_minilm
 
 from . import jobs
+from .artifacts import store_bytes
+from .evaluation import compare_embedders, evaluate_classifier, run_runtime
 
 SAMPLE = [
     "I was charged twice for my subscription this month, please refund the second payment.",
@@ -42,14 +46,15 @@ def can_optimise(version: ModelVersion) -> str:
     return ""
 
 
-def start_optimise(version: ModelVersion, *, user: Any, labelled_set: LabelledSet | None = None, per_channel: bool = True,
-                   fuse: bool = True) -> ModelJob:
+def start_optimise(version: ModelVersion, *, user: Any, labelled_set: LabelledSet | None = None,
+                   per_channel: bool = True, fuse: bool = True) -> ModelJob:
     require(user, "model.train", version)
     why = can_optimise(version)
     if why:
         raise ValidationError(why)
     return jobs.create_job(kind=ModelJob.OPTIMISE, model=version.model, base_version=version, labelled_set=labelled_set,
-                           params={"per_channel": per_channel, "fuse": fuse and version.runtime == "minilm"}, created_by=user)
+                           params={"per_channel": per_channel, "fuse": fuse and version.runtime == "minilm"},
+                           created_by=user)
 
 
 def _quantise_file(source: str, per_channel: bool) -> bytes:
@@ -64,10 +69,6 @@ def _quantise_file(source: str, per_channel: bool) -> bytes:
 
 
 def run_optimise(job: ModelJob) -> tuple[ModelVersion, bool, dict[str, Any]]:
-    from workflows.runtimes.build import quantise_minilm
-
-    from .artifacts import store_bytes
-
     parent = job.base_version
     meta = parent.runtime_meta()
     per_channel = bool(job.params.get("per_channel", True))
@@ -79,13 +80,15 @@ def run_optimise(job: ModelJob) -> tuple[ModelVersion, bool, dict[str, Any]]:
         new_meta = {**built, "name": f"{parent.model.name}-int8"}
     else:
         stored = store_bytes(_quantise_file(meta["path"], per_channel))
-        params = {**(meta.get("params") or {}), "precision": "int8", "quantisation": "dynamic", "per_channel": per_channel}
+        params = {**(meta.get("params") or {}), "precision": "int8", "quantisation": "dynamic",
+                  "per_channel": per_channel}
         new_meta = {**meta, **stored, "params": params, "source": "quantised", "parent": parent.sha256,
                     "name": f"{parent.model.name}-int8"}
     new_meta.pop("build_key", None)
     jobs.progress(job, 0.6, "registering the new version")
-    version, created = register_version(model_name=parent.model.name, kind=parent.model.kind, meta=new_meta, source="quantised",
-                                        runtime=parent.runtime, parent=parent, author=job.created_by, trained_by=job.created_by,
+    version, created = register_version(model_name=parent.model.name, kind=parent.model.kind, meta=new_meta,
+                                        source="quantised", runtime=parent.runtime, parent=parent,
+                                        author=job.created_by, trained_by=job.created_by,
                                         note=f"int8 dynamic, per_channel={per_channel}, fuse={fuse} (job #{job.pk})")
     jobs.progress(job, 0.7, "measuring size, throughput and quality against the parent")
     report = compare(version, parent, job.labelled_set)
@@ -94,8 +97,6 @@ def run_optimise(job: ModelJob) -> tuple[ModelVersion, bool, dict[str, Any]]:
 
 def compare(candidate: ModelVersion, parent: ModelVersion, labelled: LabelledSet | None) -> dict[str, Any]:
     """Size, throughput (items/s in the executor's micro-batches) and quality of `candidate` vs `parent`."""
-    from .evaluation import compare_embedders, evaluate_classifier
-
     items = list(labelled.items) if labelled else []
     report: dict[str, Any] = {
         "size": {"candidate": candidate.size, "parent": parent.size,
@@ -106,12 +107,14 @@ def compare(candidate: ModelVersion, parent: ModelVersion, labelled: LabelledSet
         texts = [i["text"] for i in items[:256]] or SAMPLE * 8
         agreement = compare_embedders(candidate.pk, parent.pk, texts)
         ms = agreement["latency_ms_per_item"]
-        report["throughput"] = _throughput(ms["candidate"], ms["production"])  # compare_embedders calls the second "production"
-        report["quality"] = {"cosine_mean": agreement["cosine_mean"], "cosine_min": agreement["cosine_min"], "n": agreement["n"]}
+        # compare_embedders calls the second "production"
+        report["throughput"] = _throughput(ms["candidate"], ms["production"])
+        report["quality"] = {"cosine_mean": agreement["cosine_mean"], "cosine_min": agreement["cosine_min"],
+                             "n": agreement["n"]}
         if items:
             a, b = centroid_accuracy(candidate.pk, items[:1000]), centroid_accuracy(parent.pk, items[:1000])
-            report["quality"].update({"centroid_accuracy": {"candidate": a, "parent": b,
-                                                            "delta": round(a - b, 4) if a is not None and b is not None else None}})
+            report["quality"].update({"centroid_accuracy": {
+                "candidate": a, "parent": b, "delta": round(a - b, 4) if a is not None and b is not None else None}})
     elif items:
         labels = labelled.labels or sorted({i["label"] for i in items})
         a = evaluate_classifier(candidate.pk, items, labels)
@@ -119,8 +122,8 @@ def compare(candidate: ModelVersion, parent: ModelVersion, labelled: LabelledSet
         report["throughput"] = _throughput(a["latency_ms_per_item"], b["latency_ms_per_item"])
         report["quality"] = {k: {"candidate": a[k], "parent": b[k], "delta": round(a[k] - b[k], 4)
                                  if a[k] is not None and b[k] is not None else None} for k in ("accuracy", "macro_f1")}
-        report["quality"]["agreement"] = round(sum(x == y for x, y in zip(a["predictions"], b["predictions"], strict=True))
-                                               / len(items), 4)
+        agreeing = sum(x == y for x, y in zip(a["predictions"], b["predictions"], strict=True))
+        report["quality"]["agreement"] = round(agreeing / len(items), 4)
     return report
 
 
@@ -135,10 +138,6 @@ def _throughput(ms_candidate: float, ms_parent: float) -> dict[str, Any]:
 def centroid_accuracy(version_id: int, items: list[dict[str, Any]]) -> float | None:
     """How well an embedder separates the labels: nearest class centroid, leave-one-out."""
     import numpy as np
-
-    from workflows.runtimes import loader
-
-    from .evaluation import run_runtime
 
     outputs, _ = run_runtime(loader.load(version_id, purpose="embed"), [{"text": i["text"]} for i in items])
     keep = [(o["embedding"], i["label"]) for o, i in zip(outputs, items, strict=True) if "embedding" in o]

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from workflows.governance.tasks import compute_evidence
 from workflows.models.audit import record
 from workflows.models.registry import ALIASES, Alias, LabelledSet, ModelVersion, PromotionRequest
 from workflows.roles import can, deny, require
@@ -46,7 +47,8 @@ def request_promotion(version: ModelVersion, alias: str, *, user: Any, reason: s
         if labelled_set is None:
             labelled_set = version.model.labelled_sets.order_by("-created_at").first()
         promotion = PromotionRequest.objects.create(version=version, alias=alias, reason=reason.strip(),
-                                                    requested_by=user, labelled_set=labelled_set, replay_size=replay_size)
+                                                    requested_by=user, labelled_set=labelled_set,
+                                                    replay_size=replay_size)
         record("promotion.request", actor=user, obj=promotion, version=version.ref, alias=alias,
                current=current.ref if current else None, reason=promotion.reason)
         transaction.on_commit(lambda: _enqueue_evidence(promotion.pk))
@@ -54,8 +56,6 @@ def request_promotion(version: ModelVersion, alias: str, *, user: Any, reason: s
 
 
 def _enqueue_evidence(request_id: int) -> None:
-    from workflows.governance.tasks import compute_evidence
-
     compute_evidence.enqueue(request_id)
 
 
@@ -119,7 +119,8 @@ def reject(request: PromotionRequest, *, user: Any, reason: str) -> PromotionReq
         request.decided_at = timezone.now()
         request.decision_reason = reason.strip()
         request.save()
-        record("promotion.reject", actor=user, obj=request, version=request.version.ref, alias=request.alias, reason=reason)
+        record("promotion.reject", actor=user, obj=request, version=request.version.ref, alias=request.alias,
+               reason=reason)
     return request
 
 
@@ -143,7 +144,8 @@ def cancel(request: PromotionRequest, *, user: Any) -> PromotionRequest:
 
 def request_rollback(model_name: str, alias: str, *, user: Any, reason: str) -> PromotionRequest:
     """Promote the version the alias pointed at before its last approved move."""
-    last = (PromotionRequest.objects.filter(version__model__name=model_name, alias=alias, status=PromotionRequest.APPROVED)
+    last = (PromotionRequest.objects.filter(version__model__name=model_name, alias=alias,
+                                            status=PromotionRequest.APPROVED)
             .exclude(previous_version=None).select_related("previous_version__model").first())
     if last is None:
         raise ValidationError(f"{model_name}@{alias} has no earlier version to roll back to.")

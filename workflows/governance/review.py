@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from workflows.engine.launch import decide_review
 from workflows.models import Decision, ReviewTask
 from workflows.models.registry import Label, RegisteredModel, parse_ref
 from workflows.roles import require
@@ -60,8 +61,6 @@ def decide(task: ReviewTask, *, user: Any, label: str, extra: dict[str, Any] | N
     """Accept (label == proposal) or correct; resumes the item downstream. None if already decided.
 
     `extra` (edited fields, a note) travels with the decision into the item's downstream payload."""
-    from workflows.engine.launch import decide_review
-
     require(user, "review.work", task)
     label = (label or "").strip()
     decision = model_decision(task)
@@ -81,7 +80,8 @@ def decide(task: ReviewTask, *, user: Any, label: str, extra: dict[str, Any] | N
                    if isinstance(payload.get(k), str | int)}
         return Label.objects.create(
             model=_model_of(decision.model_ref) if decision else None, run_id=task.run_id, item_id=task.item_id,
-            review_task=task, node=decision.node if decision else task.node, model_ref=decision.model_ref if decision else "",
+            review_task=task, node=decision.node if decision else task.node,
+            model_ref=decision.model_ref if decision else "",
             text=str(payload.get("text") or payload.get("subject") or "")[:20_000], label=label, predicted=predicted,
             confidence=decision.confidence if decision else proposal.get("confidence"), segment=segment,
             source=Label.REVIEW, created_by=user)
@@ -100,4 +100,5 @@ def live_accuracy(workflow_id: int | None = None) -> list[dict[str, Any]]:
         groups[key][0] += 1
         groups[key][1] += int(lab.predicted == lab.label)
     return [{"workflow_id": k[0], "workflow": names[k], "node": k[1], "model_ref": k[2], "reviewed": n, "correct": c,
-             "accuracy": round(c / n, 4) if n else None} for k, (n, c) in sorted(groups.items(), key=lambda kv: str(kv[0]))]
+             "accuracy": round(c / n, 4) if n else None}
+            for k, (n, c) in sorted(groups.items(), key=lambda kv: str(kv[0]))]

@@ -1,4 +1,8 @@
-"""Governance work done by the workers (queue `governance`)."""
+"""Governance work done by the workers (queue `governance`).
+
+The queue stores these tasks by dotted path, and the modules that enqueue them (jobs.py,
+promotion.py) are the ones the tasks call, so each task imports its work when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,16 @@ import logging
 from django.db import transaction
 from django_tasks import task
 
+from workflows.models.audit import record
+from workflows.models.registry import ModelJob, PromotionRequest
+
 log = logging.getLogger(__name__)
 
 
 @task(queue_name="governance")
 def compute_evidence(request_id: int) -> str:
+    # deferred: promotion.py enqueues this task and is imported by what the task imports
     from workflows.governance.evaluation import evidence_pack
-    from workflows.models.audit import record
-    from workflows.models.registry import PromotionRequest
 
     request = PromotionRequest.objects.select_related("version__model", "labelled_set").get(pk=request_id)
     if request.status != PromotionRequest.EVALUATING:
@@ -39,18 +45,18 @@ def compute_evidence(request_id: int) -> str:
 @task(queue_name="governance")
 def run_model_job(job_id: int) -> str:
     """Train or optimise; a failure is recorded on the job (the trainer sees why), never left running."""
+    # deferred: jobs.py enqueues this task, so importing it at module level would be a cycle
     from workflows.governance import jobs
-    from workflows.models.registry import ModelJob
 
     job = jobs.claim(job_id)
     if job is None:
         return "skipped"
     try:
-        if job.kind == ModelJob.TRAIN:
+        if job.kind == ModelJob.TRAIN:  # deferred: both import jobs.py (see above)
             from workflows.governance.training import run_training
 
             version, created, report = run_training(job)
-        else:
+        else:  # deferred: both import jobs.py (see above)
             from workflows.governance.optimise import run_optimise
 
             version, created, report = run_optimise(job)

@@ -14,8 +14,10 @@ from django.core.exceptions import ValidationError
 
 from workflows.models.registry import LabelledSet, ModelJob, ModelVersion, RegisteredModel, register_version
 from workflows.roles import require
+from workflows.runtimes.embed import Embedder
 
 from . import jobs
+from .artifacts import store_bytes
 from .evaluation import classification_metrics
 from .labelsets import review_items
 
@@ -36,11 +38,12 @@ def embedder_for(model: RegisteredModel) -> ModelVersion:
     return embedder
 
 
-def start_training(model: RegisteredModel, *, user: Any, labelled_set: LabelledSet | None = None, use_reviews: bool = True,
-                   C: float = 10.0) -> ModelJob:
+def start_training(model: RegisteredModel, *, user: Any, labelled_set: LabelledSet | None = None,
+                   use_reviews: bool = True, C: float = 10.0) -> ModelJob:
     require(user, "model.train", model)
     if model.kind != "classifier":
-        raise ValidationError(f"{model.name} is a {model.get_kind_display().lower()}; only classifiers get a trained head.")
+        raise ValidationError(f"{model.name} is a {model.get_kind_display().lower()}; "
+                              "only classifiers get a trained head.")
     if labelled_set is None and not use_reviews:
         raise ValidationError("Choose a labelled set, reviewed items, or both.")
     available = (len(labelled_set.items) if labelled_set else 0) + (model.truth_labels.count() if use_reviews else 0)
@@ -50,8 +53,10 @@ def start_training(model: RegisteredModel, *, user: Any, labelled_set: LabelledS
     if base is None:
         raise ValidationError(f"{model.name} has no version yet.")
     embedder = embedder_for(model)
-    return jobs.create_job(kind=ModelJob.TRAIN, model=model, base_version=base, labelled_set=labelled_set, use_reviews=use_reviews,
-                           params={"C": C, "embedder": embedder.ref, "embedder_sha256": embedder.sha256}, created_by=user)
+    return jobs.create_job(kind=ModelJob.TRAIN, model=model, base_version=base, labelled_set=labelled_set,
+                           use_reviews=use_reviews,
+                           params={"C": C, "embedder": embedder.ref, "embedder_sha256": embedder.sha256},
+                           created_by=user)
 
 
 def training_items(job: ModelJob) -> list[dict[str, Any]]:
@@ -90,14 +95,11 @@ def run_training(job: ModelJob) -> tuple[ModelVersion, bool, dict[str, Any]]:
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.linear_model import LogisticRegression
 
-    from workflows.runtimes.embed import Embedder
-
-    from .artifacts import store_bytes
-
     items = training_items(job)
     counts = Counter(i["label"] for i in items)
     if len(items) < MIN_ITEMS or len(counts) < 2:
-        raise ValueError(f"{len(items)} distinct documents with {len(counts)} labels: training needs {MIN_ITEMS}+ and 2+ labels")
+        raise ValueError(f"{len(items)} distinct documents with {len(counts)} labels: "
+                         f"training needs {MIN_ITEMS}+ and 2+ labels")
     embedder_version = ModelVersion.objects.get(sha256=job.params["embedder_sha256"])
     embedder = Embedder(embedder_version.runtime_meta())
     texts = [i["text"] for i in items]
@@ -105,7 +107,8 @@ def run_training(job: ModelJob) -> tuple[ModelVersion, bool, dict[str, Any]]:
     for start in range(0, len(texts), EMBED_CHUNK):
         chunks.append(embedder.encode(texts[start:start + EMBED_CHUNK]).vectors)
         jobs.progress(job, 0.8 * min(1.0, (start + EMBED_CHUNK) / len(texts)),
-                      f"embedding {min(start + EMBED_CHUNK, len(texts))}/{len(texts)} documents with {embedder_version.ref}")
+                      f"embedding {min(start + EMBED_CHUNK, len(texts))}/{len(texts)} documents "
+                      f"with {embedder_version.ref}")
     vectors = np.concatenate(chunks)
     labels = np.array([i["label"] for i in items])
     train, test = split(items)
@@ -124,11 +127,14 @@ def run_training(job: ModelJob) -> tuple[ModelVersion, bool, dict[str, Any]]:
     stored = store_bytes(onx.SerializeToString())
     metrics = {k: evaluation[k] for k in ("accuracy", "macro_f1", "train_items", "test_items") if k in evaluation}
     meta = {"name": f"{job.model.name}-head", "kind": "classifier", **stored, "source": "trained",
-            "licence": job.base_version.licence, "attribution": f"Trained here by {job.created_by.get_username()} on labelled documents",
+            "licence": job.base_version.licence,
+            "attribution": f"Trained here by {job.created_by.get_username()} on labelled documents",
             "params": {"method": "head", "embedder_sha256": embedder_version.sha256, "C": C, "dim": dim,
                        "probabilities_output": "probabilities", "job": job.pk},
             "files": {}, "labels": classes, "metrics": metrics, "parent": job.base_version.sha256}
-    version, created = register_version(model_name=job.model.name, kind="classifier", meta=meta, source="trained", runtime="head",
-                                        parent=job.base_version, author=job.created_by, trained_by=job.created_by,
-                                        note=f"head on {embedder_version.ref}, {len(items)} labelled documents (job #{job.pk})")
+    version, created = register_version(model_name=job.model.name, kind="classifier", meta=meta, source="trained",
+                                        runtime="head", parent=job.base_version, author=job.created_by,
+                                        trained_by=job.created_by,
+                                        note=f"head on {embedder_version.ref}, {len(items)} labelled documents "
+                                        f"(job #{job.pk})")
     return version, created, {"evaluation": evaluation, "embedder": embedder_version.ref}

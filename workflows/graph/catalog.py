@@ -164,9 +164,12 @@ def _extract_adds(config: Config) -> set[str]:
     return {"fields"} | {f"fields.{k}" for k in _names(config, "patterns") + _names(config, "entities")}
 
 
-MODEL = ConfigField("model", "model", "Model", required=True, help="A registered model alias (name@production) or a pinned version (name:v3).")
-INPUT_FIELD = ConfigField("input_field", "string", "Input field", default="text", help="The item field holding the text to read.")
-RETRIES = ConfigField("retries", "int", "Retries", default=2, minimum=0, maximum=10, help="Extra attempts for transient errors.")
+MODEL = ConfigField("model", "model", "Model", required=True,
+                    help="A registered model alias (name@production) or a pinned version (name:v3).")
+INPUT_FIELD = ConfigField("input_field", "string", "Input field", default="text",
+                          help="The item field holding the text to read.")
+RETRIES = ConfigField("retries", "int", "Retries", default=2, minimum=0, maximum=10,
+                      help="Extra attempts for transient errors.")
 
 CATALOG: dict[str, NodeType] = {}
 
@@ -176,7 +179,8 @@ def register(node_type: NodeType) -> NodeType:
     return node_type
 
 
-SOURCE_FIELDS = ConfigField("fields", "fields", "Item fields", default=["text"], help="Fields each incoming item carries, e.g. text, subject, channel.")
+SOURCE_FIELDS = ConfigField("fields", "fields", "Item fields", default=["text"],
+                            help="Fields each incoming item carries, e.g. text, subject, channel.")
 
 register(NodeType(
     "source.upload", "sources", "Upload",
@@ -194,7 +198,8 @@ register(NodeType(
     inputs=(), is_source=True,
     config=(
         SOURCE_FIELDS,
-        ConfigField("cron", "cron", "Cron expression", required=True, help="Five fields, e.g. '0 7 * * 1-5' for 7:00 on weekdays."),
+        ConfigField("cron", "cron", "Cron expression", required=True,
+                    help="Five fields, e.g. '0 7 * * 1-5' for 7:00 on weekdays."),
         ConfigField("dataset", "string", "Data set", required=True, help="Name of an uploaded data set to run on."),
     ),
     adds=_source_fields,
@@ -211,11 +216,14 @@ register(NodeType(
     "classify", "models", "Classify",
     "Give each document a label and a confidence: zero-shot from label descriptions, or a trained head.",
     config=(
-        ConfigField("model", "model", "Model", required=True, model_kind="classifier", help="A classifier alias, or an embedder for zero-shot."),
+        ConfigField("model", "model", "Model", required=True, model_kind="classifier",
+                    help="A classifier alias, or an embedder for zero-shot."),
         ConfigField("method", "choice", "Method", default="head", choices=("head", "zero_shot", "tfidf")),
-        ConfigField("labels", "mapping", "Labels and descriptions", help="For zero-shot: label → a sentence describing it."),
+        ConfigField("labels", "mapping", "Labels and descriptions",
+                    help="For zero-shot: label → a sentence describing it."),
         ConfigField("shadow", "bool", "Run the shadow version alongside", default=False,
-                    help="Also run the model's shadow alias on the same items; its answers are recorded, never routed."),
+                    help="Also run the model's shadow alias on the same items; its answers are recorded, "
+                         "never routed."),
         INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=lambda c: {"label", "confidence", "scores"}, outputs=("out", "error"),
@@ -225,7 +233,8 @@ register(NodeType(
     "Find people, addresses, IBANs, VAT numbers, emails, phones, amounts and dates in the text.",
     config=(
         ConfigField("model", "model", "NER model", default="rampart@production", model_kind="extractor"),
-        ConfigField("patterns", "list", "Patterns", default=["email", "phone", "iban", "vat", "amount", "date"], choices=PATTERN_KINDS),
+        ConfigField("patterns", "list", "Patterns", default=["email", "phone", "iban", "vat", "amount", "date"],
+                    choices=PATTERN_KINDS),
         ConfigField("entities", "list", "Entities", default=["person"], choices=NER_KINDS),
         INPUT_FIELD, RETRIES,
     ),
@@ -257,7 +266,8 @@ register(NodeType(
     outputs=_route_outputs,
     config=(
         ConfigField("branches", "branches", "Branches", required=True,
-                    help="Ordered list of {name, labels: [...], min_confidence, max_confidence}; the first match wins."),
+                    help="Ordered list of {name, labels: [...], min_confidence, max_confidence}; "
+                         "the first match wins."),
         ConfigField("label_field", "string", "Label field", default="label"),
     ),
     needs=_route_needs,
@@ -271,7 +281,8 @@ register(NodeType(
         ConfigField("small_threshold", "float", "Small-model confidence to accept", default=0.8, minimum=0, maximum=1),
         ConfigField("endpoint", "endpoint", "Large-model endpoint", help="Leave empty to go straight to review."),
         ConfigField("large_threshold", "float", "Large-model confidence to accept", default=0.7, minimum=0, maximum=1),
-        ConfigField("labels", "mapping", "Labels and descriptions", help="The label set the large model must choose from."),
+        ConfigField("labels", "mapping", "Labels and descriptions",
+                    help="The label set the large model must choose from."),
         INPUT_FIELD,
     ),
     needs=_input_field, adds=lambda c: {"label", "confidence", "decided_by"},
@@ -281,9 +292,11 @@ register(NodeType(
     "Call an OpenAI-compatible chat endpoint with a prompt built from item fields, within a budget.",
     outputs=("out", "error"),
     config=(
-        ConfigField("endpoint", "endpoint", "Endpoint", required=True, help="A registered endpoint (on-premise or external)."),
+        ConfigField("endpoint", "endpoint", "Endpoint", required=True,
+                    help="A registered endpoint (on-premise or external)."),
         ConfigField("model", "string", "Model name", default="smollm2"),
-        ConfigField("prompt", "text", "Prompt template", required=True, help="Item fields in braces, e.g. 'Answer this ticket: {text}'."),
+        ConfigField("prompt", "text", "Prompt template", required=True,
+                    help="Item fields in braces, e.g. 'Answer this ticket: {text}'."),
         ConfigField("output_field", "string", "Output field", default="answer"),
         ConfigField("max_tokens", "int", "Max tokens", default=256, minimum=1, maximum=8192),
         ConfigField("temperature", "float", "Temperature", default=0.2, minimum=0, maximum=2),

@@ -119,27 +119,8 @@ def _str_field(raw: dict[str, Any], key: str, where: str, problems: list[str], d
     return value
 
 
-def parse_graph(data: Any, *, max_nodes: int = MAX_NODES) -> Graph:
-    """Parse graph JSON (already decoded) into a Graph, or raise GraphFormatError listing every problem."""
-    problems: list[str] = []
-    if not isinstance(data, dict):
-        raise GraphFormatError([f"A graph must be a JSON object with 'nodes' and 'edges', not {type(data).__name__}."])
-    unknown = set(data) - {"nodes", "edges"}
-    if unknown:
-        problems.append(f"Unknown top-level keys {sorted(unknown)}: a graph has only 'nodes' and 'edges'.")
-    raw_nodes = data.get("nodes", [])
-    raw_edges = data.get("edges", [])
-    if not isinstance(raw_nodes, list):
-        problems.append("'nodes' must be a list.")
-        raw_nodes = []
-    if not isinstance(raw_edges, list):
-        problems.append("'edges' must be a list.")
-        raw_edges = []
-    if len(raw_nodes) > max_nodes:
-        raise GraphFormatError([f"The graph has {len(raw_nodes)} nodes; the limit is {max_nodes}. Split it into smaller workflows."])
-    if len(raw_edges) > MAX_EDGES:
-        raise GraphFormatError([f"The graph has {len(raw_edges)} edges; the limit is {MAX_EDGES}."])
-
+def _parse_nodes(raw_nodes: list, problems: list[str]) -> list[Node]:
+    """Each node object read, every problem of it added to `problems`."""
     nodes: list[Node] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_nodes):
@@ -167,7 +148,11 @@ def parse_graph(data: Any, *, max_nodes: int = MAX_NODES) -> Graph:
             config = {}
         position = _parse_position(raw.get("position"), where, problems)
         nodes.append(Node(id=node_id, type=node_type, config=config, position=position, label=label))
+    return nodes
 
+
+def _parse_edges(raw_edges: list, problems: list[str]) -> list[Edge]:
+    """Each edge object read (ports default to out → in), every problem of it added to `problems`."""
     edges: list[Edge] = []
     for index, raw in enumerate(raw_edges):
         where = f"edges[{index}]"
@@ -182,6 +167,33 @@ def parse_graph(data: Any, *, max_nodes: int = MAX_NODES) -> Graph:
                 target_port=_str_field(raw, "target_port", where, problems, default="in"),
             )
         )
+    return edges
+
+
+def parse_graph(data: Any, *, max_nodes: int = MAX_NODES) -> Graph:
+    """Parse graph JSON (already decoded) into a Graph, or raise GraphFormatError listing every problem."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise GraphFormatError([f"A graph must be a JSON object with 'nodes' and 'edges', not {type(data).__name__}."])
+    unknown = set(data) - {"nodes", "edges"}
+    if unknown:
+        problems.append(f"Unknown top-level keys {sorted(unknown)}: a graph has only 'nodes' and 'edges'.")
+    raw_nodes = data.get("nodes", [])
+    raw_edges = data.get("edges", [])
+    if not isinstance(raw_nodes, list):
+        problems.append("'nodes' must be a list.")
+        raw_nodes = []
+    if not isinstance(raw_edges, list):
+        problems.append("'edges' must be a list.")
+        raw_edges = []
+    if len(raw_nodes) > max_nodes:
+        raise GraphFormatError([f"The graph has {len(raw_nodes)} nodes; the limit is {max_nodes}. "
+                                "Split it into smaller workflows."])
+    if len(raw_edges) > MAX_EDGES:
+        raise GraphFormatError([f"The graph has {len(raw_edges)} edges; the limit is {MAX_EDGES}."])
+
+    nodes = _parse_nodes(raw_nodes, problems)
+    edges = _parse_edges(raw_edges, problems)
     if problems:
         raise GraphFormatError(problems)
     return Graph(nodes=tuple(nodes), edges=tuple(edges))

@@ -114,7 +114,8 @@ def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], pro
                   resolve_alias: AliasResolver | None, resolve_endpoint: EndpointResolver | None) -> None:
     known = {f.name for f in node_type.config}
     for key in sorted(set(config) - known):
-        problems.append(Problem("unknown_config", f"Node '{node_id}': '{key}' is not a setting of {node_type.title}; remove it.",
+        problems.append(Problem("unknown_config",
+                                f"Node '{node_id}': '{key}' is not a setting of {node_type.title}; remove it.",
                                 node=node_id, field=key, severity=WARNING))
     merged = node_type.with_defaults(config)
     for spec in node_type.config:
@@ -127,16 +128,19 @@ def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], pro
         message = _check_value(spec, value, node_id)
         if message:
             problems.append(Problem("invalid_config", message, node=node_id, field=spec.name))
-        elif spec.kind == "model" and resolve_alias is not None and node_type.uses_model(merged) and not resolve_alias(value):
+        elif (spec.kind == "model" and resolve_alias is not None and node_type.uses_model(merged)
+                and not resolve_alias(value)):
             problems.append(Problem("unresolved_model", f"Node '{node_id}': no registered model matches '{value}'. "
                                     "Pick one from the registry or register it first.", node=node_id, field=spec.name))
         elif spec.kind == "endpoint" and resolve_endpoint is not None and not resolve_endpoint(value):
-            problems.append(Problem("unresolved_endpoint", f"Node '{node_id}': no large-model endpoint is registered as '{value}'.",
+            problems.append(Problem("unresolved_endpoint",
+                                    f"Node '{node_id}': no large-model endpoint is registered as '{value}'.",
                                     node=node_id, field=spec.name))
     if node_type.type == "classify" and merged.get("method") == "zero_shot":
         labels = merged.get("labels")
         if not isinstance(labels, dict) or len(labels) < 2:
-            problems.append(Problem("missing_config", f"Node '{node_id}': zero-shot needs at least two labels with descriptions.",
+            problems.append(Problem("missing_config",
+                                    f"Node '{node_id}': zero-shot needs at least two labels with descriptions.",
                                     node=node_id, field="labels"))
     if node_type.type == "cascade":
         small, large = merged.get("small_threshold"), merged.get("large_threshold")
@@ -144,7 +148,8 @@ def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], pro
             problems.append(Problem("invalid_config", f"Node '{node_id}': the small-model threshold must be above 0.",
                                     node=node_id, field="small_threshold"))
         if merged.get("endpoint") and not merged.get("labels"):
-            problems.append(Problem("missing_config", f"Node '{node_id}': give the label set the large model chooses from.",
+            problems.append(Problem("missing_config",
+                                    f"Node '{node_id}': give the label set the large model chooses from.",
                                     node=node_id, field="labels"))
         if isinstance(small, int | float) and isinstance(large, int | float) and merged.get("endpoint") and large > 1:
             problems.append(Problem("invalid_config", f"Node '{node_id}': the large-model threshold must be at most 1.",
@@ -154,13 +159,23 @@ def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], pro
 def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
              resolve_endpoint: EndpointResolver | None = None) -> list[Problem]:
     """Every problem of the graph. An empty list means the graph can run."""
-    problems: list[Problem] = []
-    nodes = graph.by_id
-    types: dict[str, NodeType] = {}
-
     if not graph.nodes:
         return [Problem("empty", "The workflow is empty: add a source, at least one step and a sink.")]
+    problems: list[Problem] = []
+    types = _check_nodes(graph, problems, resolve_alias, resolve_endpoint)
+    good_edges, incoming = _check_edges(graph, types, problems)
+    order = _check_cycles(graph, good_edges, problems)
+    sources = _check_ends(graph, types, incoming, problems)
+    _check_reachable(graph, sources, good_edges, incoming, problems)
+    if order is not None:
+        _check_fields(graph, order, types, good_edges, problems)
+    return problems
 
+
+def _check_nodes(graph: Graph, problems: list[Problem], resolve_alias: AliasResolver | None,
+                 resolve_endpoint: EndpointResolver | None) -> dict[str, NodeType]:
+    """Each node's type is known and its config is complete; the known types by node id."""
+    types: dict[str, NodeType] = {}
     for node in graph.nodes:
         node_type = CATALOG.get(node.type)
         if node_type is None:
@@ -169,8 +184,14 @@ def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
             continue
         types[node.id] = node_type
         _check_config(node.id, node_type, node.config, problems, resolve_alias, resolve_endpoint)
+    return types
 
-    # Edges: both ends exist, ports exist, no duplicates. Only good edges take part below.
+
+def _check_edges(graph: Graph, types: dict[str, NodeType],
+                 problems: list[Problem]) -> tuple[list, dict[str, list[int]]]:
+    """Both ends exist, ports exist, no self-loop, no duplicate. Only good edges take part in the
+    checks after this one; returns them, and the good incoming edges' indexes by target node."""
+    nodes = graph.by_id
     good_edges = []
     seen_edges = set()
     incoming: dict[str, list[int]] = defaultdict(list)
@@ -178,8 +199,8 @@ def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
         ok = True
         for end, node_id in (("source", edge.source), ("target", edge.target)):
             if node_id not in nodes:
-                problems.append(Problem("dangling_edge", f"Edge {edge.describe()}: its {end} '{node_id}' is not a node; "
-                                        "delete the edge or add the node.", edge=index))
+                problems.append(Problem("dangling_edge", f"Edge {edge.describe()}: its {end} '{node_id}' is not "
+                                        "a node; delete the edge or add the node.", edge=index))
                 ok = False
         if not ok:
             continue
@@ -187,12 +208,14 @@ def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
         if src_type is not None:
             ports = src_type.output_ports(src_type.with_defaults(nodes[edge.source].config))
             if edge.source_port not in ports:
-                problems.append(Problem("unknown_port", f"Edge {edge.describe()}: '{edge.source}' has no output '{edge.source_port}'"
-                                        f" (it has {', '.join(ports) or 'no outputs'}).", node=edge.source, edge=index))
+                problems.append(Problem("unknown_port", f"Edge {edge.describe()}: '{edge.source}' has no output "
+                                        f"'{edge.source_port}' (it has {', '.join(ports) or 'no outputs'}).",
+                                        node=edge.source, edge=index))
                 ok = False
         if dst_type is not None and edge.target_port not in dst_type.inputs:
-            problems.append(Problem("unknown_port", f"Edge {edge.describe()}: '{edge.target}' has no input '{edge.target_port}'"
-                                    f" (it has {', '.join(dst_type.inputs) or 'no inputs'}).", node=edge.target, edge=index))
+            problems.append(Problem("unknown_port", f"Edge {edge.describe()}: '{edge.target}' has no input "
+                                    f"'{edge.target_port}' (it has {', '.join(dst_type.inputs) or 'no inputs'}).",
+                                    node=edge.target, edge=index))
             ok = False
         if edge.source == edge.target:
             problems.append(Problem("cycle", f"Edge {edge.describe()} connects '{edge.source}' to itself.",
@@ -200,41 +223,55 @@ def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
             ok = False
         key = (edge.source, edge.source_port, edge.target, edge.target_port)
         if key in seen_edges:
-            problems.append(Problem("duplicate_edge", f"Edge {edge.describe()} appears twice.", edge=index, severity=WARNING))
+            problems.append(Problem("duplicate_edge", f"Edge {edge.describe()} appears twice.", edge=index,
+                                    severity=WARNING))
             ok = False
         seen_edges.add(key)
         if ok:
             good_edges.append(edge)
             incoming[edge.target].append(index)
+    return good_edges, incoming
 
-    # Cycles: graphlib names the nodes of one cycle; we report it and check fields on the rest.
+
+def _check_cycles(graph: Graph, good_edges: list, problems: list[Problem]) -> list[str] | None:
+    """The nodes in topological order, or None after reporting the cycle graphlib found (the field
+    check needs an order, so it is skipped then; every other check still runs)."""
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for node in graph.nodes:
         sorter.add(node.id)
     for edge in good_edges:
         sorter.add(edge.target, edge.source)
-    order: list[str] | None
     try:
-        order = list(sorter.static_order())
+        return list(sorter.static_order())
     except graphlib.CycleError as exc:
         cycle = tuple(dict.fromkeys(exc.args[1]))
         problems.append(Problem("cycle", f"These nodes form a cycle: {' → '.join(exc.args[1])}. "
                                 "Items would loop forever; remove one of the edges.", node=cycle[0], nodes=cycle))
-        order = None
+        return None
 
+
+def _check_ends(graph: Graph, types: dict[str, NodeType], incoming: dict[str, list[int]],
+                problems: list[Problem]) -> list[str]:
+    """A source to start from, a sink to keep results, and an input on every node that needs one;
+    returns the source node ids."""
     sources = [n.id for n in graph.nodes if n.id in types and types[n.id].is_source]
     if not sources:
-        problems.append(Problem("no_source", "The workflow has no source: add an Upload, REST intake or Schedule node."))
+        problems.append(Problem("no_source",
+                                "The workflow has no source: add an Upload, REST intake or Schedule node."))
     if not any(types[n].is_sink for n in types):
-        problems.append(Problem("no_sink", "The workflow has no sink: add a Results table so results are kept.", severity=WARNING))
-
+        problems.append(Problem("no_sink", "The workflow has no sink: add a Results table so results are kept.",
+                                severity=WARNING))
     for node in graph.nodes:
         node_type = types.get(node.id)
         if node_type and not node_type.is_source and not incoming.get(node.id):
             problems.append(Problem("unconnected_input", f"Node '{node.id}' has nothing connected to its input; "
                                     "connect it to an upstream node or delete it.", node=node.id))
+    return sources
 
-    # Reachability from sources over good edges.
+
+def _check_reachable(graph: Graph, sources: list[str], good_edges: list, incoming: dict[str, list[int]],
+                     problems: list[Problem]) -> None:
+    """Every connected node can be reached from a source over good edges."""
     successors: dict[str, list[str]] = defaultdict(list)
     for edge in good_edges:
         successors[edge.source].append(edge.target)
@@ -247,14 +284,12 @@ def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
                 stack.append(nxt)
     for node in graph.nodes:
         if node.id not in reached and incoming.get(node.id) and sources:
-            problems.append(Problem("unreachable", f"Node '{node.id}' cannot be reached from any source.", node=node.id))
-
-    if order is not None:
-        _check_fields(graph, order, types, good_edges, problems)
-    return problems
+            problems.append(Problem("unreachable", f"Node '{node.id}' cannot be reached from any source.",
+                                    node=node.id))
 
 
-def _check_fields(graph: Graph, order: list[str], types: dict[str, NodeType], edges: list, problems: list[Problem]) -> None:
+def _check_fields(graph: Graph, order: list[str], types: dict[str, NodeType], edges: list,
+                  problems: list[Problem]) -> None:
     """Along every path, a node's needed fields must be added upstream (intersection over its inputs)."""
     nodes = graph.by_id
     preds: dict[str, list[str]] = defaultdict(list)

@@ -18,7 +18,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from workflows.engine import observers
+from workflows.models import Run
+
+from . import snapshot
 from .groups import COALESCE_SECONDS, STATUS_SECONDS, push_mode, run_group, workflow_group
+from .snapshot import run_signature
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +111,6 @@ class Broadcaster:
                 self.cond.wait(min(waits) if waits else None)
 
     def flush(self, run_id: int, nodes: set[str]) -> dict[str, Any] | None:
-        from . import snapshot
-
         state = snapshot.load(run_id, nodes)
         if state is None:
             self.active.pop(run_id, None)
@@ -137,10 +140,6 @@ class Broadcaster:
     def check_statuses(self) -> None:
         """The rows of runs announced and still active: a final status (written after the last
         batch), a cancel or a retry goes out as an event without nodes. One query for all runs."""
-        from workflows.models import Run
-
-        from .snapshot import run_signature
-
         rows = {run.pk: run for run in Run.objects.filter(pk__in=list(self.active))}
         for run_id in list(self.active):
             run = rows.get(run_id)
@@ -187,7 +186,5 @@ BROADCASTER = Broadcaster()
 
 def install() -> None:
     """Attach the broadcaster to the executor's after-commit hook (once per process)."""
-    from workflows.engine import executor
-
-    if BROADCASTER.notify not in executor.BATCH_LISTENERS:
-        executor.BATCH_LISTENERS.append(BROADCASTER.notify)
+    if BROADCASTER.notify not in observers.BATCH_LISTENERS:
+        observers.BATCH_LISTENERS.append(BROADCASTER.notify)

@@ -14,13 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
-from workflows.engine import state as run_states
+from workflows import statuses as run_states
+from workflows.access import get_run_for_user, get_workflow_for_user
+from workflows.models import Run
+from workflows.roles import can, deny
 
 from . import snapshot, watch
 from .groups import (
@@ -44,50 +48,43 @@ class Refused(Exception):
 
 
 def _deny(user: Any, capability: str, **data: Any) -> None:
-    from workflows.roles import deny
-
     deny(user, capability, channel="websocket", **data)
 
 
-def authorise_run(user: Any, run_id: Any) -> Any:
-    """The run if the user may watch it; else Refused (audited), as get_run_for_user asks it."""
-    from workflows.views.runs import get_run_for_user
-
+def _authorise(user: Any, *, capability: str, allowed: bool, object_type: str, object_id: Any,
+               fetch: Callable[[Any, Any], Any]) -> Any:
+    """The object if the user may watch it; else Refused with the close code that says why (audited)."""
     if not getattr(user, "is_authenticated", False):
-        _deny(None, "run.view", object_type="workflows.run", object_id=run_id, reason="anonymous")
+        _deny(None, capability, object_type=object_type, object_id=object_id, reason="anonymous")
         raise Refused(CLOSE_ANONYMOUS)
-    from workflows.roles import can
-
-    if not can(user, "run.view"):
-        _deny(user, "run.view", object_type="workflows.run", object_id=run_id)
+    if not allowed:
+        _deny(user, capability, object_type=object_type, object_id=object_id)
         raise Refused(CLOSE_FORBIDDEN)
     try:
-        return get_run_for_user(user, run_id)
+        return fetch(user, object_id)
     except Http404:
         raise Refused(CLOSE_NOT_FOUND) from None
+
+
+def authorise_run(user: Any, run_id: Any) -> Any:
+    """The run if the user may watch it, as get_run_for_user asks it."""
+    return _authorise(user, capability="run.view", allowed=can(user, "run.view"), object_type="workflows.run",
+                      object_id=run_id, fetch=get_run_for_user)
 
 
 def authorise_workflow(user: Any, workflow_id: Any) -> Any:
-    from workflows.roles import can, get_workflow_for_user
-
-    if not getattr(user, "is_authenticated", False):
-        _deny(None, "workflow.view", object_type="workflows.workflow", object_id=workflow_id, reason="anonymous")
-        raise Refused(CLOSE_ANONYMOUS)
-    if not (can(user, "workflow.view") and can(user, "run.view")):
-        _deny(user, "run.view", object_type="workflows.workflow", object_id=workflow_id)
-        raise Refused(CLOSE_FORBIDDEN)
-    try:
-        return get_workflow_for_user(user, workflow_id)
-    except Http404:
-        raise Refused(CLOSE_NOT_FOUND) from None
+    """The workflow if the user may watch its live run (seeing workflows and runs both)."""
+    allowed = can(user, "workflow.view") and can(user, "run.view")
+    return _authorise(user, capability="run.view" if getattr(user, "is_authenticated", False) else "workflow.view",
+                      allowed=allowed, object_type="workflows.workflow", object_id=workflow_id,
+                      fetch=get_workflow_for_user)
 
 
 def current_run_id(workflow_id: int) -> int | None:
     """The run a workflow's canvas shows: its open live (intake) run, else its latest run."""
-    from workflows.models import Run
-
     runs = Run.objects.filter(workflow_id=workflow_id)
-    live = runs.filter(is_live=True, status__in=run_states.ACTIVE_RUN_STATUSES).order_by("-id").values_list("id", flat=True).first()
+    live = (runs.filter(is_live=True, status__in=run_states.ACTIVE_RUN_STATUSES).order_by("-id")
+            .values_list("id", flat=True).first())
     return live or runs.order_by("-id").values_list("id", flat=True).first()
 
 
@@ -124,8 +121,6 @@ class Tracker:
 
     def poll(self) -> list[str] | None:
         """The canvas's newer run, or the run row if it changed (what no batch commit announces)."""
-        from workflows.models import Run
-
         switched = self.follow()
         if switched is not None:
             return switched

@@ -3,7 +3,7 @@ and which delivery mode this process uses.
 
 Push: a cross-process channel layer (channels-redis) carries the worker's coalesced updates.
 Poll: the in-memory layer lives in one process, and the worker is another one, so each consumer
-watches its run's NodeStats rows instead (DESIGN §6).
+watches its run's NodeStats rows instead.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from workflows.graph import CATALOG
+from workflows.models import NodeStats, Run
 
 from .groups import dom_id
 from .window import WINDOWS, Sample
@@ -61,8 +62,6 @@ def load(run_id: int, changed: Iterable[str] | None = None) -> RunState | None:
     statement of a READ COMMITTED transaction sees newer commits); SQLite's read transaction has it."""
     from django.db import connection, transaction
 
-    from workflows.models import NodeStats, Run
-
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         if outermost and connection.vendor == "postgresql":
@@ -83,7 +82,8 @@ def node_views(run: Any, rows: list[Any]) -> list[dict[str, Any]]:
     out_by_node = {r.node: r.ports or {} for r in rows}
     inflow: dict[str, int] = {}
     for e in graph.get("edges", []):
-        inflow[e["target"]] = inflow.get(e["target"], 0) + int(out_by_node.get(e["source"], {}).get(e["source_port"], 0))
+        inflow[e["target"]] = (inflow.get(e["target"], 0)
+                               + int(out_by_node.get(e["source"], {}).get(e["source_port"], 0)))
     inflow[run.source_node] = run.items_total
     started = run.started_at.timestamp() if run.started_at else None
     views = []
@@ -116,11 +116,12 @@ def node_views(run: Any, rows: list[Any]) -> list[dict[str, Any]]:
         views.append({
             "node": r.node, "dom": dom_id(r.node), "type": spec.get("type", ""),
             "title": spec.get("label") or (node_type.title if node_type else ""),
-            "items_in": r.items_in, "items_out": sum((r.ports or {}).values()), "ports": r.ports or {}, "errors": r.errors,
-            "retries": r.retries, "p50_ms": r.p50_ms, "p95_ms": r.p95_ms, "labels": r.labels or {},
+            "items_in": r.items_in, "items_out": sum((r.ports or {}).values()), "ports": r.ports or {},
+            "errors": r.errors, "retries": r.retries, "p50_ms": r.p50_ms, "p95_ms": r.p95_ms, "labels": r.labels or {},
             "cpu_seconds": round(r.cpu_seconds, 3), "extra": extra, "batches": r.batches, "t": round(t, 3),
             "rate": round(trend.rate, 1), "windowed": trend.windowed, "backlog": backlog, "health": health,
-            "label_mix": shown, "confidence": [{"bucket": b, "count": c, "pct": round(100 * c / tallest)} for b, c in enumerate(conf)],
+            "label_mix": shown,
+            "confidence": [{"bucket": b, "count": c, "pct": round(100 * c / tallest)} for b, c in enumerate(conf)],
             "has_confidence": any(conf), "tokens": extra.get("tokens"), "cost_eur": extra.get("cost_eur"),
             "rate_text": number(trend.rate), "p50_text": number(r.p50_ms), "p95_text": number(r.p95_ms),
         })

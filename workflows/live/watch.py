@@ -17,6 +17,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from workflows.models import NodeStats, Run
+
 from . import snapshot
 from .groups import POLL_SECONDS, run_group, workflow_group
 
@@ -33,16 +35,12 @@ class RunWatcher:
         self.task: asyncio.Task | None = None
 
     def baseline(self) -> None:
-        from workflows.models import NodeStats, Run
-
         self.batches = dict(NodeStats.objects.filter(run_id=self.run_id).values_list("node", "batches"))
         run = Run.objects.filter(pk=self.run_id).first()
         self.signature = snapshot.run_signature(run) if run else None
 
     def check(self) -> dict[str, Any] | None:
         """The event for what changed since the last check, or None. A step a test can call alone."""
-        from workflows.models import NodeStats, Run
-
         changed = {n for n, b in NodeStats.objects.filter(run_id=self.run_id).values_list("node", "batches")
                    if self.batches.get(n) != b}
         if not changed:

@@ -11,12 +11,18 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from .immutable import ImmutableModel
+
 GENESIS = "0" * 64
 # One advisory lock key for the chain: two writers must not both link to the same predecessor.
 CHAIN_LOCK = 727_274_001
 
 
-class AuditEntry(models.Model):
+class AuditEntry(ImmutableModel):
+    immutable_error = PermissionError
+    change_refused = "Audit entries are append-only."
+    delete_refused = "Audit entries are append-only."
+
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     actor_name = models.CharField(max_length=150, blank=True)
@@ -47,13 +53,6 @@ class AuditEntry(models.Model):
         encoded = json.dumps(body, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder).encode()
         return hashlib.sha256(encoded).hexdigest()
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise PermissionError("Audit entries are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise PermissionError("Audit entries are append-only.")
 
 
 def record(action: str, *, actor: Any = None, obj: Any = None, object_type: str = "", object_id: Any = "",
@@ -89,9 +88,18 @@ def verify_chain() -> tuple[int, AuditEntry | None, str]:
     count = 0
     for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
         if entry.prev_hash != previous:
-            return count, entry, "its previous-hash does not match the entry before it (an entry was removed or reordered)"
+            return count, entry, ("its previous-hash does not match the entry before it "
+                                  "(an entry was removed or reordered)")
         if entry.compute_hash() != entry.hash:
             return count, entry, "its content does not match its hash (the entry was altered)"
         previous = entry.hash
         count += 1
     return count, None, ""
+
+
+def verify_chain_for(user: Any) -> tuple[int, AuditEntry | None, str]:
+    """verify_chain() asked by a person (page or API), with its own audit entry. It is written after
+    verifying, so a broken chain is reported as it was found."""
+    count, broken, why = verify_chain()
+    record("audit.verify", actor=user, ok=broken is None, checked=count, broken=broken.pk if broken else None)
+    return count, broken, why

@@ -17,7 +17,8 @@ class Dataset(models.Model):
     rows = models.PositiveIntegerField()
     columns = models.JSONField(default=list)
     mapping = models.JSONField(default=dict, blank=True, help_text="item field → column")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

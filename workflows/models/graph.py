@@ -8,11 +8,9 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import F
 
-from workflows.graph import Graph, checksum, errors, validate
+from workflows.graph import Graph, checksum, errors
 
-
-class ImmutableError(Exception):
-    pass
+from .immutable import ImmutableModel
 
 
 class VersionConflict(Exception):
@@ -64,15 +62,16 @@ class Workflow(models.Model):
             return self.head_versions[0] if self.head_versions else None
         return self.versions.filter(number=self.head).first() if self.head else None
 
-    def save_version(self, graph: Graph, *, author: Any, parent: int | None, message: str = "",
-                     restored_from: int | None = None, resolvers: dict | None = None) -> WorkflowVersion:
-        """Append a version on top of `parent` (the version the editor started from).
+    def append_version(self, graph: Graph, *, author: Any, parent: int | None, message: str, problems: list,
+                       restored_from: int | None = None) -> WorkflowVersion:
+        """Append a version on top of `parent` by moving `head` with a conditional UPDATE: a save
+        built on an older version moves nothing and is refused (never last-save-wins). Validation,
+        schedules and the audit entry are design.versions.save_version's, the one caller.
 
         Raises VersionConflict when `parent` is no longer the latest version.
         """
         expected = parent if parent is not None else 0
         graph_json = graph.to_json()
-        problems = validate(graph, **(resolvers or {}))
         try:
             with transaction.atomic():
                 moved = Workflow.objects.filter(pk=self.pk, head=expected).update(head=F("head") + 1)
@@ -90,16 +89,16 @@ class Workflow(models.Model):
                     is_runnable=not errors(problems),
                     restored_from=restored_from,
                 )
-                from workflows.engine.schedules import sync_schedules
-
-                sync_schedules(self, graph)
         except IntegrityError:
             raise VersionConflict(self.versions.order_by("-number").first()) from None
         self.head = version.number
         return version
 
 
-class WorkflowVersion(models.Model):
+class WorkflowVersion(ImmutableModel):
+    change_refused = "A workflow version is immutable; save a new version instead."
+    delete_refused = "A workflow version is immutable and cannot be deleted."
+
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
@@ -125,11 +124,3 @@ class WorkflowVersion(models.Model):
 
     def as_graph(self) -> Graph:
         return Graph.from_json(self.graph, max_nodes=10**6)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise ImmutableError("A workflow version is immutable; save a new version instead.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise ImmutableError("A workflow version is immutable and cannot be deleted.")

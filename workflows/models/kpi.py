@@ -1,7 +1,7 @@
 """Business KPIs: the baseline a business owner types in, weekly rollups of the ledger, signed packs.
 
 Everything measured comes from the ledger (Decision), the items, review tasks, labels and NodeStats;
-only the Baseline is typed in. `KpiWeek` is a cache of one workflow's ISO week (Europe/Rome) so the
+only the Baseline is typed in. `KpiWeek` is a cache of one workflow's ISO week (in TIME_ZONE) so the
 dashboard reads a few rows instead of a million decisions; `WeeklyPack` is a signed snapshot and never
 changes once written.
 """
@@ -18,6 +18,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+from .immutable import ImmutableError, ImmutableModel
 
 
 def _money(**kwargs: Any) -> models.DecimalField:
@@ -61,7 +63,8 @@ class Baseline(models.Model):
     watts_per_core = models.DecimalField(
         "watts per busy core (W)", max_digits=6, decimal_places=1, default=Decimal("15"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))])
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     updated_at = models.DateTimeField(default=timezone.now)
 
     FIELDS = ("manual_minutes", "hourly_cost", "manual_accuracy", "manual_cycle_hours", "sla_hours", "review_minutes",
@@ -100,12 +103,17 @@ class KpiRefresh(models.Model):
         return f"KPIs of {self.workflow_id} fresh up to {self.mark}"
 
 
-class SignedPackError(Exception):
+class SignedPackError(ImmutableError):
     pass
 
 
-class WeeklyPack(models.Model):
+class WeeklyPack(ImmutableModel):
     """A weekly review pack as the business owner signed it: a frozen snapshot, never edited."""
+
+    immutable_error = SignedPackError
+    change_refused = "A signed weekly pack is immutable."
+    delete_refused = "A signed weekly pack is archived for good and cannot be deleted."
+
 
     workflow = models.ForeignKey("workflows.Workflow", on_delete=models.PROTECT, related_name="weekly_packs")
     week_start = models.DateField()
@@ -133,11 +141,3 @@ class WeeklyPack(models.Model):
     @property
     def intact(self) -> bool:
         return self.digest(self.content) == self.sha256
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise SignedPackError("A signed weekly pack is immutable.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise SignedPackError("A signed weekly pack is archived for good and cannot be deleted.")

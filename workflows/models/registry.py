@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models, transaction
 
 from .audit import record
-from .graph import ImmutableError
+from .immutable import ImmutableModel
 
 KINDS = [
     ("embedder", "Embedder"),
@@ -47,7 +47,10 @@ class RegisteredModel(models.Model):
         return found.version if found else None
 
 
-class ModelVersion(models.Model):
+class ModelVersion(ImmutableModel):
+    change_refused = "A model version is immutable; register a new version instead."
+    delete_refused = "A model version is immutable and cannot be deleted."
+
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64, help_text="Hash of the main artifact file.")
@@ -61,8 +64,10 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     licence = models.CharField(max_length=80, blank=True)
     attribution = models.TextField(blank=True)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    trained_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    trained_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -76,13 +81,6 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.model.name}:v{self.number}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise ImmutableError("A model version is immutable; register a new version instead.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise ImmutableError("A model version is immutable and cannot be deleted.")
 
     @property
     def ref(self) -> str:
@@ -178,7 +176,8 @@ def model_choices(kind: str = "") -> list[tuple[str, str]]:
     """(reference, label) for every alias and version, for the canvas's model selects."""
     models_ = RegisteredModel.objects.prefetch_related("aliases__version", "versions")
     if kind:
-        models_ = models_.filter(kind=kind) if kind != "classifier" else models_.filter(kind__in=["classifier", "embedder"])
+        models_ = (models_.filter(kind=kind) if kind != "classifier"
+                   else models_.filter(kind__in=["classifier", "embedder"]))
     choices = []
     for model in models_:
         for alias in sorted(model.aliases.all(), key=lambda a: a.name != "production"):
@@ -260,13 +259,15 @@ class LabelledSet(models.Model):
 
     name = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True)
-    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="labelled_sets",
-                              help_text="The model this set evaluates by default.")
-    source = models.CharField(max_length=20, choices=[("packaged", "Packaged"), ("upload", "Upload"), ("reviews", "Reviews")])
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="labelled_sets", help_text="The model this set evaluates by default.")
+    source = models.CharField(max_length=20,
+                              choices=[("packaged", "Packaged"), ("upload", "Upload"), ("reviews", "Reviews")])
     # [{"text": …, "label": …, "segment": {"language": "it", …}}]; kept small (evaluation, not a data lake).
     items = models.JSONField(default=list)
     labels = models.JSONField(default=list)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -292,11 +293,13 @@ class PromotionRequest(models.Model):
     evidence_error = models.TextField(blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
     # What the alias pointed at before approval: the rollback target.
-    previous_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    previous_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="+")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -317,7 +320,8 @@ class Label(models.Model):
     """
 
     REVIEW, UPLOAD = "review", "upload"
-    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.CASCADE, related_name="truth_labels")
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="truth_labels")
     run = models.ForeignKey("workflows.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     item = models.ForeignKey("workflows.Item", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     review_task = models.OneToOneField("workflows.ReviewTask", null=True, blank=True, on_delete=models.SET_NULL,
@@ -330,7 +334,8 @@ class Label(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     segment = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=10, choices=[(REVIEW, "review"), (UPLOAD, "upload")], default=REVIEW)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -355,7 +360,8 @@ class ModelJob(models.Model):
     kind = models.CharField(max_length=10, choices=[(TRAIN, "train"), (OPTIMISE, "optimise")])
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="jobs")
     base_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+",
-                                     help_text="Training: the production version (parent). Optimising: the version quantised.")
+                                     help_text="Training: the production version (parent). "
+                                               "Optimising: the version quantised.")
     labelled_set = models.ForeignKey(LabelledSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     use_reviews = models.BooleanField(default=False)
     params = models.JSONField(default=dict, blank=True)

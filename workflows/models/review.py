@@ -1,7 +1,7 @@
-"""Human review, minimal: a parked item waits as a ReviewTask until someone decides it.
+"""Human review: a parked item waits as a ReviewTask until someone decides it.
 
-Deciding a task resumes the item downstream of its review node (engine/launch.py `decide_review`).
-The governance issue adds the queue UI and turns corrections into labels.
+Deciding a task resumes the item downstream of its review node (engine/launch.py `decide_review`);
+governance/review.py is the queue behind the review page and turns corrections into labels.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class ReviewTask(models.Model):
     instructions = models.TextField(blank=True)
     # The reviewer's answer, merged into the item when it resumes: {"label": ..., "reviewed": true, ...}.
     result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

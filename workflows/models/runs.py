@@ -14,16 +14,17 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from workflows.engine import state
+from workflows import statuses
+from workflows.latency import quantile
 
 
 class Run(models.Model):
-    STATUS_CHOICES = [(s, s.replace("_", " ")) for s in state.RUN_STATUSES]
+    STATUS_CHOICES = [(s, s.replace("_", " ")) for s in statuses.RUN_STATUSES]
     ORIGINS = [("upload", "upload"), ("rest", "REST intake"), ("schedule", "schedule"), ("api", "API")]
 
     workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="runs")
     version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
-    status = models.CharField(max_length=24, choices=STATUS_CHOICES, default=state.QUEUED, db_index=True)
+    status = models.CharField(max_length=24, choices=STATUS_CHOICES, default=statuses.QUEUED, db_index=True)
     origin = models.CharField(max_length=12, choices=ORIGINS, default="upload")
     source_node = models.CharField(max_length=64)
     # A live run (REST intake) stays open: items keep arriving and it never finishes on its own.
@@ -42,7 +43,8 @@ class Run(models.Model):
     sharded_upto = models.PositiveIntegerField(default=0)
     last_intake_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -56,7 +58,7 @@ class Run(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in state.ACTIVE_RUN_STATUSES
+        return self.status in statuses.ACTIVE_RUN_STATUSES
 
     @property
     def items_finished(self) -> int:
@@ -120,20 +122,24 @@ class Decision(models.Model):
     # No database FK constraints either (deletes still cascade, in Django): the executor is the only
     # writer and decides items it has just read from this run, while PostgreSQL's checks cost ~7 µs a
     # row and took a KEY SHARE lock on the item for every node of every micro-batch (bench/engine.py).
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="decisions", db_index=False, db_constraint=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="decisions", db_index=False,
+                            db_constraint=False)
     # Nor an index on item: every reader knows the item's run, and (run, item, …) is the unique
     # index's prefix. Decisions go with their run (the FK above cascades), never item by item.
-    item = models.ForeignKey(Item, on_delete=models.DO_NOTHING, related_name="decisions", db_index=False, db_constraint=False)
+    item = models.ForeignKey(Item, on_delete=models.DO_NOTHING, related_name="decisions", db_index=False,
+                             db_constraint=False)
     node = models.CharField(max_length=64)
     model_ref = models.CharField(max_length=200, blank=True)
     output = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     label = models.CharField(max_length=120, null=True, blank=True)  # noqa: DJ001 (NULL = the node gives no label)
     confidence = models.FloatField(null=True, blank=True)
-    port = models.CharField(max_length=64, blank=True, help_text="The route taken; 'parked' or 'dead' when it stopped here.")
+    port = models.CharField(max_length=64, blank=True,
+                            help_text="The route taken; 'parked' or 'dead' when it stopped here.")
     latency_ms = models.FloatField(default=0)
     error = models.TextField(blank=True)
     attempt = models.PositiveSmallIntegerField(default=1, help_text="Tries this node took for the item.")
-    # Reproducibility: dynamic int8 depends on the batch companions (DESIGN §5).
+    # Reproducibility: dynamic int8 quantises per batch, so an item's scores depend on the items it
+    # was batched with; the batch is recorded to replay a decision exactly.
     batch_id = models.CharField(max_length=40, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=1)
     shard_attempt = models.PositiveIntegerField(default=1)
@@ -148,7 +154,8 @@ class Decision(models.Model):
         # ((run, node, item) plus an item_id index cost PostgreSQL 3.5 µs more a row). Only labelled
         # rows (classifiers) carry a second, (run, label).
         constraints = [models.UniqueConstraint(fields=["run", "item", "node"], name="unique_decision_run_item_node")]
-        indexes = [models.Index(fields=["run", "label"], name="decision_run_label", condition=models.Q(label__isnull=False))]
+        indexes = [models.Index(fields=["run", "label"], name="decision_run_label",
+                                condition=models.Q(label__isnull=False))]
 
     def __str__(self) -> str:
         return f"{self.node} on item {self.item_id}: {self.port}"
@@ -180,14 +187,10 @@ class NodeStats(models.Model):
 
     @property
     def p50_ms(self) -> float | None:
-        from workflows.engine.stats import quantile
-
         return quantile(self.latency_hist, 0.5)
 
     @property
     def p95_ms(self) -> float | None:
-        from workflows.engine.stats import quantile
-
         return quantile(self.latency_hist, 0.95)
 
     @property
@@ -204,7 +207,8 @@ class DeadLetter(models.Model):
     attempts = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
     retried_at = models.DateTimeField(null=True, blank=True)
-    retried_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    retried_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
 
     class Meta:
         ordering = ["run", "id"]

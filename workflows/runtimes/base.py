@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
+from .sessions import ArtifactError
+
 Item = dict[str, Any]
 Output = dict[str, Any]
 Meta = dict[str, Any]
@@ -78,6 +80,4 @@ def file_ref(meta: Meta, role: str) -> tuple[str, str]:
         entry = meta["files"][role]
         return entry["path"], entry["sha256"]
     except (KeyError, TypeError) as exc:
-        from .sessions import ArtifactError
-
         raise ArtifactError(f"model {meta.get('name', '?')} has no '{role}' file recorded") from exc

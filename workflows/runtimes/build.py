@@ -22,6 +22,7 @@ from typing import Any
 
 from .base import Meta
 from .corpus import BBC_ATTRIBUTION, bbc_split, corpus_digest, package_dir
+from .embed import Embedder
 from .sessions import file_sha256
 
 BUILD_VERSION = 1  # bump when a builder's output changes for the same inputs
@@ -221,7 +222,13 @@ def quantise_minilm(
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         model = _store(out, target, ".onnx")
-    params = {**fp32["params"], "precision": "int8", "quantisation": "dynamic", "per_channel": per_channel, "fused": fuse}
+    params = {
+        **fp32["params"],
+        "precision": "int8",
+        "quantisation": "dynamic",
+        "per_channel": per_channel,
+        "fused": fuse,
+    }
     return _save(
         out,
         {
@@ -253,7 +260,8 @@ def _fuse(fp32: Meta, work: Path) -> Path:
     # Level 2 = ORT's transformer fusions (Attention, SkipLayerNorm, BiasGelu); level 99 would
     # add layout changes specific to the machine that exported it.
     optimizer.optimize(
-        save_dir=str(work / "fused"), optimization_config=OptimizationConfig(optimization_level=2, optimize_for_gpu=False)
+        save_dir=str(work / "fused"),
+        optimization_config=OptimizationConfig(optimization_level=2, optimize_for_gpu=False),
     )
     return work / "fused" / "model_optimized.onnx"
 
@@ -433,7 +441,12 @@ def train_bbc_tfidf(out_dir: str | os.PathLike[str], *, C: float = 10.0, log: Ca
             "source": "trained",
             "licence": "Apache-2.0 (model); training data research use",
             "attribution": f"Trained here on {BBC_ATTRIBUTION}",
-            "params": {"method": "tfidf", "C": C, "vocabulary": len(tfidf.vocabulary_), "probabilities_output": "probabilities"},
+            "params": {
+                "method": "tfidf",
+                "C": C,
+                "vocabulary": len(tfidf.vocabulary_),
+                "probabilities_output": "probabilities",
+            },
             "files": {},
             "labels": [str(c) for c in clf.classes_],
             "metrics": {
@@ -459,8 +472,6 @@ def embed_cached(out: Path, embedder: Meta, texts: list[str]) -> Any:
     """Embeddings of `texts`, cached on disk by embedder and text digest (the slow part of
     training and of the benchmark's quality check)."""
     import numpy as np
-
-    from .embed import Embedder
 
     digest = hashlib.sha256(embedder["sha256"].encode())
     for text in texts:

@@ -108,7 +108,8 @@ class HeadClassifier(_TextRuntime):
         width = self.session.get_inputs()[0].shape[-1]
         if isinstance(width, int) and width != self.embedder.dim:
             raise ArtifactError(
-                f"head {head.get('name')} expects {width}-dim embeddings, {embedder.get('name')} gives {self.embedder.dim}"
+                f"head {head.get('name')} expects {width}-dim embeddings, "
+                f"{embedder.get('name')} gives {self.embedder.dim}"
             )
 
     def predict(self, vectors: np.ndarray) -> np.ndarray:
@@ -122,7 +123,9 @@ class HeadClassifier(_TextRuntime):
 class TfidfClassifier(_TextRuntime):
     """TF-IDF + logistic regression in one ONNX graph that takes raw strings."""
 
-    def __init__(self, meta: Meta, *, input_field: str = "text", batch_size: int = 32, threads: int | None = None) -> None:
+    def __init__(
+        self, meta: Meta, *, input_field: str = "text", batch_size: int = 32, threads: int | None = None
+    ) -> None:
         self.session = get_session(meta["path"], meta["sha256"], threads=threads)
         self.labels = list(meta.get("labels") or [])
         self.input_field = input_field

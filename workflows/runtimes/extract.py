@@ -101,14 +101,18 @@ class Extractor:
 
     def run(self, batch: list[Item]) -> list[Output]:
         outputs, texts, where = split_texts(batch, self.input_field)
-        model_spans, warnings = self._model_spans(texts) if self.use_model else ([[] for _ in texts], [[] for _ in texts])
+        model_spans, warnings = (
+            self._model_spans(texts) if self.use_model else ([[] for _ in texts], [[] for _ in texts])
+        )
         for row, index in enumerate(where):
             text = texts[row]
             claimed = find_patterns_all(text[:MAX_CHARS_FOR_PATTERNS])
             found = [s for s in claimed if s.kind in self.patterns]
             if len(text) > MAX_CHARS_FOR_PATTERNS:
                 warnings[row].append(f"patterns read only the first {MAX_CHARS_FOR_PATTERNS} characters")
-            out: Output = {"fields": _merge(found, claimed, model_spans[row], self.patterns, self.entities, self.threshold)}
+            out: Output = {
+                "fields": _merge(found, claimed, model_spans[row], self.patterns, self.entities, self.threshold)
+            }
             if warnings[row]:
                 out["warnings"] = warnings[row]
             outputs[index] = out

@@ -166,7 +166,8 @@ class ChatClient:
 
     def _call(self, item: Item, prompt: str, redacted: list[str], idempotency_key: str, started: float,
               reservation: list) -> Output:
-        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": prompt}]
+        messages = (([{"role": "system", "content": self.system}] if self.system else [])
+                    + [{"role": "user", "content": prompt}])
         body = {"model": self.endpoint.model, "messages": messages, "max_tokens": self.max_tokens,
                 "temperature": self.temperature}
         last_error = "no attempt made"
@@ -198,7 +199,8 @@ class ChatClient:
             try:
                 text = reply["choices"][0]["message"]["content"]
             except (KeyError, IndexError, TypeError):
-                return {**item_error("bad_reply", "the endpoint's reply has no choices[0].message.content"), "transient": False}
+                return {**item_error("bad_reply", "the endpoint's reply has no choices[0].message.content"),
+                        "transient": False}
             return {
                 self.output_field: (text or "").strip(),
                 "llm": {"tokens_in": tokens_in, "tokens_out": tokens_out, "cost_eur": round(eur, 6),

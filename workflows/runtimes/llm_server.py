@@ -45,7 +45,8 @@ def environment() -> dict[str, str]:
 
 
 def start(port: int = DEFAULT_PORT, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(command(port, **kwargs), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment())
+    return subprocess.Popen(command(port, **kwargs), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=environment())
 
 
 def wait_ready(base_url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:

@@ -24,7 +24,8 @@ def packaged_files() -> dict[str, Path]:
     import rapidocr
 
     models = Path(rapidocr.__file__).parent / "models"
-    found = {"det": sorted(models.glob("*det*.onnx")), "cls": sorted(models.glob("*cls*.onnx")), "rec": sorted(models.glob("*rec*.onnx"))}
+    found = {"det": sorted(models.glob("*det*.onnx")), "cls": sorted(models.glob("*cls*.onnx")),
+             "rec": sorted(models.glob("*rec*.onnx"))}
     missing = [role for role, paths in found.items() if not paths]
     if missing:
         raise ArtifactError(f"the rapidocr package has no {', '.join(missing)} model")
@@ -81,7 +82,8 @@ class OcrRuntime:
                 outputs.append(item_error("no_image", str(exc)))
                 continue
             except (UnidentifiedImageError, OSError):
-                outputs.append(item_error("not_an_image", "the file is not an image this OCR can read (PNG, JPEG, TIFF…)"))
+                outputs.append(item_error("not_an_image",
+                                          "the file is not an image this OCR can read (PNG, JPEG, TIFF…)"))
                 continue
             import numpy as np
 

@@ -157,9 +157,12 @@ def find_iban(text: str) -> Iterator[Span]:
 
 VAT_IT = re.compile(r"(?<![\w])(?:IT[ ]?)?\d{11}(?!\w)")
 VAT_EU = re.compile(
-    r"(?<![\w])(?:AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK)[ ]?[0-9A-Z]{8,12}(?!\w)"
+    r"(?<![\w])(?:AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK)"
+    r"[ ]?[0-9A-Z]{8,12}(?!\w)"
 )
-VAT_CONTEXT = re.compile(r"(?:p\.?\s?iva|partita\s+iva|vat|ust-?idnr|tva|btw|nif|c\.?f\./p\.?\s?iva)\W{0,12}$", re.IGNORECASE)
+VAT_CONTEXT = re.compile(
+    r"(?:p\.?\s?iva|partita\s+iva|vat|ust-?idnr|tva|btw|nif|c\.?f\./p\.?\s?iva)\W{0,12}$", re.IGNORECASE
+)
 
 
 def partita_iva_valid(digits: str) -> bool:
@@ -364,8 +367,14 @@ _MONTHS = {
             1,
         )
     },
-    **{m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)},
-    **{m: i for i, m in enumerate(["gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic"], 1)},
+    **{
+        m: i
+        for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
+    },
+    **{
+        m: i
+        for i, m in enumerate(["gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic"], 1)
+    },
     "sept": 9,
 }
 _MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))

@@ -1,5 +1,6 @@
 """Live-metrics panels for the run page and the canvas: `{% load live %}{% live_run run %}`,
-`{% live_canvas workflow %}`, and `{% live_assets %}` (head) and `{% live_scripts %}` (after htmx) for their styles and scripts (templates/live/)."""
+`{% live_canvas workflow %}`, and `{% live_assets %}` (head) and `{% live_scripts %}` (after htmx) for their
+styles and scripts (templates/live/)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from typing import Any
 
 from django import template
 
+from workflows.live import snapshot
+
 register = template.Library()
 
 
 @register.inclusion_tag("live/_run_live.html")
 def live_run(run: Any) -> dict[str, Any]:
-    from workflows.live import snapshot
-
     state = snapshot.load(run.pk)
     return {"run": state.run if state else run, "nodes": state.nodes if state else [], "oob": False,
             "dead_letters": snapshot.dead_letters(run)}

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from workflows.models import AuditEntry
-from workflows.models.audit import record, verify_chain
+from workflows.models.audit import verify_chain_for
 from workflows.roles import require
 
 PAGE = 50
@@ -53,8 +53,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def audit_verify(request: HttpRequest) -> HttpResponse:
     require(request.user, "audit.view")
-    count, broken, why = verify_chain()
+    count, broken, why = verify_chain_for(request.user)
     verification = {"count": count, "broken": broken, "why": why, "ok": broken is None}
-    # Recorded after verifying, so a broken chain is reported as it was found.
-    record("audit.verify", actor=request.user, ok=broken is None, checked=count, broken=broken.pk if broken else None)
     return _page(request, verification)

@@ -17,15 +17,23 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from workflows.api.serializers import EXPORT_FORMAT, ImportSerializer
-from workflows.api.views import create_workflow
+from workflows.access import get_workflow_for_user
+from workflows.design import gallery
+from workflows.design.config_forms import (
+    PREFIX,
+    config_from_query,
+    config_problems,
+    field_views,
+    node_type_or_none,
+    parse_config,
+)
+from workflows.design.exchange import EXPORT_FORMAT, ImportSerializer
+from workflows.design.versions import import_workflow
 from workflows.engine.intake import json_loads
-from workflows.forms import PREFIX, config_from_query, config_problems, field_views, node_type_or_none, parse_config
 from workflows.graph import CATALOG
 from workflows.graph.catalog import GROUPS
 from workflows.models import Workflow
-from workflows.models.audit import record
-from workflows.roles import can, get_workflow_for_user, require
+from workflows.roles import can, require
 
 
 def node_ports(graph: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
@@ -89,8 +97,6 @@ def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
             "canvas": reverse("workflow-detail", args=[workflow.pk]),
         },
     }
-    from workflows import gallery
-
     context = {**_history_context(request, workflow), "latest": latest, "palette": palette(), "boot": boot,
                "export_url": f"/api/workflows/{workflow.pk}/export/?format=json",
                "can_run": can(request.user, "run.start"), "sample_count": len(gallery.sample_items(workflow.template))}
@@ -143,7 +149,8 @@ def node_panel(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _flatten(errors: Any, prefix: str = "") -> list[str]:
     if isinstance(errors, dict):
-        return [m for key, value in errors.items() for m in _flatten(value, "" if key == "non_field_errors" else f"{key}: ")]
+        return [m for key, value in errors.items()
+                for m in _flatten(value, "" if key == "non_field_errors" else f"{key}: ")]
     if isinstance(errors, list):
         return [m for value in errors for m in _flatten(value, prefix)]
     return [f"{prefix}{errors}"]
@@ -161,22 +168,23 @@ def workflow_upload(request: HttpRequest) -> HttpResponse:
     if not raw.strip():
         problems.append("Choose an exported workflow file (.json) to import.")
     elif len(raw) > settings.GRAPH_MAX_BYTES * 2:
-        problems.append(f"The file is larger than {settings.GRAPH_MAX_BYTES * 2 // 1024} KB; a workflow export is much smaller.")
+        problems.append(f"The file is larger than {settings.GRAPH_MAX_BYTES * 2 // 1024} KB; "
+                        "a workflow export is much smaller.")
     else:
         try:
             document = json_loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError) as exc:
-            problems.append(f"The file is not JSON ({exc}). Export a workflow from its canvas page and upload that file.")
+            problems.append(f"The file is not JSON ({exc}). "
+                            "Export a workflow from its canvas page and upload that file.")
     if document is not None and not isinstance(document, dict):
         problems.append(f"The file must hold one JSON object with \"format\": \"{EXPORT_FORMAT}\".")
     elif document is not None:
         name = (request.POST.get("name") or "").strip() or document.get("name")
         data = ImportSerializer(data={**document, "name": name})
         if data.is_valid():
-            workflow, version = create_workflow(name=data.validated_data["name"],
-                                                description=data.validated_data["description"],
-                                                graph=data.validated_data["graph"], user=request.user, message="Imported")
-            record("workflow.import", actor=request.user, obj=workflow, checksum=version.checksum)
+            workflow, _ = import_workflow(name=data.validated_data["name"], user=request.user,
+                                          description=data.validated_data["description"],
+                                          graph=data.validated_data["graph"])
             return redirect("workflow-detail", pk=workflow.pk)
         problems.extend(_flatten(data.errors))
     workflows = Workflow.objects.listed()

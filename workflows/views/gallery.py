@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from workflows import gallery as templates_gallery
-from workflows.api.views import create_workflow
+from workflows.access import get_workflow_for_user
+from workflows.design import gallery as templates_gallery
+from workflows.design.versions import create_workflow
+from workflows.engine.launch import StartError, append_to_live_run, create_run
 from workflows.graph import CATALOG, errors, parse_graph, validate
 from workflows.models.audit import record
 from workflows.roles import can, require
@@ -32,7 +35,8 @@ def _summary(template: dict[str, Any]) -> dict[str, Any]:
 def gallery(request: HttpRequest) -> HttpResponse:
     require(request.user, "workflow.view")
     items = [_summary(t) for t in templates_gallery.templates()]
-    return render(request, "workflows/gallery.html", {"templates": items, "can_edit": can(request.user, "workflow.edit")})
+    return render(request, "workflows/gallery.html",
+                  {"templates": items, "can_edit": can(request.user, "workflow.edit")})
 
 
 @login_required
@@ -54,11 +58,6 @@ def use_template(request: HttpRequest, slug: str) -> HttpResponse:
 def run_sample(request: HttpRequest, pk: int) -> HttpResponse:
     """Send a template's demo documents through the workflow: into its live run (REST intake
     source) or as a batch run (upload source). The demo path of `make run`."""
-    from django.contrib import messages
-
-    from workflows.engine.launch import StartError, append_to_live_run, create_run
-    from workflows.roles import get_workflow_for_user
-
     workflow = get_workflow_for_user(request.user, pk, "run.start")
     items = templates_gallery.sample_items(workflow.template)
     if not items:

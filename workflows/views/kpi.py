@@ -1,10 +1,12 @@
 """KPI pages: across workflows, one workflow's dashboard, its baseline, and its weekly packs.
 
-Who sees what is decided in workflows/kpis.py (`kpi_workflows`, `get_kpi_workflow`).
+Who sees what is decided in workflows/access.py (`kpi_workflows`, `get_kpi_workflow`); signing a
+pack goes through workflows/kpi/pack.py `sign`, as the API does.
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from django import forms
@@ -14,14 +16,13 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from workflows import kpi_pack as packs
-from workflows import kpi_rollup as rollup
-from workflows import kpis
+from workflows.access import get_kpi_workflow, kpi_workflows
+from workflows.kpi import isoweeks, readers, rollup
+from workflows.kpi import pack as packs
+from workflows.kpi.baseline import save_baseline
 from workflows.models import Baseline, KpiWeek, WeeklyPack
-from workflows.models.audit import record
 from workflows.roles import can, require
 
 
@@ -32,34 +33,35 @@ class BaselineForm(forms.ModelForm):
         widgets = {f: forms.NumberInput(attrs={"step": "any", "min": "0"}) for f in Baseline.FIELDS}
 
 
-def _week(request: HttpRequest, default=None):
-    monday = rollup.parse_week(request.GET.get("week"))
-    return monday or default or rollup.current_week()
+def _week(request: HttpRequest, default: date | None = None) -> date:
+    monday = isoweeks.parse_week(request.GET.get("week"))
+    return monday or default or isoweeks.current_week()
 
 
-def _nav(monday) -> dict[str, str]:
-    from datetime import timedelta
-
-    return {"previous": rollup.week_label(monday - timedelta(weeks=1)), "next": rollup.week_label(monday + timedelta(weeks=1)),
-            "current": rollup.week_label(rollup.current_week()), "label": rollup.week_label(monday)}
+def _nav(monday: date) -> dict[str, str]:
+    return {"previous": isoweeks.week_label(monday - timedelta(weeks=1)),
+            "next": isoweeks.week_label(monday + timedelta(weeks=1)),
+            "current": isoweeks.week_label(isoweeks.current_week()), "label": isoweeks.week_label(monday),
+            "zone": isoweeks.week_zone_name()}
 
 
 @login_required
 def kpi_overview(request: HttpRequest) -> HttpResponse:
     require(request.user, "kpi.view")
-    workflows = list(kpis.kpi_workflows(request.user).filter(archived=False).order_by("name", "id"))
+    workflows = list(kpi_workflows(request.user).filter(archived=False).order_by("name", "id"))
     monday = _week(request)
-    data = kpis.dashboard(workflows, monday, across=True) if workflows else None
+    data = readers.dashboard(workflows, monday, across=True) if workflows else None
     return render(request, "kpi/overview.html", {"workflows": workflows, "data": data, "nav": _nav(monday),
                                                  "charts": data["trend"] if data else None})
 
 
 @login_required
 def kpi_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
-    workflow = kpis.get_kpi_workflow(request.user, pk)
+    workflow = get_kpi_workflow(request.user, pk)
     monday = _week(request)
-    data = kpis.dashboard([workflow], monday)
-    what_if = {f["node"]: kpis.what_if_table(data["facts"], data["baseline"], f["node"]) for f in data["summary"]["funnel"]}
+    data = readers.dashboard([workflow], monday)
+    what_if = {f["node"]: readers.what_if_table(data["facts"], data["baseline"], f["node"])
+               for f in data["summary"]["funnel"]}
     return render(request, "kpi/dashboard.html", {
         "workflow": workflow, "data": data, "s": data["summary"], "nav": _nav(monday), "charts": data["trend"],
         "what_if": what_if, "can_edit_baseline": can(request.user, "baseline.edit"),
@@ -69,17 +71,11 @@ def kpi_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def kpi_baseline(request: HttpRequest, pk: int) -> HttpResponse:
-    workflow = kpis.get_kpi_workflow(request.user, pk, "baseline.edit")
+    workflow = get_kpi_workflow(request.user, pk, "baseline.edit")
     current = Baseline.objects.filter(workflow=workflow).first()
     form = BaselineForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
-        before = current.as_dict() if current else None
-        baseline = form.save(commit=False)
-        baseline.workflow = workflow
-        baseline.updated_by = request.user
-        baseline.updated_at = timezone.now()
-        baseline.save()
-        record("kpi.baseline", actor=request.user, obj=workflow, before=before, after=baseline.as_dict())
+        save_baseline(workflow, form.cleaned_data, user=request.user)
         messages.success(request, "Baseline saved.")
         return redirect("kpi-dashboard", pk=workflow.pk)
     return render(request, "kpi/baseline.html", {"workflow": workflow, "form": form, "baseline": current},
@@ -88,23 +84,23 @@ def kpi_baseline(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def kpi_packs(request: HttpRequest, pk: int) -> HttpResponse:
-    workflow = kpis.get_kpi_workflow(request.user, pk)
+    workflow = get_kpi_workflow(request.user, pk)
     signed = {p.week_start: p for p in WeeklyPack.objects.filter(workflow=workflow).select_related("signed_by")}
     rollup.ensure_fresh([workflow.pk])
     weeks = set(KpiWeek.objects.filter(workflow=workflow).values_list("week_start", flat=True)) | set(signed)
-    weeks.add(rollup.current_week())
-    rows = [{"monday": m, "label": rollup.week_label(m), "pack": signed.get(m)} for m in sorted(weeks, reverse=True)]
+    weeks.add(isoweeks.current_week())
+    rows = [{"monday": m, "label": isoweeks.week_label(m), "pack": signed.get(m)} for m in sorted(weeks, reverse=True)]
     return render(request, "kpi/packs.html", {"workflow": workflow, "rows": rows})
 
 
-def _pack_week(week: str):
-    monday = rollup.parse_week(week)
+def _pack_week(week: str) -> date:
+    monday = isoweeks.parse_week(week)
     if monday is None:
         raise Http404("Not an ISO week; write it as 2025-W14.")
     return monday
 
 
-def _pack_content(workflow: Any, monday) -> tuple[dict[str, Any], WeeklyPack | None]:
+def _pack_content(workflow: Any, monday: date) -> tuple[dict[str, Any], WeeklyPack | None]:
     pack = WeeklyPack.objects.filter(workflow=workflow, week_start=monday).select_related("signed_by").first()
     return (pack.content if pack else packs.build(workflow, monday)), pack
 
@@ -116,35 +112,36 @@ def _trend_rows(trend: dict[str, list]) -> list[tuple]:
 
 @login_required
 def kpi_pack(request: HttpRequest, pk: int, week: str) -> HttpResponse:
-    workflow = kpis.get_kpi_workflow(request.user, pk)
+    workflow = get_kpi_workflow(request.user, pk)
     monday = _pack_week(week)
     content, pack = _pack_content(workflow, monday)
     return render(request, "kpi/pack.html", {
-        "workflow": workflow, "c": content, "pack": pack, "week": rollup.week_label(monday), "charts": content["trend"],
-        "trend_rows": _trend_rows(content["trend"]),
+        "workflow": workflow, "c": content, "pack": pack, "week": isoweeks.week_label(monday),
+        "charts": content["trend"], "trend_rows": _trend_rows(content["trend"]), "time_zone": isoweeks.week_zone_name(),
         "can_sign": can(request.user, "pack.sign"), "week_over": packs.week_is_over(monday)})
 
 
 @login_required
 def kpi_pack_csv(request: HttpRequest, pk: int, week: str) -> HttpResponse:
-    workflow = kpis.get_kpi_workflow(request.user, pk)
+    workflow = get_kpi_workflow(request.user, pk)
     monday = _pack_week(week)
     content, pack = _pack_content(workflow, monday)
     response = HttpResponse(packs.to_csv(content, pack), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="kpi-pack-{workflow.pk}-{rollup.week_label(monday)}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="kpi-pack-{workflow.pk}-{isoweeks.week_label(monday)}.csv"'
     return response
 
 
 @login_required
 @require_http_methods(["POST"])
 def kpi_pack_sign(request: HttpRequest, pk: int, week: str) -> HttpResponse:
-    workflow = kpis.get_kpi_workflow(request.user, pk, "pack.sign")
+    workflow = get_kpi_workflow(request.user, pk, "pack.sign")
     monday = _pack_week(week)
+    label = isoweeks.week_label(monday)
     try:
         packs.sign(workflow, monday, user=request.user, note=request.POST.get("note", ""),
-                      partial_ok=request.POST.get("partial") == "yes")
+                   partial_ok=request.POST.get("partial") == "yes")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect(reverse("kpi-pack", args=[workflow.pk, rollup.week_label(monday)]))
-    messages.success(request, f"Pack {rollup.week_label(monday)} signed and archived.")
-    return redirect(reverse("kpi-pack", args=[workflow.pk, rollup.week_label(monday)]))
+        return redirect(reverse("kpi-pack", args=[workflow.pk, label]))
+    messages.success(request, f"Pack {label} signed and archived.")
+    return redirect(reverse("kpi-pack", args=[workflow.pk, label]))

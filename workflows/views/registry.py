@@ -11,12 +11,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from workflows.access import get_model_for_user, get_promotion_for_user, get_version_for_user
 from workflows.governance import drift as drift_
 from workflows.governance import labelsets, optimise, promotion, training
 from workflows.governance.artifacts import import_model
 from workflows.governance.importer import ModelRejected
-from workflows.governance.registry import version_usage, workflows_using
-from workflows.models.registry import KINDS, LabelledSet, ModelJob, ModelVersion, PromotionRequest, RegisteredModel
+from workflows.governance.usage import version_usage, workflows_using
+from workflows.models.registry import KINDS, LabelledSet, ModelJob, PromotionRequest, RegisteredModel
 from workflows.roles import can, require
 
 
@@ -24,36 +25,12 @@ def _errors(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
-def get_model_for_user(user: Any, name: str) -> RegisteredModel:
-    require(user, "model.view")
-    try:
-        return RegisteredModel.objects.get(name=name)
-    except RegisteredModel.DoesNotExist:
-        raise Http404("No such model.") from None
-
-
-def get_version_for_user(user: Any, name: str, number: int) -> ModelVersion:
-    model = get_model_for_user(user, name)
-    try:
-        return model.versions.select_related("model", "parent__model", "author", "trained_by").get(number=number)
-    except ModelVersion.DoesNotExist:
-        raise Http404("No such version.") from None
-
-
-def get_request_for_user(user: Any, pk: int) -> PromotionRequest:
-    require(user, "model.view")
-    try:
-        return PromotionRequest.objects.select_related("version__model", "requested_by", "decided_by", "labelled_set",
-                                                       "previous_version").get(pk=pk)
-    except PromotionRequest.DoesNotExist:
-        raise Http404("No such promotion request.") from None
-
-
 @login_required
 def model_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "model.view")
     models = RegisteredModel.objects.prefetch_related("aliases__version", "versions")
-    context = {"models": models, "kinds": KINDS, "labelled_sets": LabelledSet.objects.select_related("model", "created_by"),
+    context = {"models": models, "kinds": KINDS,
+               "labelled_sets": LabelledSet.objects.select_related("model", "created_by"),
                "import_errors": request.session.pop("import_errors", None)}
     return render(request, "registry/models.html", context)
 
@@ -67,7 +44,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         version.used_by = version_usage(version, usage)
     context = {"model": model, "versions": versions, "aliases": model.aliases.select_related("version"), "usage": usage,
                "jobs": model.jobs.select_related("base_version", "result_version", "created_by")[:20],
-               "requests": PromotionRequest.objects.filter(version__model=model).select_related("version", "requested_by")[:20],
+               "requests": (PromotionRequest.objects.filter(version__model=model)
+                            .select_related("version", "requested_by")[:20]),
                "labelled_sets": LabelledSet.objects.all(), "reviews": model.truth_labels.count(),
                "alias_names": ["production", "candidate", "shadow"]}
     return render(request, "registry/model.html", context)
@@ -102,7 +80,8 @@ def model_import(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         request.session["import_errors"] = exc.messages
         return redirect("model-list")
-    messages.success(request, f"Imported as {version.ref}." if created else f"This artifact is already registered as {version.ref}.")
+    messages.success(request, f"Imported as {version.ref}." if created
+                     else f"This artifact is already registered as {version.ref}.")
     return redirect("model-version", name=version.model.name, number=version.number)
 
 
@@ -116,12 +95,14 @@ def labelled_set_upload(request: HttpRequest) -> HttpResponse:
         if upload is None:
             raise ValidationError("Choose a CSV or XLSX file.")
         items = labelsets.parse_labelled_file(upload.name, upload.read())
-        labelled = labelsets.create_labelled_set(name=request.POST.get("name") or upload.name.rsplit(".", 1)[0], items=items,
-                                                 user=request.user, model=model, description=request.POST.get("description", ""))
+        labelled = labelsets.create_labelled_set(name=request.POST.get("name") or upload.name.rsplit(".", 1)[0],
+                                                 items=items, user=request.user, model=model,
+                                                 description=request.POST.get("description", ""))
     except ValidationError as exc:
         messages.error(request, _errors(exc))
         return redirect("model-list")
-    messages.success(request, f"Labelled set '{labelled.name}': {len(labelled.items)} documents, labels {', '.join(labelled.labels)}.")
+    messages.success(request, f"Labelled set '{labelled.name}': {len(labelled.items)} documents, "
+                              f"labels {', '.join(labelled.labels)}.")
     return redirect("model-list")
 
 
@@ -168,7 +149,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
                                               "created_by").get(pk=pk)
     except ModelJob.DoesNotExist:
         raise Http404("No such job.") from None
-    context = {"job": job, "alias_names": ["candidate", "shadow", "production"], "labelled_sets": LabelledSet.objects.all()}
+    context = {"job": job, "alias_names": ["candidate", "shadow", "production"],
+               "labelled_sets": LabelledSet.objects.all()}
     template = "registry/job.html#progress" if request.htmx else "registry/job.html"
     return render(request, template, context)
 
@@ -194,7 +176,8 @@ def promotion_create(request: HttpRequest, name: str, number: int) -> HttpRespon
     try:
         replay = int(request.POST.get("replay_size") or 200)
         created = promotion.request_promotion(version, request.POST.get("alias") or "candidate", user=request.user,
-                                              reason=request.POST.get("reason") or "", labelled_set=_labelled_set(request),
+                                              reason=request.POST.get("reason") or "",
+                                              labelled_set=_labelled_set(request),
                                               replay_size=max(0, min(replay, 5000)))
     except (ValidationError, ValueError) as exc:
         messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else "Replay size must be a number.")
@@ -206,18 +189,21 @@ def _decision_rights(user: Any, req: PromotionRequest) -> dict[str, Any]:
     """What the page offers; the server checks again on POST (promotion.check_four_eyes)."""
     why_not = promotion.why_not_decide(req, user)
     may_decide = not why_not
-    return {"may_approve": may_decide and req.status == PromotionRequest.READY, "may_reject": may_decide and req.is_open,
+    return {"may_approve": may_decide and req.status == PromotionRequest.READY,
+            "may_reject": may_decide and req.is_open,
             "may_cancel": req.is_open and (user.pk == req.requested_by_id or can(user, "promotion.approve")),
             "why_not": why_not}
 
 
 @login_required
 def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    req = get_request_for_user(request.user, pk)
+    req = get_promotion_for_user(request.user, pk)
     evidence = req.evidence or {}
-    context = {"req": req, "ev": evidence, "evaluation": evidence.get("evaluation") or {}, "replay": evidence.get("replay") or {},
+    context = {"req": req, "ev": evidence, "evaluation": evidence.get("evaluation") or {},
+               "replay": evidence.get("replay") or {},
                "shadow": evidence.get("shadow") or {}, **_decision_rights(request.user, req),
-               "may_rollback": req.status == PromotionRequest.APPROVED and req.previous_version_id and can(request.user, "promotion.request")}
+               "may_rollback": (req.status == PromotionRequest.APPROVED and req.previous_version_id
+                                and can(request.user, "promotion.request"))}
     template = "registry/promotion.html#evidence" if request.htmx else "registry/promotion.html"
     return render(request, template, context)
 
@@ -225,7 +211,7 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def promotion_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    req = get_request_for_user(request.user, pk)
+    req = get_promotion_for_user(request.user, pk)
     action = request.POST.get("action")
     reason = request.POST.get("reason") or ""
     try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from workflows.access import get_review_task_for_user
 from workflows.governance import review
 from workflows.models import ReviewTask
 from workflows.roles import require
@@ -35,17 +36,14 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    require(request.user, "review.work")
-    try:
-        task = ReviewTask.objects.select_related("item").get(pk=pk)
-    except ReviewTask.DoesNotExist:
-        raise Http404("No such review task.") from None
+    task = get_review_task_for_user(request.user, pk)
     try:
         label = review.decide(task, user=request.user, label=request.POST.get("label") or "")
         if label is None:
             messages.error(request, "Someone else decided this item already.")
         else:
-            messages.success(request, f"Item {task.item.seq}: {'corrected to' if label.corrected else 'accepted'} '{label.label}'.")
+            messages.success(request, f"Item {task.item.seq}: {'corrected to' if label.corrected else 'accepted'} "
+                                      f"'{label.label}'.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     queue = request.POST.get("queue") or ""

@@ -73,12 +73,14 @@ def jsonl_files() -> None:
           b'{"text": "three", "lang": "it"}\n]]}\n')
     write("deep_nesting.jsonl", b'{"text": "fine", "lang": "en"}\n{"text": "deep", "lang": "en", "x": '
           + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
-    write("nan_infinity.jsonl", b'{"text": "a", "lang": "en", "score": NaN}\n{"text": "b", "lang": "en", "score": -Infinity}\n'
+    write("nan_infinity.jsonl", b'{"text": "a", "lang": "en", "score": NaN}\n'
+          b'{"text": "b", "lang": "en", "score": -Infinity}\n'
           b'{"text": "c", "lang": "en", "score": 1e400}\n{"text": "d", "lang": "en", "score": 1.5}\n')
     write("nul_escape.jsonl", b'{"text": "fine", "lang": "en"}\n{"text": "nul \\u0000 inside", "lang": "en"}\n')
     write("lone_surrogate.jsonl", b'{"text": "fine", "lang": "en"}\n{"text": "half a pair \\ud800", "lang": "en"}\n')
     # Valid: U+2028 and U+2029 are allowed raw inside JSON strings; they are not line breaks in JSONL.
-    write("u2028_in_string.jsonl", '{"text": "first\u2028second\u2029third", "lang": "en"}\n{"text": "ok", "lang": "it"}\n'.encode())
+    write("u2028_in_string.jsonl",
+          '{"text": "first\u2028second\u2029third", "lang": "en"}\n{"text": "ok", "lang": "it"}\n'.encode())
     write("empty.jsonl", b"")
 
 
@@ -86,9 +88,9 @@ def jsonl_files() -> None:
 
 def json_files() -> None:
     # A workflow export document whose node config nests 100,000 arrays: the graph import endpoints.
-    write("deep_nesting.json", b'{"format": "cognitive-factory/workflow", "format_version": 1, "name": "Deep", "graph": '
-          b'{"nodes": [{"id": "src", "type": "source.upload", "config": {"x": ' + b"[" * 100_000 + b"]" * 100_000
-          + b'}, "position": {"x": 0, "y": 0}}], "edges": []}}')
+    write("deep_nesting.json", b'{"format": "cognitive-factory/workflow", "format_version": 1, "name": "Deep", '
+          b'"graph": {"nodes": [{"id": "src", "type": "source.upload", "config": {"x": ' + b"[" * 100_000
+          + b"]" * 100_000 + b'}, "position": {"x": 0, "y": 0}}], "edges": []}}')
     # REST intake bodies that parse in Python but that PostgreSQL cannot store (jsonb has no NUL
     # character and no Infinity), and one that is not UTF-8.
     write("nul_in_string.json", b'{"items": [{"text": "nul \\u0000 inside", "lang": "en"}]}')
@@ -142,21 +144,24 @@ def xlsx_files() -> None:
     write("formula_injection.xlsx", _workbook([["text", "lang"]] + [[f, "en"] for f in FORMULAS]))
     sheet = _sheet_xml(good)
     # Well-formed zip, malformed sheet XML: openpyxl only notices while iterating the rows.
-    write("damaged_sheet.xlsx", _restamp(good, {"xl/worksheets/sheet1.xml": sheet.replace("</sheetData>", "<row><c>").encode()}))
+    write("damaged_sheet.xlsx",
+          _restamp(good, {"xl/worksheets/sheet1.xml": sheet.replace("</sheetData>", "<row><c>").encode()}))
     # Declares 16,384 columns × 1,048,576 rows; one more row, at the very bottom, has an empty text.
     dims = sheet.split("<dimension ref=\"", 1)[1].split("\"", 1)[0]
     huge = sheet.replace(f'<dimension ref="{dims}"', '<dimension ref="A1:XFD1048576"').replace(
         "</sheetData>", '<row r="1048576"><c r="B1048576" t="inlineStr"><is><t>en</t></is></c></row></sheetData>')
     write("dimension_bomb.xlsx", _restamp(good, {"xl/worksheets/sheet1.xml": huge.encode()}))
     # A number beyond float range: openpyxl reads it as inf, which PostgreSQL's jsonb cannot store.
-    inf = sheet.replace("</sheetData>", '<row r="4"><c r="A4" t="inlineStr"><is><t>amount</t></is></c><c r="B4"><v>1e400</v></c>'
+    inf = sheet.replace("</sheetData>", '<row r="4"><c r="A4" t="inlineStr"><is><t>amount</t></is></c>'
+                        '<c r="B4"><v>1e400</v></c>'
                         "</row></sheetData>")
     write("nonfinite_number.xlsx", _restamp(good, {"xl/worksheets/sheet1.xml": inf.encode()}))
     # Declares A1:B3 but holds two more rows: read-only readers trusting the declaration drop them
     # silently. All four data rows must arrive.
     more = sheet.replace("</sheetData>", '<row r="4"><c r="A4" t="inlineStr"><is><t>Fourth ticket</t></is></c>'
                          '<c r="B4" t="inlineStr"><is><t>en</t></is></c></row>'
-                         '<row r="5"><c r="A5" t="inlineStr"><is><t>Fifth ticket</t></is></c><c r="B5" t="inlineStr"><is><t>it</t>'
+                         '<row r="5"><c r="A5" t="inlineStr"><is><t>Fifth ticket</t></is></c>'
+                         '<c r="B5" t="inlineStr"><is><t>it</t>'
                          "</is></c></row></sheetData>")
     write("understated_dimension.xlsx", _restamp(good, {"xl/worksheets/sheet1.xml": more.encode()}))
     write("zip_bomb.xlsx", _zip_bomb(good, sheet))
@@ -190,14 +195,15 @@ def onnx_files() -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    def model(nodes: list | None = None, opsets: tuple = (("", 18),), functions: tuple = (), initializer: list | None = None):
+    def model(nodes: list | None = None, opsets: tuple = (("", 18),), functions: tuple = (),
+              initializer: list | None = None):
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])
         bias = helper.make_tensor("bias", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])
         graph = helper.make_graph(nodes or [helper.make_node("Add", ["x", "bias"], ["y"], name="add")], "g", [x], [y],
                                   initializer=[bias] if initializer is None else initializer)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets], functions=list(functions),
-                              producer_name="bad-corpus")
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets],
+                              functions=list(functions), producer_name="bad-corpus")
         m.ir_version = 9
         return m
 
@@ -216,15 +222,19 @@ def onnx_files() -> None:
         z.writestr(zipfile.ZipInfo("archive/data.pkl", STAMP), pickle.dumps([1, 2, 3], protocol=2))
     write("torch_checkpoint.onnx", checkpoint.getvalue())
     write("gguf_renamed.onnx", b"GGUF\x03\x00\x00\x00" + b"\x00" * 64)
-    write("custom_domain.onnx", model([helper.make_node("Backdoor", ["x", "bias"], ["y"], domain="evil.ops", name="add")],
-                                      opsets=(("", 18), ("evil.ops", 1))).SerializeToString())
-    hidden = helper.make_function("pkg.local", "Twice", ["a"], ["b"], [helper.make_node("Backdoor", ["a"], ["b"], domain="evil.ops")],
+    write("custom_domain.onnx",
+          model([helper.make_node("Backdoor", ["x", "bias"], ["y"], domain="evil.ops", name="add")],
+                opsets=(("", 18), ("evil.ops", 1))).SerializeToString())
+    hidden = helper.make_function("pkg.local", "Twice", ["a"], ["b"],
+                                  [helper.make_node("Backdoor", ["a"], ["b"], domain="evil.ops")],
                                   [helper.make_opsetid("", 18)])
-    write("custom_op_in_function.onnx", model([helper.make_node("Twice", ["x"], ["z"], domain="pkg.local", name="twice"), add],
-                                              opsets=(("", 18), ("pkg.local", 1)), functions=(hidden,)).SerializeToString())
+    write("custom_op_in_function.onnx",
+          model([helper.make_node("Twice", ["x"], ["z"], domain="pkg.local", name="twice"), add],
+                opsets=(("", 18), ("pkg.local", 1)), functions=(hidden,)).SerializeToString())
     trained = model()
     info = trained.training_info.add()
-    info.algorithm.CopyFrom(helper.make_graph([helper.make_node("Backdoor", ["x"], ["q"], domain="evil.ops")], "algorithm", [], []))
+    info.algorithm.CopyFrom(helper.make_graph([helper.make_node("Backdoor", ["x"], ["q"], domain="evil.ops")],
+                                              "algorithm", [], []))
     write("custom_op_in_training_info.onnx", trained.SerializeToString())
     bias = helper.make_tensor("bias", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])
     write("external_data_dotdot.onnx", model(initializer=[external(bias, "../../etc/passwd")]).SerializeToString())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from workflows.gallery import load_into_database
+from workflows.design.gallery import load_into_database
 
 
 class Command(BaseCommand):

@@ -1,7 +1,8 @@
 """Run the web server (daphne, ASGI) and task workers together; Ctrl+C stops them all.
 
 This is the embedded profile's one command. In production run `daphne factory.asgi:application` and
-as many `manage.py run_worker --no-reload` processes (db_worker plus the executor monitor) as you like, on as many machines as you like.
+as many `manage.py run_worker --no-reload` processes (db_worker plus the executor monitor) as you like,
+on as many machines as you like.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from workflows.runtimes import llm_server
+
 
 class Command(BaseCommand):
     help = "Start daphne and N db_worker processes together, print the URL, stop all on Ctrl+C."
@@ -23,7 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1, help="How many db_worker processes to start.")
-        parser.add_argument("--llm-port", type=int, default=8088, help="Port of the local SmolLM2 server (0: do not start it).")
+        parser.add_argument("--llm-port", type=int, default=8088,
+                            help="Port of the local SmolLM2 server (0: do not start it).")
 
     def handle(self, *args, host: str, port: int, workers: int, llm_port: int = 8088, **options):
         if not settings.DEBUG:
@@ -33,8 +37,6 @@ class Command(BaseCommand):
         # run_worker = db_worker + the executor's monitor (stale shards, live-run flushes, schedules).
         commands += [[python, "manage.py", "run_worker", "--no-reload", "--queue-name", "*",
                       "--worker-id", f"embedded-{i + 1}"] for i in range(workers)]
-        from workflows.runtimes import llm_server
-
         if llm_port and llm_server.available():
             commands.append(llm_server.command(llm_port))
         elif llm_port:

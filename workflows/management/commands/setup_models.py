@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from workflows.models import LLMEndpoint, ModelVersion
-from workflows.models.registry import register_version, set_initial_alias
+from workflows.models.registry import LabelledSet, register_version, set_initial_alias
 
 # build.py name → (registered model, runtime, description)
 PACKAGED = {
@@ -50,11 +50,11 @@ def register_metas(metas: dict[str, dict], log=print) -> dict[str, ModelVersion]
 
 def package_ocr(out: Path) -> dict | None:
     """Copy the PP-OCR models shipped in the rapidocr wheel into the content-addressed store."""
-    try:
+    try:  # rapidocr ships the OCR models; without it there is nothing to register
         from workflows.runtimes.ocr import packaged_files
     except ImportError:
         return None
-    from workflows.runtimes.build import _store
+    from workflows.runtimes.build import _store  # build.py pulls in the set-up extras: only when models are built
 
     files = {role: _store(out, src, ".onnx") for role, src in packaged_files().items()}
     rec = files["rec"]
@@ -65,8 +65,7 @@ def package_ocr(out: Path) -> dict | None:
 
 def ensure_labelled_sets(versions: dict[str, ModelVersion]) -> None:
     """The BBC held-out split (the same one the heads were scored on) as the news-topics evidence set."""
-    from workflows.models.registry import LabelledSet
-    from workflows.runtimes.corpus import bbc_split
+    from workflows.runtimes.corpus import bbc_split  # the corpus package is a set-up extra
 
     if "bbc-head" not in versions or LabelledSet.objects.filter(name="bbc-test").exists():
         return
@@ -95,7 +94,7 @@ class Command(BaseCommand):
     def handle(self, *args, artifacts_dir: str | None = None, **options):
         out = Path(artifacts_dir or settings.ARTIFACTS_DIR)
         out.mkdir(parents=True, exist_ok=True)
-        try:
+        try:  # the set-up extras (requirements-models.txt) may be missing: say so, do not crash
             from workflows.runtimes.build import build_all
         except ImportError as exc:
             raise CommandError(f"The model build needs requirements-models.txt installed ({exc}).") from exc

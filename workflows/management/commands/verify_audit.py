@@ -11,5 +11,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         count, broken, why = verify_chain()
         if broken is not None:
-            raise CommandError(f"Audit chain broken at entry #{broken.pk} ({broken}): {why}. {count} entries before it are intact.")
+            raise CommandError(f"Audit chain broken at entry #{broken.pk} ({broken}): {why}. "
+                               f"{count} entries before it are intact.")
         self.stdout.write(self.style.SUCCESS(f"Audit chain intact: {count} entries verified."))

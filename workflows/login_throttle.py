@@ -118,7 +118,8 @@ class LoginView(auth_views.LoginView):
         return super().form_invalid(form)
 
     def refuse(self, locked: Lockout) -> HttpResponse:
-        response = self.render_to_response(self.get_context_data(form=self.get_form_class()(self.request), lockout=locked),
+        response = self.render_to_response(self.get_context_data(form=self.get_form_class()(self.request),
+                                                                 lockout=locked),
                                            status=429)
         response["Retry-After"] = str(locked.retry_after)
         return response

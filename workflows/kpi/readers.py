@@ -1,9 +1,11 @@
-"""Business KPIs, one reader function per KPI (DESIGN §8).
+"""Business KPIs, one reader function per KPI, so that each figure a page, the API or a signed pack shows
+has one definition, written next to its formula below.
 
-Every reader takes weekly facts (workflows/kpi_rollup.py: counted from the ledger, review tasks,
-labels and NodeStats — never typed in) and, where euros, hours or grams are involved, the baseline as
-a dict (Baseline.as_dict()). Readers return plain dicts; None means "not measurable" (no documents,
-no baseline, no reviewed items), never zero.
+Every reader takes weekly facts (`WeekFacts` from workflows/kpi/facts.py, counted from the ledger by rollup.py,
+review tasks, labels and NodeStats — never typed in; None for a week in which no document finished)
+and, where euros, hours or grams are involved, the baseline as a dict (Baseline.as_dict()). Readers
+return plain dicts; None means "not measurable" (no documents, no baseline, no reviewed items), never
+zero.
 
 Formulas:
 - cycle time: received → completed per completed document, median and p95 (nearest rank), in hours;
@@ -31,12 +33,22 @@ import math
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
-from django.http import Http404
-
-from workflows import kpi_rollup as rollup
-from workflows.kpi_rollup import BINS, HUMAN, LARGE, LARGE_OK, LARGE_REVIEWED, PATHS, REVIEWED, SMALL_OK, N
-from workflows.roles import ADMIN, BUSINESS_OWNER, can, deny, roles_of
+from workflows.governance import drift as drift_report
+from workflows.kpi import isoweeks, rollup
+from workflows.kpi.facts import (
+    HUMAN,
+    LARGE,
+    LARGE_OK,
+    LARGE_REVIEWED,
+    PATHS,
+    REVIEWED,
+    SMALL_OK,
+    CascadeFacts,
+    N,
+    WeekFacts,
+)
+from workflows.kpi.isoweeks import BINS
+from workflows.models import AuditEntry, Baseline, DeadLetter, ReviewTask
 
 Z95 = 1.959963984540054
 TREND_WEEKS = 12
@@ -44,39 +56,7 @@ TREND_WEEKS = 12
 
 # --- who sees which workflow's KPIs ---------------------------------------------------------------
 
-def kpi_workflows(user: Any):
-    """Business owners and admins: every workflow. Designers and operators: their own — workflows they
-    created, saved a version of, or started a run of. Everyone else: none (kpi.view refused)."""
-    from workflows.models import Run, Workflow, WorkflowVersion
-
-    if not can(user, "kpi.view"):
-        return Workflow.objects.none()
-    if roles_of(user) & {BUSINESS_OWNER, ADMIN}:
-        return Workflow.objects.all()
-    return Workflow.objects.filter(
-        Q(created_by=user)
-        | Exists(WorkflowVersion.objects.filter(workflow=OuterRef("pk"), author=user))
-        | Exists(Run.objects.filter(workflow=OuterRef("pk"), created_by=user)))
-
-
-def get_kpi_workflow(user: Any, pk: Any, capability: str = "kpi.view"):
-    """The workflow if the user may see its KPIs (else 403, audited) and do `capability` (else 403)."""
-    from workflows.models import Workflow
-
-    if not can(user, "kpi.view"):
-        raise deny(user, "kpi.view", object_type="workflows.workflow", object_id=pk)
-    try:
-        workflow = kpi_workflows(user).get(pk=pk)
-    except (Workflow.DoesNotExist, ValueError, TypeError):
-        if Workflow.objects.filter(pk=pk if str(pk).isdigit() else -1).exists():
-            raise deny(user, "kpi.view", object_type="workflows.workflow", object_id=pk, reason="not their workflow") from None
-        raise Http404("No such workflow.") from None
-    if capability != "kpi.view" and not can(user, capability):
-        raise deny(user, capability, workflow)
-    return workflow
-
-
-# --- statistics -----------------------------------------------------------------------------------
+# --- statistics ----------------------------------------------------------------------------------
 
 def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     """Wilson score interval for a proportion; None without observations."""
@@ -99,54 +79,63 @@ def _div(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
 
-def _quantiles(dist: dict[str, Any]) -> tuple[float | None, float | None]:
-    if dist.get("median") is not None:
-        return dist["median"], dist["p95"]
-    return rollup.hist_quantile(dist.get("hist") or {}, 0.5), rollup.hist_quantile(dist.get("hist") or {}, 0.95)
-
-
 def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else seconds / 3600
 
 
+def _week(facts: WeekFacts | None) -> WeekFacts:
+    """A week in which no document finished reads as an empty week."""
+    return facts if facts is not None else WeekFacts()
+
+
+def _setting(baseline: dict | None, key: str) -> Any:
+    """One baseline value; None without a baseline or when the value is left empty."""
+    return baseline.get(key) if baseline else None
+
+
+def _part(section: dict | None, key: str) -> Any:
+    """One number of a reader's answer that is None when not measurable (savings without a baseline)."""
+    return section.get(key) if section else None
+
+
 # --- readers --------------------------------------------------------------------------------------
 
-def documents(facts: dict | None) -> dict[str, Any]:
-    facts = facts or {}
-    return {"completed": facts.get("docs", 0), "dead": facts.get("dead", 0), "paths": facts.get("paths") or dict.fromkeys(PATHS, 0)}
+def documents(facts: WeekFacts | None) -> dict[str, Any]:
+    f = _week(facts)
+    return {"completed": f.docs, "dead": f.dead, "paths": f.paths.to_json()}
 
 
-def cycle_time(facts: dict | None, baseline: dict | None) -> dict[str, Any]:
-    dist = (facts or {}).get("cycle") or {}
-    median, p95 = _quantiles(dist)
-    sla = (baseline or {}).get("sla_hours")
-    manual = (baseline or {}).get("manual_cycle_hours")
-    within = rollup.hist_share_below(dist.get("hist") or {}, sla * 3600) if sla and dist.get("n") else None
-    return {"n": dist.get("n", 0), "median_h": _hours(median), "p95_h": _hours(p95), "exact": dist.get("median") is not None,
-            "sla_h": sla, "p95_within_sla": (p95 <= sla * 3600) if (sla and p95 is not None) else None, "within_sla": within,
-            "manual_h": manual, "vs_manual": _div(_hours(median), manual)}
+def cycle_time(facts: WeekFacts | None, baseline: dict | None) -> dict[str, Any]:
+    dist = _week(facts).cycle
+    median, p95 = dist.quantiles()
+    sla = _setting(baseline, "sla_hours")
+    manual = _setting(baseline, "manual_cycle_hours")
+    within = isoweeks.hist_share_below(dist.hist, sla * 3600) if sla and dist.n else None
+    return {"n": dist.n, "median_h": _hours(median), "p95_h": _hours(p95), "exact": dist.exact,
+            "sla_h": sla, "p95_within_sla": (p95 <= sla * 3600) if (sla and p95 is not None) else None,
+            "within_sla": within, "manual_h": manual, "vs_manual": _div(_hours(median), manual)}
 
 
-def automation_rate(facts: dict | None) -> dict[str, Any]:
-    docs = documents(facts)
-    automated = docs["paths"].get("small", 0) + docs["paths"].get("large", 0)
-    return {"automated": automated, "completed": docs["completed"], "rate": _div(automated, docs["completed"])}
+def automation_rate(facts: WeekFacts | None) -> dict[str, Any]:
+    f = _week(facts)
+    automated = f.paths.small + f.paths.large
+    return {"automated": automated, "completed": f.docs, "rate": _div(automated, f.docs)}
 
 
-def accuracy(facts: dict | None, baseline: dict | None = None) -> dict[str, Any]:
-    acc = (facts or {}).get("accuracy") or {}
-    nodes = [{"node": node, **proportion(c, n)} for node, (n, c) in sorted((acc.get("nodes") or {}).items())]
-    e2e_n, e2e_c = acc.get("e2e") or [0, 0]
-    manual = (baseline or {}).get("manual_accuracy")
-    return {"nodes": nodes, "end_to_end": proportion(e2e_c, e2e_n), "manual": manual / 100 if manual is not None else None}
+def accuracy(facts: WeekFacts | None, baseline: dict | None = None) -> dict[str, Any]:
+    acc = _week(facts).accuracy
+    nodes = [{"node": node, **proportion(hits.correct, hits.n)} for node, hits in sorted(acc.nodes.items())]
+    manual = _setting(baseline, "manual_accuracy")
+    return {"nodes": nodes, "end_to_end": proportion(acc.e2e.correct, acc.e2e.n),
+            "manual": manual / 100 if manual is not None else None}
 
 
-def large_model_eur(facts: dict | None, baseline: dict | None, path: str = "total") -> float:
-    facts = facts or {}
-    price = (baseline or {}).get("large_model_eur_per_1k_tokens")
+def large_model_eur(facts: WeekFacts | None, baseline: dict | None, path: str = "total") -> float:
+    f = _week(facts)
+    price = _setting(baseline, "large_model_eur_per_1k_tokens")
     if price is not None:
-        return (facts.get("llm_tokens") or {}).get(path, 0.0) / 1000 * price
-    return (facts.get("llm_eur") or {}).get(path, 0.0)
+        return f.llm_tokens.of(path) / 1000 * price
+    return f.llm_eur.of(path)
 
 
 def _compute_eur(cpu_seconds: float, baseline: dict) -> float:
@@ -157,40 +146,40 @@ def _review_eur(reviews: float, baseline: dict) -> float:
     return reviews * baseline["review_minutes"] / 60 * baseline["hourly_cost"]
 
 
-def savings(facts: dict | None, baseline: dict | None) -> dict[str, Any] | None:
+def savings(facts: WeekFacts | None, baseline: dict | None) -> dict[str, Any] | None:
     if not baseline:
         return None
-    facts = facts or {}
-    docs = facts.get("docs", 0)
-    manual = docs * baseline["manual_minutes"] / 60 * baseline["hourly_cost"]
-    review = _review_eur((facts.get("reviews") or {}).get("total", 0), baseline)
-    compute = _compute_eur((facts.get("cpu") or {}).get("total", 0.0), baseline)
-    llm = large_model_eur(facts, baseline)
+    f = _week(facts)
+    manual = f.docs * baseline["manual_minutes"] / 60 * baseline["hourly_cost"]
+    review = _review_eur(f.reviews.total, baseline)
+    compute = _compute_eur(f.cpu.total, baseline)
+    llm = large_model_eur(f, baseline)
     spent = review + compute + llm
-    return {"documents": docs, "manual_eur": manual, "review_eur": review, "compute_eur": compute, "large_model_eur": llm,
-            "factory_eur": spent, "savings_eur": manual - spent, "per_document_eur": _div(manual - spent, docs)}
+    return {"documents": f.docs, "manual_eur": manual, "review_eur": review, "compute_eur": compute,
+            "large_model_eur": llm, "factory_eur": spent, "savings_eur": manual - spent,
+            "per_document_eur": _div(manual - spent, f.docs)}
 
 
-def cost_per_document(facts: dict | None, baseline: dict | None) -> dict[str, Any] | None:
+def cost_per_document(facts: WeekFacts | None, baseline: dict | None) -> dict[str, Any] | None:
     if not baseline:
         return None
-    facts = facts or {}
+    f = _week(facts)
     out = {}
     for path in PATHS:
-        n = (facts.get("paths") or {}).get(path, 0)
-        compute = _compute_eur((facts.get("cpu") or {}).get(path, 0.0), baseline)
-        llm = large_model_eur(facts, baseline, path)
-        review = _review_eur((facts.get("reviews") or {}).get(path, 0), baseline)
+        n = f.paths.of(path)
+        compute = _compute_eur(f.cpu.of(path), baseline)
+        llm = large_model_eur(f, baseline, path)
+        review = _review_eur(f.reviews.of(path), baseline)
         out[path] = {"documents": n, "compute_eur": compute, "large_model_eur": llm, "review_eur": review,
                      "eur_per_document": _div(compute + llm + review, n)}
     out["manual"] = {"eur_per_document": baseline["manual_minutes"] / 60 * baseline["hourly_cost"]}
     return out
 
 
-def footprint(facts: dict | None, baseline: dict | None) -> dict[str, Any]:
-    facts = facts or {}
-    docs = facts.get("docs", 0) + facts.get("dead", 0)
-    cpu = (facts.get("cpu") or {}).get("total", 0.0)
+def footprint(facts: WeekFacts | None, baseline: dict | None) -> dict[str, Any]:
+    f = _week(facts)
+    docs = f.docs + f.dead
+    cpu = f.cpu.total
     out: dict[str, Any] = {"documents": docs, "cpu_seconds": cpu, "cpu_seconds_per_1k": _div(cpu * 1000, docs)}
     if baseline:
         wh = cpu * baseline["watts_per_core"] / 3600
@@ -199,24 +188,24 @@ def footprint(facts: dict | None, baseline: dict | None) -> dict[str, Any]:
     return out
 
 
-def first_answer(facts: dict | None) -> dict[str, Any] | None:
-    dist = (facts or {}).get("answer") or {}
-    if not dist.get("n"):
+def first_answer(facts: WeekFacts | None) -> dict[str, Any] | None:
+    dist = _week(facts).answer
+    if not dist.n:
         return None
-    median, p95 = _quantiles(dist)
-    return {"n": dist["n"], "median_h": _hours(median), "p95_h": _hours(p95), "median_s": median, "p95_s": p95}
+    median, p95 = dist.quantiles()
+    return {"n": dist.n, "median_h": _hours(median), "p95_h": _hours(p95), "median_s": median, "p95_s": p95}
 
 
-def cascade_funnel(facts: dict | None) -> list[dict[str, Any]]:
+def cascade_funnel(facts: WeekFacts | None) -> list[dict[str, Any]]:
     out = []
-    for node, c in sorted(((facts or {}).get("cascade") or {}).items()):
-        total = sum(c["funnel"].values())
-        out.append({"node": node, "total": total, **c["funnel"],
-                    "shares": {p: _div(c["funnel"][p], total) for p in PATHS}})
+    for node, c in sorted(_week(facts).cascade.items()):
+        total = c.funnel.total()
+        out.append({"node": node, "total": total, **c.funnel.to_json(),
+                    "shares": {p: _div(c.funnel.of(p), total) for p in PATHS}})
     return out
 
 
-def what_if(facts: dict | None, baseline: dict | None, node: str, threshold: float) -> dict[str, Any] | None:
+def what_if(facts: WeekFacts | None, baseline: dict | None, node: str, threshold: float) -> dict[str, Any] | None:
     """Estimated automation, accuracy and cost per document if the small model's threshold were `threshold`.
 
     Documents whose recorded small-model confidence is ≥ threshold stop at the small model. The rest
@@ -224,14 +213,14 @@ def what_if(facts: dict | None, baseline: dict | None, node: str, threshold: flo
     escalated), people take the remainder. Accuracy of the small model above the threshold comes
     from reviewed labels of those documents (with its sample size); people are taken as right.
     """
-    c = ((facts or {}).get("cascade") or {}).get(node)
+    c = _week(facts).cascade.get(node)
     if not c:
         return None
-    bins = c["bins"]
+    bins = c.bins
     total = sum(b[N] for b in bins)
     if not total:
         return None
-    cut = rollup.conf_bin(threshold)
+    cut = isoweeks.conf_bin(threshold)
     small = sum(b[N] for b in bins[cut:])
     escalated = total - small
     large_now, human_now = sum(b[LARGE] for b in bins), sum(b[HUMAN] for b in bins)
@@ -243,35 +232,43 @@ def what_if(facts: dict | None, baseline: dict | None, node: str, threshold: flo
     estimate = None
     if small_acc["rate"] is not None and (large == 0 or large_acc["rate"] is not None):
         estimate = (small * small_acc["rate"] + large * (large_acc["rate"] or 0.0) + human) / total
-    result = {"node": node, "threshold": cut / 100, "documents": total, "small": small, "large": large, "human": human,
-              "automation_rate": (small + large) / total, "small_accuracy": small_acc, "large_accuracy": large_acc,
-              "accuracy": estimate, "eur_per_document": None}
+    result = {"node": node, "threshold": cut / 100, "documents": total, "small": small, "large": large,
+              "human": human, "automation_rate": (small + large) / total, "small_accuracy": small_acc,
+              "large_accuracy": large_acc, "accuracy": estimate, "eur_per_document": None}
     if baseline:
-        calls = c["llm_calls"]
-        per_call = (c["llm_tokens"] / calls / 1000 * baseline["large_model_eur_per_1k_tokens"]
-                    if baseline.get("large_model_eur_per_1k_tokens") is not None else c["llm_eur"] / calls) if calls else 0.0
-        compute = _compute_eur(c["cpu"], baseline) / max(1, c["items"])
-        # Every escalated document asks the large model (when the cascade has one), then maybe a person.
-        result["eur_per_document"] = compute + escalated * per_call / total + _review_eur(human, baseline) / total
+        result["eur_per_document"] = _what_if_eur(c, baseline, escalated, human, total)
     return result
 
 
-def what_if_table(facts: dict | None, baseline: dict | None, node: str) -> list[dict[str, Any]]:
+def _what_if_eur(c: CascadeFacts, baseline: dict, escalated: float, human: float, total: int) -> float:
+    calls = c.llm_calls
+    price = baseline.get("large_model_eur_per_1k_tokens")
+    if not calls:
+        per_call = 0.0
+    elif price is not None:
+        per_call = c.llm_tokens / calls / 1000 * price
+    else:
+        per_call = c.llm_eur / calls
+    compute = _compute_eur(c.cpu, baseline) / max(1, c.items)
+    # Every escalated document asks the large model (when the cascade has one), then maybe a person.
+    return compute + escalated * per_call / total + _review_eur(human, baseline) / total
+
+
+def what_if_table(facts: WeekFacts | None, baseline: dict | None, node: str) -> list[dict[str, Any]]:
     """what_if at every hundredth from 0.00 to 1.00 (the page's slider reads this table)."""
     return [r for r in (what_if(facts, baseline, node, t / 100) for t in range(BINS)) if r is not None]
 
 
 def promotions(workflow: Any, monday: date) -> list[dict[str, Any]]:
     """Model versions promoted during the week, for models this workflow uses (audit 'promotion.approve')."""
-    from workflows.models import AuditEntry
-
-    start, end = rollup.week_bounds(monday)
+    start, end = isoweeks.week_bounds(monday)
     used = models_of(workflow)
     out = []
     for entry in AuditEntry.objects.filter(action="promotion.approve", at__gte=start, at__lt=end).order_by("at"):
         if entry.data.get("model") in used:
             out.append({"at": entry.at, "model": entry.data.get("model"), "version": entry.data.get("version"),
-                        "alias": entry.data.get("alias"), "previous": entry.data.get("previous"), "by": entry.actor_name})
+                        "alias": entry.data.get("alias"), "previous": entry.data.get("previous"),
+                        "by": entry.actor_name})
     return out
 
 
@@ -285,18 +282,14 @@ def models_of(workflow: Any) -> set[str]:
     return names
 
 
-def drift_alerts(workflow: Any) -> list[dict[str, Any]] | None:
-    """The governance module's drift alerts for this workflow's model nodes; None if it is unavailable."""
-    try:
-        from workflows.governance import drift
-    except ImportError:
-        return None
+def drift_alerts(workflow: Any) -> list[dict[str, Any]]:
+    """The governance module's drift alerts for this workflow's model nodes."""
     latest = workflow.latest
     nodes = {n["id"] for n in (latest.graph.get("nodes", []) if latest else []) if (n.get("config") or {}).get("model")}
     out = []
     for node in sorted(nodes):
         try:
-            result = drift.node_drift(workflow, node)
+            result = drift_report.node_drift(workflow, node)
         except Exception as exc:  # a governance bug must not take the business page down
             out.append({"node": node, "status": "error", "message": f"drift check failed: {exc}"})
             continue
@@ -304,10 +297,8 @@ def drift_alerts(workflow: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-def open_risks(workflow: Any, facts: dict | None, baseline: dict | None, drift: list[dict] | None) -> list[str]:
+def open_risks(workflow: Any, facts: WeekFacts | None, baseline: dict | None, drift: list[dict] | None) -> list[str]:
     """Plain-language risks a business owner should know about this week."""
-    from workflows.models import DeadLetter, ReviewTask
-
     risks = []
     if not baseline:
         risks.append("No baseline: savings and costs cannot be computed. Set the baseline.")
@@ -337,7 +328,7 @@ def open_risks(workflow: Any, facts: dict | None, baseline: dict | None, drift: 
 
 # --- a whole dashboard ----------------------------------------------------------------------------
 
-def summary(facts: dict | None, baseline: dict | None) -> dict[str, Any]:
+def summary(facts: WeekFacts | None, baseline: dict | None) -> dict[str, Any]:
     """The headline numbers of one set of facts."""
     ct = cycle_time(facts, baseline)
     auto = automation_rate(facts)
@@ -350,16 +341,21 @@ def summary(facts: dict | None, baseline: dict | None) -> dict[str, Any]:
             "cost_per_document": cost, "footprint": foot, "first_answer": answer, "funnel": cascade_funnel(facts)}
 
 
+def _cost_per_document(s: dict[str, Any]) -> float | None:
+    """What the factory spent per completed document (None without a baseline or documents)."""
+    return _div(_part(s["savings"], "factory_eur"), s["documents"]["completed"])
+
+
 HEADLINES = [
     # (key, title, getter, unit, higher is better)
     ("documents", "Documents completed", lambda s: s["documents"]["completed"], "count", True),
     ("cycle", "Cycle time (median)", lambda s: s["cycle_time"]["median_h"], "hours", False),
     ("automation", "Automation rate", lambda s: s["automation"]["rate"], "share", True),
     ("accuracy", "Reviewed accuracy", lambda s: s["accuracy"]["end_to_end"]["rate"], "share", True),
-    ("savings", "Savings", lambda s: (s["savings"] or {}).get("savings_eur"), "eur", True),
-    ("cost", "Cost per document", lambda s: _div(((s["savings"] or {}).get("factory_eur")), s["documents"]["completed"]), "eur", False),
+    ("savings", "Savings", lambda s: _part(s["savings"], "savings_eur"), "eur", True),
+    ("cost", "Cost per document", lambda s: _cost_per_document(s), "eur", False),
     ("energy", "Energy per 1,000 documents", lambda s: s["footprint"].get("wh_per_1k"), "wh", False),
-    ("answer", "Time to first answer (median)", lambda s: (s["first_answer"] or {}).get("median_h"), "hours", False),
+    ("answer", "Time to first answer (median)", lambda s: _part(s["first_answer"], "median_h"), "hours", False),
 ]
 
 
@@ -369,26 +365,27 @@ def headlines(now: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any
         value, previous = get(now), get(before)
         change = None if value is None or previous is None else value - previous
         good = None if not change else (change > 0) == higher_better
-        cards.append({"key": key, "title": title, "value": value, "previous": previous, "change": change, "unit": unit,
-                      "good": good})
+        cards.append({"key": key, "title": title, "value": value, "previous": previous, "change": change,
+                      "unit": unit, "good": good})
     return cards
 
 
-def trend(weeks: dict[date, dict | None], baseline: dict | None) -> dict[str, list]:
-    """Weekly series for the charts: x in Unix seconds of each Monday (Rome), one list per KPI."""
+def trend(weeks: dict[date, WeekFacts | None], baseline: dict | None) -> dict[str, list]:
+    """Weekly series for the charts: x in Unix seconds of each Monday 00:00 (in the installation's time zone),
+    one list per KPI."""
     series: dict[str, list] = {"x": [], "label": [], "documents": [], "automation": [], "cycle_median_h": [],
                                "cycle_p95_h": [], "accuracy": [], "savings_eur": [], "eur_per_document": []}
     for monday, facts in weeks.items():
         s = summary(facts, baseline)
-        series["x"].append(int(rollup.week_bounds(monday)[0].timestamp()))
-        series["label"].append(rollup.week_label(monday))
+        series["x"].append(int(isoweeks.week_bounds(monday)[0].timestamp()))
+        series["label"].append(isoweeks.week_label(monday))
         series["documents"].append(s["documents"]["completed"])
         series["automation"].append(_pct(s["automation"]["rate"]))
         series["cycle_median_h"].append(s["cycle_time"]["median_h"])
         series["cycle_p95_h"].append(s["cycle_time"]["p95_h"])
         series["accuracy"].append(_pct(s["accuracy"]["end_to_end"]["rate"]))
-        series["savings_eur"].append((s["savings"] or {}).get("savings_eur"))
-        series["eur_per_document"].append(_div((s["savings"] or {}).get("factory_eur"), s["documents"]["completed"]))
+        series["savings_eur"].append(_part(s["savings"], "savings_eur"))
+        series["eur_per_document"].append(_cost_per_document(s))
     return series
 
 
@@ -397,31 +394,29 @@ def _pct(x: float | None) -> float | None:
 
 
 def baseline_of(workflow: Any) -> dict[str, Any] | None:
-    from workflows.models import Baseline
-
     row = Baseline.objects.filter(workflow=workflow).first()
     return row.as_dict() if row else None
 
 
 def dashboard(workflows: list[Any], monday: date, *, weeks: int = TREND_WEEKS, across: bool = False) -> dict[str, Any]:
-    """Everything a KPI page shows for these workflows and this week (merged when `across`)."""
+    """Everything a KPI page shows for these workflows and this week (merged when `across`). `facts` is the
+    week's WeekFacts, None when no document finished in it."""
     ids = [w.pk for w in workflows]
     rollup.ensure_fresh(ids)
-    mondays = rollup.weeks_back(monday, weeks)
+    mondays = isoweeks.weeks_back(monday, weeks)
     by_week = rollup.load_weeks(ids, mondays)
     if across or len(workflows) != 1:
         return _across(workflows, monday, mondays, by_week)
     baseline = baseline_of(workflows[0])
     facts, previous = by_week[monday], by_week[monday - timedelta(weeks=1)]
     now, before = summary(facts, baseline), summary(previous, baseline)
-    return {"week": monday, "week_label": rollup.week_label(monday), "baseline": baseline, "facts": facts,
+    return {"week": monday, "week_label": isoweeks.week_label(monday), "baseline": baseline, "facts": facts,
             "summary": now, "cards": headlines(now, before), "trend": trend(by_week, baseline)}
 
 
-def _across(workflows: list[Any], monday: date, mondays: list[date], by_week: dict) -> dict[str, Any]:
+def _across(workflows: list[Any], monday: date, mondays: list[date],
+            by_week: dict[date, WeekFacts | None]) -> dict[str, Any]:
     """Across workflows: counts and shares merge; euros are summed per workflow with its own baseline."""
-    from workflows.models import Baseline
-
     baselines = {b.workflow_id: b.as_dict() for b in Baseline.objects.filter(workflow__in=workflows)}
     ids = [w.pk for w in workflows]
     per_workflow = rollup.load_weeks_by_workflow(ids, [monday, monday - timedelta(weeks=1)])
@@ -431,7 +426,7 @@ def _across(workflows: list[Any], monday: date, mondays: list[date], by_week: di
         this = summary(per_workflow.get((w.pk, monday)), baselines.get(w.pk))
         for m in totals:
             s = savings(per_workflow.get((w.pk, m)), baselines.get(w.pk))
-            totals[m] += (s or {}).get("savings_eur") or 0.0
+            totals[m] += _part(s, "savings_eur") or 0.0
         rows.append({"workflow": w, "summary": this, "has_baseline": w.pk in baselines})
     now, before = summary(by_week[monday], None), summary(by_week[monday - timedelta(weeks=1)], None)
     cards = headlines(now, before)
@@ -441,5 +436,5 @@ def _across(workflows: list[Any], monday: date, mondays: list[date], by_week: di
                         change=totals[monday] - totals[monday - timedelta(weeks=1)])
             card["good"] = card["change"] > 0 if card["change"] else None
     cards = [c for c in cards if c["key"] not in ("cost", "energy")]
-    return {"week": monday, "week_label": rollup.week_label(monday), "baseline": None, "facts": by_week[monday],
+    return {"week": monday, "week_label": isoweeks.week_label(monday), "baseline": None, "facts": by_week[monday],
             "summary": now, "cards": cards, "trend": trend(by_week, None), "rows": rows}

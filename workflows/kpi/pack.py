@@ -3,6 +3,10 @@
 The content is built from the KPI readers as plain JSON; signing stores exactly that JSON with its
 sha256 in a WeeklyPack (immutable) and an audit entry in the same transaction, so the archived pack
 shows what was signed even if the ledger or the baseline change later.
+
+`sign` is the one way to sign, for the page (workflows/views/kpi.py) and the API (workflows/api/kpi.py)
+alike: both first fetch the workflow with `access.get_kpi_workflow(user, pk, "pack.sign")`, then let
+`sign` refuse what it refuses, with the same messages and the same audit entry.
 """
 
 from __future__ import annotations
@@ -16,57 +20,72 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from workflows import kpi_rollup as rollup
-from workflows import kpis
 from workflows.exports import write_csv_rows
+from workflows.kpi import isoweeks, readers
 from workflows.models import WeeklyPack
 from workflows.models.audit import record
 from workflows.roles import require
 
+# ValidationError codes `sign` refuses with (the API answers both with 409 Conflict).
+WEEK_NOT_OVER = "week_not_over"
+ALREADY_SIGNED = "already_signed"
+
 
 def week_is_over(monday: date) -> bool:
-    return timezone.now() >= rollup.week_bounds(monday)[1]
+    return timezone.now() >= isoweeks.week_bounds(monday)[1]
 
 
 def build(workflow: Any, monday: date) -> dict[str, Any]:
-    data = kpis.dashboard([workflow], monday)
-    drift = kpis.drift_alerts(workflow)
-    start, end = rollup.week_bounds(monday)
+    data = readers.dashboard([workflow], monday)
+    drift = readers.drift_alerts(workflow)
+    start, end = isoweeks.week_bounds(monday)
     s = data["summary"]
+    facts = data["facts"]
     content = {
         "workflow": {"id": workflow.pk, "name": workflow.name},
-        "week": rollup.week_label(monday), "week_start": monday, "from": start, "to": end,
+        "week": isoweeks.week_label(monday), "week_start": monday, "from": start, "to": end,
         "generated_at": timezone.now(), "partial_week": not week_is_over(monday),
         "baseline": data["baseline"],
         "cards": data["cards"],
-        "documents": s["documents"], "cycle_time": s["cycle_time"], "automation": s["automation"], "accuracy": s["accuracy"],
-        "savings": s["savings"], "cost_per_document": s["cost_per_document"], "footprint": s["footprint"],
-        "first_answer": s["first_answer"], "funnel": s["funnel"], "trend": data["trend"],
-        "models": sorted({ref for refs in ((data["facts"] or {}).get("models") or {}).values() for ref in refs}),
-        "promotions": kpis.promotions(workflow, monday),
+        "documents": s["documents"], "cycle_time": s["cycle_time"], "automation": s["automation"],
+        "accuracy": s["accuracy"], "savings": s["savings"], "cost_per_document": s["cost_per_document"],
+        "footprint": s["footprint"], "first_answer": s["first_answer"], "funnel": s["funnel"], "trend": data["trend"],
+        "models": facts.model_refs() if facts is not None else [],
+        "promotions": readers.promotions(workflow, monday),
         "drift": drift,
-        "risks": kpis.open_risks(workflow, data["facts"], data["baseline"], drift),
+        "risks": readers.open_risks(workflow, facts, data["baseline"], drift),
     }
     return json.loads(json.dumps(content, cls=DjangoJSONEncoder))
 
 
 def sign(workflow: Any, monday: date, *, user: Any, note: str = "", partial_ok: bool = False) -> WeeklyPack:
-    """Freeze and sign the pack. Refused: a second signature, or a week not over without `partial_ok`."""
+    """Freeze and sign the pack; writes the WeeklyPack and its `kpi.pack.sign` audit entry together.
+
+    Refused with PermissionDenied (audited) unless the user may `pack.sign`; with ValidationError
+    (code WEEK_NOT_OVER) for a week not over yet unless `partial_ok` confirms signing the numbers as they
+    are now; with ValidationError (code ALREADY_SIGNED) for a week already signed.
+    """
     require(user, "pack.sign", workflow)
+    label = isoweeks.week_label(monday)
+    already = ValidationError(f"The pack of {label} is already signed; signed packs never change.", code=ALREADY_SIGNED)
+    if WeeklyPack.objects.filter(workflow=workflow, week_start=monday).exists():
+        raise already
     over = week_is_over(monday)
     if not over and not partial_ok:
-        raise ValidationError("This week is not over yet. Confirm that you sign the numbers as they are now.")
+        raise ValidationError("This week is not over yet. Confirm that you sign the numbers as they are now.",
+                              code=WEEK_NOT_OVER)
     content = build(workflow, monday)
     year, week, _ = monday.isocalendar()
     try:
         with transaction.atomic():
             pack = WeeklyPack(workflow=workflow, week_start=monday, iso_year=year, iso_week=week, content=content,
-                              sha256=WeeklyPack.digest(content), note=note[:2000], partial_week=not over, signed_by=user)
+                              sha256=WeeklyPack.digest(content), note=note[:2000], partial_week=not over,
+                              signed_by=user)
             pack.save()
-            record("kpi.pack.sign", actor=user, obj=pack, workflow=workflow.pk, week=rollup.week_label(monday),
+            record("kpi.pack.sign", actor=user, obj=pack, workflow=workflow.pk, week=label,
                    sha256=pack.sha256, partial_week=not over)
     except IntegrityError:
-        raise ValidationError(f"The pack of {rollup.week_label(monday)} is already signed; signed packs never change.") from None
+        raise already from None  # signed by a concurrent request since the check above
     return pack
 
 
@@ -78,8 +97,9 @@ def csv_rows(content: dict[str, Any], pack: WeeklyPack | None = None) -> list[li
     rows: list[list[Any]] = [["section", "metric", "value", "unit"]]
     add = rows.append
     add(["pack", "workflow", content["workflow"]["name"], ""])
-    add(["pack", "week", content["week"], "ISO week, Europe/Rome"])
-    add(["pack", "status", f"signed by {pack.signed_by.get_username()} at {pack.signed_at:%Y-%m-%d %H:%M}" if pack else "draft", ""])
+    add(["pack", "week", content["week"], f"ISO week, {isoweeks.week_zone_name()}"])
+    status = f"signed by {pack.signed_by.get_username()} at {pack.signed_at:%Y-%m-%d %H:%M}" if pack else "draft"
+    add(["pack", "status", status, ""])
     for card in content["cards"]:
         add(["headline", card["title"], _fmt(card["value"]), card["unit"]])
         add(["headline", f"{card['title']} (last week)", _fmt(card["previous"]), card["unit"]])
@@ -88,9 +108,11 @@ def csv_rows(content: dict[str, Any], pack: WeeklyPack | None = None) -> list[li
     add(["cycle time", "p95", _fmt(ct["p95_h"]), "hours"])
     add(["cycle time", "within SLA", _fmt(ct["within_sla"]), "share"])
     for node in content["accuracy"]["nodes"]:
-        add(["accuracy", node["node"], _fmt(node["rate"]), f"share of {node['n']} reviewed, 95% CI {_fmt(node['low'])}–{_fmt(node['high'])}"])
+        add(["accuracy", node["node"], _fmt(node["rate"]),
+             f"share of {node['n']} reviewed, 95% CI {_fmt(node['low'])}–{_fmt(node['high'])}"])
     e2e = content["accuracy"]["end_to_end"]
     add(["accuracy", "end to end", _fmt(e2e["rate"]), f"share of {e2e['n']} reviewed documents"])
+    # A pack without a baseline has no savings and no costs (None in its content).
     for key, value in (content["savings"] or {}).items():
         add(["savings", key, _fmt(value), "" if key == "documents" else "EUR"])
     for path, cost in (content["cost_per_document"] or {}).items():

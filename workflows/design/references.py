@@ -1,25 +1,24 @@
-"""Resolvers the pure validator and the canvas use to check references into the database."""
+"""A graph's references into the registry: what the pure validator and the canvas ask of the
+database (does this alias or endpoint exist, what may be chosen), and, when a run starts, every model
+reference pinned to a concrete version and the data-residency policy applied to its endpoints."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from workflows.graph import CATALOG
+from workflows.models import LLMEndpoint, registry
+
 
 def graph_resolvers() -> dict[str, Any]:
-    from workflows.models import registry
-
     return {"resolve_alias": registry.alias_exists, "resolve_endpoint": registry.endpoint_exists}
 
 
 def model_choices(model_kind: str = "") -> list[tuple[str, str]]:
-    from workflows.models import registry
-
     return registry.model_choices(model_kind)
 
 
 def endpoint_choices() -> list[tuple[str, str]]:
-    from workflows.models import registry
-
     return registry.endpoint_choices()
 
 
@@ -28,9 +27,6 @@ def resolve_models(graph: Any) -> dict[str, dict[str, Any]]:
 
     Raises LookupError naming the first reference that does not resolve.
     """
-    from workflows.graph import CATALOG
-    from workflows.models import registry
-
     pins: dict[str, dict[str, Any]] = {}
     for node in graph.nodes:
         node_type = CATALOG.get(node.type)
@@ -55,9 +51,6 @@ def resolve_models(graph: Any) -> dict[str, dict[str, Any]]:
 
 def policy_problems(workflow: Any, graph: Any) -> list[str]:
     """Data residency: every large-model endpoint the graph calls must be allowed by the workflow's policy."""
-    from workflows.graph import CATALOG
-    from workflows.models import LLMEndpoint
-
     problems = []
     for node in graph.nodes:
         node_type = CATALOG.get(node.type)
@@ -70,7 +63,7 @@ def policy_problems(workflow: Any, graph: Any) -> list[str]:
         if endpoint is None:
             continue  # the validator reports unknown endpoints
         if endpoint.location == LLMEndpoint.EXTERNAL and not workflow.allow_external_endpoints:
-            problems.append(f"Node '{node.id}' calls '{name}', an external endpoint ({endpoint.region}); this workflow's "
-                            "data-residency policy keeps documents in the firm. Use an on-premise endpoint, or let an "
-                            "administrator allow external endpoints for this workflow.")
+            problems.append(f"Node '{node.id}' calls '{name}', an external endpoint ({endpoint.region}); "
+                            "this workflow's data-residency policy keeps documents in the firm. Use an on-premise "
+                            "endpoint, or let an administrator allow external endpoints for this workflow.")
     return problems

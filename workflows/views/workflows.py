@@ -1,4 +1,5 @@
-"""Server-rendered pages. One view per page; htmx requests get the named partial."""
+"""Workflow pages: the list, creating a workflow, and the diff between two versions (the canvas is
+views/canvas.py). One view per page; htmx requests get the named partial."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from workflows.api.views import create_workflow
+from workflows.access import get_workflow_for_user
+from workflows.design.versions import create_workflow
 from workflows.graph import diff
 from workflows.models import Workflow
-from workflows.roles import get_workflow_for_user, require
+from workflows.roles import require
 
 
 @login_required
@@ -27,7 +29,9 @@ def workflow_create(request: HttpRequest) -> HttpResponse:
     name = (request.POST.get("name") or "").strip()
     if not name or len(name) > 200:
         workflows = Workflow.objects.listed()
-        return render(request, "workflows/list.html", {"workflows": workflows, "create_error": "Give the workflow a name (up to 200 characters)."}, status=400)
+        return render(request, "workflows/list.html",
+                      {"workflows": workflows, "create_error": "Give the workflow a name (up to 200 characters)."},
+                      status=400)
     workflow, _ = create_workflow(name=name, description=request.POST.get("description", ""), graph=None,
                                   user=request.user, message="Created")
     return redirect("workflow-detail", pk=workflow.pk)

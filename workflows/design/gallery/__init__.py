@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workflows.design.versions import create_workflow
+from workflows.graph import parse_graph
+from workflows.models import Workflow
+
 HERE = Path(__file__).parent
 
 
@@ -32,16 +36,13 @@ def get(slug: str) -> dict[str, Any] | None:
 
 
 def load_into_database(user: Any = None) -> list[tuple[str, bool]]:
-    from workflows.api.views import create_workflow
-    from workflows.graph import parse_graph
-    from workflows.models import Workflow
-
     results = []
     for template in templates():
         if Workflow.objects.filter(template=template["slug"]).exists():
             results.append((template["name"], False))
             continue
-        create_workflow(name=template["name"], description=template["description"], graph=parse_graph(template["graph"]),
-                        user=user, message=f"From template {template['slug']}", template=template["slug"])
+        create_workflow(name=template["name"], description=template["description"],
+                        graph=parse_graph(template["graph"]), user=user,
+                        message=f"From template {template['slug']}", template=template["slug"])
         results.append((template["name"], True))
     return results

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.http import Http404
 from django.utils.text import slugify
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,12 +13,14 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from workflows.access import get_workflow_for_user
+from workflows.design import versions
+from workflows.design.exchange import ImportSerializer, export_document
+from workflows.design.references import graph_resolvers
 from workflows.graph import Graph, catalog_json, diff, errors, validate
 from workflows.graph.plan import build_plan
 from workflows.models import Workflow, WorkflowVersion
-from workflows.models.audit import record
-from workflows.resolvers import graph_resolvers
-from workflows.roles import ROLE_TITLES, capabilities_of, get_workflow_for_user, require, roles_of
+from workflows.roles import ROLE_TITLES, capabilities_of, require, roles_of
 
 from . import serializers as s
 
@@ -27,7 +28,8 @@ CONFLICT = OpenApiResponse(s.ConflictSerializer, description="The version you ed
 
 
 class Pagination(LimitOffsetPagination):
-    """At most 500 a page; an offset past any real table is clamped so the database never sees a number it cannot hold."""
+    """At most 500 a page; an offset past any real table is clamped so the database never sees a number it
+    cannot hold."""
 
     max_limit = 500
 
@@ -50,28 +52,6 @@ def validation_result(graph: Graph) -> dict[str, Any]:
         "problems": [p.to_json() for p in problems],
         "order": build_plan(graph).order if runnable else [],  # validated just above: no second pass
     }
-
-
-def export_document(workflow: Workflow, version: WorkflowVersion) -> dict[str, Any]:
-    return {
-        "format": s.EXPORT_FORMAT,
-        "format_version": 1,
-        "name": workflow.name,
-        "description": workflow.description,
-        "exported_version": version.number,
-        "checksum": version.checksum,
-        "graph": version.graph,
-    }
-
-
-def create_workflow(*, name: str, description: str, graph: Graph | None = None, user: Any, message: str,
-                    template: str = "") -> tuple[Workflow, WorkflowVersion]:
-    with transaction.atomic():
-        workflow = Workflow.objects.create(name=name, description=description, created_by=user, template=template)
-        version = workflow.save_version(graph or Graph(), author=user, parent=0, message=message,
-                                        resolvers=graph_resolvers())
-        record("workflow.create", actor=user, obj=workflow, version=version.number, checksum=version.checksum)
-    return workflow, version
 
 
 class WorkflowViewSet(viewsets.GenericViewSet):
@@ -98,7 +78,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         require(request.user, "workflow.edit")
         data = s.WorkflowCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workflow, _ = create_workflow(user=request.user, **data.validated_data)
+        workflow, _ = versions.create_workflow(user=request.user, **data.validated_data)
         return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.WorkflowSerializer)
@@ -110,15 +90,13 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         workflow = self.workflow("workflow.edit")
         data = s.WorkflowUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        for key, value in data.validated_data.items():
-            setattr(workflow, key, value)
-        with transaction.atomic():
-            workflow.save(update_fields=list(data.validated_data) or None)
-            record("workflow.update", actor=request.user, obj=workflow, **data.validated_data)
+        versions.update_workflow(workflow, user=request.user, **data.validated_data)
         return Response(s.WorkflowSerializer(workflow).data)
 
-    @extend_schema(methods=["GET"], responses=s.VersionSummarySerializer(many=True), description="Version history, newest first.")
-    @extend_schema(methods=["POST"], request=s.SaveVersionSerializer, responses={201: s.VersionSerializer, 409: CONFLICT},
+    @extend_schema(methods=["GET"], responses=s.VersionSummarySerializer(many=True),
+                   description="Version history, newest first.")
+    @extend_schema(methods=["POST"], request=s.SaveVersionSerializer,
+                   responses={201: s.VersionSerializer, 409: CONFLICT},
                    description="Save a new immutable version on top of `parent`.")
     @action(detail=True, methods=["get", "post"])
     def versions(self, request: Request, pk: str) -> Response:
@@ -129,12 +107,8 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         workflow = self.workflow("workflow.edit")
         data = s.SaveVersionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        with transaction.atomic():
-            version = workflow.save_version(data.validated_data["graph"], author=request.user,
-                                            parent=data.validated_data["parent"], message=data.validated_data["message"],
-                                            resolvers=graph_resolvers())
-            record("workflow.version.save", actor=request.user, obj=workflow, version=version.number,
-                   checksum=version.checksum, runnable=version.is_runnable)
+        version = versions.save_version(workflow, data.validated_data["graph"], user=request.user,
+                                        parent=data.validated_data["parent"], message=data.validated_data["message"])
         return Response(s.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.VersionSerializer)
@@ -150,13 +124,9 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         old = _version(workflow, number)
         data = s.RestoreSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        parent = data.validated_data.get("parent", workflow.head)
-        message = data.validated_data["message"] or f"Restored version {old.number}"
-        with transaction.atomic():
-            version = workflow.save_version(old.as_graph(), author=request.user, parent=parent, message=message,
-                                            restored_from=old.number, resolvers=graph_resolvers())
-            record("workflow.version.restore", actor=request.user, obj=workflow, version=version.number,
-                   restored_from=old.number)
+        version = versions.restore_version(workflow, old, user=request.user,
+                                           parent=data.validated_data.get("parent", workflow.head),
+                                           message=data.validated_data["message"])
         return Response(s.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -185,19 +155,17 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
-    @extend_schema(request=s.ImportSerializer, responses={201: s.WorkflowSerializer},
+    @extend_schema(request=ImportSerializer, responses={201: s.WorkflowSerializer},
                    description="Create a new workflow from an export document. The graph is validated; a graph "
                    "with problems is imported as a draft that cannot run until fixed.")
     @action(detail=False, methods=["post"], url_path="import", url_name="import")
     def import_(self, request: Request) -> Response:
         require(request.user, "workflow.edit")
-        data = s.ImportSerializer(data=request.data)
+        data = ImportSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workflow, version = create_workflow(
-            name=data.validated_data["name"], description=data.validated_data["description"],
-            graph=data.validated_data["graph"], user=request.user, message="Imported",
-        )
-        record("workflow.import", actor=request.user, obj=workflow, checksum=version.checksum)
+        workflow, _ = versions.import_workflow(name=data.validated_data["name"], user=request.user,
+                                               description=data.validated_data["description"],
+                                               graph=data.validated_data["graph"])
         return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.ValidateSerializer, responses=s.ValidationResultSerializer,
@@ -217,7 +185,8 @@ class CatalogEntrySerializer(serializers.Serializer):
     description = serializers.CharField()
 
 
-@extend_schema(responses=CatalogEntrySerializer(many=True), description="Every node type: ports, config schema, needs, adds.")
+@extend_schema(responses=CatalogEntrySerializer(many=True),
+               description="Every node type: ports, config schema, needs, adds.")
 @api_view(["GET"])
 def catalog(request: Request) -> Response:
     require(request.user, "workflow.view")

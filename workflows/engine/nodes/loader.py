@@ -1,7 +1,8 @@
 """From a registry version to a ready runtime, cached per process.
 
-Only workers and set-up code call this (it opens ONNX sessions); the web process never does. The
-Django registry is imported inside the functions so the runtimes package stays importable alone.
+Only workers and set-up code call this (it opens ONNX sessions); the web process never does.
+Importing the runtime classes is cheap (numpy): ONNX Runtime and the tokenizers load with the first
+session a node opens (runtimes/sessions.py).
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ import json
 import threading
 from typing import Any
 
-from .base import Meta
-from .sessions import ArtifactError
+from workflows.models import ModelVersion
+from workflows.runtimes.base import Meta
+from workflows.runtimes.classify import HeadClassifier, TfidfClassifier, ZeroShotClassifier
+from workflows.runtimes.embed import Embedder
+from workflows.runtimes.extract import Extractor
+from workflows.runtimes.ocr import OcrRuntime
+from workflows.runtimes.sessions import ArtifactError
+from workflows.runtimes.summarise import Summariser
 
 _CACHE: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
 def _meta_of(version_id: int) -> tuple[Meta, Any]:
-    from workflows.models import ModelVersion
-
     try:
         version = ModelVersion.objects.select_related("model").get(pk=version_id)
     except ModelVersion.DoesNotExist:
@@ -30,8 +35,6 @@ def _meta_of(version_id: int) -> tuple[Meta, Any]:
 
 
 def _embedder_meta(head: Meta) -> Meta:
-    from workflows.models import ModelVersion
-
     sha = (head.get("params") or {}).get("embedder_sha256") or head.get("parent")
     embedder = ModelVersion.objects.filter(sha256=sha).first() if sha else None
     if embedder is None:
@@ -58,31 +61,18 @@ def _build(version_id: int, purpose: str, options: dict[str, Any]) -> Any:
     input_field = options.pop("input_field", "file" if kind == "rapidocr" else "text")
     if kind == "minilm":
         if purpose == "zero_shot":
-            from .classify import ZeroShotClassifier
-
             return ZeroShotClassifier(meta, labels=options["labels"], input_field=input_field)
         if purpose == "summarise":
-            from .summarise import Summariser
-
             return Summariser(meta, sentences=options.get("sentences", 2), input_field=input_field)
-        from .embed import Embedder
-
         return Embedder(meta, input_field=input_field)
     if kind == "head":
-        from .classify import HeadClassifier
-
         return HeadClassifier(meta, _embedder_meta(meta), input_field=input_field)
     if kind == "tfidf":
-        from .classify import TfidfClassifier
-
         return TfidfClassifier(meta, input_field=input_field)
     if kind == "rampart":
-        from .extract import Extractor
-
-        return Extractor(meta, patterns=options.get("patterns"), entities=options.get("entities"), input_field=input_field)
+        return Extractor(meta, patterns=options.get("patterns"), entities=options.get("entities"),
+                         input_field=input_field)
     if kind == "rapidocr":
-        from .ocr import OcrRuntime
-
         return OcrRuntime({**meta, "ref": version.ref}, input_field=options.get("input_field", input_field))
     raise ArtifactError(f"{version} has runtime '{kind}', which no node can load")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.http import QueryDict
 
-from workflows import resolvers
+from workflows.design import references as resolvers
 from workflows.graph import CATALOG, Graph, Node, validate
 from workflows.graph.catalog import ConfigField, NodeType
 

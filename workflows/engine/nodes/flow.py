@@ -1,0 +1,136 @@
+"""The flow nodes: sources, route, human review and sinks. No model runs here."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from workflows.engine.state import ItemState
+from workflows.exports import flat_row
+from workflows.graph.plan import Step
+
+from .base import Handler, Outcome, register
+
+
+def read_field(data: dict[str, Any], name: str) -> Any:
+    """A field of the item, dotted for nested values (`fields.email`); None when absent."""
+    value: Any = data
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+
+@register("source.upload")
+class SourceHandler(Handler):
+    pass
+
+
+register("source.rest")(type("RestSourceHandler", (SourceHandler,), {}))
+register("source.schedule")(type("ScheduleSourceHandler", (SourceHandler,), {}))
+
+
+# --- route ---------------------------------------------------------------------------------------
+
+
+def choose_branch(branches: list[dict[str, Any]], label: Any, confidence: Any) -> str:
+    """The first branch whose labels and confidence bounds all match; 'else' when none does."""
+    for branch in branches:
+        labels = branch.get("labels") or []
+        if labels and label not in labels:
+            continue
+        low, high = branch.get("min_confidence"), branch.get("max_confidence")
+        if low is not None or high is not None:
+            if not isinstance(confidence, int | float) or isinstance(confidence, bool):
+                continue
+            if low is not None and confidence < low:
+                continue
+            if high is not None and confidence > high:
+                continue
+        return branch["name"]
+    return "else"
+
+
+@register("route")
+class RouteHandler(Handler):
+    def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
+        branches = [b for b in step.config.get("branches") or [] if isinstance(b, dict) and b.get("name")]
+        label_field = step.config.get("label_field") or "label"
+        return [
+            Outcome(port=choose_branch(branches, read_field(s.data, label_field), s.data.get("confidence")))
+            for s in batch
+        ]
+
+
+# --- human review --------------------------------------------------------------------------------
+
+
+@register("review")
+class ReviewHandler(Handler):
+    def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
+        keep = ("label", "confidence", "fields", "summary", "answer", "subject", "suggested_label", "decided_by",
+                "large_answer")
+        return [
+            Outcome(park={"queue": step.config.get("queue") or "default",
+                          "instructions": step.config.get("instructions") or "",
+                          "labels": step.config.get("labels") or [],
+                          "proposal": {k: s.data[k] for k in keep if k in s.data}})
+            for s in batch
+        ]
+
+
+# --- sinks ---------------------------------------------------------------------------------------
+
+
+@register("sink.table")
+class TableSinkHandler(Handler):
+    """The results table is the ledger itself: the sink's decision marks the item as delivered."""
+
+    def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
+        return [Outcome(port="") for _ in batch]
+
+
+@register("sink.export")
+class ExportSinkHandler(Handler):
+    """Records the exported row; the file is streamed from the ledger (exactly once, in seq order)."""
+
+    def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
+        columns = step.config.get("columns") or None
+        return [Outcome(port="", fields={"row": flat_row(s.data, columns)}) for s in batch]
+
+
+@register("sink.webhook")
+class WebhookSinkHandler(Handler):
+    """POSTs each item as JSON with `Idempotency-Key: run:node:item`; 5xx and timeouts are transient."""
+
+    timeout = 10.0
+
+    def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
+        outcomes = []
+        for s in batch:
+            key = self.context.idempotency_key(step.node.id, s.item_id)
+            body = json.dumps({"run": self.context.run_id, "item": s.item_id, "seq": s.seq, "data": s.data},
+                              ensure_ascii=False, default=str).encode()
+            request = urllib.request.Request(step.config["url"], data=body, method="POST", headers={
+                "Content-Type": "application/json", "Idempotency-Key": key})
+            started = time.perf_counter()
+            try:
+                # http(s) only: the validator checks the URL
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    status = response.status
+                outcome = Outcome(port="", fields={"webhook": {"status": status, "key": key}})
+            except urllib.error.HTTPError as exc:
+                transient = exc.code >= 500 or exc.code == 429
+                outcome = Outcome(error=f"webhook answered HTTP {exc.code}", error_code=f"http_{exc.code}",
+                                  transient=transient)
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                outcome = Outcome(error=f"webhook unreachable: {getattr(exc, 'reason', exc)}",
+                                  error_code="unreachable", transient=True)
+            outcome.latency_ms = (time.perf_counter() - started) * 1000
+            outcomes.append(outcome)
+        return outcomes

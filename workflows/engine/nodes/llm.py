@@ -1,0 +1,188 @@
+"""The large-model nodes: a large model on every item (`llm`), and the cascade that asks it only
+when the small model is unsure, and a person when the large model is unsure too."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from workflows.engine.state import ItemState
+from workflows.graph.plan import Step
+from workflows.models import LLMEndpoint, NodeStats, Workflow
+from workflows.runtimes.llm import Budget, ChatClient, Endpoint
+
+from . import loader
+from .base import Handler, Outcome, RunContext, outcomes_of, pinned, register
+
+
+def _endpoint(name: str) -> Endpoint:
+    try:
+        row = LLMEndpoint.objects.get(name=name, enabled=True)
+    except LLMEndpoint.DoesNotExist:
+        raise LookupError(f"no enabled large-model endpoint is registered as '{name}'") from None
+    return Endpoint(base_url=row.base_url, model=row.model_name,
+                    api_key=os.environ.get(row.api_key_env, "") if row.api_key_env else "",
+                    price_in_per_1k=float(row.price_in_per_1k), price_out_per_1k=float(row.price_out_per_1k),
+                    location=row.location, region=row.region)
+
+
+def _spent(context: RunContext, node_id: str) -> tuple[int, float]:
+    """Tokens and euros this node already spent in this run (all shards, all workers)."""
+    stats = NodeStats.objects.filter(run_id=context.run_id, node=node_id).values_list("extra", flat=True).first() or {}
+    return int(stats.get("tokens", 0)), float(stats.get("cost_eur", 0.0))
+
+
+def client_for(step: Step, context: RunContext, *, prompt: str, output_field: str,
+               max_tokens: int | None = None) -> ChatClient:
+    config = dict(step.config)
+    workflow = Workflow.objects.filter(pk=context.workflow_id).first()
+    endpoint = _endpoint(config["endpoint"])
+    if workflow is not None:
+        # Checked at run start too; checked again here because the endpoint may have changed since.
+        if endpoint.location == "external" and not workflow.allow_external_endpoints:
+            raise PermissionError("the workflow's data-residency policy forbids the external endpoint "
+                                  f"'{config['endpoint']}'")
+        if workflow.require_redaction:
+            config["redact"] = True
+    budget = Budget(int(config.get("budget_tokens") or 0), float(config.get("budget_eur") or 0.0))
+    budget.used_tokens, budget.used_eur = _spent(context, step.node.id)
+    extractor = None
+    if config.get("redact", True):
+        rampart = next((p for p in context.models.values() if p.get("runtime") == "rampart"), None)
+        if rampart is not None:
+            extractor = loader.load(rampart["version_id"], purpose="extract", patterns=[],
+                                    entities=["person", "address"])
+    return ChatClient(endpoint, prompt=prompt, output_field=output_field,
+                      max_tokens=max_tokens or int(config.get("max_tokens") or 256),
+                      temperature=float(config.get("temperature", 0.2)), timeout=float(config.get("timeout") or 30),
+                      retries=0,  # the executor retries transient errors per the node's policy
+                      budget=budget, redact_personal_data=bool(config.get("redact", True)), extractor=extractor)
+
+
+def llm_outcome(out: dict[str, Any], field: str, model_ref: str) -> Outcome:
+    usage = out.get("llm") or {}
+    return Outcome(fields={field: out[field], "llm": usage}, model_ref=model_ref,
+                   stats={"tokens": usage.get("tokens_in", 0) + usage.get("tokens_out", 0),
+                          "tokens_in": usage.get("tokens_in", 0), "tokens_out": usage.get("tokens_out", 0),
+                          "cost_eur": usage.get("cost_eur", 0.0), "llm_calls": 1})
+
+
+@register("llm")
+class LargeModelHandler(Handler):
+    def prepare(self, step: Step, context: RunContext) -> None:
+        super().prepare(step, context)
+        self.field = step.config.get("output_field") or "answer"
+        self.client = client_for(step, context, prompt=step.config["prompt"], output_field=self.field)
+        self.model_ref = f"{step.config['endpoint']}/{self.client.endpoint.model}"
+
+    def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
+        keys = [self.context.idempotency_key(step.node.id, s.item_id) for s in batch]
+        outputs = self.client.run([s.data for s in batch], keys)
+        return outcomes_of(outputs, self.model_ref, lambda o: llm_outcome(o, self.field, self.model_ref))
+
+
+ANSWER = re.compile(r"label\s*[:=]\s*\**\s*([\w\- ]+?)\s*\**\s*(?:[;,.\n]|$)", re.I)
+CONFIDENCE = re.compile(r"confidence\s*[:=]\s*([01](?:\.\d+)?)", re.I)
+
+
+def parse_label_answer(answer: str, labels: list[str]) -> tuple[str | None, float | None]:
+    """Read 'label: billing; confidence: 0.8' (or just a label name) from a generative model's answer."""
+    lowered = {label.lower(): label for label in labels}
+    match = ANSWER.search(answer or "")
+    if match:
+        label = lowered.get(match.group(1).strip().lower())
+        found = CONFIDENCE.search(answer)
+        confidence = float(found.group(1)) if found else None
+        if label:
+            return label, confidence
+    named = [label for key, label in lowered.items() if re.search(rf"\b{re.escape(key)}\b", (answer or "").lower())]
+    return (named[0], None) if len(named) == 1 else (None, None)
+
+
+@register("cascade")
+class CascadeHandler(Handler):
+    """Small model first; below its threshold ask the large model; below that, a person.
+
+    The large model reports its own confidence (poorly calibrated by nature: the threshold is a
+    policy knob, checked against reviewed labels on the KPI page, not a probability).
+    """
+
+    def prepare(self, step: Step, context: RunContext) -> None:
+        super().prepare(step, context)
+        config = step.config
+        self.small_threshold = float(config.get("small_threshold", 0.8))
+        self.large_threshold = float(config.get("large_threshold", 0.7))
+        self.labels = list((config.get("labels") or {}).keys())
+        pin = pinned(context, config["model"])
+        self.model_ref = pin["ref"]
+        input_field = config.get("input_field") or "text"
+        if pin.get("kind") == "embedder":
+            self.small = loader.load(pin["version_id"], purpose="zero_shot", labels=config.get("labels") or {},
+                                     input_field=input_field)
+        else:
+            self.small = loader.load(pin["version_id"], input_field=input_field)
+        self.client = None
+        if config.get("endpoint"):
+            choices = "\n".join(f"- {label}: {desc}" for label, desc in (config.get("labels") or {}).items())
+            prompt = ("Classify the document into exactly one of these labels:\n" + choices +
+                      f"\n\nDocument:\n{{{input_field}}}\n\nAnswer as 'label: <label>; confidence: <0 to 1>'.")
+            self.client = client_for(step, context, prompt=prompt, output_field="answer", max_tokens=24)
+            self.large_ref = f"{config['endpoint']}/{self.client.endpoint.model}"
+
+    def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
+        started = time.perf_counter()
+        small = self.small.run([s.data for s in batch])
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        unsure = []
+        for i, out in enumerate(small):
+            if out.get("error"):
+                outcomes[i] = Outcome(error=out["error"], error_code=out.get("error_code", "model_error"),
+                                      model_ref=self.model_ref)
+            elif out["confidence"] >= self.small_threshold:
+                outcomes[i] = Outcome(fields={"label": out["label"], "confidence": out["confidence"],
+                                              "decided_by": "small"},
+                                      label=out["label"], confidence=out["confidence"], port="decided",
+                                      model_ref=self.model_ref)
+            else:
+                unsure.append(i)
+        if unsure and self.client is not None:
+            keys = [self.context.idempotency_key(step.node.id, batch[i].item_id) for i in unsure]
+            answers = self.client.run([batch[i].data for i in unsure], keys)
+            for i, answer in zip(unsure, answers, strict=True):
+                small_out = small[i]
+                stats = {}
+                if not answer.get("error"):
+                    usage = answer.get("llm") or {}
+                    stats = {"tokens": usage.get("tokens_in", 0) + usage.get("tokens_out", 0),
+                             "cost_eur": usage.get("cost_eur", 0.0), "llm_calls": 1}
+                    label, confidence = parse_label_answer(answer["answer"], self.labels)
+                    if label is not None and (confidence if confidence is not None else 0.0) >= self.large_threshold:
+                        outcomes[i] = Outcome(fields={"label": label, "confidence": confidence, "decided_by": "large",
+                                                      "small": {"label": small_out["label"],
+                                                                "confidence": small_out["confidence"]},
+                                                      "llm": answer.get("llm") or {}},
+                                              label=label, confidence=confidence, port="decided",
+                                              model_ref=self.large_ref, stats=stats)
+                        continue
+                outcomes[i] = self._to_review(small_out, stats, answer)
+        for i in unsure:
+            if outcomes[i] is None:
+                outcomes[i] = self._to_review(small[i], {}, None)
+        elapsed = (time.perf_counter() - started) * 1000 / max(1, len(batch))
+        for o in outcomes:
+            if o is not None and o.latency_ms is None:
+                o.latency_ms = elapsed
+        return [o for o in outcomes if o is not None]
+
+    def _to_review(self, small_out: dict[str, Any], stats: dict[str, Any], answer: dict[str, Any] | None) -> Outcome:
+        fields = {"label": small_out["label"], "confidence": small_out["confidence"], "decided_by": "human"}
+        if answer is not None:
+            fields["large_answer"] = answer.get("answer") or answer.get("error")
+            if answer.get("llm"):
+                fields["llm"] = answer["llm"]  # what was sent where, and what it cost (ledger, KPIs)
+        return Outcome(fields=fields, label=small_out["label"], confidence=small_out["confidence"], port="review",
+                       model_ref=self.model_ref, stats=stats)
+
+
