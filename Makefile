@@ -52,13 +52,18 @@ $(VENV)/.dev: $(VENV)/.models requirements-dev.txt
 	$(PIP) install --quiet $(PIP_FIND) -r requirements-dev.txt
 	touch $@
 
+# Production set-up: role groups but no demo user; the first administrator only when its password is
+# given (DJANGO_SUPERUSER_PASSWORD), else `manage.py createsuperuser` afterwards.
 setup: $(VENV)/.models
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --groups-only
+	@if [ -n "$$DJANGO_SUPERUSER_PASSWORD" ]; then $(BIN)/python manage.py create_admin; fi
 	$(BIN)/python manage.py setup_models
 	$(BIN)/python manage.py load_templates
 
+# The embedded demo adds one user per role, with the passwords the README publishes.
 run: setup
+	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # Browser tests drive Debian's chromium (never a downloaded browser build).

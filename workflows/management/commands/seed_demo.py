@@ -1,10 +1,15 @@
-"""Create the role groups and one demo user per role (embedded profile). Idempotent."""
+"""Create the role groups and, for the embedded profile only, one demo user per role. Idempotent.
+
+The demo users' passwords are published (README), so they are refused when DEBUG is off: production
+runs `seed_demo --groups-only` and makes its first administrator with `create_admin`.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from workflows.roles import ROLE_TITLES, ROLES
 
@@ -21,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--password-suffix", default="-demo-2026", help="Demo password = username + this suffix.")
 
     def handle(self, *args, groups_only: bool = False, password_suffix: str = "-demo-2026", **options):
+        if not groups_only and not settings.DEBUG:
+            raise CommandError(
+                "Demo users have published passwords and are not created when DEBUG=0. Run "
+                "`seed_demo --groups-only`, then make the first administrator with `manage.py create_admin` "
+                "(password from DJANGO_SUPERUSER_PASSWORD) or `manage.py createsuperuser`.")
         groups = ensure_groups()
         if groups_only:
             self.stdout.write("Role groups ready.")
