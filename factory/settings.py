@@ -192,7 +192,7 @@ ENGINE_SYNCHRONOUS_COMMIT = env_bool("ENGINE_SYNCHRONOUS_COMMIT", False)
 ENGINE_UPLOAD_MAX_BYTES = env_int("ENGINE_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 ENGINE_UPLOAD_MAX_ROWS = env_int("ENGINE_UPLOAD_MAX_ROWS", 1_000_000)
 ENGINE_INTAKE_MAX_ITEMS = env_int("ENGINE_INTAKE_MAX_ITEMS", 1000)
-# Modules that register node handlers (workflows.engine.handlers.register), e.g. model runtimes.
+# Modules that register node handlers (workflows.engine.nodes.base.register) beside the built-in flow nodes.
 ENGINE_HANDLER_MODULES = env_list("ENGINE_HANDLER_MODULES",
                                   ["workflows.engine.nodes.models", "workflows.engine.nodes.llm"])
 

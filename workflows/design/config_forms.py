@@ -14,7 +14,7 @@ from typing import Any
 
 from django.http import QueryDict
 
-from workflows.design import references as resolvers
+from workflows.design import references
 from workflows.graph import CATALOG, Graph, Node, validate
 from workflows.graph.catalog import ConfigField, NodeType
 
@@ -45,9 +45,9 @@ class FieldView:
 def _choices_for(spec: ConfigField, current: Any) -> list[tuple[str, str]]:
     try:
         if spec.kind == "model":
-            options = list(resolvers.model_choices(spec.model_kind))
+            options = list(references.model_choices(spec.model_kind))
         else:
-            options = list(resolvers.endpoint_choices())
+            options = list(references.endpoint_choices())
     except Exception:  # no registry yet, or its tables are not migrated: fall back to free text
         options = []
     if options and isinstance(current, str) and current and current not in {v for v, _ in options}:
@@ -203,7 +203,7 @@ def config_problems(node_id: str, node_type: NodeType, config: dict[str, Any]) -
     """The validator's messages about this node's settings, by field name (the first per field)."""
     graph = Graph(nodes=(Node(id=node_id or "node", type=node_type.type, config=config),))
     try:
-        extra = resolvers.graph_resolvers()
+        extra = references.graph_resolvers()
     except Exception:
         extra = {}
     found: dict[str, str] = {}
