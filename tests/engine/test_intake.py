@@ -131,3 +131,56 @@ def test_rest_intake_appends_to_the_live_run_and_flushes_the_tail(personas, api,
     assert refused.status_code == 400 and refused.json()["rows"] == [1]
     assert refused.json()["detail"].startswith("item 1 lacks text.")  # names the missing field, not every field
     _ = edge
+
+
+@pytest.mark.django_db
+def test_rest_intake_refuses_a_field_longer_than_an_upload_cell_may_be(personas, api):
+    from tests.builders import node
+    from tests.engine.helpers import pattern_graph
+    from workflows.engine.intake import MAX_CELL_CHARS
+
+    graph = pattern_graph()
+    graph["nodes"][0] = node("src", "source.rest", fields=["text", "lang"])
+    workflow = make_runnable_workflow(personas["designer"], graph)
+    client = api(personas["operator"])
+    items = [{"text": "fine", "lang": "en"}, {"text": "x" * (MAX_CELL_CHARS + 1), "lang": "en"}]
+    for path in (f"/api/workflows/{workflow.pk}/intake/", f"/api/workflows/{workflow.pk}/runs/"):
+        refused = client.post(path, {"items": items}, format="json")
+        assert refused.status_code == 400, (path, refused.status_code)
+        assert "item 1" in str(refused.json()) and "'text'" in str(refused.json())
+    assert not Item.objects.exists()
+
+
+def test_csv_delimiter_detection_is_linear_on_adversarial_text():
+    """csv.Sniffer took 20 s of CPU on 64 KB of '",' (a request could pin a web process)."""
+    import signal
+
+    def expire(signum, frame):
+        raise TimeoutError("delimiter detection is not linear on this input")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 5.0)  # a linear pass takes milliseconds
+    try:
+        for text in ('text\n' + '",' * 200_000, 'text\n' + '";' * 200_000):
+            with pytest.raises(IntakeError):  # not a well-formed CSV: refused with a reason, quickly
+                parse(text.encode(), "adversarial.csv")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("data, delimiter", [
+    (b"text;lang\n\"a; b\";it\nc;en\n", ";"),
+    (b"text\tlang\na, b\tit\n", "\t"),
+    (b"text|lang\na, b; c|it\n", "|"),
+    (b"text,lang\n\"a; b|c\",it\n", ","),
+    (b"\"multi\nline\";lang\n\"x;y\";it\n", ";"),
+])
+def test_the_delimiter_is_the_one_that_splits_every_line_alike(data, delimiter):
+    assert parse(data, "t.csv").delimiter == delimiter
+
+
+def test_a_one_column_file_keeps_its_commas_and_semicolons():
+    parsed = parse(b"text\nonly one column, with a comma; and more\nsecond\n", "t.csv")
+    assert parsed.columns == ["text"]
+    assert [values["text"] for _, values in parsed.rows] == ["only one column, with a comma; and more", "second"]

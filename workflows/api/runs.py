@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from workflows.access import get_run_for_user, get_workflow_for_user
 from workflows.engine import launch
-from workflows.engine.intake import IntakeError, json_loads, load_items, parse
+from workflows.engine.intake import MAX_CELL_CHARS, IntakeError, json_loads, load_items, oversized_fields, parse
 from workflows.engine.results import item_trace, node_rows, required_fields, results_queryset
 from workflows.exports import export_response
 from workflows.governance.review import decide
@@ -45,6 +45,15 @@ class RunSerializer(serializers.ModelSerializer):
 class ItemsSerializer(serializers.Serializer):
     items = serializers.ListField(child=serializers.DictField(), min_length=1,
                                   help_text="Each item a JSON object, e.g. {\"text\": \"…\", \"subject\": \"…\"}.")
+
+    def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        long = oversized_fields(items)
+        if long:
+            said = "; ".join(f"item {i}: '{field}'" for i, field in long[:20])
+            raise serializers.ValidationError(
+                f"Text longer than {MAX_CELL_CHARS:,} characters ({said}{' …' if len(long) > 20 else ''}): "
+                "split such a document into parts (an uploaded file has the same limit per cell).")
+        return items
 
 
 def _mapping(raw: Any) -> dict[str, str] | None:
