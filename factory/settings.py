@@ -183,6 +183,11 @@ TASKS = {
 ENGINE_SHARD_SIZE = env_int("ENGINE_SHARD_SIZE", 256)
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 32)
 ENGINE_STALE_SECONDS = env_int("ENGINE_STALE_SECONDS", 60)
+# A thread of the worker renews a running shard's heartbeat this often, however long one batch takes.
+ENGINE_HEARTBEAT_SECONDS = float(env_str("ENGINE_HEARTBEAT_SECONDS", str(ENGINE_STALE_SECONDS / 4)))
+# A shard found stale this many times (each worker running it died or hung) is given up: its pending
+# items become dead letters with the reason, instead of taking down one worker after another.
+ENGINE_MAX_SHARD_ATTEMPTS = env_int("ENGINE_MAX_SHARD_ATTEMPTS", 5)
 ENGINE_MONITOR_SECONDS = float(env_str("ENGINE_MONITOR_SECONDS", "5"))
 ENGINE_INTAKE_FLUSH_SECONDS = float(env_str("ENGINE_INTAKE_FLUSH_SECONDS", "2"))
 ENGINE_RETRY_BACKOFF_SECONDS = float(env_str("ENGINE_RETRY_BACKOFF_SECONDS", "0.5"))

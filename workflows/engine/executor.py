@@ -35,6 +35,7 @@ from workflows.graph.plan import Plan, Step, plan
 from workflows.models import DeadLetter, Decision, Item, ReviewTask, Run, Shard, WorkflowVersion
 
 from . import state
+from .heartbeat import Heartbeat
 from .launch import maybe_finish_run
 from .ledger import BATCH_HEAD_SQL, execute_prepared, insert_decisions, stats_json, upsert_stats
 from .nodes.base import Handler, Outcome, RunContext, handler_for
@@ -373,8 +374,9 @@ def run_shard(shard_id: int, attempt: int) -> dict[str, Any]:
                 reviews[(item_id, node)] = result or {}
     size = run.batch_size
     try:
-        for start in range(0, len(rows), size):
-            runner.process(rows[start : start + size], recorded, reviews)
+        with Heartbeat(shard_id, attempt):
+            for start in range(0, len(rows), size):
+                runner.process(rows[start : start + size], recorded, reviews)
         with transaction.atomic():
             done = Shard.objects.filter(pk=shard_id, attempt=attempt, status=Shard.RUNNING).update(
                 status=Shard.DONE, finished_at=timezone.now(), heartbeat=timezone.now())

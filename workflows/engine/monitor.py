@@ -21,7 +21,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from workflows import statuses
-from workflows.models import Run, Shard
+from workflows.models import DeadLetter, Item, Run, Shard
+from workflows.models.audit import record
 
 from .launch import enqueue_shard, flush_live_run, maybe_finish_run
 from .schedules import fire_due_schedules
@@ -47,6 +48,9 @@ def requeue_stale_shards(now: dt.datetime | None = None) -> int:
         candidates += [(i, a, s) for i, a, s, task_id in queued if str(task_id) not in ready]
     moved = 0
     for shard_id, attempt, status in candidates:
+        if attempt >= settings.ENGINE_MAX_SHARD_ATTEMPTS:
+            give_up_shard(shard_id, attempt, status, cutoff, now)
+            continue
         with transaction.atomic():
             changed = Shard.objects.filter(pk=shard_id, attempt=attempt, status=status, heartbeat__lt=cutoff).update(
                 status=Shard.QUEUED, attempt=F("attempt") + 1, heartbeat=now, worker="")
@@ -56,6 +60,33 @@ def requeue_stale_shards(now: dt.datetime | None = None) -> int:
                 moved += 1
                 logger.warning("re-enqueued %s shard %s as attempt %s", status, shard_id, shard.attempt)
     return moved
+
+
+def give_up_shard(shard_id: int, attempt: int, status: str, cutoff: dt.datetime, now: dt.datetime) -> bool:
+    """A shard that went stale ENGINE_MAX_SHARD_ATTEMPTS times: every worker that ran it died or hung
+    (an input that crashes a model, say). Its pending items become dead letters with the reason, so
+    the run can finish and the items can be retried once the cause is fixed; the attempt is bumped,
+    which fences out a worker still computing it."""
+    with transaction.atomic():
+        changed = Shard.objects.filter(pk=shard_id, attempt=attempt, status=status, heartbeat__lt=cutoff).update(
+            status=Shard.FAILED, attempt=F("attempt") + 1, finished_at=now, worker="")
+        if not changed:
+            return False
+        shard = Shard.objects.select_related("run").get(pk=shard_id)
+        items = Item.objects.filter(run_id=shard.run_id, status=Item.PENDING)
+        items = (items.filter(id__in=shard.item_ids) if shard.item_ids is not None
+                 else items.filter(seq__gte=shard.start_seq, seq__lt=shard.end_seq))
+        ids = list(items.values_list("id", flat=True))
+        reason = (f"Given up after {attempt} attempts: each worker that ran this part of the run died or stopped "
+                  f"answering (no heartbeat for {settings.ENGINE_STALE_SECONDS} s). Retry once the cause is fixed.")
+        DeadLetter.objects.bulk_create([DeadLetter(run_id=shard.run_id, item_id=i, node="", reason=reason,
+                                                   error_code="shard_abandoned", attempts=attempt) for i in ids])
+        dead = Item.objects.filter(id__in=ids, status=Item.PENDING).update(status=Item.DEAD, finished_at=now)
+        Run.objects.filter(pk=shard.run_id).update(items_dead=F("items_dead") + dead)
+        record("shard.abandoned", obj=shard.run, shard=shard_id, attempts=attempt, items=dead)
+    logger.error("gave up shard %s after %s attempts; %s items dead-lettered", shard_id, attempt, dead)
+    maybe_finish_run(shard.run_id)
+    return True
 
 
 def finish_runs() -> int:

@@ -90,8 +90,9 @@ class Item(models.Model):
 
 
 class Shard(models.Model):
-    QUEUED, RUNNING, DONE, CANCELLED = "queued", "running", "done", "cancelled"
-    STATUS_CHOICES = [(s, s) for s in (QUEUED, RUNNING, DONE, CANCELLED)]
+    # FAILED: given up after ENGINE_MAX_SHARD_ATTEMPTS stale attempts; its pending items are dead letters.
+    QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
+    STATUS_CHOICES = [(s, s) for s in (QUEUED, RUNNING, DONE, CANCELLED, FAILED)]
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="shards")
     start_seq = models.PositiveIntegerField()
