@@ -15,7 +15,7 @@ from workflows.engine.nodes import base
 def fresh_registry(monkeypatch):
     monkeypatch.setattr(base, "HANDLERS", {})
     monkeypatch.setattr(base, "_loaded", False)
-    handler_modules = ("flow", "models", "llm")
+    handler_modules = ("flow", "webhook", "models", "llm")
     for name in [m for m in sys.modules if m.startswith("workflows.engine.nodes.") and m.endswith(handler_modules)]:
         monkeypatch.delitem(sys.modules, name)  # imported afresh, they register into the empty registry
     return base.HANDLERS

@@ -40,7 +40,7 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
     "review": {"queue": "default"},
     "sink.table": {},
     "sink.export": {"format": "jsonl"},
-    "sink.webhook": {"url": "https://hooks.example.com/in"},
+    "sink.webhook": {"destination": "crm"},
 }
 
 

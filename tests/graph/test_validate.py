@@ -98,14 +98,15 @@ def test_prompt_template_fields_are_needed():
 def test_it_reports_missing_and_invalid_config():
     graph = {
         "nodes": [node("s", "source.upload"), node("c", "classify"), node("m", "summarise", sentences=0),
-                  node("r", "route", branches=[]), node("w", "sink.webhook", url="ftp://x")],
+                  node("r", "route", branches=[]), node("w", "sink.webhook", url="http://169.254.169.254/")],
         "edges": [edge("s", "c"), edge("c", "m"), edge("m", "r"), edge("r", "w", source_port="else")],
     }
     found = {(p.code, p.node, p.field) for p in problems_of(graph)}
     assert ("missing_config", "c", "model") in found
     assert ("invalid_config", "m", "sentences") in found
     assert ("missing_config", "r", "branches") in found
-    assert ("invalid_config", "w", "url") in found
+    # A webhook takes a registered destination, never a URL typed on the canvas.
+    assert ("missing_config", "w", "destination") in found and ("unknown_config", "w", "url") in found
 
 
 def test_it_reports_unresolved_model_alias_when_a_resolver_is_given():
@@ -174,3 +175,12 @@ def test_plan_refuses_a_graph_with_errors():
     graph["edges"].append(edge("out", "src"))
     with pytest.raises(PlanError):
         plan(parse_graph(graph))
+
+
+def test_a_webhook_destination_must_be_registered_when_a_resolver_is_given():
+    graph = {"nodes": [node("s", "source.upload"), node("w", "sink.webhook", destination="crm")],
+             "edges": [edge("s", "w")]}
+    found = {(p.code, p.node, p.field) for p in problems_of(graph, resolve_destination=lambda name: name == "erp")}
+    assert ("unresolved_destination", "w", "destination") in found
+    assert not [p for p in problems_of(graph, resolve_destination=lambda name: name == "crm")
+                if p.code == "unresolved_destination"]

@@ -19,7 +19,8 @@ from workflows.graph import CATALOG, Graph, Node, validate
 from workflows.graph.catalog import ConfigField, NodeType
 
 PREFIX = "cfg-"
-CONFIG_CODES = {"missing_config", "invalid_config", "unresolved_model", "unresolved_endpoint", "unknown_config"}
+CONFIG_CODES = {"missing_config", "invalid_config", "unresolved_model", "unresolved_endpoint", "unresolved_destination",
+                "unknown_config"}
 EXTRA_BRANCH_ROWS = 2
 
 
@@ -46,6 +47,8 @@ def _choices_for(spec: ConfigField, current: Any) -> list[tuple[str, str]]:
     try:
         if spec.kind == "model":
             options = list(references.model_choices(spec.model_kind))
+        elif spec.kind == "destination":
+            options = list(references.destination_choices())
         else:
             options = list(references.endpoint_choices())
     except Exception:  # no registry yet, or its tables are not migrated: fall back to free text
@@ -85,7 +88,7 @@ def _display(spec: ConfigField, value: Any) -> Any:
 
 def _widget(spec: ConfigField, options: list[tuple[str, str]]) -> str:
     kind = spec.kind
-    if kind in {"model", "endpoint"}:
+    if kind in {"model", "endpoint", "destination"}:
         return "select" if options else "input"
     return {
         "text": "textarea", "int": "number", "float": "number", "bool": "checkbox", "choice": "select",
@@ -101,7 +104,7 @@ def field_views(node_type: NodeType, config: dict[str, Any], errors: dict[str, s
     views = []
     for spec in node_type.config:
         value = merged.get(spec.name)
-        if spec.kind in {"model", "endpoint"}:
+        if spec.kind in {"model", "endpoint", "destination"}:
             options = _choices_for(spec, value)
         elif spec.kind in {"choice", "list"}:
             options = [(c, c.replace("_", " ")) for c in spec.choices]

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.graph import CATALOG
-from workflows.models import LLMEndpoint, registry
+from workflows.models import LLMEndpoint, WebhookDestination, registry
 
 
 def graph_resolvers() -> dict[str, Any]:
-    return {"resolve_alias": registry.alias_exists, "resolve_endpoint": registry.endpoint_exists}
+    return {"resolve_alias": registry.alias_exists, "resolve_endpoint": registry.endpoint_exists,
+            "resolve_destination": registry.destination_exists}
 
 
 def model_choices(model_kind: str = "") -> list[tuple[str, str]]:
@@ -20,6 +21,10 @@ def model_choices(model_kind: str = "") -> list[tuple[str, str]]:
 
 def endpoint_choices() -> list[tuple[str, str]]:
     return registry.endpoint_choices()
+
+
+def destination_choices() -> list[tuple[str, str]]:
+    return registry.destination_choices()
 
 
 def resolve_models(graph: Any) -> dict[str, dict[str, Any]]:
@@ -50,7 +55,8 @@ def resolve_models(graph: Any) -> dict[str, dict[str, Any]]:
 
 
 def policy_problems(workflow: Any, graph: Any) -> list[str]:
-    """Data residency: every large-model endpoint the graph calls must be allowed by the workflow's policy."""
+    """Data residency: every large-model endpoint the graph calls and every webhook destination it posts to
+    must be allowed by the workflow's policy."""
     problems = []
     for node in graph.nodes:
         node_type = CATALOG.get(node.type)
@@ -66,4 +72,14 @@ def policy_problems(workflow: Any, graph: Any) -> list[str]:
             problems.append(f"Node '{node.id}' calls '{name}', an external endpoint ({endpoint.region}); "
                             "this workflow's data-residency policy keeps documents in the firm. Use an on-premise "
                             "endpoint, or let an administrator allow external endpoints for this workflow.")
+    for node in graph.nodes:
+        if node.type != "sink.webhook":
+            continue
+        name = node.config.get("destination")
+        destination = WebhookDestination.objects.filter(name=name).first() if isinstance(name, str) else None
+        if (destination is not None and destination.location == WebhookDestination.EXTERNAL
+                and not workflow.allow_external_endpoints):
+            problems.append(f"Node '{node.id}' posts to '{name}', an external destination ({destination.region}); "
+                            "this workflow's data-residency policy keeps documents in the firm. Use an on-premise "
+                            "destination, or let an administrator allow external endpoints for this workflow.")
     return problems

@@ -32,7 +32,8 @@ CRON = re.compile(r"^(\S+\s+){4}\S+$")
 @dataclass(frozen=True)
 class ConfigField:
     name: str
-    kind: str  # string, text, int, float, bool, choice, list, mapping, model, endpoint, branches, cron, url, fields
+    kind: str  # string, text, int, float, bool, choice, list, mapping, model, endpoint, destination, branches, cron,
+    # url, fields
     label: str
     required: bool = False
     default: Any = None
@@ -332,9 +333,11 @@ register(NodeType(
 ))
 register(NodeType(
     "sink.webhook", "sinks", "Webhook",
-    "POST each result as JSON to a URL, with an idempotency key per item.",
+    "POST each result as JSON to a destination an administrator registered, with an idempotency key per item.",
     outputs=(), is_sink=True,
-    config=(ConfigField("url", "url", "URL", required=True), RETRIES),
+    config=(ConfigField("destination", "destination", "Destination", required=True,
+                        help="A registered webhook destination (on-premise or external); URLs are not typed here."),
+            RETRIES),
 ))
 
 

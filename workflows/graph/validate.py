@@ -40,7 +40,7 @@ def _check_value(spec: ConfigField, value: Any, node_id: str) -> str | None:
     """A message when a config value does not fit its field, else None."""
     where = f"Node '{node_id}': {spec.label}"
     kind = spec.kind
-    if kind in {"string", "text", "endpoint"}:
+    if kind in {"string", "text", "endpoint", "destination"}:
         if not isinstance(value, str):
             return f"{where} must be text."
     elif kind == "int":
@@ -111,7 +111,8 @@ def _check_branches(value: Any, where: str) -> str | None:
 
 
 def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], problems: list[Problem],
-                  resolve_alias: AliasResolver | None, resolve_endpoint: EndpointResolver | None) -> None:
+                  resolve_alias: AliasResolver | None, resolve_endpoint: EndpointResolver | None,
+                  resolve_destination: EndpointResolver | None = None) -> None:
     known = {f.name for f in node_type.config}
     for key in sorted(set(config) - known):
         problems.append(Problem("unknown_config",
@@ -136,6 +137,10 @@ def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], pro
             problems.append(Problem("unresolved_endpoint",
                                     f"Node '{node_id}': no large-model endpoint is registered as '{value}'.",
                                     node=node_id, field=spec.name))
+        elif spec.kind == "destination" and resolve_destination is not None and not resolve_destination(value):
+            problems.append(Problem("unresolved_destination",
+                                    f"Node '{node_id}': no webhook destination is registered as '{value}'; an "
+                                    "administrator registers destinations.", node=node_id, field=spec.name))
     if node_type.type == "classify" and merged.get("method") == "zero_shot":
         labels = merged.get("labels")
         if not isinstance(labels, dict) or len(labels) < 2:
@@ -157,12 +162,13 @@ def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], pro
 
 
 def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
-             resolve_endpoint: EndpointResolver | None = None) -> list[Problem]:
+             resolve_endpoint: EndpointResolver | None = None,
+             resolve_destination: EndpointResolver | None = None) -> list[Problem]:
     """Every problem of the graph. An empty list means the graph can run."""
     if not graph.nodes:
         return [Problem("empty", "The workflow is empty: add a source, at least one step and a sink.")]
     problems: list[Problem] = []
-    types = _check_nodes(graph, problems, resolve_alias, resolve_endpoint)
+    types = _check_nodes(graph, problems, resolve_alias, resolve_endpoint, resolve_destination)
     good_edges, incoming = _check_edges(graph, types, problems)
     order = _check_cycles(graph, good_edges, problems)
     sources = _check_ends(graph, types, incoming, problems)
@@ -173,7 +179,8 @@ def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
 
 
 def _check_nodes(graph: Graph, problems: list[Problem], resolve_alias: AliasResolver | None,
-                 resolve_endpoint: EndpointResolver | None) -> dict[str, NodeType]:
+                 resolve_endpoint: EndpointResolver | None,
+                 resolve_destination: EndpointResolver | None = None) -> dict[str, NodeType]:
     """Each node's type is known and its config is complete; the known types by node id."""
     types: dict[str, NodeType] = {}
     for node in graph.nodes:
@@ -183,7 +190,7 @@ def _check_nodes(graph: Graph, problems: list[Problem], resolve_alias: AliasReso
                                     f"Known types: {', '.join(sorted(CATALOG))}.", node=node.id))
             continue
         types[node.id] = node_type
-        _check_config(node.id, node_type, node.config, problems, resolve_alias, resolve_endpoint)
+        _check_config(node.id, node_type, node.config, problems, resolve_alias, resolve_endpoint, resolve_destination)
     return types
 
 

@@ -4,7 +4,17 @@ from .audit import AuditEntry
 from .datasets import Dataset, Schedule
 from .graph import Workflow, WorkflowVersion
 from .kpi import Baseline, KpiRefresh, KpiWeek, WeeklyPack
-from .registry import Alias, Label, LabelledSet, LLMEndpoint, ModelJob, ModelVersion, PromotionRequest, RegisteredModel
+from .registry import (
+    Alias,
+    Label,
+    LabelledSet,
+    LLMEndpoint,
+    ModelJob,
+    ModelVersion,
+    PromotionRequest,
+    RegisteredModel,
+    WebhookDestination,
+)
 from .review import ReviewTask
 from .runs import DeadLetter, Decision, Item, NodeStats, Run, Shard
 
@@ -30,6 +40,7 @@ __all__ = [
            "Run",
            "Schedule",
            "Shard",
+           "WebhookDestination",
            "WeeklyPack",
            "Workflow",
            "WorkflowVersion",

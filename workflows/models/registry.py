@@ -131,6 +131,31 @@ class LLMEndpoint(models.Model):
         return f"{self.name} ({self.get_location_display()}, {self.region})"
 
 
+class WebhookDestination(models.Model):
+    """A URL that webhook sinks may POST results to, registered by an administrator.
+
+    A designer picks a destination by name and never types a URL: documents leave the firm only for
+    places someone responsible registered, with where they go (on premise or external, and region)
+    so the workflow's data-residency policy and redaction apply to them as to large-model endpoints.
+    """
+
+    ON_PREMISE, EXTERNAL = LLMEndpoint.ON_PREMISE, LLMEndpoint.EXTERNAL
+    name = models.SlugField(max_length=80, unique=True)
+    url = models.URLField(max_length=500, help_text="http(s) URL the results are POSTed to.")
+    location = models.CharField(max_length=20, choices=[(ON_PREMISE, "On premise"), (EXTERNAL, "External")],
+                                help_text="External destinations must resolve to public addresses; on-premise ones "
+                                          "may be private or loopback addresses.")
+    region = models.CharField(max_length=40, help_text="Where the data goes, e.g. 'local', 'EU (Milan)', 'US'.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_location_display()}, {self.region})"
+
+
 # --- references ---------------------------------------------------------------------------------
 
 
@@ -172,6 +197,10 @@ def endpoint_exists(name: str) -> bool:
     return LLMEndpoint.objects.filter(name=name, enabled=True).exists()
 
 
+def destination_exists(name: str) -> bool:
+    return WebhookDestination.objects.filter(name=name, enabled=True).exists()
+
+
 def model_choices(kind: str = "") -> list[tuple[str, str]]:
     """(reference, label) for every alias and version, for the canvas's model selects."""
     models_ = RegisteredModel.objects.prefetch_related("aliases__version", "versions")
@@ -189,6 +218,10 @@ def model_choices(kind: str = "") -> list[tuple[str, str]]:
 
 def endpoint_choices() -> list[tuple[str, str]]:
     return [(e.name, str(e)) for e in LLMEndpoint.objects.filter(enabled=True)]
+
+
+def destination_choices() -> list[tuple[str, str]]:
+    return [(d.name, str(d)) for d in WebhookDestination.objects.filter(enabled=True)]
 
 
 # --- artifacts ----------------------------------------------------------------------------------

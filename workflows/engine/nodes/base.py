@@ -93,7 +93,7 @@ def register(node_type: str) -> Callable[[type[Handler]], type[Handler]]:
 
 # The flow nodes are always there; the model nodes come through the setting (default: both modules
 # below), so a deployment can add its own handler modules or replace one.
-BUILT_IN_MODULES = ("workflows.engine.nodes.flow",)
+BUILT_IN_MODULES = ("workflows.engine.nodes.flow", "workflows.engine.nodes.webhook")
 # Paths that an installation may still name in its ENGINE_HANDLER_MODULES from before the move.
 RENAMED_MODULES = {"workflows.runtimes." + "nodes": "workflows.engine.nodes.models"}
 

@@ -1,11 +1,8 @@
-"""The flow nodes: sources, route, human review and sinks. No model runs here."""
+"""The flow nodes: sources, route, human review and the table and export sinks (the webhook sink is
+webhook.py). No model runs here."""
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from workflows.engine.state import ItemState
@@ -102,35 +99,3 @@ class ExportSinkHandler(Handler):
     def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
         columns = step.config.get("columns") or None
         return [Outcome(port="", fields={"row": flat_row(s.data, columns)}) for s in batch]
-
-
-@register("sink.webhook")
-class WebhookSinkHandler(Handler):
-    """POSTs each item as JSON with `Idempotency-Key: run:node:item`; 5xx and timeouts are transient."""
-
-    timeout = 10.0
-
-    def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
-        outcomes = []
-        for s in batch:
-            key = self.context.idempotency_key(step.node.id, s.item_id)
-            body = json.dumps({"run": self.context.run_id, "item": s.item_id, "seq": s.seq, "data": s.data},
-                              ensure_ascii=False, default=str).encode()
-            request = urllib.request.Request(step.config["url"], data=body, method="POST", headers={
-                "Content-Type": "application/json", "Idempotency-Key": key})
-            started = time.perf_counter()
-            try:
-                # http(s) only: the validator checks the URL
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    status = response.status
-                outcome = Outcome(port="", fields={"webhook": {"status": status, "key": key}})
-            except urllib.error.HTTPError as exc:
-                transient = exc.code >= 500 or exc.code == 429
-                outcome = Outcome(error=f"webhook answered HTTP {exc.code}", error_code=f"http_{exc.code}",
-                                  transient=transient)
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                outcome = Outcome(error=f"webhook unreachable: {getattr(exc, 'reason', exc)}",
-                                  error_code="unreachable", transient=True)
-            outcome.latency_ms = (time.perf_counter() - started) * 1000
-            outcomes.append(outcome)
-        return outcomes
