@@ -188,6 +188,9 @@ ENGINE_HEARTBEAT_SECONDS = float(env_str("ENGINE_HEARTBEAT_SECONDS", str(ENGINE_
 # A shard found stale this many times (each worker running it died or hung) is given up: its pending
 # items become dead letters with the reason, instead of taking down one worker after another.
 ENGINE_MAX_SHARD_ATTEMPTS = env_int("ENGINE_MAX_SHARD_ATTEMPTS", 5)
+# A training, optimisation or evidence job whose worker went silent is taken over by another worker,
+# and failed with the reason after this many silent attempts (they are long and costly to repeat).
+GOVERNANCE_MAX_ATTEMPTS = env_int("GOVERNANCE_MAX_ATTEMPTS", 2)
 ENGINE_MONITOR_SECONDS = float(env_str("ENGINE_MONITOR_SECONDS", "5"))
 ENGINE_INTAKE_FLUSH_SECONDS = float(env_str("ENGINE_INTAKE_FLUSH_SECONDS", "2"))
 ENGINE_RETRY_BACKOFF_SECONDS = float(env_str("ENGINE_RETRY_BACKOFF_SECONDS", "0.5"))

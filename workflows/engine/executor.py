@@ -374,7 +374,7 @@ def run_shard(shard_id: int, attempt: int) -> dict[str, Any]:
                 reviews[(item_id, node)] = result or {}
     size = run.batch_size
     try:
-        with Heartbeat(shard_id, attempt):
+        with Heartbeat.for_shard(shard_id, attempt):
             for start in range(0, len(rows), size):
                 runner.process(rows[start : start + size], recorded, reviews)
         with transaction.atomic():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -114,18 +115,23 @@ def tick(now: dt.datetime | None = None) -> dict[str, int]:
 
 
 class MonitorThread(threading.Thread):
-    def __init__(self, interval: float | None = None):
+    """Runs `duties` every ENGINE_MONITOR_SECONDS: the executor's `tick`, and whatever the process
+    adds (run_worker adds the governance take-over of silent jobs, which this layer does not import)."""
+
+    def __init__(self, interval: float | None = None, duties: list[Callable[[], dict[str, int]]] | None = None):
         super().__init__(name="factory-monitor", daemon=True)
         self.interval = interval if interval is not None else settings.ENGINE_MONITOR_SECONDS
+        self.duties = duties or [tick]
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
             try:
                 close_old_connections()
-                result: Any = tick()
-                if any(result.values()):
-                    logger.info("monitor: %s", result)
+                for duty in self.duties:
+                    result: Any = duty()
+                    if any(result.values()):
+                        logger.info("monitor: %s", result)
             except Exception:
                 # A killed connection or a locked SQLite file: drop the connection, try next tick.
                 logger.exception("monitor tick failed")

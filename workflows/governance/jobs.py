@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from workflows.models.audit import record
@@ -19,11 +20,11 @@ def create_job(**fields: Any) -> ModelJob:
         record(f"model.{job.kind}.start", actor=job.created_by, obj=job, model=job.model.name,
                base=job.base_version.ref, labelled_set=job.labelled_set.name if job.labelled_set else None,
                params=job.params)
-        transaction.on_commit(lambda: _enqueue(job.pk))
+        transaction.on_commit(lambda: enqueue(job.pk))
     return job
 
 
-def _enqueue(job_id: int) -> None:
+def enqueue(job_id: int) -> None:
     run_model_job.enqueue(job_id)
 
 
@@ -35,9 +36,16 @@ def progress(job: ModelJob, fraction: float, message: str) -> None:
 def claim(job_id: int) -> ModelJob | None:
     """Conditional update: exactly one worker runs a job."""
     if (ModelJob.objects.filter(pk=job_id, status=ModelJob.QUEUED)
-            .update(status=ModelJob.RUNNING, message="started")) != 1:
+            .update(status=ModelJob.RUNNING, message="started", heartbeat=timezone.now(),
+                    attempts=F("attempts") + 1)) != 1:
         return None
     return ModelJob.objects.select_related("model", "base_version__model", "labelled_set", "created_by").get(pk=job_id)
+
+
+def renew(job_id: int, attempt: int) -> bool:
+    """The running job's heartbeat (a thread of its worker calls this); False once it is no longer ours."""
+    return bool(ModelJob.objects.filter(pk=job_id, status=ModelJob.RUNNING, attempts=attempt)
+                .update(heartbeat=timezone.now()))
 
 
 def succeed(job: ModelJob, version: Any, report: dict[str, Any], created: bool) -> None:

@@ -320,6 +320,9 @@ class PromotionRequest(models.Model):
     alias = models.CharField(max_length=20, choices=ALIASES)
     reason = models.TextField()
     status = models.CharField(max_length=20, choices=STATUSES, default=EVALUATING)
+    # Liveness of the worker computing the evidence (governance/liveness.py).
+    evidence_heartbeat = models.DateTimeField(null=True, blank=True)
+    evidence_attempts = models.PositiveSmallIntegerField(default=0)
     labelled_set = models.ForeignKey(LabelledSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     replay_size = models.PositiveIntegerField(default=200)
     evidence = models.JSONField(default=dict, blank=True)
@@ -399,6 +402,9 @@ class ModelJob(models.Model):
     use_reviews = models.BooleanField(default=False)
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED)
+    # Liveness of the worker running it (governance/liveness.py takes a silent job over, then fails it).
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     progress = models.FloatField(default=0)
     message = models.CharField(max_length=300, blank=True)
     report = models.JSONField(default=dict, blank=True)

@@ -15,7 +15,8 @@ import time
 from django.db import InterfaceError, OperationalError, connections
 from django_tasks_db.management.commands import db_worker
 
-from workflows.engine.monitor import MonitorThread
+from workflows.engine import monitor as engine_monitor
+from workflows.governance import liveness
 
 logger = logging.getLogger("workflows.engine")
 
@@ -59,7 +60,7 @@ class Command(db_worker.Command):
         worker = ResilientWorker(queue_names=queue_name.split(","), interval=interval, batch=batch,
                                  backend_name=backend_name, startup_delay=startup_delay, max_tasks=max_tasks,
                                  worker_id=worker_id, excluded_queue_names=excluded)
-        monitor = None if no_monitor else MonitorThread()
+        monitor = None if no_monitor else engine_monitor.MonitorThread(duties=[engine_monitor.tick, liveness.tick])
         if monitor:
             monitor.start()
         worker.configure_signals()
