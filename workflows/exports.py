@@ -98,6 +98,9 @@ def export_response(run: Run, fmt: str, node: str | None) -> StreamingHttpRespon
     is: JSONL is read by programs, so nothing is prefixed)."""
     if fmt not in {"csv", "jsonl"}:
         raise Http404("Export as csv or jsonl.")
+    if node is not None and node not in {n.get("id") for n in run.version.graph.get("nodes", [])}:
+        # Only a node of the run's graph: the name goes into the file name (a response header).
+        raise Http404(f"Run {run.pk} has no node '{node[:64]}' to export.")
 
     def lines() -> Iterator[str]:
         if fmt == "jsonl":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +15,10 @@ from workflows.models.audit import verify_chain_for
 from workflows.roles import require
 
 PAGE = 50
+
+
+class BadFilter(ValueError):
+    """A filter the log cannot apply; the message says how to write it."""
 
 
 def filtered(request: HttpRequest):
@@ -27,15 +33,21 @@ def filtered(request: HttpRequest):
         entries = entries.filter(object_type__icontains=kind)
         if pk:
             entries = entries.filter(object_id=pk)
-    if filters["since"]:
-        entries = entries.filter(at__date__gte=filters["since"])
-    if filters["until"]:
-        entries = entries.filter(at__date__lte=filters["until"])
+    for key, lookup in (("since", "at__date__gte"), ("until", "at__date__lte")):
+        if filters[key]:
+            try:
+                day = date.fromisoformat(filters[key])
+            except ValueError:
+                raise BadFilter(f"'{key}' must be a date written YYYY-MM-DD, like 2025-03-31.") from None
+            entries = entries.filter(**{lookup: day})
     return entries, filters
 
 
 def _page(request: HttpRequest, verification: dict | None = None, status: int = 200) -> HttpResponse:
-    entries, filters = filtered(request)
+    try:
+        entries, filters = filtered(request)
+    except BadFilter as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     page = Paginator(entries, PAGE).get_page(request.GET.get("page"))
     actions = sorted({a.split(".")[0] for a in AuditEntry.objects.values_list("action", flat=True).distinct()[:500]})
     context = {"page": page, "filters": filters, "actions": actions, "verification": verification,
