@@ -44,6 +44,15 @@ def test_anonymous_subscriptions_are_refused_and_audited(make_run, route):
     assert entry.actor is None and entry.data["channel"] == "websocket" and entry.data["reason"] == "anonymous"
 
 
+def test_a_script_reconnecting_without_a_session_writes_one_audit_row_not_one_each(make_run):
+    run = make_run(8)
+    before = AuditEntry.objects.filter(action="access.denied").count()
+    for _ in range(5):
+        connected, code, _ = connect_and_read(f"/ws/runs/{run.pk}/")
+        assert not connected and code == CLOSE_ANONYMOUS
+    assert AuditEntry.objects.filter(action="access.denied").count() == before + 1
+
+
 @pytest.mark.parametrize("route", ["run", "workflow"])
 def test_an_outsider_is_refused_before_accept_and_audited(make_run, personas, route):
     run = make_run(8)

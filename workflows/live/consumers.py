@@ -19,6 +19,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.core.cache import cache
 from django.http import Http404
 
 from workflows import statuses as run_states
@@ -42,6 +43,9 @@ from .groups import (
 logger = logging.getLogger(__name__)
 
 
+ANONYMOUS_AUDIT_WINDOW = 600  # seconds
+
+
 class Refused(Exception):
     def __init__(self, code: int):
         self.code = code
@@ -52,10 +56,14 @@ def _deny(user: Any, capability: str, **data: Any) -> None:
 
 
 def _authorise(user: Any, *, capability: str, allowed: bool, object_type: str, object_id: Any,
-               fetch: Callable[[Any, Any], Any]) -> Any:
+               fetch: Callable[[Any, Any], Any], address: str = "") -> Any:
     """The object if the user may watch it; else Refused with the close code that says why (audited)."""
     if not getattr(user, "is_authenticated", False):
-        _deny(None, capability, object_type=object_type, object_id=object_id, reason="anonymous")
+        # One audit row per address and object per window: a script reconnecting without a session
+        # would otherwise write a row per attempt (what a refusal costs must not be what it records).
+        if cache.add(f"ws-anonymous:{address}:{object_type}:{object_id}", 1, ANONYMOUS_AUDIT_WINDOW):
+            _deny(None, capability, object_type=object_type, object_id=object_id, reason="anonymous",
+                  address=address, window_seconds=ANONYMOUS_AUDIT_WINDOW)
         raise Refused(CLOSE_ANONYMOUS)
     if not allowed:
         _deny(user, capability, object_type=object_type, object_id=object_id)
@@ -66,18 +74,18 @@ def _authorise(user: Any, *, capability: str, allowed: bool, object_type: str, o
         raise Refused(CLOSE_NOT_FOUND) from None
 
 
-def authorise_run(user: Any, run_id: Any) -> Any:
+def authorise_run(user: Any, run_id: Any, address: str = "") -> Any:
     """The run if the user may watch it, as get_run_for_user asks it."""
     return _authorise(user, capability="run.view", allowed=can(user, "run.view"), object_type="workflows.run",
-                      object_id=run_id, fetch=get_run_for_user)
+                      object_id=run_id, fetch=get_run_for_user, address=address)
 
 
-def authorise_workflow(user: Any, workflow_id: Any) -> Any:
+def authorise_workflow(user: Any, workflow_id: Any, address: str = "") -> Any:
     """The workflow if the user may watch its live run (seeing workflows and runs both)."""
     allowed = can(user, "workflow.view") and can(user, "run.view")
     return _authorise(user, capability="run.view" if getattr(user, "is_authenticated", False) else "workflow.view",
                       allowed=allowed, object_type="workflows.workflow", object_id=workflow_id,
-                      fetch=get_workflow_for_user)
+                      fetch=get_workflow_for_user, address=address)
 
 
 def current_run_id(workflow_id: int) -> int | None:
@@ -174,6 +182,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # How often the socket looks at its run row itself (the canvas also for a newer run).
     poll_seconds = SAFETY_POLL_SECONDS
 
+    @property
+    def address(self) -> str:
+        client = self.scope.get("client") or ("",)
+        return str(client[0] or "")
+
     async def connect(self) -> None:
         self.tracker: Tracker | None = None
         self.poller: asyncio.Task | None = None
@@ -197,7 +210,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     def authorise(self) -> tuple[Tracker, list[str]]:
         user = self.scope.get("user")
-        run = authorise_run(user, self.scope["url_route"]["kwargs"]["run"])
+        run = authorise_run(user, self.scope["url_route"]["kwargs"]["run"], self.address)
         return Tracker("run", run.pk, run.workflow_id), [run_group(run.pk)]
 
     async def watch(self, run_id: int | None) -> None:
@@ -260,5 +273,5 @@ class WorkflowLiveConsumer(LiveConsumer):
 
     def authorise(self) -> tuple[Tracker, list[str]]:
         user = self.scope.get("user")
-        workflow = authorise_workflow(user, self.scope["url_route"]["kwargs"]["workflow"])
+        workflow = authorise_workflow(user, self.scope["url_route"]["kwargs"]["workflow"], self.address)
         return Tracker("canvas", current_run_id(workflow.pk), workflow.pk), [workflow_group(workflow.pk)]
