@@ -19,6 +19,7 @@ redoc_csp = csp_update(style_src=["'unsafe-inline'"], img_src=["'self'", "data:"
 urlpatterns = [
     path("accounts/login/", login_throttle.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/login/", login_throttle.admin_login, name="admin-login"),  # before admin.site.urls: throttled
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", swagger_csp(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),

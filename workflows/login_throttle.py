@@ -1,4 +1,4 @@
-"""Login throttling for the login page and the API token endpoint.
+"""Login throttling for the login page, the admin's login page and the API token endpoint.
 
 Failures are counted in Django's cache (Redis in production, so every web process sees them) in a
 window that starts with the first failure: per username and client address, and per address for any
@@ -18,9 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import views as auth_views
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
@@ -150,3 +156,16 @@ class ObtainAuthTokenView(ObtainAuthToken):
 
 
 obtain_auth_token = ObtainAuthTokenView.as_view()
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """Django admin's login page (its template, form and context, as AdminSite.login builds them)
+    behind the same throttle as the site's login page and the API token endpoint."""
+    if request.method == "GET" and admin.site.has_permission(request):
+        return redirect("admin:index")
+    context = {**admin.site.each_context(request), "title": _("Log in"), "subtitle": None,
+               "app_path": request.get_full_path(), "username": request.user.get_username()}
+    if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+        context[REDIRECT_FIELD_NAME] = reverse("admin:index")
+    return LoginView.as_view(extra_context=context, authentication_form=AdminAuthenticationForm,
+                             template_name="admin/login.html")(request)

@@ -1,4 +1,4 @@
-"""Login throttling (workflows/security.py) on the login page and the API token endpoint."""
+"""Login throttling (workflows/login_throttle.py) on the login page and the API token endpoint."""
 
 from __future__ import annotations
 
@@ -168,3 +168,30 @@ def test_a_token_success_clears_the_count():
     for _ in range(4):
         assert client.post("/api/auth/token/", {"username": "designer", "password": WRONG},
                            format="json").status_code == 400
+
+
+def test_the_admin_login_page_is_throttled_like_the_others():
+    make_user("chief", "admin")
+    client = Client()
+    codes = [client.post("/admin/login/", {"username": "chief", "password": WRONG}).status_code for _ in range(5)]
+    assert codes == [200, 200, 200, 200, 429]  # the admin's own page with its error, then the lockout
+    locked = client.post("/admin/login/", {"username": "chief", "password": PASSWORD})
+    assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
+    assert AuditEntry.objects.filter(action="auth.lockout", object_id="chief").exists()
+
+
+def test_the_token_admin_never_shows_a_key():
+    from rest_framework.authtoken.models import Token
+
+    chief = make_user("chief", "admin")
+    chief.is_staff = chief.is_superuser = True
+    chief.save()
+    key = Token.objects.create(user=make_user("scripted", "operator")).key
+    client = Client()
+    client.force_login(chief)
+    listing = client.get("/admin/authtoken/tokenproxy/")
+    assert listing.status_code == 200 and "scripted" in listing.content.decode()
+    assert key not in listing.content.decode()
+    holder = Token.objects.get(key=key).user
+    detail = client.get(f"/admin/authtoken/tokenproxy/{holder.pk}/change/")
+    assert detail.status_code in {403, 404} and key not in detail.content.decode()
