@@ -74,6 +74,7 @@ def rows() -> list[Row]:
 # Routes outside the role matrix, each with the reason.
 EXEMPT = {
     "login": "public login page",
+    "admin-login": "the Django admin's public login page (throttled like the site's)",
     "logout": "ends the caller's own session",
     "api-token": "exchanges a username and password for a token",
     "api-schema": "public API description",

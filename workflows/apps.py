@@ -9,7 +9,9 @@ class WorkflowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Live metrics: the worker broadcasts a coalesced update after each batch commit (push mode).
-        from workflows.live.broadcast import install
+        # Both imports wait for ready(): they import models, importable only once the registry is.
+        from workflows import accounts_audit  # who may do what changes through accounts: audited too
+        from workflows.live import broadcast  # the worker broadcasts a coalesced update after each commit
 
-        install()
+        broadcast.install()
+        accounts_audit.install()
