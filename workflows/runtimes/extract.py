@@ -3,7 +3,9 @@
 Output per item: `{"fields": {kind: [{value, start, end, confidence, source, normalized?}]}}` with
 character offsets into the item's text, kinds from the catalogue: person, address, bank_account,
 id_number (model) and email, phone, iban, vat, codice_fiscale, amount, date, url (patterns; the
-model's own email/phone/url spans are merged into those).
+model's own email/phone/url spans are merged into those). Rampart learnt English, so Italian names and
+addresses also come from gazetteers (`italian.py`, source "gazetteer"); where both find one, the
+spans become one, and it keeps source "model".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .base import Item, Meta, Output, file_ref, softmax, split_texts
+from .italian import find_entities
 from .patterns import PRIORITY, Span, find_patterns_all
 from .sessions import get_session, get_tokenizer
 
@@ -40,6 +43,7 @@ MODEL_KINDS = {
     "URL": "url",
 }
 ENTITY_KINDS = ("person", "address", "bank_account", "id_number")
+GAZETTEER_KINDS = ("person", "address")
 PATTERN_KINDS = tuple(PRIORITY)
 # What may sit between two parts of one entity: a space for "Mario Rossi", ", " in addresses.
 JOINERS = {"person": {" ", "\t"}, "address": {" ", ",", "\n", "\t"}}
@@ -108,11 +112,12 @@ class Extractor:
             text = texts[row]
             claimed = find_patterns_all(text[:MAX_CHARS_FOR_PATTERNS])
             found = [s for s in claimed if s.kind in self.patterns]
+            kinds = [k for k in GAZETTEER_KINDS if k in self.entities]
+            listed = find_entities(text[:MAX_CHARS_FOR_PATTERNS], kinds) if kinds else []
             if len(text) > MAX_CHARS_FOR_PATTERNS:
                 warnings[row].append(f"patterns read only the first {MAX_CHARS_FOR_PATTERNS} characters")
-            out: Output = {
-                "fields": _merge(found, claimed, model_spans[row], self.patterns, self.entities, self.threshold)
-            }
+            model = _union(text, model_spans[row], listed, claimed)
+            out: Output = {"fields": _merge(found, claimed, model, self.patterns, self.entities, self.threshold)}
             if warnings[row]:
                 out["warnings"] = warnings[row]
             outputs[index] = out
@@ -247,6 +252,54 @@ def _group(text: str, runs: list[_Run]) -> list[Span]:
     return spans
 
 
+# Strict patterns veto a gazetteer span they overlap (a name inside an e-mail address); the loose ones
+# (phone, date, amount) do not: "Via Roma 123 20121" reads as a phone number and is still an address.
+VETO = {"iban", "codice_fiscale", "vat", "email", "url"}
+
+
+def _union(text: str, model: list[Span], listed: list[Span], claimed: list[Span]) -> list[Span]:
+    """The model's spans with the gazetteers' added: one span per stretch of text that either found,
+    of one kind. A model span that the gazetteers widen ("Luca" → "Luca Esposito") keeps source "model";
+    what only the gazetteers found has source "gazetteer"."""
+    # One byte per character, as in find_patterns_all: linear however many spans a long text has.
+    strict = bytearray(len(text))
+    for s in claimed:
+        if s.kind in VETO:
+            strict[s.start : s.end] = b"\x01" * (s.end - s.start)
+    listed = [g for g in listed if strict.find(1, g.start, g.end) == -1]
+    if not listed:
+        return model
+    # Model spans overlapping any pattern stay as they are, for _merge to snap or drop (the model's
+    # spans are few: at most max_windows windows of text).
+    kept = {id(m) for m in model if any(s.start < m.end and m.start < s.end for s in claimed)}
+    others = [s for s in model if s.kind not in GAZETTEER_KINDS or id(s) in kept]
+    merged: list[Span] = []
+    for kind in GAZETTEER_KINDS:
+        spans = [s for s in (*model, *listed) if s.kind == kind and id(s) not in kept]
+        spans.sort(key=lambda s: (s.start, -s.end))
+        for span in spans:
+            last = merged[-1] if merged and merged[-1].kind == kind else None
+            if last is not None and span.start < last.end:
+                if span.source == "model":
+                    last.source = "model"
+                last.end = max(last.end, span.end)
+                last.value = text[last.start : last.end]
+                last.confidence = max(last.confidence, span.confidence)
+                continue
+            merged.append(
+                Span(
+                    kind,
+                    span.start,
+                    span.end,
+                    span.value,
+                    span.confidence,
+                    source=span.source,
+                    extra={**span.extra, "checked": True},
+                )
+            )
+    return sorted([*others, *merged], key=lambda s: s.start)
+
+
 # A model entity overlapping a pattern span is a fragment of it (the model split "GB82 WEST …"),
 # unless the pattern is a more precise reading of the same thing: then it takes the pattern's span.
 SNAP = {"bank_account": {"iban"}, "id_number": {"codice_fiscale", "vat"}}
@@ -273,7 +326,10 @@ def _merge(
     for span in model:
         if span.confidence < threshold:
             continue
-        overlapping = [s for s in claimed if s.start < span.end and span.start < s.end]
+        # Gazetteer spans were checked against the strict patterns already (see _union).
+        overlapping = (
+            [] if span.extra.get("checked") else [s for s in claimed if s.start < span.end and span.start < s.end]
+        )
         if span.kind in ("email", "phone", "url"):
             if span.kind not in patterns:
                 continue
