@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test lint ci-deps chromium setup clean-var
+.PHONY: run test lint ci-deps chromium setup clean-var messages translations
 
 # torch is needed only to export the packaged models at set-up, and is installed on its own, first.
 # Its CPU build (2.13.0+cpu, ~190 MB) is not on PyPI: it is taken from a folder of local wheels when
@@ -54,7 +54,7 @@ $(VENV)/.dev: $(VENV)/.models requirements-dev.txt
 
 # Production set-up: role groups but no demo user; the first administrator only when its password is
 # given (DJANGO_SUPERUSER_PASSWORD), else `manage.py createsuperuser` afterwards.
-setup: $(VENV)/.models
+setup: $(VENV)/.models messages
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --groups-only
 	@if [ -n "$$DJANGO_SUPERUSER_PASSWORD" ]; then $(BIN)/python manage.py create_admin; fi
@@ -66,6 +66,19 @@ run: setup
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
+# The Italian interface: locale/*/LC_MESSAGES/*.po compiled to .mo with GNU gettext's msgfmt
+# (Debian's gettext, installed here when missing). The .mo files are build output, not committed.
+messages: $(VENV)/.runtime
+	@if ! command -v msgfmt >/dev/null 2>&1; then 		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then 			echo "Installing Debian gettext to compile the translations"; 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; 		else echo "msgfmt is missing: install gettext (apt-get install gettext)"; exit 1; fi; fi
+	cd $(CURDIR) && $(BIN)/python manage.py compilemessages --locale it --ignore '.venv' >/dev/null
+
+# After changing user-visible strings: refresh the catalogues, then translate what is new (the suite
+# fails on any untranslated or fuzzy entry, and on a string of the code the catalogues lack).
+translations: $(VENV)/.runtime
+	$(BIN)/python manage.py makemessages -l it -d django --no-obsolete --no-location --ignore '.venv' --ignore 'var'
+	$(BIN)/python manage.py makemessages -l it -d djangojs --no-obsolete --no-location --ignore '.venv' \
+		--ignore 'var' --ignore 'static/vendor'
+
 # Browser tests drive Debian's chromium (never a downloaded browser build).
 chromium:
 	@if command -v chromium >/dev/null 2>&1; then :; \
@@ -74,7 +87,7 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium is missing and cannot be installed here: browser tests will be skipped"; fi
 
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev chromium messages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev

@@ -87,6 +87,9 @@ MIDDLEWARE = [
     "factory.middleware.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions (it reads nothing from them, but set_language's cookie must be seen) and before
+    # CommonMiddleware, as Django asks: it picks the language from the cookie, then Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -214,9 +217,17 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "workflow-list"
 LOGOUT_REDIRECT_URL = "login"
 
+# English for browsers that ask for neither language; Italian for those that ask for it, and for
+# anyone who picks it in the top bar (a cookie kept for a year, so the choice is remembered).
 LANGUAGE_CODE = "en"
+LANGUAGES = [("it", "Italiano"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env_str("TIME_ZONE", "Europe/Rome")
 USE_I18N = True
+# No USE_THOUSAND_SEPARATOR: it would group every integer a template prints, ids in URLs included
+# ("/runs/1.234/"). Money and counts are grouped by the formatting filters instead.
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -22,6 +22,22 @@ def _plain_static_storage(settings):
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 
 
+def pytest_sessionstart(session):
+    """Compile the translations when a catalogue is newer than its .mo (`make test` does it too; this
+    keeps a bare `pytest` from testing an Italian interface that predates the last .po edit)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    stale = [po for po in (root / "locale").glob("*/LC_MESSAGES/*.po")
+             if not po.with_suffix(".mo").exists() or po.with_suffix(".mo").stat().st_mtime < po.stat().st_mtime]
+    if stale and shutil.which("msgfmt"):
+        subprocess.run([sys.executable, "manage.py", "compilemessages", "--ignore", ".venv"], cwd=root, check=True,
+                       capture_output=True)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """The executor's after-commit hook feeds the live broadcaster's thread in this process: let it go

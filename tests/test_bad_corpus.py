@@ -456,7 +456,8 @@ def test_rest_intake_refuses_what_postgresql_could_not_store(body, error, world,
 
 
 def csv_cells(response) -> list[list[str]]:
-    content = b"".join(response.streaming_content).decode() if response.streaming else response.content.decode()
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    content = raw.decode("utf-8-sig")  # exports start with a BOM, for Excel
     return list(csv.reader(io.StringIO(content, newline="")))
 
 

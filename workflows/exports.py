@@ -1,10 +1,21 @@
-"""Exports of a run's results (CSV and JSONL), and spreadsheet-safe CSV: the one place every CSV
-export neutralises formula injection.
+"""Exports of a run's results (CSV, XLSX and JSONL) for the people and programs that open them,
+and spreadsheet-safe cells: the one place every CSV/XLSX export neutralises formula injection.
+
+People open exports in Excel, and Italian Excel reads a CSV with ";" between cells and a decimal
+comma, and guesses the encoding wrong without a byte-order mark. So a CSV has two dialects: "it"
+(";" and "28,5") and "en" ("," and "28.5"), both UTF-8 with a BOM; the default follows the user's
+language and the download offers both. XLSX needs no dialect: numbers are numbers there.
+
+Outputs are flattened into their own columns: extracted fields become `fields.iban`, `fields.date`
+(several values joined by "; "), scores `scores.billing`, nested outputs `ocr.lines`; an embedding
+(a long list of numbers) stays one JSON cell. Every input column is kept, mapped or not, so a row
+can be joined back to the firm's own records.
 
 A cell that starts with = + - @ tab or carriage return is run as a formula by Excel, LibreOffice and
 Google Sheets when the file is opened (`=cmd|' /C calc'!A0`, `=HYPERLINK(...)`). Uploaded documents
 are data, so they are imported as they are; what a spreadsheet would execute is neutralised when it
-leaves as CSV: such a cell is prefixed with a single quote (OWASP "CSV injection"), headers included.
+leaves as CSV or XLSX: such a cell is prefixed with a single quote (OWASP "CSV injection"), headers
+included.
 
 JSONL exports keep the data exactly as imported: they are read by programs, not by spreadsheets,
 and a prefixed quote there would corrupt the data.
@@ -15,16 +26,41 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import Http404, StreamingHttpResponse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from workflows.engine.results import result_rows
 from workflows.models import Run
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
+FORMATS = ("csv", "xlsx", "jsonl")
+LONG_LIST = 32  # a list of numbers longer than this is a vector (an embedding), kept as one JSON cell
+
+
+@dataclass(frozen=True)
+class Dialect:
+    delimiter: str
+    decimal: str
+
+
+DIALECTS = {"it": Dialect(";", ","), "en": Dialect(",", ".")}
+
+
+def dialect_for(requested: str | None) -> Dialect:
+    """The CSV dialect asked for, else the one of the active language (Italian users get ";")."""
+    if requested:
+        if requested not in DIALECTS:
+            raise Http404(_("Choose the CSV dialect 'it' (; and decimal comma) or 'en' (, and decimal point)."))
+        return DIALECTS[requested]
+    return DIALECTS["it"] if (get_language() or "").startswith("it") else DIALECTS["en"]
 
 
 def safe_cell(value: Any) -> Any:
@@ -39,15 +75,29 @@ def safe_row(values: Iterable[Any]) -> list[Any]:
     return [safe_cell(v) for v in values]
 
 
-def csv_lines(rows: Iterable[dict[str, Any]], columns: list[str], chunk_rows: int = 500) -> Iterator[str]:
-    """Stream rows (dicts) as CSV under one fixed header: a missing key is an empty cell, a key not
-    in `columns` is left out. Yields text chunks of about `chunk_rows` rows, header first."""
+def csv_cell(value: Any, dialect: Dialect) -> Any:
+    """A flat value as CSV text in the dialect: decimal comma for Italian, formulas neutralised."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value).lower()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        text = repr(value) if abs(value) >= 1e16 or (value and abs(value) < 1e-4) else f"{value:.10g}"
+        return text.replace(".", dialect.decimal)
+    return safe_cell(value)
+
+
+def csv_lines(rows: Iterable[dict[str, Any]], columns: list[str], dialect: Dialect = DIALECTS["en"],
+              chunk_rows: int = 500) -> Iterator[str]:
+    """Stream flat rows (dicts) as CSV under one fixed header, BOM first: a missing key is an empty
+    cell, a key not in `columns` is left out. Yields text chunks of about `chunk_rows` rows."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    buffer.write(BOM)
+    writer = csv.writer(buffer, delimiter=dialect.delimiter)
     writer.writerow(safe_row(columns))
     pending = 0
     for row in rows:
-        writer.writerow(safe_row(row.get(c, "") for c in columns))
+        writer.writerow([csv_cell(row.get(c), dialect) for c in columns])
         pending += 1
         if pending >= chunk_rows:
             yield buffer.getvalue()
@@ -58,58 +108,128 @@ def csv_lines(rows: Iterable[dict[str, Any]], columns: list[str], chunk_rows: in
         yield buffer.getvalue()
 
 
-def write_csv_rows(rows: Iterable[Iterable[Any]]) -> str:
-    """Rows (lists of cells, the first one the header) as CSV text, every cell neutralised."""
+def write_csv_rows(rows: Iterable[Iterable[Any]], dialect: Dialect = DIALECTS["en"]) -> str:
+    """Rows (lists of cells, the first one the header) as CSV text with a BOM, every cell neutralised."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    buffer.write(BOM)
+    writer = csv.writer(buffer, delimiter=dialect.delimiter)
     for row in rows:
-        writer.writerow(safe_row(row))
+        writer.writerow([csv_cell(v, dialect) for v in row])
     return buffer.getvalue()
 
 
-def flat_row(data: dict[str, Any], columns: list[str] | None = None) -> dict[str, Any]:
-    """An item as one flat row: nested values as JSON text, chosen columns only when given."""
+def _joined(values: list[Any]) -> Any:
+    """A list as one cell: extracted spans by their text, scalars joined by "; "."""
+    parts = []
+    for v in values:
+        if isinstance(v, dict):
+            if "value" not in v:
+                return json.dumps(values, ensure_ascii=False, sort_keys=True, default=str)
+            v = v["value"]
+        parts.append("" if v is None else str(v))
+    return "; ".join(parts)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """An item's data as flat columns: nested dicts under dotted names (`fields.iban`), lists of
+    extracted spans or scalars joined into one cell, long numeric vectors kept as one JSON cell."""
     row: dict[str, Any] = {}
     for key, value in data.items():
-        if columns and key not in columns:
-            continue
-        row[key] = json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, dict | list) else value
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if value:
+                row.update(flatten(value, f"{name}."))
+            else:
+                row[name] = ""
+        elif isinstance(value, list):
+            numeric = all(isinstance(v, int | float) for v in value)
+            if numeric and len(value) > LONG_LIST:
+                row[name] = json.dumps(value)
+            else:
+                row[name] = _joined(value)
+        else:
+            row[name] = value
+    return row
+
+
+def flat_row(data: dict[str, Any], columns: list[str] | None = None) -> dict[str, Any]:
+    """An item as one flat row (see flatten), chosen columns only when given."""
+    row = flatten(data)
     if columns:
         row = {c: row.get(c, "") for c in columns}
     return row
 
 
-def csv_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    """Rows as CSV under one header that names every column of every row. Items differ in their
-    fields (a JSONL upload, route branches), so the rows are spooled once (to disk past 8 MB) while
-    the columns are collected; cells are neutralised against formula injection (below)."""
+def spooled_rows(rows: Iterator[dict[str, Any]]) -> tuple[list[str], Iterator[dict[str, Any]]]:
+    """Flatten the rows once, collecting every column of every row: items differ in their fields (a
+    JSONL upload, route branches, a failed item), so the header is known only at the end. Rows are
+    spooled to disk past 8 MB so a large run does not sit in memory."""
     columns: dict[str, None] = {}
-    with tempfile.SpooledTemporaryFile(max_size=8 * 2**20, mode="w+", encoding="utf-8", newline="\n") as spool:
-        for row in rows:
-            flat = flat_row(row)
-            columns.update(dict.fromkeys(flat))
-            spool.write(json.dumps(flat, default=str) + "\n")  # ASCII: any text survives the round trip
-        spool.seek(0)
-        yield from csv_lines((json.loads(line) for line in spool), list(columns))
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 2**20, mode="w+", encoding="utf-8", newline="\n")
+    for row in rows:
+        flat = flatten(row)
+        columns.update(dict.fromkeys(flat))
+        spool.write(json.dumps(flat, default=str) + "\n")  # ASCII: any text survives the round trip
+    spool.seek(0)
+
+    def replay() -> Iterator[dict[str, Any]]:
+        with spool:
+            for line in spool:
+                yield json.loads(line)
+
+    return list(columns), replay()
 
 
-def export_response(run: Run, fmt: str, node: str | None) -> StreamingHttpResponse:
-    """The run's results as CSV (spreadsheet-safe, see above) or JSONL (the data as it
-    is: JSONL is read by programs, so nothing is prefixed)."""
-    if fmt not in {"csv", "jsonl"}:
-        raise Http404("Export as csv or jsonl.")
+def csv_chunks(rows: Iterator[dict[str, Any]], dialect: Dialect = DIALECTS["en"]) -> Iterator[str]:
+    """Rows as CSV under one header that names every column of every row."""
+    columns, flat = spooled_rows(rows)
+    yield from csv_lines(flat, columns, dialect)
+
+
+def xlsx_bytes(rows: Iterator[dict[str, Any]]) -> bytes:
+    """Rows as one XLSX sheet: numbers stay numbers, text is neutralised like CSV cells (openpyxl
+    would otherwise store "=..." as a live formula)."""
+    from openpyxl import Workbook  # a large import the web process needs only for this download
+
+    columns, flat = spooled_rows(rows)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(_("Results"))
+    sheet.append(safe_row(columns))
+    for row in flat:
+        cells = []
+        for c in columns:
+            value = row.get(c)
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            cells.append(safe_cell(value))
+        sheet.append(cells)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def export_response(run: Run, fmt: str, node: str | None, dialect: str | None = None) -> StreamingHttpResponse:
+    """The run's results as CSV (spreadsheet-safe, in the user's dialect), XLSX, or JSONL (the data
+    as it is: JSONL is read by programs, so nothing is prefixed or flattened)."""
+    if fmt not in FORMATS:
+        raise Http404(_("Export as csv, xlsx or jsonl."))
     if node is not None and node not in {n.get("id") for n in run.version.graph.get("nodes", [])}:
         # Only a node of the run's graph: the name goes into the file name (a response header).
-        raise Http404(f"Run {run.pk} has no node '{node[:64]}' to export.")
+        raise Http404(_("Run %(run)s has no node '%(node)s' to export.") % {"run": run.pk, "node": node[:64]})
+    csv_dialect = dialect_for(dialect)
+    filename = f'run-{run.pk}{"-" + node if node else ""}.{fmt}'
 
-    def lines() -> Iterator[str]:
+    def lines() -> Iterator[str | bytes]:
         if fmt == "jsonl":
             for row in result_rows(run, node):
                 yield json.dumps(row, ensure_ascii=False, default=str) + "\n"
-            return
-        yield from csv_chunks(result_rows(run, node))
+        elif fmt == "xlsx":
+            yield xlsx_bytes(result_rows(run, node))
+        else:
+            yield from csv_chunks(result_rows(run, node), csv_dialect)
 
-    response = StreamingHttpResponse(lines(),
-                                     content_type="text/csv; charset=utf-8" if fmt == "csv" else "application/jsonl")
-    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}{"-" + node if node else ""}.{fmt}"'
+    content_type = {"csv": "text/csv; charset=utf-8", "jsonl": "application/jsonl",
+                    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
+    response = StreamingHttpResponse(lines(), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

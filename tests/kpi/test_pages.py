@@ -136,7 +136,7 @@ def test_pack_csv_neutralises_formulas(personas, world):
     make_baseline(world["mine"])
     response = client_for(personas["business_owner"]).get(f"/workflows/{world['mine'].pk}/kpis/packs/2025-W13/pack.csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     cells = [cell for row in rows for cell in row]
     assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in cells
     assert not any(cell.startswith(("=", "+", "@")) for cell in cells)

@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import Http404
+from django.utils.translation import gettext
 
 from workflows.engine import launch
 from workflows.graph import CATALOG
@@ -85,7 +86,7 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
     try:
         item = run.items.get(pk=item_id)
     except (Item.DoesNotExist, ValueError):
-        raise Http404("No such item in this run.") from None
+        raise Http404(gettext("No such item in this run.")) from None
     order = {n["id"]: i for i, n in enumerate(run.version.graph.get("nodes", []))}
     try:
         order = {n: i for i, n in enumerate(plan(run.version.as_graph()).order)}
@@ -120,20 +121,32 @@ def review_of(task: Any) -> dict[str, Any] | None:
 
 
 def result_rows(run: Run, node: str | None) -> Iterator[dict[str, Any]]:
-    """Each item's final data (payload + every output), or one export node's recorded rows."""
+    """Each item's data (payload + every output so far) with its status, or one export node's rows.
+
+    Every item is there, not only the finished ones: an export is how results are joined back to
+    the firm's own records, and a row that silently went missing (parked for review, failed) is
+    worse than a row that says so. Waiting items carry the outputs they have; failed ones the error.
+    """
     if node:
         for seq, output in Decision.objects.filter(run=run, node=node).exclude(port="dead").order_by(
                 "item__seq").values_list("item__seq", "output").iterator(chunk_size=2000):
             yield {"seq": seq, **(output.get("row") or output)}
         return
-    items = run.items.filter(status=Item.DONE).order_by("seq")
+    items = run.items.order_by("seq")
     for start in range(0, run.items_total, 1000):
-        chunk = list(items.filter(seq__gte=start, seq__lt=start + 1000).values_list("id", "seq", "payload"))
+        chunk = list(items.filter(seq__gte=start, seq__lt=start + 1000).values_list("id", "seq", "status", "payload"))
         outputs: dict[int, dict] = {}
-        for item_id, output in Decision.objects.filter(run=run, item_id__in=[c[0] for c in chunk]).exclude(
-                port__in=["dead", "parked"]).order_by("id").values_list("item_id", "output"):
-            outputs.setdefault(item_id, {}).update(output)
-        for item_id, seq, payload in chunk:
-            yield {"seq": seq, **payload, **outputs.get(item_id, {})}
-
-
+        errors: dict[int, str] = {}
+        for item_id, port, output, error in Decision.objects.filter(
+                run=run, item_id__in=[c[0] for c in chunk]).order_by("id").values_list(
+                "item_id", "port", "output", "error"):
+            if port == "dead":
+                errors[item_id] = error or ""
+            elif port != "parked":
+                outputs.setdefault(item_id, {}).update(output)
+        for item_id, seq, status, payload in chunk:
+            # item_status/item_error, not status/error: tickets often carry a "status" column of their own.
+            row = {"seq": seq, "item_status": status, **payload, **outputs.get(item_id, {})}
+            if item_id in errors:
+                row["item_error"] = errors[item_id]
+            yield row

@@ -1,49 +1,36 @@
-"""Formatting for KPI pages: euros, shares, hours, and a headline card's value and change."""
+"""Formatting for KPI pages: euros, shares, durations, and a headline card's value and change, all
+in the user's locale (the formatting itself lives in workflows/formats.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
+from django.utils.translation import gettext as _
+
+from workflows import formats
 
 register = template.Library()
 
 
-def _missing(value: Any) -> bool:
-    return value is None or isinstance(value, str | bool)
-
-
 @register.filter
 def eur(value: Any, digits: int = 2) -> str:
-    if _missing(value):
-        return "—"
-    if value and abs(value) < 0.01:
-        return f"€ {value:.6f}"
-    digits = 4 if abs(value) < 0.1 and value else digits
-    return f"€ {value:,.{digits}f}"
+    return formats.money(value)
 
 
 @register.filter
 def pct(value: Any) -> str:
-    return "—" if _missing(value) else f"{value * 100:.1f} %"
+    return formats.share(value)
 
 
 @register.filter
 def hours(value: Any) -> str:
-    if _missing(value):
-        return "—"
-    if value < 1:
-        return f"{value * 60:.0f} min"
-    return f"{value:.1f} h"
+    return formats.duration(value)
 
 
 @register.filter
 def num(value: Any, digits: int = 1) -> str:
-    if _missing(value):
-        return "—"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.{digits}f}"
+    return formats.number(value, digits)
 
 
 def _format(value: Any, unit: str) -> str:
@@ -54,7 +41,8 @@ def _format(value: Any, unit: str) -> str:
     if unit == "hours":
         return hours(value)
     if unit == "wh":
-        return "—" if _missing(value) else f"{value:,.2f} Wh"
+        return "—" if value is None or isinstance(value, str | bool) else \
+            f"{formats.number(value, 2)} Wh"
     return num(value)
 
 
@@ -67,17 +55,19 @@ def card_value(card: dict[str, Any]) -> str:
 def card_change(card: dict[str, Any]) -> str:
     change = card.get("change")
     if change is None:
-        return "no comparison"
+        return _("no comparison")
     if not change:
-        return "same as last week"
+        return _("same as last week")
     sign = "+" if change > 0 else "−"
     if card["unit"] == "share":
-        text = f"{abs(change) * 100:.1f} pts"
+        # Translators: a change in percentage points, e.g. "3,5 pts".
+        text = _("%(points)s pts") % {"points": formats.number(abs(change) * 100, 1)}
     elif card["unit"] == "hours":
         text = hours(abs(change))
     else:
         text = _format(abs(change), card["unit"])
-    return f"{sign}{text} vs last week"
+    # Translators: e.g. "+3,5 pts vs last week".
+    return _("%(change)s vs last week") % {"change": f"{sign}{text}"}
 
 
 @register.filter
