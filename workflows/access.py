@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
+from django.utils.translation import gettext
 
 from workflows.models import (
     ModelJob,
@@ -31,11 +32,11 @@ def get_workflow_for_user(user: Any, pk: Any, capability: str = "workflow.view")
     if not can(user, "workflow.view"):
         # Users without a role learn nothing, not even whether the workflow exists.
         deny(user, "workflow.view", object_type="workflows.workflow", object_id=pk)
-        raise Http404("No such workflow.")
+        raise Http404(gettext("No such workflow."))
     try:
         workflow = Workflow.objects.get(pk=pk)
     except (Workflow.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such workflow.") from None
+        raise Http404(gettext("No such workflow.")) from None
     if capability != "workflow.view" and not can(user, capability):
         raise deny(user, capability, workflow)
     return workflow
@@ -45,11 +46,11 @@ def get_run_for_user(user: Any, pk: Any, capability: str = "run.view") -> Run:
     """The run, if the user may see it (else 404) and do `capability` on it (else 403)."""
     if not can(user, "run.view"):
         deny(user, "run.view", object_type="workflows.run", object_id=pk)
-        raise Http404("No such run.")
+        raise Http404(gettext("No such run."))
     try:
         run = Run.objects.select_related("workflow", "version", "created_by").get(pk=pk)
     except (Run.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such run.") from None
+        raise Http404(gettext("No such run.")) from None
     if capability != "run.view" and not can(user, capability):
         raise deny(user, capability, run)
     return run
@@ -60,7 +61,7 @@ def get_model_for_user(user: Any, name: str) -> RegisteredModel:
     try:
         return RegisteredModel.objects.prefetch_related("aliases__version__model").get(name=name)
     except RegisteredModel.DoesNotExist:
-        raise Http404("No such model.") from None
+        raise Http404(gettext("No such model.")) from None
 
 
 def get_version_for_user(user: Any, name: str, number: Any) -> ModelVersion:
@@ -68,7 +69,7 @@ def get_version_for_user(user: Any, name: str, number: Any) -> ModelVersion:
     try:
         return model.versions.select_related("model", "parent__model", "author", "trained_by").get(number=number)
     except (ModelVersion.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such version.") from None
+        raise Http404(gettext("No such version.")) from None
 
 
 def get_promotion_for_user(user: Any, pk: Any) -> PromotionRequest:
@@ -77,7 +78,7 @@ def get_promotion_for_user(user: Any, pk: Any) -> PromotionRequest:
         return PromotionRequest.objects.select_related("version__model", "requested_by", "decided_by", "labelled_set",
                                                        "previous_version").get(pk=pk)
     except (PromotionRequest.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such promotion request.") from None
+        raise Http404(gettext("No such promotion request.")) from None
 
 
 def get_job_for_user(user: Any, pk: Any) -> ModelJob:
@@ -85,7 +86,7 @@ def get_job_for_user(user: Any, pk: Any) -> ModelJob:
     job = ModelJob.objects.select_related("model", "base_version__model", "result_version__model", "labelled_set",
                                           "created_by").filter(pk=pk).first()
     if job is None:
-        raise Http404("No such job.")
+        raise Http404(gettext("No such job."))
     return job
 
 
@@ -94,7 +95,7 @@ def get_review_task_for_user(user: Any, pk: Any) -> ReviewTask:
     try:
         return ReviewTask.objects.select_related("item").get(pk=pk)
     except (ReviewTask.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such review task.") from None
+        raise Http404(gettext("No such review task.")) from None
 
 
 # --- business KPIs: a designer or operator sees the KPIs of their own workflows only --------------
@@ -123,7 +124,7 @@ def get_kpi_workflow(user: Any, pk: Any, capability: str = "kpi.view") -> Workfl
         if Workflow.objects.filter(pk=pk if str(pk).isdigit() else -1).exists():
             raise deny(user, "kpi.view", object_type="workflows.workflow", object_id=pk,
                        reason="not their workflow") from None
-        raise Http404("No such workflow.") from None
+        raise Http404(gettext("No such workflow.")) from None
     if capability != "kpi.view" and not can(user, capability):
         raise deny(user, capability, workflow)
     return workflow

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 
 from workflows.engine.intake import IntakeError, json_loads, load_items
 from workflows.models.audit import record
@@ -23,20 +24,22 @@ def parse_mapping(raw: Any) -> dict[str, str]:
         try:
             raw = json_loads(raw)
         except json.JSONDecodeError:
-            raise IntakeError('The mapping must be JSON like {"text": "body", "subject": "title"}.') from None
+            raise IntakeError(gettext('The mapping must be JSON like {"text": "body", "subject": "title"}.')) from None
         except ValueError as exc:
-            raise IntakeError(f"The mapping is not usable JSON: {exc}") from None
+            raise IntakeError(gettext("The mapping is not usable JSON: %(error)s") % {"error": exc}) from None
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raise IntakeError("The mapping must map item fields to column names, all text.")
+        raise IntakeError(gettext("The mapping must map item fields to column names, all text."))
     return raw
 
 
 def store(*, name: str, filename: str, data: bytes, mapping: dict[str, str], user: Any) -> Dataset:
     """Validate the file the way a run would read it, then store it (replacing a data set of that name)."""
     if not NAME.match(name or ""):
-        raise IntakeError("Name the data set with lower-case letters, digits, - and _ (e.g. 'weekly-tickets').")
+        raise IntakeError(gettext("Name the data set with lower-case letters, digits, - and _ (e.g. "
+                                  "'weekly-tickets')."))
     if len(data) > settings.ENGINE_UPLOAD_MAX_BYTES:
-        raise IntakeError(f"The file is over {settings.ENGINE_UPLOAD_MAX_BYTES // 2**20} MB.")
+        raise IntakeError(gettext("The file is over %(limit)s MB.")
+                          % {"limit": settings.ENGINE_UPLOAD_MAX_BYTES // 2**20})
     parsed, items = load_items(data, filename, mapping or None)
     with transaction.atomic():
         dataset, created = Dataset.objects.update_or_create(

@@ -27,6 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from rest_framework import status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
@@ -43,9 +44,15 @@ class Lockout:
 
     @property
     def message(self) -> str:
+        """What the person is told, in their language (read when the refusal is made)."""
         minutes = max(1, math.ceil(self.retry_after / 60))
-        who = "this username from your address" if self.scope == "account" else "your address"
-        return f"Too many failed logins for {who}. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        if self.scope == "account":
+            return ngettext("Too many failed logins for this username from your address. Try again in %(minutes)s "
+                            "minute.", "Too many failed logins for this username from your address. Try again in "
+                            "%(minutes)s minutes.", minutes) % {"minutes": minutes}
+        return ngettext("Too many failed logins for your address. Try again in %(minutes)s minute.",
+                        "Too many failed logins for your address. Try again in %(minutes)s minutes.", minutes) % {
+            "minutes": minutes}
 
 
 def client_ip(request: HttpRequest) -> str:

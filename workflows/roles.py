@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext, gettext_lazy
 
 from workflows.models.audit import record
 
@@ -20,13 +21,14 @@ OPERATOR = "operator"
 BUSINESS_OWNER = "business_owner"
 ADMIN = "admin"
 ROLES = (DESIGNER, TRAINER, VALIDATOR, OPERATOR, BUSINESS_OWNER, ADMIN)
+# Lazy: read in the language of whoever is shown them (management commands print them in English).
 ROLE_TITLES = {
-    DESIGNER: "Programme manager (designer)",
-    TRAINER: "Trainer",
-    VALIDATOR: "Validator",
-    OPERATOR: "Operator",
-    BUSINESS_OWNER: "Business owner",
-    ADMIN: "Administrator",
+    DESIGNER: gettext_lazy("Programme manager (designer)"),
+    TRAINER: gettext_lazy("Trainer"),
+    VALIDATOR: gettext_lazy("Validator"),
+    OPERATOR: gettext_lazy("Operator"),
+    BUSINESS_OWNER: gettext_lazy("Business owner"),
+    ADMIN: gettext_lazy("Administrator"),
 }
 
 ANY_ROLE = frozenset(ROLES)
@@ -77,7 +79,7 @@ def capabilities_of(user: Any) -> dict[str, bool]:
 
 def deny(user: Any, capability: str, obj: Any = None, **data: Any) -> PermissionDenied:
     record("access.denied", actor=user, obj=obj, capability=capability, **data)  # type: ignore[arg-type]
-    return PermissionDenied(f"Your role does not allow this ({capability}).")
+    return PermissionDenied(gettext("Your role does not allow this (%(capability)s).") % {"capability": capability})
 
 
 def require(user: Any, capability: str, obj: Any = None) -> None:

@@ -2,6 +2,8 @@
 and the engine moves through. Pure, no Django: both sides import it, so neither imports the other.
 """
 
+from workflows.graph.text import pgettext
+
 QUEUED = "queued"
 RUNNING = "running"
 SUCCEEDED = "succeeded"
@@ -16,3 +18,21 @@ FINAL_RUN_STATUSES = frozenset({SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCEL
 PARKED = "parked"  # a review node holds the item
 DEAD = "dead"  # the item failed here and nothing is wired to take it
 ERROR_PORT = "error"
+
+# What a person reads for each status: marked for makemessages, with a context because Italian needs
+# the gender of what is described (a run is "riuscita", an item "completato"); pages and the API
+# translate them at display (workflows/design/texts.py status_label). The stored words never change.
+RUN_STATUS_LABELS = {
+    QUEUED: pgettext("run status", "queued"),
+    RUNNING: pgettext("run status", "running"),
+    SUCCEEDED: pgettext("run status", "succeeded"),
+    COMPLETED_WITH_ERRORS: pgettext("run status", "completed with errors"),
+    FAILED: pgettext("run status", "failed"),
+    CANCELLED: pgettext("run status", "cancelled"),
+}
+ITEM_STATUS_LABELS = {
+    "pending": pgettext("item status", "pending"),
+    "done": pgettext("item status", "done"),
+    PARKED: pgettext("item status", "parked"),
+    DEAD: pgettext("item status", "dead"),
+}

@@ -9,6 +9,7 @@ with the message from the API (DRF's "Multipart form parse error - …"), Django
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,6 +17,9 @@ from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http.multipartparser import MultiPartParserError
 from django.urls import Resolver404, resolve
+from django.utils import translation
+from django.utils.translation import gettext
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from workflows.governance.labelsets import MAX_BYTES as labelled_set_bytes
 
@@ -55,19 +59,19 @@ class UploadCapHandler(FileUploadHandler):
     cap = 0
 
     def _refuse(self, size: str) -> UploadTooLarge:
-        return UploadTooLarge(f"The upload is {size}; the limit for this endpoint is {self.cap / 1e6:.1f} MB. "
-                              "Split the file into smaller ones.")
+        return UploadTooLarge(gettext("The upload is %(size)s; the limit for this endpoint is %(limit)s MB. Split "
+                                      "the file into smaller ones.") % {"size": size, "limit": f"{self.cap / 1e6:.1f}"})
 
     def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: bytes,
                          encoding: str | None = None) -> None:
         self.cap = cap_for(self.request)
         if content_length > self.cap + FORM_SLACK:
-            raise self._refuse(f"{content_length / 1e6:.1f} MB")
+            raise self._refuse(gettext("%(size)s MB") % {"size": f"{content_length / 1e6:.1f}"})
         return None
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if start + len(raw_data) > self.cap:
-            raise self._refuse(f"over {self.cap / 1e6:.1f} MB")
+            raise self._refuse(gettext("over %(size)s MB") % {"size": f"{self.cap / 1e6:.1f}"})
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
@@ -93,8 +97,11 @@ class BodySizeGuard:
         limit = cap + FORM_SLACK
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            message = (f'{{"detail": "The request body is {int(declared) / 1e6:.1f} MB; the limit for this endpoint is '
-                       f'{cap / 1e6:.1f} MB. Split the file into smaller ones."}}').encode()
+            with translation.override(_language(scope)):  # before Django: no LocaleMiddleware has run yet
+                detail = gettext("The request body is %(size)s MB; the limit for this endpoint is %(limit)s MB. Split "
+                                 "the file into smaller ones.") % {"size": f"{int(declared) / 1e6:.1f}",
+                                                                   "limit": f"{cap / 1e6:.1f}"}
+            message = json.dumps({"detail": detail}, ensure_ascii=False).encode()
             await send({"type": "http.response.start", "status": 413,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(message)).encode()),
@@ -113,6 +120,18 @@ class BodySizeGuard:
             return event
 
         return await self.app(scope, bounded_receive, send)
+
+
+def _language(scope: dict) -> str:
+    """The first supported language of the request's Accept-Language, else the default. (The language
+    cookie is not read: this runs on the raw ASGI scope, before Django parses cookies.)"""
+    header = dict(scope.get("headers") or []).get(b"accept-language", b"").decode("latin-1")
+    for code, _quality in parse_accept_lang_header(header):
+        try:
+            return translation.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
 
 
 def redirect_after_upload(request: Any, to: str, **kwargs: Any) -> Any:

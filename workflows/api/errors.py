@@ -7,12 +7,14 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext
 from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from workflows.design.texts import translate_all
 from workflows.graph import GraphFormatError
 from workflows.models.graph import VersionConflict
 
@@ -48,7 +50,7 @@ def with_detail(data: Any) -> dict[str, Any]:
         return {**data, "detail": " ".join(_messages(data["detail"]))}
     parts = [" ".join(_messages(value)) if key == "non_field_errors" else f"{key}: {' '.join(_messages(value))}"
              for key, value in data.items()]
-    detail = "; ".join(parts) or "The request is invalid."
+    detail = "; ".join(parts) or gettext("The request is invalid.")
     return {"detail": detail if len(detail) <= 600 else detail[:599] + "…", **data}
 
 
@@ -56,13 +58,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, VersionConflict):
         return conflict_response(exc)
     if isinstance(exc, GraphFormatError):
-        return Response({"detail": "The graph is not well-formed.", "graph": exc.problems},
+        return Response({"detail": gettext("The graph is not well-formed."), "graph": translate_all(exc.problems)},
                         status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1e6
-        return Response({"detail": f"The request body is too large: a JSON body must stay under {limit:.0f} MB. "
-                         "Send data files through an upload endpoint (multipart), or post REST intake items in "
-                         "smaller batches."},
+        return Response({"detail": gettext("The request body is too large: a JSON body must stay under %(limit)s MB. "
+                                           "Send data files through an upload endpoint (multipart), or post REST "
+                                           "intake items in smaller batches.") % {"limit": f"{limit:.0f}"}},
                         status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, ValidationError):
@@ -76,7 +78,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     from django.http.multipartparser import MultiPartParserError
 
     reason = str(exception) if isinstance(exception, MultiPartParserError) and str(exception) else \
-        "The request could not be read: check the form or file you sent."
+        gettext("The request could not be read: check the form or file you sent.")
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": reason}, status=400)
     from django.shortcuts import render
@@ -87,8 +89,8 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """The site's 404 (factory/urls.py handler404): JSON under /api/ (what an API client parses), the page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": f"Nothing at {request.path}: check the path and its ids against /api/schema/."},
-                            status=404)
+        return JsonResponse({"detail": gettext("Nothing at %(path)s: check the path and its ids against /api/schema/.")
+                                       % {"path": request.path}}, status=404)
     return page_not_found(request, exception)
 
 
@@ -98,6 +100,6 @@ def text_query(request: Any) -> Any:
     bad = sorted({key for key, values in request.query_params.lists()
                   if "\x00" in key or any("\x00" in v for v in values)})
     if bad:
-        raise ValidationError({key.replace("\x00", "\\u0000"): ["Remove the NUL character (%00): text cannot hold it."]
-                               for key in bad})
+        said = gettext("Remove the NUL character (%00): text cannot hold it.")
+        raise ValidationError({key.replace("\x00", "\\u0000"): [said] for key in bad})
     return request.query_params

@@ -10,6 +10,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils.translation import gettext, gettext_noop
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -18,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from workflows.access import get_kpi_workflow, kpi_workflows
+from workflows.formats import LocaleDecimalSerializerField
 from workflows.kpi import isoweeks, readers
 from workflows.kpi import pack as packs
 from workflows.kpi.baseline import save_baseline
@@ -38,11 +41,15 @@ def _week(request: Request) -> date:
     text = request.query_params.get("week")
     monday = isoweeks.parse_week(text)
     if text and monday is None:
-        raise serializers.ValidationError({"week": "Write the week as 2025-W14."})
+        raise serializers.ValidationError({"week": gettext("Write the week as 2025-W14.")})
     return monday or isoweeks.current_week()
 
 
 class BaselineSerializer(serializers.ModelSerializer):
+    # Strings are read like the form's input ("28,50" is 28.5); JSON numbers as they are.
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping,
+                                models.DecimalField: LocaleDecimalSerializerField}
+
     class Meta:
         model = Baseline
         fields = [*Baseline.FIELDS, "updated_at"]
@@ -80,7 +87,7 @@ def kpi_baseline(request: Request, pk: int) -> Response:
     current = Baseline.objects.filter(workflow=workflow).first()
     if request.method == "GET":
         if current is None:
-            return Response({"detail": "No baseline yet."}, status=status.HTTP_404_NOT_FOUND)
+            return Response({"detail": gettext("No baseline yet.")}, status=status.HTTP_404_NOT_FOUND)
         return Response(BaselineSerializer(current).data)
     serializer = BaselineSerializer(current, data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -100,10 +107,11 @@ def kpi_what_if(request: Request, pk: int) -> Response:
     except ValueError:
         threshold = -1.0
     if not 0 <= threshold <= 1:
-        raise serializers.ValidationError({"threshold": "A number from 0 to 1."})
+        raise serializers.ValidationError({"threshold": gettext("A number from 0 to 1.")})
     result = readers.what_if(data["facts"], data["baseline"], node, threshold)
     if result is None:
-        return Response({"detail": f"No cascade decisions at '{node}' that week.", "nodes": nodes},
+        return Response({"detail": gettext("No cascade decisions at '%(node)s' that week.") % {"node": node},
+                         "nodes": nodes},
                         status=status.HTTP_404_NOT_FOUND)
     return Response(_plain(result))
 
@@ -129,10 +137,11 @@ class PackSignSerializer(serializers.Serializer):
                                        help_text="Sign a week that is not over yet, with its numbers as they are now.")
 
 
-# What to do about each refusal of packs.sign, said after its own message.
+# What to do about each refusal of packs.sign, said after its own message (translated where it is said).
 SIGN_HINTS = {
-    packs.WEEK_NOT_OVER: 'Send "partial": true to sign the numbers as they are now, or sign once the week is over.',
-    packs.ALREADY_SIGNED: "The signed pack is listed at GET /api/workflows/{pk}/kpis/packs/.",
+    packs.WEEK_NOT_OVER: gettext_noop('Send "partial": true to sign the numbers as they are now, or sign once the '
+                                      "week is over."),
+    packs.ALREADY_SIGNED: gettext_noop("The signed pack is listed at GET /api/workflows/%(pk)s/kpis/packs/."),
 }
 
 
@@ -148,14 +157,14 @@ def kpi_pack_sign(request: Request, pk: int, week: str) -> Response:
     workflow = get_kpi_workflow(request.user, pk, "pack.sign")
     monday = isoweeks.parse_week(week)
     if monday is None:
-        raise serializers.ValidationError({"week": "Write the week as 2025-W14."})
+        raise serializers.ValidationError({"week": gettext("Write the week as 2025-W14.")})
     form = PackSignSerializer(data=request.data)
     form.is_valid(raise_exception=True)
     try:
         pack = packs.sign(workflow, monday, user=request.user, note=form.validated_data["note"],
                           partial_ok=form.validated_data["partial"])
     except ValidationError as exc:
-        hint = SIGN_HINTS.get(exc.code, "").format(pk=workflow.pk)
+        hint = gettext(SIGN_HINTS[exc.code]) % {"pk": workflow.pk} if exc.code in SIGN_HINTS else ""
         return Response({"detail": " ".join([*exc.messages, hint]).strip(), "code": exc.code},
                         status=status.HTTP_409_CONFLICT)
     return Response(_plain(_pack_json(pack)), status=status.HTTP_201_CREATED)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -19,8 +20,9 @@ class BoundedJSONParser(parsers.JSONParser):
         try:
             text = stream.read().decode(encoding)
         except UnicodeDecodeError:
-            raise ParseError(f"JSON parse error - the body is not {encoding} text.") from None
+            raise ParseError(gettext("JSON parse error - the body is not %(encoding)s text.")
+                             % {"encoding": encoding}) from None
         try:
             return json_loads(text)
         except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
+            raise ParseError(gettext("JSON parse error - %(error)s") % {"error": exc}) from None

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -25,7 +26,8 @@ from workflows.access import (
     get_review_task_for_user,
     get_version_for_user,
 )
-from workflows.governance import drift, labelsets, optimise, promotion, review, training
+from workflows.design import texts
+from workflows.governance import drift, evaluation, labelsets, optimise, promotion, review, training
 from workflows.governance.artifacts import import_model
 from workflows.governance.importer import ModelRejected
 from workflows.governance.usage import version_usage, workflows_using
@@ -144,7 +146,8 @@ def promotion_json(r: PromotionRequest) -> dict[str, Any]:
             "decided_by": r.decided_by.get_username() if r.decided_by_id else None, "decided_at": r.decided_at,
             "decision_reason": r.decision_reason,
             "previous_version": r.previous_version.ref if r.previous_version_id else None,
-            "labelled_set": r.labelled_set.name if r.labelled_set_id else None, "evidence": r.evidence,
+            "labelled_set": r.labelled_set.name if r.labelled_set_id else None,
+            "evidence": evaluation.for_display(r.evidence) if r.evidence else r.evidence,
             "evidence_error": r.evidence_error}
 
 
@@ -182,7 +185,8 @@ def model_import(request: Request) -> Response:
         version, created, report = import_model(form["file"].read(), name=form["name"].lower(), kind=form["kind"],
                                                 labels=labels, user=request.user)
     except ModelRejected as exc:
-        return Response({"detail": "The model was refused.", "refused": True, "reasons": exc.reasons},
+        return Response({"detail": gettext("The model was refused."), "refused": True,
+                         "reasons": texts.translate_all(exc.reasons)},
                         status=status.HTTP_400_BAD_REQUEST)
     except ValidationError as exc:
         return _bad(exc)
@@ -237,8 +241,9 @@ def promotions(request: Request) -> Response:
     version = (ModelVersion.objects.select_related("model")
                .filter(model__name=form["model"], number=form["version"]).first())
     if version is None:
-        raise serializers.ValidationError({"version": f"There is no version {form['version']} of a model named "
-                                                      f"'{form['model']}'."})
+        raise serializers.ValidationError({"version": gettext("There is no version %(number)s of a model named "
+                                                              "'%(name)s'.")
+                                                      % {"number": form["version"], "name": form["model"]}})
     try:
         created = promotion.request_promotion(version, form["alias"], user=request.user, reason=form["reason"],
                                               labelled_set=_labelled_set(form["labelled_set"]),
@@ -337,7 +342,7 @@ def review_label(request: Request, pk: int) -> Response:
     except ValidationError as exc:
         return _bad(exc)
     if label is None:
-        return Response({"detail": "This item was already decided."}, status=status.HTTP_409_CONFLICT)
+        return Response({"detail": gettext("This item was already decided.")}, status=status.HTTP_409_CONFLICT)
     return Response({"task": task.pk, "label": label.label, "predicted": label.predicted, "corrected": label.corrected})
 
 

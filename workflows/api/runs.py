@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -16,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from workflows.access import get_run_for_user, get_workflow_for_user
+from workflows.design.texts import status_label
 from workflows.engine import launch
 from workflows.engine.intake import MAX_CELL_CHARS, IntakeError, json_loads, load_items, oversized_fields, parse
 from workflows.engine.results import item_trace, node_rows, required_fields, results_queryset
@@ -49,10 +51,12 @@ class ItemsSerializer(serializers.Serializer):
     def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         long = oversized_fields(items)
         if long:
-            said = "; ".join(f"item {i}: '{field}'" for i, field in long[:20])
+            said = "; ".join(gettext("item %(item)s: '%(field)s'") % {"item": i, "field": field}
+                             for i, field in long[:20])
             raise serializers.ValidationError(
-                f"Text longer than {MAX_CELL_CHARS:,} characters ({said}{' …' if len(long) > 20 else ''}): "
-                "split such a document into parts (an uploaded file has the same limit per cell).")
+                gettext("Text longer than %(limit)s characters (%(items)s): split such a document into parts (an "
+                        "uploaded file has the same limit per cell).")
+                % {"limit": f"{MAX_CELL_CHARS:,}", "items": said + (" …" if len(long) > 20 else "")})
         return items
 
 
@@ -64,14 +68,16 @@ def _mapping(raw: Any) -> dict[str, str] | None:
             raw = json_loads(raw)
         except ValueError as exc:
             raise serializers.ValidationError(
-                {"mapping": f"Must be a JSON object {{item field: column}}: {exc}."}) from None
+                {"mapping": gettext("Must be a JSON object {item field: column}: %(error)s.") % {"error": exc}}
+            ) from None
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raise serializers.ValidationError({"mapping": "Must map item field names to column names."})
+        raise serializers.ValidationError({"mapping": gettext("Must map item field names to column names.")})
     return raw
 
 
 def _start_error(exc: launch.StartError) -> Response:
-    return Response({"detail": "The run cannot start.", "problems": exc.problems}, status=status.HTTP_400_BAD_REQUEST)
+    return Response({"detail": gettext("The run cannot start."), "problems": exc.problems},
+                    status=status.HTTP_400_BAD_REQUEST)
 
 
 def _intake_error(exc: IntakeError) -> Response:
@@ -124,7 +130,7 @@ def upload_preview(request: Request, pk: int) -> Response:
     get_workflow_for_user(request.user, pk, "run.start")
     upload = request.FILES.get("file")
     if upload is None:
-        return Response({"detail": "Attach the file as 'file'."}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"detail": gettext("Attach the file as 'file'.")}, status=status.HTTP_400_BAD_REQUEST)
     try:
         return Response(parse(upload.read(), upload.name).preview())
     except IntakeError as exc:
@@ -140,16 +146,19 @@ def intake(request: Request, pk: int) -> Response:
     data.is_valid(raise_exception=True)
     items = data.validated_data["items"]
     if len(items) > settings.ENGINE_INTAKE_MAX_ITEMS:
-        return Response({"detail": f"Send at most {settings.ENGINE_INTAKE_MAX_ITEMS} items per request."}, status=400)
+        return Response({"detail": gettext("Send at most %(limit)s items per request.")
+                                   % {"limit": settings.ENGINE_INTAKE_MAX_ITEMS}}, status=400)
     fields = required_fields(workflow, "rest")  # one query, not one per item
     lacking = {i: [f for f in fields if not (isinstance(item.get(f), str) and item.get(f))]
                for i, item in enumerate(items)}
     missing = [i for i, gaps in lacking.items() if gaps]
     if missing:
-        said = "; ".join(f"item {i} lacks {', '.join(lacking[i])}" for i in missing[:20])
-        return Response({"detail": f"{said}{' …' if len(missing) > 20 else ''}. Every item needs non-empty text in "
-                         f"{', '.join(fields)} (the fields of the workflow's REST source).", "rows": missing[:100]},
-                        status=status.HTTP_400_BAD_REQUEST)
+        said = "; ".join(gettext("item %(item)s lacks %(fields)s") % {"item": i, "fields": ", ".join(lacking[i])}
+                         for i in missing[:20])
+        return Response({"detail": gettext("%(items)s. Every item needs non-empty text in %(fields)s (the fields of "
+                                           "the workflow's REST source).")
+                         % {"items": said + (" …" if len(missing) > 20 else ""), "fields": ", ".join(fields)},
+                         "rows": missing[:100]}, status=status.HTTP_400_BAD_REQUEST)
     try:
         run, ids = launch.append_to_live_run(workflow, items, user=request.user)
     except launch.StartError as exc:
@@ -181,8 +190,8 @@ def run_detail(request: Request, pk: int) -> Response:
 def run_cancel(request: Request, pk: int) -> Response:
     run = get_run_for_user(request.user, pk, "run.start")
     if not launch.cancel_run(run, user=request.user):
-        return Response({"detail": f"The run is {run.get_status_display()}; only a queued or running run can be "
-                                   "cancelled."},
+        return Response({"detail": gettext("The run is %(status)s; only a queued or running run can be cancelled.")
+                                   % {"status": status_label(run.status)}},
                         status=status.HTTP_409_CONFLICT)
     run.refresh_from_db()
     return Response(RunSerializer(run).data)
@@ -216,7 +225,7 @@ def run_items(request: Request, pk: int) -> Response:
         offset = min(max(0, int(request.query_params.get("offset", 0))), MAX_INT)
         limit = min(500, max(1, int(request.query_params.get("limit", 50))))
     except ValueError:
-        raise serializers.ValidationError({"detail": "offset and limit are whole numbers."}) from None
+        raise serializers.ValidationError({"detail": gettext("offset and limit are whole numbers.")}) from None
     rows = list(queryset.values("id", "seq", "status", "payload", "finished_at")[offset : offset + limit])
     return Response({"count": queryset.count(), "offset": offset, "results": rows})
 
@@ -229,15 +238,20 @@ def run_item(request: Request, pk: int, item_id: int) -> Response:
     return Response(item_trace(run, item_id))
 
 
-@extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "jsonl"],
+@extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "xlsx", "jsonl"],
                                             description="File format (not `format`: DRF reserves it)"),
-                           OpenApiParameter("node", str)],
-               responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/jsonl"): OpenApiTypes.BINARY})
+                           OpenApiParameter("node", str),
+                           OpenApiParameter("dialect", str, enum=["it", "en"],
+                                            description="CSV only: 'it' (; and decimal comma) or 'en' (, and "
+                                                        "decimal point); default from Accept-Language")],
+               responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/jsonl"): OpenApiTypes.BINARY,
+                          (200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"):
+                              OpenApiTypes.BINARY})
 @api_view(["GET"])
 def run_export(request: Request, pk: int) -> StreamingHttpResponse:
     run = get_run_for_user(request.user, pk)
     query = text_query(request)  # checked before the download starts: a failure inside the stream would truncate it
-    return export_response(run, query.get("as", "csv"), query.get("node") or None)
+    return export_response(run, query.get("as", "csv"), query.get("node") or None, query.get("dialect") or None)
 
 
 class ReviewDecisionSerializer(serializers.Serializer):
@@ -253,7 +267,7 @@ def review_decide(request: Request, pk: int) -> Response:
     require(request.user, "review.work")
     task = ReviewTask.objects.filter(pk=pk).first()
     if task is None:
-        return Response({"detail": "No such review task."}, status=status.HTTP_404_NOT_FOUND)
+        return Response({"detail": gettext("No such review task.")}, status=status.HTTP_404_NOT_FOUND)
     data = ReviewDecisionSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     label = data.validated_data.get("label")
@@ -269,5 +283,5 @@ def review_decide(request: Request, pk: int) -> Response:
     else:
         decided = launch.decide_review(task, user=request.user, result=extra)
     if not decided:
-        return Response({"detail": "This item was already decided."}, status=status.HTTP_409_CONFLICT)
+        return Response({"detail": gettext("This item was already decided.")}, status=status.HTTP_409_CONFLICT)
     return Response({"decided": task.pk})

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from workflows.design import texts
 from workflows.design.exchange import GraphField, TextField
 from workflows.models import Workflow, WorkflowVersion
 
@@ -13,12 +14,16 @@ MAX_INT = 2**31 - 1
 
 class ProblemSerializer(serializers.Serializer):
     code = serializers.CharField()
-    message = serializers.CharField()
+    message = serializers.CharField(help_text="In English, as stored.")
+    text = serializers.SerializerMethodField(help_text="The message in the caller's language (Accept-Language).")
     severity = serializers.ChoiceField(choices=["error", "warning"])
     node = serializers.CharField(allow_null=True)
     nodes = serializers.ListField(child=serializers.CharField())
     edge = serializers.IntegerField(allow_null=True)
     field = serializers.CharField(allow_null=True)
+
+    def get_text(self, obj: Any) -> str:
+        return texts.problem_json(obj)["text"]
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):

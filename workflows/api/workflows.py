@@ -6,6 +6,7 @@ from typing import Any
 
 from django.http import Http404
 from django.utils.text import slugify
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action, api_view
@@ -14,10 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from workflows.access import get_workflow_for_user
-from workflows.design import versions
+from workflows.design import texts, versions
 from workflows.design.exchange import ImportSerializer, export_document
 from workflows.design.references import graph_resolvers
-from workflows.graph import Graph, catalog_json, diff, errors, validate
+from workflows.graph import Graph, diff, errors, validate
 from workflows.graph.plan import build_plan
 from workflows.models import Workflow, WorkflowVersion
 from workflows.roles import ROLE_TITLES, capabilities_of, require, roles_of
@@ -41,7 +42,8 @@ def _version(workflow: Workflow, number: Any) -> WorkflowVersion:
     try:
         return workflow.versions.get(number=int(number))
     except (WorkflowVersion.DoesNotExist, ValueError, TypeError):
-        raise Http404(f"Workflow {workflow.pk} has no version {number}.") from None
+        raise Http404(gettext("Workflow %(workflow)s has no version %(number)s.")
+                      % {"workflow": workflow.pk, "number": number}) from None
 
 
 def validation_result(graph: Graph) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def validation_result(graph: Graph) -> dict[str, Any]:
     runnable = not errors(problems)
     return {
         "runnable": runnable,
-        "problems": [p.to_json() for p in problems],
+        "problems": texts.problems_json(problems),  # each with `text`, in the caller's language
         "order": build_plan(graph).order if runnable else [],  # validated just above: no second pass
     }
 
@@ -139,7 +141,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         try:
             a, b = int(request.query_params["from"]), int(request.query_params["to"])
         except (KeyError, ValueError):
-            raise serializers.ValidationError({"detail": "Give two version numbers: ?from=1&to=2."}) from None
+            raise serializers.ValidationError({"detail": gettext("Give two version numbers: ?from=1&to=2.")}) from None
         old, new = _version(workflow, a), _version(workflow, b)
         return Response({"from_version": a, "to_version": b, **diff(old.as_graph(), new.as_graph())})
 
@@ -190,7 +192,7 @@ class CatalogEntrySerializer(serializers.Serializer):
 @api_view(["GET"])
 def catalog(request: Request) -> Response:
     require(request.user, "workflow.view")
-    return Response(catalog_json())
+    return Response(texts.catalog_json())  # titles, labels and help in the caller's language
 
 
 class MeSerializer(serializers.Serializer):
@@ -206,6 +208,6 @@ def me(request: Request) -> Response:
     return Response({
         "username": request.user.get_username(),
         "roles": roles,
-        "role_titles": [ROLE_TITLES[r] for r in roles],
+        "role_titles": [str(ROLE_TITLES[r]) for r in roles],
         "capabilities": capabilities_of(request.user),
     })

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.http import QueryDict
+from django.utils.translation import gettext
 
-from workflows.design import references
+from workflows.design import references, texts
 from workflows.graph import CATALOG, Graph, Node, validate
 from workflows.graph.catalog import ConfigField, NodeType
 
@@ -54,7 +55,7 @@ def _choices_for(spec: ConfigField, current: Any) -> list[tuple[str, str]]:
     except Exception:  # no registry yet, or its tables are not migrated: fall back to free text
         options = []
     if options and isinstance(current, str) and current and current not in {v for v, _ in options}:
-        options.insert(0, (current, f"{current} (not registered)"))
+        options.insert(0, (current, gettext("%(ref)s (not registered)") % {"ref": current}))
     return options
 
 
@@ -111,7 +112,7 @@ def field_views(node_type: NodeType, config: dict[str, Any], errors: dict[str, s
         else:
             options = []
         shown = raw[spec.name] if raw and isinstance(raw.get(spec.name), str) else _display(spec, value)
-        views.append(FieldView(spec=spec, widget=_widget(spec, options), value=shown,
+        views.append(FieldView(spec=texts.config_field(spec), widget=_widget(spec, options), value=shown,
                                options=options, error=errors.get(spec.name, "")))
     return views
 
@@ -125,7 +126,7 @@ def _number(raw: str, spec: ConfigField) -> tuple[Any, str]:
     try:
         return (int(text) if spec.kind == "int" else float(text)), ""
     except ValueError:
-        return None, "Enter a whole number." if spec.kind == "int" else "Enter a number, e.g. 0.8."
+        return None, gettext("Enter a whole number.") if spec.kind == "int" else gettext("Enter a number, e.g. 0.8.")
 
 
 def _parse_branches(data: QueryDict) -> tuple[list[dict[str, Any]], str]:
@@ -145,7 +146,10 @@ def _parse_branches(data: QueryDict) -> tuple[list[dict[str, Any]], str]:
                 try:
                     branch[key] = float(raw.replace(",", "."))
                 except ValueError:
-                    return rows, f"Branch {index}: {key.replace('_', ' ')} must be a number between 0 and 1."
+                    message = (gettext("Branch %(number)s: min confidence must be a number between 0 and 1.")
+                               if key == "min_confidence" else
+                               gettext("Branch %(number)s: max confidence must be a number between 0 and 1."))
+                    return rows, message % {"number": index}
         rows.append(branch)
     return rows, ""
 
@@ -193,7 +197,8 @@ def parse_config(node_type: NodeType, data: QueryDict) -> tuple[dict[str, Any], 
                     continue
                 label, sep, description = line.partition(":")
                 if not sep or not label.strip():
-                    errors[spec.name] = f"Line {number}: write 'label: a sentence describing it'."
+                    errors[spec.name] = gettext("Line %(number)s: write 'label: a sentence describing it'.") % {
+                        "number": number}
                     break
                 mapping[label.strip()] = description.strip()
             config[spec.name] = mapping
@@ -212,7 +217,7 @@ def config_problems(node_id: str, node_type: NodeType, config: dict[str, Any]) -
     found: dict[str, str] = {}
     for problem in validate(graph, **extra):
         if problem.code in CONFIG_CODES and problem.field and problem.node == (node_id or "node"):
-            found.setdefault(problem.field, problem.message)
+            found.setdefault(problem.field, texts.translate(problem.message))
     return found
 
 

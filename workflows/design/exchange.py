@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext
 from rest_framework import serializers
 
+from workflows.design.texts import translate_all
 from workflows.graph import CATALOG, Graph, GraphFormatError, canonical_json_size, parse_graph
 from workflows.models import Workflow, WorkflowVersion
 
@@ -17,22 +19,24 @@ EXPORT_FORMAT = "cognitive-factory/workflow"
 def graph_from_payload(value: Any, *, strict_types: bool = True) -> Graph:
     """Parse graph JSON from a request, or raise a 400 that lists what to fix."""
     if not isinstance(value, dict):
-        raise serializers.ValidationError("The graph must be a JSON object with 'nodes' and 'edges'.")
+        raise serializers.ValidationError(gettext("The graph must be a JSON object with 'nodes' and 'edges'."))
     size = canonical_json_size(value)
     if size > settings.GRAPH_MAX_BYTES:
         raise serializers.ValidationError(
-            f"The graph is {size / 1024:.0f} KB; the limit is {settings.GRAPH_MAX_BYTES // 1024} KB. "
-            "Keep documents out of node config and split very large workflows."
+            gettext("The graph is %(size)s KB; the limit is %(limit)s KB. Keep documents out of node config and "
+                    "split very large workflows.")
+            % {"size": f"{size / 1024:.0f}", "limit": settings.GRAPH_MAX_BYTES // 1024}
         )
     try:
         graph = parse_graph(value, max_nodes=settings.GRAPH_MAX_NODES)
     except GraphFormatError as exc:
-        raise serializers.ValidationError(exc.problems) from None
+        raise serializers.ValidationError(translate_all(exc.problems)) from None
     unknown = [n for n in graph.nodes if n.type not in CATALOG]
     if strict_types and unknown:
         # The canvas only offers known types; an unknown one means a hand-edited or foreign file.
         raise serializers.ValidationError([
-            f"Node '{n.id}' has unknown type '{n.type}'. Known types: {', '.join(sorted(CATALOG))}." for n in unknown
+            gettext("Node '%(node)s' has unknown type '%(type)s'. Known types: %(types)s.")
+            % {"node": n.id, "type": n.type, "types": ", ".join(sorted(CATALOG))} for n in unknown
         ])
     return graph
 
@@ -42,7 +46,7 @@ class TextField(serializers.CharField):
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
-            raise serializers.ValidationError(f"Must be text, not {type(data).__name__}.")
+            raise serializers.ValidationError(gettext("Must be text, not %(kind)s.") % {"kind": type(data).__name__})
         return super().to_internal_value(data)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
+
 from workflows.graph import CATALOG
 from workflows.models import LLMEndpoint, WebhookDestination, registry
 
@@ -46,7 +48,7 @@ def resolve_models(graph: Any) -> dict[str, dict[str, Any]]:
                 try:
                     pins[ref] = registry.resolve(ref).pin()
                 except LookupError as exc:
-                    raise LookupError(f"Node '{node.id}': {exc}") from None
+                    raise LookupError(gettext("Node '%(node)s': %(error)s") % {"node": node.id, "error": exc}) from None
                 if config.get("shadow"):
                     shadow_ref = f"{registry.parse_ref(ref)[0]}@shadow"
                     if registry.alias_exists(shadow_ref):
@@ -69,9 +71,10 @@ def policy_problems(workflow: Any, graph: Any) -> list[str]:
         if endpoint is None:
             continue  # the validator reports unknown endpoints
         if endpoint.location == LLMEndpoint.EXTERNAL and not workflow.allow_external_endpoints:
-            problems.append(f"Node '{node.id}' calls '{name}', an external endpoint ({endpoint.region}); "
-                            "this workflow's data-residency policy keeps documents in the firm. Use an on-premise "
-                            "endpoint, or let an administrator allow external endpoints for this workflow.")
+            problems.append(gettext("Node '%(node)s' calls '%(name)s', an external endpoint (%(region)s); this "
+                                    "workflow's data-residency policy keeps documents in the firm. Use an on-premise "
+                                    "endpoint, or let an administrator allow external endpoints for this workflow.")
+                            % {"node": node.id, "name": name, "region": endpoint.region})
     for node in graph.nodes:
         if node.type != "sink.webhook":
             continue
@@ -79,7 +82,8 @@ def policy_problems(workflow: Any, graph: Any) -> list[str]:
         destination = WebhookDestination.objects.filter(name=name).first() if isinstance(name, str) else None
         if (destination is not None and destination.location == WebhookDestination.EXTERNAL
                 and not workflow.allow_external_endpoints):
-            problems.append(f"Node '{node.id}' posts to '{name}', an external destination ({destination.region}); "
-                            "this workflow's data-residency policy keeps documents in the firm. Use an on-premise "
-                            "destination, or let an administrator allow external endpoints for this workflow.")
+            problems.append(gettext("Node '%(node)s' posts to '%(name)s', an external destination (%(region)s); "
+                                    "this workflow's data-residency policy keeps documents in the firm. Use an "
+                                    "on-premise destination, or let an administrator allow external endpoints for "
+                                    "this workflow.") % {"node": node.id, "name": name, "region": destination.region})
     return problems

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext, ngettext
 
 FORMATS = {"csv": "csv", "tsv": "csv", "txt": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "xlsx": "xlsx"}
 MAX_ROWS_LISTED = 20
@@ -33,6 +34,8 @@ WESTERN = ("cp1252", "latin_1", "iso8859_15", "mac_roman")
 
 
 class IntakeError(ValueError):
+    """Why a file or its items cannot be taken, in the language of the request that sent them."""
+
     def __init__(self, message: str, rows: list[int] | None = None):
         self.message = message
         self.rows = rows or []
@@ -41,18 +44,22 @@ class IntakeError(ValueError):
 
 def _rows_text(rows: list[int], noun: str = "row") -> str:
     shown = ", ".join(str(r) for r in rows[:MAX_ROWS_LISTED])
-    more = f" and {len(rows) - MAX_ROWS_LISTED} more" if len(rows) > MAX_ROWS_LISTED else ""
-    return f"{noun}{'s' if len(rows) > 1 else ''} {shown}{more}"
+    if len(rows) > MAX_ROWS_LISTED:
+        shown = gettext("%(listed)s and %(count)s more") % {"listed": shown, "count": len(rows) - MAX_ROWS_LISTED}
+    if noun == "column":
+        return ngettext("column %(listed)s", "columns %(listed)s", len(rows)) % {"listed": shown}
+    return ngettext("row %(listed)s", "rows %(listed)s", len(rows)) % {"listed": shown}
 
 
 def _text_problem(text: str) -> str | None:
     if "\x00" in text:
-        return "it contains the NUL character (\\u0000), which text cannot hold"
+        return gettext("it contains the NUL character (\\u0000), which text cannot hold")
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            return "it contains an unpaired surrogate (an escape in \\ud800-\\udfff), which is not valid Unicode"
+            return gettext("it contains an unpaired surrogate (an escape in \\ud800-\\udfff), which is not valid "
+                           "Unicode")
     return None
 
 
@@ -63,7 +70,7 @@ def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
         current, depth = stack.pop()
         if isinstance(current, dict | list):
             if depth >= max_depth:
-                return f"it is nested deeper than {max_depth} levels"
+                return gettext("it is nested deeper than %(depth)s levels") % {"depth": max_depth}
             if isinstance(current, dict):
                 for key, child in current.items():
                     problem = _text_problem(key) if isinstance(key, str) else None
@@ -77,12 +84,12 @@ def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
             if problem:
                 return problem
         elif isinstance(current, float) and not math.isfinite(current):
-            return "it holds a number that is not finite (NaN, Infinity or beyond ±1.8e308)"
+            return gettext("it holds a number that is not finite (NaN, Infinity or beyond ±1.8e308)")
     return None
 
 
 def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
+    raise ValueError(gettext("%(name)s is not a JSON value") % {"name": name})
 
 
 def json_loads(text: str | bytes) -> Any:
@@ -91,7 +98,7 @@ def json_loads(text: str | bytes) -> Any:
     try:
         value = json.loads(text, parse_constant=_no_constants)
     except RecursionError:
-        raise ValueError(f"it is nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise ValueError(gettext("it is nested deeper than %(depth)s levels") % {"depth": MAX_JSON_DEPTH}) from None
     problem = json_problem(value)
     if problem:
         raise ValueError(problem)
@@ -118,7 +125,8 @@ def detect_format(filename: str) -> str:
     try:
         return FORMATS[extension]
     except KeyError:
-        raise IntakeError(f"'{filename}' is not a CSV, JSONL or XLSX file (by its extension).") from None
+        raise IntakeError(gettext("'%(name)s' is not a CSV, JSONL or XLSX file (by its extension).")
+                          % {"name": filename}) from None
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -132,9 +140,9 @@ def decode(data: bytes) -> tuple[str, str]:
         # Mostly-ASCII UTF-16 has a NUL in every other byte; anything else with NULs is binary.
         even, odd = head[0::2].count(0), head[1::2].count(0)
         if max(even, odd) > len(head) // 4 and min(even, odd) < len(head) // 50:
-            raise IntakeError("The file is UTF-16 text without a byte-order mark, so its encoding cannot be known "
-                              "for sure. Save it as UTF-8 CSV (in Excel: 'CSV UTF-8').")
-        raise IntakeError("The file contains NUL bytes: it is binary, not text. Save it as UTF-8 CSV.")
+            raise IntakeError(gettext("The file is UTF-16 text without a byte-order mark, so its encoding cannot be "
+                                      "known for sure. Save it as UTF-8 CSV (in Excel: 'CSV UTF-8')."))
+        raise IntakeError(gettext("The file contains NUL bytes: it is binary, not text. Save it as UTF-8 CSV."))
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -150,33 +158,35 @@ def decode(data: bytes) -> tuple[str, str]:
         close = [m for m in matches if m.chaos <= least + 0.01]
         best = next((m for pref in WESTERN for m in close if m.encoding == pref), close[0])
     if best is None or best.chaos > 0.3:
-        raise IntakeError("The file's text encoding cannot be recognised (it may not be text at all). "
-                          "Save it as UTF-8.")
+        raise IntakeError(gettext("The file's text encoding cannot be recognised (it may not be text at all). "
+                                  "Save it as UTF-8."))
     return str(best), best.encoding
 
 
 def _check_size(data: bytes) -> None:
     cap = settings.ENGINE_UPLOAD_MAX_BYTES
     if len(data) > cap:
-        raise IntakeError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {cap / 1e6:.1f} MB. "
-                          "Split it into smaller files.")
+        raise IntakeError(gettext("The file is %(size)s MB; the limit is %(limit)s MB. Split it into smaller files.")
+                          % {"size": f"{len(data) / 1e6:.1f}", "limit": f"{cap / 1e6:.1f}"})
     if not data.strip():
-        raise IntakeError("The file is empty.")
+        raise IntakeError(gettext("The file is empty."))
 
 
 def _check_rows(count: int) -> None:
     if count > settings.ENGINE_UPLOAD_MAX_ROWS:
-        raise IntakeError(f"The file has more than {settings.ENGINE_UPLOAD_MAX_ROWS} rows; split it.")
+        raise IntakeError(gettext("The file has more than %(limit)s rows; split it.")
+                          % {"limit": settings.ENGINE_UPLOAD_MAX_ROWS})
 
 
 def _columns(header: list[Any]) -> list[str]:
     names = [str(h).strip() if h is not None else "" for h in header]
     blank = [i + 1 for i, n in enumerate(names) if not n]
     if blank:
-        raise IntakeError(f"The header has no name for {_rows_text(blank, 'column')}.")
+        raise IntakeError(gettext("The header has no name for %(columns)s.") % {"columns": _rows_text(blank, "column")})
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise IntakeError(f"The header repeats column names: {', '.join(dupes)}. Each column needs its own name.")
+        raise IntakeError(gettext("The header repeats column names: %(names)s. Each column needs its own name.")
+                          % {"names": ", ".join(dupes)})
     return names
 
 
@@ -234,8 +244,8 @@ def parse_csv(data: bytes) -> Parsed:
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
-        raise IntakeError(f"Row {line} contains a NUL byte: the file is not plain text from there on. "
-                          "Save it as UTF-8 CSV.", [line])
+        raise IntakeError(gettext("Row %(row)s contains a NUL byte: the file is not plain text from there on. Save "
+                                  "it as UTF-8 CSV.") % {"row": line}, [line])
     delimiter = sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -243,7 +253,7 @@ def parse_csv(data: bytes) -> Parsed:
     try:
         header = next(reader, None)
         if header is None:
-            raise IntakeError("The file is empty.")
+            raise IntakeError(gettext("The file is empty."))
         columns = _columns(header)
         for values in reader:
             line = reader.line_num
@@ -255,18 +265,20 @@ def parse_csv(data: bytes) -> Parsed:
             rows.append((line, dict(zip(columns, values, strict=True))))
             _check_rows(len(rows))
     except csv.Error as exc:
-        raise IntakeError(f"The CSV is malformed at row {reader.line_num}: {exc}. Check its quotes.",
-                          [reader.line_num]) from None
+        raise IntakeError(gettext("The CSV is malformed at row %(row)s: %(error)s. Check its quotes.")
+                          % {"row": reader.line_num, "error": exc}, [reader.line_num]) from None
     if ragged:
-        raise IntakeError(f"{_rows_text(ragged).capitalize()}: expected {len(columns)} fields like the header "
-                          f"({delimiter!r}-separated), found a different number.", ragged)
+        raise IntakeError(gettext("%(rows)s: expected %(count)s fields like the header (%(delimiter)s-separated), "
+                                  "found a different number.")
+                          % {"rows": _rows_text(ragged).capitalize(), "count": len(columns),
+                             "delimiter": repr(delimiter)}, ragged)
     return Parsed("csv", columns, rows, encoding=encoding, delimiter=delimiter)
 
 
 def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", bool: "true or false", type(None): "null", int: "a number",
-             float: "a number"}
-    return kinds.get(type(value), "not an object")
+    kinds = {list: gettext("an array"), str: gettext("a string"), bool: gettext("true or false"), type(None): "null",
+             int: gettext("a number"), float: gettext("a number")}
+    return kinds.get(type(value), gettext("not an object"))
 
 
 def parse_jsonl(data: bytes) -> Parsed:
@@ -285,14 +297,16 @@ def parse_jsonl(data: bytes) -> Parsed:
             value = json_loads(line)
         except json.JSONDecodeError as exc:
             bad.append(line_no)
-            first_error = first_error or f"row {line_no}: {exc.msg} at column {exc.colno}"
+            first_error = first_error or gettext("row %(row)s: %(error)s at column %(column)s") % {
+                "row": line_no, "error": exc.msg, "column": exc.colno}
             continue
         except ValueError as exc:
             invalid.setdefault(str(exc), []).append(line_no)
             continue
         if not isinstance(value, dict):
             bad.append(line_no)
-            first_error = first_error or f"row {line_no} is {_json_kind(value)}"
+            first_error = first_error or gettext("row %(row)s is %(kind)s") % {"row": line_no,
+                                                                               "kind": _json_kind(value)}
             continue
         columns.update(dict.fromkeys(value))
         rows.append((line_no, value))
@@ -300,9 +314,11 @@ def parse_jsonl(data: bytes) -> Parsed:
     if bad or invalid:
         parts = []
         if bad:
-            parts.append(f"{_rows_text(bad).capitalize()} {'are' if len(bad) > 1 else 'is'} not a JSON object "
-                         f"on one line ({first_error}).")
-        parts += [f"{_rows_text(lines).capitalize()}: {reason}." for reason, lines in invalid.items()]
+            parts.append(ngettext("%(rows)s is not a JSON object on one line (%(error)s).",
+                                  "%(rows)s are not a JSON object on one line (%(error)s).", len(bad))
+                         % {"rows": _rows_text(bad).capitalize(), "error": first_error})
+        parts += [gettext("%(rows)s: %(reason)s.") % {"rows": _rows_text(lines).capitalize(), "reason": reason}
+                  for reason, lines in invalid.items()]
         raise IntakeError(" ".join(parts), sorted({*bad, *(n for lines in invalid.values() for n in lines)}))
     return Parsed("jsonl", list(columns), rows, encoding=encoding)
 
@@ -312,18 +328,22 @@ def _check_archive(archive: zipfile.ZipFile) -> None:
     zipfile never inflates a part beyond its declared size: a part that lies fails its CRC check.)"""
     parts = archive.infolist()
     if len(parts) > XLSX_MAX_PARTS:
-        raise IntakeError(f"The workbook has {len(parts)} parts; an XLSX file has a few dozen. Save the sheet as CSV.")
+        raise IntakeError(gettext("The workbook has %(count)s parts; an XLSX file has a few dozen. Save the sheet as "
+                                  "CSV.") % {"count": len(parts)})
     limit = settings.ENGINE_UPLOAD_MAX_BYTES * XLSX_INFLATE_FACTOR
     inflated = sum(info.file_size for info in parts)
     if inflated > limit:
-        raise IntakeError(f"The workbook inflates to {inflated / 1e6:.0f} MB (limit {limit / 1e6:.0f} MB): "
-                          "refused as a possible zip bomb. Save the sheet as CSV.")
+        raise IntakeError(gettext("The workbook inflates to %(size)s MB (limit %(limit)s MB): refused as a possible "
+                                  "zip bomb. Save the sheet as CSV.")
+                          % {"size": f"{inflated / 1e6:.0f}", "limit": f"{limit / 1e6:.0f}"})
     for info in parts:
         if info.file_size > XLSX_RATIO_FROM_BYTES and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
-            raise IntakeError(f"The workbook part '{info.filename}' inflates from {info.compress_size / 1e6:.2f} MB to "
-                              f"{info.file_size / 1e6:.0f} MB ({info.file_size // max(info.compress_size, 1)} times; "
-                              f"real sheets compress less than {XLSX_MAX_RATIO} times): refused as a possible "
-                              "zip bomb.")
+            raise IntakeError(gettext("The workbook part '%(part)s' inflates from %(packed)s MB to %(size)s MB "
+                                      "(%(ratio)s times; real sheets compress less than %(limit)s times): refused as "
+                                      "a possible zip bomb.")
+                              % {"part": info.filename, "packed": f"{info.compress_size / 1e6:.2f}",
+                                 "size": f"{info.file_size / 1e6:.0f}",
+                                 "ratio": info.file_size // max(info.compress_size, 1), "limit": XLSX_MAX_RATIO})
 
 
 def _xlsx_value(value: Any) -> Any:
@@ -338,23 +358,24 @@ def parse_xlsx(data: bytes) -> Parsed:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise IntakeError("The file is not a valid XLSX workbook: it is not a complete zip archive "
-                          "(truncated, or another kind of file renamed .xlsx).") from None
+        raise IntakeError(gettext("The file is not a valid XLSX workbook: it is not a complete zip archive "
+                                  "(truncated, or another kind of file renamed .xlsx).")) from None
     _check_archive(archive)
     from openpyxl import load_workbook
 
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds (KeyError, BadZipFile, XML errors) for a bad file
-        raise IntakeError(f"The workbook cannot be read ({exc.__class__.__name__}: {str(exc)[:200]}). "
-                          "Open it in a spreadsheet and save it again, or save it as CSV.") from None
+        raise IntakeError(gettext("The workbook cannot be read (%(error)s). Open it in a spreadsheet and save it "
+                                  "again, or save it as CSV.")
+                          % {"error": f"{exc.__class__.__name__}: {str(exc)[:200]}"}) from None
     rows: list[tuple[int, dict[str, Any]]] = []
     not_finite: list[int] = []
     row_no = 1
     title = ""
     try:
         if not workbook.worksheets:
-            raise IntakeError("The workbook has no sheet.")
+            raise IntakeError(gettext("The workbook has no sheet."))
         sheet = workbook.worksheets[0]
         title = sheet.title
         # Read-only mode trusts the size the sheet declares: rows past it are silently dropped, and
@@ -367,7 +388,7 @@ def parse_xlsx(data: bytes) -> Parsed:
         while header and (header[-1] is None or (isinstance(header[-1], str) and not header[-1].strip())):
             header.pop()
         if not header:
-            raise IntakeError("The workbook's first sheet is empty.")
+            raise IntakeError(gettext("The workbook's first sheet is empty."))
         columns = _columns(header)
         width = len(columns)
         for row_no, row in enumerate(values, start=2):
@@ -383,14 +404,14 @@ def parse_xlsx(data: bytes) -> Parsed:
     except IntakeError:
         raise
     except Exception as exc:  # a part that fails its CRC, malformed sheet XML, a bad shared string…
-        raise IntakeError(f"The workbook is damaged near sheet row {row_no} "
-                          f"({exc.__class__.__name__}: {str(exc)[:200]}). "
-                          "Open it in a spreadsheet and save it again, or save it as CSV.", [row_no]) from None
+        raise IntakeError(gettext("The workbook is damaged near sheet row %(row)s (%(error)s). Open it in a "
+                                  "spreadsheet and save it again, or save it as CSV.")
+                          % {"row": row_no, "error": f"{exc.__class__.__name__}: {str(exc)[:200]}"}, [row_no]) from None
     finally:
         workbook.close()
     if not_finite:
-        raise IntakeError(f"{_rows_text(not_finite).capitalize()}: a number is not finite (beyond ±1.8e308).",
-                          not_finite)
+        raise IntakeError(gettext("%(rows)s: a number is not finite (beyond ±1.8e308).")
+                          % {"rows": _rows_text(not_finite).capitalize()}, not_finite)
     return Parsed("xlsx", columns, rows, notes=[f"sheet '{title}'"])
 
 
@@ -399,7 +420,7 @@ def parse(data: bytes, filename: str) -> Parsed:
     kind = detect_format(filename)
     parsed = {"csv": parse_csv, "jsonl": parse_jsonl, "xlsx": parse_xlsx}[kind](data)
     if not parsed.rows:
-        raise IntakeError("The file has a header but no rows.")
+        raise IntakeError(gettext("The file has a header but no rows."))
     return parsed
 
 
@@ -410,12 +431,15 @@ def to_items(parsed: Parsed, mapping: dict[str, str] | None,
     mapping = dict(mapping or {c: c for c in parsed.columns})
     missing_columns = sorted({col for col in mapping.values() if col not in parsed.columns})
     if missing_columns:
-        raise IntakeError(f"The file has no column {', '.join(repr(c) for c in missing_columns)}. "
-                          f"Its columns are: {', '.join(parsed.columns)}.")
+        raise IntakeError(gettext("The file has no column %(missing)s. Its columns are: %(columns)s.")
+                          % {"missing": ", ".join(repr(c) for c in missing_columns),
+                             "columns": ", ".join(parsed.columns)})
     unmapped = [f for f in required if f not in mapping]
     if unmapped:
-        raise IntakeError(f"Map a column to {', '.join(repr(f) for f in unmapped)}: the workflow's source needs "
-                          f"{'them' if len(unmapped) > 1 else 'it'}. Columns: {', '.join(parsed.columns)}.")
+        raise IntakeError(ngettext("Map a column to %(fields)s: the workflow's source needs it. Columns: %(columns)s.",
+                                   "Map a column to %(fields)s: the workflow's source needs them. Columns: "
+                                   "%(columns)s.", len(unmapped))
+                          % {"fields": ", ".join(repr(f) for f in unmapped), "columns": ", ".join(parsed.columns)})
     items = []
     empty: dict[str, list[int]] = {}
     for row_no, values in parsed.rows:
@@ -423,7 +447,8 @@ def to_items(parsed: Parsed, mapping: dict[str, str] | None,
         for name, column in mapping.items():
             value = values.get(column)
             if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
-                raise IntakeError(f"Row {row_no}: '{column}' is longer than {MAX_CELL_CHARS} characters.", [row_no])
+                raise IntakeError(gettext("Row %(row)s: '%(column)s' is longer than %(limit)s characters.")
+                                  % {"row": row_no, "column": column, "limit": MAX_CELL_CHARS}, [row_no])
             item[name] = value
         for name in required:
             value = item.get(name)
@@ -433,7 +458,8 @@ def to_items(parsed: Parsed, mapping: dict[str, str] | None,
     if empty:
         rows = sorted({r for rs in empty.values() for r in rs})
         fields = ", ".join(f"'{n}'" for n in empty)
-        raise IntakeError(f"{_rows_text(rows).capitalize()}: {fields} is empty.", rows)
+        raise IntakeError(gettext("%(rows)s: %(fields)s is empty.") % {"rows": _rows_text(rows).capitalize(),
+                                                                       "fields": fields}, rows)
     return items
 
 

@@ -15,8 +15,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from workflows import statuses
+from workflows.design import texts
 from workflows.design.references import graph_resolvers, policy_problems, resolve_models
 from workflows.graph.plan import Plan, PlanError, plan
 from workflows.models import DeadLetter, Decision, Item, NodeStats, Run, Shard, Workflow
@@ -34,7 +36,8 @@ ITEM_BATCH = 2000
 
 
 class StartError(Exception):
-    """The run cannot start; `problems` says why, each problem how to fix it."""
+    """The run cannot start; `problems` says why, each problem how to fix it (in the language of the
+    request that tried: runs start from a page or the API; a schedule's worker writes English)."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
@@ -44,18 +47,20 @@ class StartError(Exception):
 def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict]]:
     """(plan, source node id, resolved models) or StartError listing every reason it cannot run."""
     if not version.is_runnable:
-        raise StartError([f"Version {version.number} has problems to fix before it can run: "
-                          + "; ".join(p["message"] for p in version.problems if p.get("severity") == "error")])
+        said = "; ".join(texts.problem_json(p)["text"] for p in version.problems if p.get("severity") == "error")
+        raise StartError([gettext("Version %(number)s has problems to fix before it can run: %(problems)s")
+                          % {"number": version.number, "problems": said}])
     graph = version.as_graph()
     try:
         the_plan = plan(graph, **graph_resolvers())
     except PlanError as exc:
-        raise StartError([p.message for p in exc.problems]) from None
+        raise StartError([texts.translate(p.message) for p in exc.problems]) from None
     problems = missing_handlers(the_plan) + policy_problems(version.workflow, graph)
     wanted = ORIGIN_SOURCE[origin]
     sources = [s.node.id for s in the_plan.sources if s.node.type == wanted]
     if not sources:
-        problems.append(f"The workflow has no '{wanted}' source node, so it cannot take items from {origin}.")
+        problems.append(gettext("The workflow has no '%(source)s' source node, so it cannot take items from "
+                                "%(origin)s.") % {"source": wanted, "origin": origin})
     try:
         models = resolve_models(graph)
     except LookupError as exc:
@@ -135,10 +140,10 @@ def create_run(workflow: Any, *, user: Any, items: list[dict], origin: str = "up
     """A run of the workflow's latest version (or `version`) over `items`, shards enqueued."""
     version = version or workflow.latest
     if version is None:
-        raise StartError(["The workflow has no saved version yet."])
+        raise StartError([gettext("The workflow has no saved version yet.")])
     the_plan, source, models = check_runnable(version, origin)
     if not items and not live:
-        raise StartError(["There are no items to run."])
+        raise StartError([gettext("There are no items to run.")])
     with transaction.atomic():
         run = Run.objects.create(
             workflow=workflow, version=version, origin=origin, source_node=source, is_live=live, resolved_models=models,
@@ -237,7 +242,7 @@ def retry_dead_letters(run: Any, *, user: Any) -> int:
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         if run.status == statuses.CANCELLED:
-            raise StartError(["A cancelled run cannot be retried; start a new run."])
+            raise StartError([gettext("A cancelled run cannot be retried; start a new run.")])
         letters = list(DeadLetter.objects.filter(run=run, retried_at__isnull=True))
         if not letters:
             return 0

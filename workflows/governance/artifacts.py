@@ -8,7 +8,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
+from workflows.graph.text import _  # an English Text: the refusal is audited in English, shown translated
 from workflows.models.audit import record
 from workflows.models.registry import KINDS, ModelVersion, RegisteredModel, register_version
 from workflows.roles import require
@@ -44,15 +46,15 @@ def import_model(data: bytes, *, name: str, kind: str, labels: list[str], user: 
     """Check an upload with importer.inspect (raises ModelRejected with every reason), store and register it."""
     require(user, "model.train")
     if kind not in dict(KINDS):
-        raise ValidationError(f"'{kind}' is not a model kind.")
+        raise ValidationError(gettext("'%(kind)s' is not a model kind.") % {"kind": kind})
     existing = RegisteredModel.objects.filter(name=name).first()
     if existing is not None and existing.kind != kind:
-        raise ValidationError(f"Model '{name}' exists as a {existing.get_kind_display().lower()}; "
-                              "pick that kind or another name.")
+        raise ValidationError(gettext("Model '%(name)s' exists as a %(kind)s; pick that kind or another name.")
+                              % {"name": name, "kind": existing.get_kind_display().lower()})
     try:
         report = inspect(data, max_bytes=max_bytes or settings.MODEL_IMPORT_MAX_BYTES)
         if kind == "classifier" and not labels:
-            raise ModelRejected(["A classifier needs its labels, in the order of its output columns."])
+            raise ModelRejected([_("A classifier needs its labels, in the order of its output columns.")])
     except ModelRejected as exc:
         record("model.import.refused", actor=user, object_type="workflows.registeredmodel", object_id=name,
                reasons=exc.reasons, size=len(data), sha256=hashlib.sha256(data).hexdigest())

@@ -18,7 +18,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.translation import gettext
 
 from workflows.access import get_workflow_for_user
 from workflows.design.versions import save_version
@@ -96,10 +97,11 @@ def _window(decisions: list[tuple], labels: dict[int, str]) -> Window:
 
 
 def _since(moment: Any) -> str:
+    """"Monday" within the last six days, else "5 March": day and month names in the reader's language."""
     local = timezone.localtime(moment)
     if timezone.now() - moment < timedelta(days=6):
-        return local.strftime("%A")
-    return local.strftime("%d %B").lstrip("0")
+        return dateformat.format(local, "l")
+    return dateformat.format(local, "j F")
 
 
 def _pct(x: float) -> str:
@@ -107,7 +109,9 @@ def _pct(x: float) -> str:
 
 
 def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items: int = MIN_ITEMS,
-               noun: str = "documents") -> NodeDrift:
+               noun: str | None = None) -> NodeDrift:
+    """The drift of one model node, its message in the reader's language (it is computed per request)."""
+    noun = noun or gettext("documents")
     latest_ref = (Decision.objects.filter(run__workflow=workflow, node=node, label__isnull=False).exclude(model_ref="")
                   .order_by("-id").values_list("model_ref", flat=True).first()) or ""
     try:
@@ -122,8 +126,10 @@ def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items
     rows = list(Decision.objects.filter(run__workflow=workflow, node=node, model_ref=ref, label__isnull=False, error="")
                 .order_by("id").values_list("item_id", "label", "confidence", "created_at"))
     if len(rows) < 2 * min_items:
-        result.message = (f"Not enough decisions of {ref} at '{node}' yet ({len(rows)}; drift needs {2 * min_items}: "
-                          f"{min_items} for the reference window after promotion and {min_items} recent).")
+        result.message = gettext("Not enough decisions of %(ref)s at '%(node)s' yet (%(count)s; drift needs "
+                                 "%(needed)s: %(window)s for the reference window after promotion and %(window)s "
+                                 "recent).") % {"ref": ref, "node": node, "count": len(rows),
+                                                "needed": 2 * min_items, "window": min_items}
         return result
     size = min(window, len(rows) // 2)
     reference_rows, recent_rows = rows[:size], rows[-size:]
@@ -132,35 +138,42 @@ def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items
     result.reference, result.recent = _window(reference_rows, truth), _window(recent_rows, truth)
     result.psi_labels = psi(result.reference.mix, result.recent.mix)
     result.psi_confidence = psi(result.reference.confidence_bins, result.recent.confidence_bins)
-    sentences = []
-    since = f"Since {_since(result.recent.start)}"
+    # Each change is a clause; the message is "Since <day> <clause>; <clause>." (`reasons` stay English:
+    # they are the figures' names, for logs and the API, not sentences).
+    clauses = []
     if result.psi_labels > PSI_ALERT:
         label, change = max(((k, result.recent.mix.get(k, 0) - result.reference.mix.get(k, 0))
                              for k in set(result.recent.mix) | set(result.reference.mix)), key=lambda kv: abs(kv[1]))
-        sentences.append(f"{since} {_pct(abs(change))} {'more' if change > 0 else 'fewer'} {noun} are classified "
-                         f"{label} ({_pct(result.recent.mix.get(label, 0))} against "
-                         f"{_pct(result.reference.mix.get(label, 0))} after promotion)")
+        said = {"share": _pct(abs(change)), "noun": noun, "label": label,
+                "recent": _pct(result.recent.mix.get(label, 0)), "reference": _pct(result.reference.mix.get(label, 0))}
+        clauses.append((gettext("%(share)s more %(noun)s are classified %(label)s (%(recent)s against %(reference)s "
+                                "after promotion)") if change > 0 else
+                        gettext("%(share)s fewer %(noun)s are classified %(label)s (%(recent)s against %(reference)s "
+                                "after promotion)")) % said)
         result.reasons.append(f"label mix PSI {result.psi_labels} > {PSI_ALERT}")
     if result.psi_confidence > PSI_ALERT and result.recent.mean_confidence is not None:
-        verb = "fell" if result.recent.mean_confidence < (result.reference.mean_confidence or 0) else "rose"
-        sentences.append(f"mean confidence {verb} from {result.reference.mean_confidence:.2f} "
-                         f"to {result.recent.mean_confidence:.2f}")
+        said = {"before": f"{result.reference.mean_confidence:.2f}", "after": f"{result.recent.mean_confidence:.2f}"}
+        clauses.append((gettext("mean confidence fell from %(before)s to %(after)s")
+                        if result.recent.mean_confidence < (result.reference.mean_confidence or 0) else
+                        gettext("mean confidence rose from %(before)s to %(after)s")) % said)
         result.reasons.append(f"confidence PSI {result.psi_confidence} > {PSI_ALERT}")
     a, b = result.reference, result.recent
     if (a.accuracy is not None and b.accuracy is not None and a.reviewed >= MIN_REVIEWED and b.reviewed >= MIN_REVIEWED
             and a.accuracy - b.accuracy >= ACCURACY_ALERT):
-        sentences.append(f"accuracy on reviewed items fell from {_pct(a.accuracy)} to {_pct(b.accuracy)}")
+        clauses.append(gettext("accuracy on reviewed items fell from %(before)s to %(after)s")
+                       % {"before": _pct(a.accuracy), "after": _pct(b.accuracy)})
         result.reasons.append(f"reviewed accuracy down {round((a.accuracy - b.accuracy) * 100)} points")
-    if sentences:
+    if clauses:
         result.status = "alert"
-        first, *rest = sentences
-        if not first.startswith("Since"):
-            first = f"{since} {first}"
-        result.message = "; ".join([first, *rest]) + "."
+        result.message = gettext("Since %(day)s %(changes)s.") % {"day": _since(result.recent.start),
+                                                                  "changes": "; ".join(clauses)}
     else:
         result.status = "ok"
-        result.message = (f"Stable: label mix PSI {result.psi_labels}, confidence PSI {result.psi_confidence}"
-                          + (f", reviewed accuracy {_pct(b.accuracy)}" if b.accuracy is not None else "") + ".")
+        said = {"labels": result.psi_labels, "confidence": result.psi_confidence}
+        result.message = (gettext("Stable: label mix PSI %(labels)s, confidence PSI %(confidence)s, reviewed accuracy "
+                                  "%(accuracy)s.") % {**said, "accuracy": _pct(b.accuracy)}
+                          if b.accuracy is not None else
+                          gettext("Stable: label mix PSI %(labels)s, confidence PSI %(confidence)s.") % said)
     return result
 
 
@@ -194,8 +207,8 @@ def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
             config["branches"] = [{**b, "min_confidence": 1, "max_confidence": 0} for b in config.get("branches", [])]
             changed.append(target["id"])
     if not changed:
-        raise ValidationError(f"No route after '{node}' sends its 'else' branch to a review node; "
-                              "add one on the canvas.")
+        raise ValidationError(gettext("No route after '%(node)s' sends its 'else' branch to a review node; add one "
+                                      "on the canvas.") % {"node": node})
     return save_version(workflow, parse_graph(graph), user=user, parent=latest.number,
                         message=f"Drift: route everything after '{node}' to review",
                         action="drift.route_all_to_review", node=node, routes=changed)

@@ -14,10 +14,27 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from workflows.design.texts import translate
 from workflows.engine.nodes import loader
+from workflows.graph.text import Text, _
 from workflows.models.runs import Decision
 
 BATCH = getattr(settings, "ENGINE_BATCH_SIZE", 32)
+
+
+def _note(text: Text) -> dict[str, Any]:
+    """A note stored in the evidence: English under `note`, and what translating it takes under
+    `note_text` (a worker computes the evidence; whoever reads it may read Italian)."""
+    return {"note": str(text), "note_text": text.to_json()}
+
+
+def for_display(evidence: dict[str, Any] | None) -> dict[str, Any]:
+    """The evidence with its notes in the reader's language (the page and the API show this)."""
+    shown = dict(evidence or {})
+    for key, part in shown.items():
+        if isinstance(part, dict) and "note_text" in part:
+            shown[key] = {**part, "note": translate(part["note_text"])}
+    return shown
 
 
 def classification_metrics(truth: list[str], predicted: list[str], labels: list[str] | None = None) -> dict[str, Any]:
@@ -186,8 +203,8 @@ def shadow_evidence(version: Any, production: Any, limit: int = 2000) -> dict[st
     decisions = list(Decision.objects.filter(output__shadow__model_ref=version.ref, error="")
                      .select_related("run__version").order_by("-id")[:limit])
     if not decisions:
-        return {"n": 0, "note": f"{version.ref} has not run in shadow yet (turn on 'shadow' on a classify node and set "
-                                f"{version.model.name}@shadow)"}
+        return {"n": 0, **_note(_("%(ref)s has not run in shadow yet (turn on 'shadow' on a classify node and set "
+                                  "%(alias)s)", ref=version.ref, alias=f"{version.model.name}@shadow"))}
     agree = esc_prod = esc_shadow = 0
     thresholds: dict[tuple[int, str], float] = {}
     disagreements = []
@@ -218,11 +235,12 @@ def replay(version: Any, production: Any, size: int) -> dict[str, Any] | None:
     if production is None or size <= 0:
         return None
     if version.model.kind != "classifier":
-        return {"n": 0, "note": "replay compares labels; embedders are compared by cosine agreement in the evaluation"}
+        return {"n": 0, **_note(_("replay compares labels; embedders are compared by cosine agreement in the "
+                                  "evaluation"))}
     decisions = list(Decision.objects.filter(model_ref=production.ref, error="")
                      .select_related("item").order_by("-id")[:size])
     if not decisions:
-        return {"n": 0, "note": "production has not processed any document yet"}
+        return {"n": 0, **_note(_("production has not processed any document yet"))}
     runtime = loader.load(version.pk)
     items = [d.item.payload for d in decisions]
     outputs, ms = run_runtime(runtime, items)

@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.graph.text import _
+
 # The standard ONNX domains, plus ONNX Runtime's own contrib operators (used by fused and quantised
 # exports such as optimum's). Anything else needs a native custom-op library: refused.
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
@@ -18,6 +20,9 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 
 class ModelRejected(ValueError):
+    """Every reason the upload is refused. Reasons are English Texts (graph/text.py): the audit entry
+    keeps them in English, the page and the API translate them (workflows/design/texts.translate)."""
+
     def __init__(self, reasons: list[str]):
         self.reasons = reasons
         super().__init__(" ".join(reasons))
@@ -43,19 +48,19 @@ def sniff(data: bytes) -> str | None:
     """Name a well-known non-ONNX format from its first bytes."""
     head = data[:16]
     if head[:1] == b"\x80" and len(head) > 1 and head[1] in range(2, 6):
-        return "a Python pickle (it would run code when loaded)"
+        return _("a Python pickle (it would run code when loaded)")
     if head.startswith(b"PK\x03\x04"):
-        return "a zip archive (a PyTorch .pt/.pth checkpoint or a joblib/pickle bundle)"
+        return _("a zip archive (a PyTorch .pt/.pth checkpoint or a joblib/pickle bundle)")
     if head.startswith(b"\x93NUMPY"):
-        return "a NumPy array file"
+        return _("a NumPy array file")
     if head[:2] in (b"\x78\x9c", b"\x78\x01", b"\x78\xda", b"\x1f\x8b"):
-        return "a compressed (zlib/gzip) file, as joblib writes"
+        return _("a compressed (zlib/gzip) file, as joblib writes")
     if head.startswith(b"GGUF"):
-        return "a GGUF file (register generative models as large-model endpoints instead)"
+        return _("a GGUF file (register generative models as large-model endpoints instead)")
     if len(data) > 8 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") < len(data):
-        return "a safetensors file (export it to ONNX with optimum first)"
+        return _("a safetensors file (export it to ONNX with optimum first)")
     if head.lstrip().startswith((b"{", b"[")):
-        return "a JSON file"
+        return _("a JSON file")
     return None
 
 
@@ -67,10 +72,11 @@ def _external_problem(tensor: Any, where: str) -> str | None:
     location = next((e.value for e in tensor.external_data if e.key == "location"), "")
     if (not location or location.startswith(("/", "\\")) or ".." in location.replace("\\", "/").split("/")
             or ":" in location):
-        return (f"{where} reads its data from '{location}', a path outside the model bundle. "
-                "Save the model with its tensors inside the file (onnx.save(..., save_as_external_data=False)).")
-    return (f"{where} keeps its data in a separate file '{location}' that is not part of this upload. "
-            "Save the model with its tensors inside the one file.")
+        return _("%(where)s reads its data from '%(location)s', a path outside the model bundle. Save the model "
+                 "with its tensors inside the file (onnx.save(..., save_as_external_data=False)).", where=where,
+                 location=location)
+    return _("%(where)s keeps its data in a separate file '%(location)s' that is not part of this upload. Save the "
+             "model with its tensors inside the one file.", where=where, location=location)
 
 
 def _tensor_problems(tensor: Any, where: str) -> list[str]:
@@ -84,12 +90,13 @@ def _tensor_problems(tensor: Any, where: str) -> list[str]:
 def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
     """Validate an ONNX model held in memory; raise ModelRejected with every reason found."""
     if not data:
-        raise ModelRejected(["The file is empty."])
+        raise ModelRejected([_("The file is empty.")])
     if len(data) > max_bytes:
-        raise ModelRejected([f"The file is {len(data) / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB."])
+        raise ModelRejected([_("The file is %(size)s MB; the limit is %(limit)s MB.", size=f"{len(data) / 1e6:.0f}",
+                               limit=f"{max_bytes / 1e6:.0f}")])
     kind = sniff(data)
     if kind:
-        raise ModelRejected([f"This is {kind}, not an ONNX model. Only ONNX models are accepted."])
+        raise ModelRejected([_("This is %(kind)s, not an ONNX model. Only ONNX models are accepted.", kind=kind)])
 
     import onnx
     from google.protobuf.message import DecodeError
@@ -97,10 +104,10 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
     try:
         model = onnx.ModelProto.FromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ModelRejected([f"The file is not a readable ONNX model ({exc.__class__.__name__}). "
-                             "Export it again with optimum, torch.onnx or skl2onnx."]) from None
+        raise ModelRejected([_("The file is not a readable ONNX model (%(error)s). Export it again with optimum, "
+                               "torch.onnx or skl2onnx.", error=exc.__class__.__name__)]) from None
     if not model.graph.node or model.ir_version <= 0:
-        raise ModelRejected(["The file parses but holds no ONNX graph; it is not an ONNX model."])
+        raise ModelRejected([_("The file parses but holds no ONNX graph; it is not an ONNX model.")])
 
     reasons: list[str] = []
     opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
@@ -109,8 +116,8 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
     local = {(f.domain, f.name) for f in model.functions}
     local_domains = {d for d, _ in local}
     for domain in sorted(set(opsets) - ALLOWED_DOMAINS - local_domains):
-        reasons.append(f"It imports the non-standard operator domain '{domain}', which needs a native custom-op "
-                       "library. Only standard ONNX and ONNX Runtime operators are accepted.")
+        reasons.append(_("It imports the non-standard operator domain '%(domain)s', which needs a native custom-op "
+                         "library. Only standard ONNX and ONNX Runtime operators are accepted.", domain=domain))
     # Every place a graph, node or tensor can hide: subgraphs of If/Loop/Scan, function bodies and the
     # training information (initialisation and algorithm graphs) included. Iterative, never recursive.
     graphs: list[Any] = [model.graph]
@@ -122,9 +129,9 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
         if graphs:
             graph = graphs.pop()
             for tensor in graph.initializer:
-                reasons += _tensor_problems(tensor, f"Tensor '{tensor.name}'")
+                reasons += _tensor_problems(tensor, _("Tensor '%(name)s'", name=tensor.name))
             for sparse in graph.sparse_initializer:
-                reasons += _tensor_problems(sparse, f"Sparse tensor '{sparse.values.name}'")
+                reasons += _tensor_problems(sparse, _("Sparse tensor '%(name)s'", name=sparse.values.name))
             node_lists.append(graph.node)
             continue
         for node in node_lists.pop():
@@ -132,10 +139,11 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
                     and node.domain not in seen_domains):
                 seen_domains.add(node.domain)
                 if node.domain not in opsets or node.domain in local_domains:
-                    reasons.append(f"Node '{node.name or node.op_type}' uses operator '{node.op_type}' from the "
-                                   f"non-standard domain '{node.domain}'. Only standard operators are accepted.")
+                    reasons.append(_("Node '%(node)s' uses operator '%(operator)s' from the non-standard domain "
+                                     "'%(domain)s'. Only standard operators are accepted.",
+                                     node=node.name or node.op_type, operator=node.op_type, domain=node.domain))
             for attr in node.attribute:
-                where = f"Attribute '{attr.name}' of node '{node.name or node.op_type}'"
+                where = _("Attribute '%(name)s' of node '%(node)s'", name=attr.name, node=node.name or node.op_type)
                 for tensor in ([attr.t] if attr.HasField("t") else []) + list(attr.tensors):
                     reasons += _tensor_problems(tensor, where)
                 for sparse in (([attr.sparse_tensor] if attr.HasField("sparse_tensor") else [])
@@ -151,7 +159,7 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0][:300]
-        raise ModelRejected([f"The ONNX checker refuses the model: {first}"]) from None
+        raise ModelRejected([_("The ONNX checker refuses the model: %(error)s", error=first)]) from None
 
     def describe(values: Any) -> list[dict[str, Any]]:
         out = []

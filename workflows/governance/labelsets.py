@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from workflows.engine import intake
 from workflows.models.audit import record
@@ -32,9 +33,10 @@ def parse_labelled_file(name: str, data: bytes) -> list[dict[str, Any]]:
     The file is read by the run intake (workflows/engine/intake.py), so it gets the same checks: encoding
     detection and BOM, ragged rows, NUL bytes, zip bombs and damaged workbooks, each naming its rows."""
     if len(data) > MAX_BYTES:
-        raise ValidationError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
+        raise ValidationError(gettext("The file is %(size)s MB; the limit is %(limit)s MB.")
+                              % {"size": f"{len(data) / 1e6:.1f}", "limit": f"{MAX_BYTES / 1e6:.0f}"})
     if not name.lower().endswith(FORMATS):
-        raise ValidationError("Upload a .csv or .xlsx file with a 'text' and a 'label' column.")
+        raise ValidationError(gettext("Upload a .csv or .xlsx file with a 'text' and a 'label' column."))
     try:
         parsed = intake.parse(data, name)
     except intake.IntakeError as exc:
@@ -42,10 +44,13 @@ def parse_labelled_file(name: str, data: bytes) -> list[dict[str, Any]]:
     columns = {c.strip().lower(): c for c in parsed.columns}
     missing = [c for c in ("text", "label") if c not in columns]
     if missing:
-        raise ValidationError(f"The file has no {' and no '.join(repr(m) for m in missing)} column "
-                              f"(it has {', '.join(sorted(columns)) or 'none'}).")
+        said = {"missing": gettext("%(first)s and no %(second)s") % {"first": "'text'", "second": "'label'"}
+                if len(missing) == 2 else repr(missing[0]), "columns": ", ".join(sorted(columns))}
+        raise ValidationError((gettext("The file has no %(missing)s column (it has %(columns)s).") if columns else
+                               gettext("The file has no %(missing)s column (it has none).")) % said)
     if len(parsed.rows) > MAX_ITEMS:
-        raise ValidationError(f"The file has {len(parsed.rows)} rows; a labelled set holds at most {MAX_ITEMS}.")
+        raise ValidationError(gettext("The file has %(count)s rows; a labelled set holds at most %(limit)s.")
+                              % {"count": len(parsed.rows), "limit": MAX_ITEMS})
     items, problems = [], []
     for number, row in parsed.rows:
         text = _cell(row.get(columns["text"]))
@@ -53,16 +58,19 @@ def parse_labelled_file(name: str, data: bytes) -> list[dict[str, Any]]:
         if not text and not label:
             continue
         if not text or not label:
-            problems.append(f"Row {number}: {'text' if not text else 'label'} is empty.")
+            problems.append((gettext("Row %(row)s: text is empty.") if not text else
+                             gettext("Row %(row)s: label is empty.")) % {"row": number})
             continue
         segment = {key: _cell(row.get(original)) for key, original in columns.items()
                    if key not in RESERVED and _cell(row.get(original))}
         items.append({"text": text, "label": label[:120], **({"segment": segment} if segment else {})})
     if problems:
-        more = f" … and {len(problems) - 5} more" if len(problems) > 5 else ""
-        raise ValidationError(" ".join(problems[:5]) + more)
+        said = " ".join(problems[:5])
+        if len(problems) > 5:
+            said = gettext("%(listed)s … and %(count)s more") % {"listed": said, "count": len(problems) - 5}
+        raise ValidationError(said)
     if len({i["label"] for i in items}) < 2:
-        raise ValidationError("A labelled set needs at least two different labels.")
+        raise ValidationError(gettext("A labelled set needs at least two different labels."))
     return items
 
 
@@ -70,9 +78,10 @@ def create_labelled_set(*, name: str, items: list[dict[str, Any]], user: Any, mo
                         source: str = "upload", description: str = "") -> LabelledSet:
     slug = slugify(name)[:80]
     if not slug:
-        raise ValidationError("Give the labelled set a name.")
+        raise ValidationError(gettext("Give the labelled set a name."))
     if LabelledSet.objects.filter(name=slug).exists():
-        raise ValidationError(f"A labelled set named '{slug}' exists already; choose another name.")
+        raise ValidationError(gettext("A labelled set named '%(name)s' exists already; choose another name.")
+                              % {"name": slug})
     with transaction.atomic():
         labelled = LabelledSet.objects.create(name=slug, description=description, model=model, source=source,
                                               items=items, labels=sorted({i["label"] for i in items}), created_by=user)

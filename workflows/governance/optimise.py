@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 from workflows.engine.nodes import loader
 from workflows.models.registry import LabelledSet, ModelJob, ModelVersion, register_version
@@ -40,9 +41,10 @@ def can_optimise(version: ModelVersion) -> str:
     """'' when `version` can be quantised, else why not."""
     precision = (version.meta.get("params") or {}).get("precision")
     if version.source == "quantised" or precision == "int8":
-        return f"{version.ref} is already int8."
+        return gettext("%(ref)s is already int8.") % {"ref": version.ref}
     if version.runtime not in {"minilm", "head", "tfidf", "onnx"}:
-        return f"{version.ref} has runtime '{version.runtime}', which this optimiser does not handle."
+        return gettext("%(ref)s has runtime '%(runtime)s', which this optimiser does not handle.") % {
+            "ref": version.ref, "runtime": version.runtime}
     return ""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from workflows.governance.tasks import compute_evidence
 from workflows.models.audit import record
@@ -25,25 +26,28 @@ class PromotionRefused(PermissionDenied):
 
 def _refuse(user: Any, request: PromotionRequest, why: str) -> PromotionRefused:
     record("promotion.refused", actor=user, obj=request, why=why, version=request.version.ref, alias=request.alias)
-    return PromotionRefused(why)
+    return PromotionRefused(gettext(why))
 
 
 def request_promotion(version: ModelVersion, alias: str, *, user: Any, reason: str,
                       labelled_set: LabelledSet | None = None, replay_size: int = 200) -> PromotionRequest:
     require(user, "promotion.request", version)
     if alias not in dict(ALIASES):
-        raise ValidationError(f"'{alias}' is not an alias; choose production, candidate or shadow.")
+        raise ValidationError(gettext("'%(alias)s' is not an alias; choose production, candidate or shadow.")
+                              % {"alias": alias})
     if not (reason or "").strip():
-        raise ValidationError("Say why this version should be promoted.")
+        raise ValidationError(gettext("Say why this version should be promoted."))
     current = version.model.alias(alias)
     if current is not None and current.pk == version.pk:
-        raise ValidationError(f"{version.ref} already is {version.model.name}@{alias}.")
+        raise ValidationError(gettext("%(ref)s already is %(alias)s.")
+                              % {"ref": version.ref, "alias": f"{version.model.name}@{alias}"})
     with transaction.atomic():
         open_request = PromotionRequest.objects.select_for_update().filter(
             version__model=version.model, alias=alias, status__in=PromotionRequest.OPEN).first()
         if open_request is not None:
-            raise ValidationError(f"Request #{open_request.pk} for {version.model.name}@{alias} is still open; "
-                                  "approve, reject or cancel it first.")
+            raise ValidationError(gettext("Request #%(number)s for %(alias)s is still open; approve, reject or "
+                                          "cancel it first.")
+                                  % {"number": open_request.pk, "alias": f"{version.model.name}@{alias}"})
         if labelled_set is None:
             labelled_set = version.model.labelled_sets.order_by("-created_at").first()
         promotion = PromotionRequest.objects.create(version=version, alias=alias, reason=reason.strip(),
@@ -60,13 +64,14 @@ def _enqueue_evidence(request_id: int) -> None:
 
 
 def why_not_decide(request: PromotionRequest, user: Any) -> str:
-    """Why `user` may not decide this request (the four-eyes rule), or "" when they may."""
+    """Why `user` may not decide this request (the four-eyes rule), or "" when they may. In English, as
+    the audit log keeps it; gettext() it where a person reads it."""
     if not can(user, "promotion.approve"):
-        return "Only a validator can approve or reject."
+        return gettext_noop("Only a validator can approve or reject.")
     if user.pk == request.requested_by_id:
-        return "You requested this promotion; another validator must decide it."
+        return gettext_noop("You requested this promotion; another validator must decide it.")
     if user.pk in {request.version.trained_by_id, request.version.author_id} - {None}:
-        return "You trained or registered this version; another validator must decide it."
+        return gettext_noop("You trained or registered this version; another validator must decide it.")
     return ""
 
 
@@ -84,8 +89,9 @@ def approve(request: PromotionRequest, *, user: Any, reason: str = "") -> Promot
     with transaction.atomic():
         request = PromotionRequest.objects.select_for_update().select_related("version__model").get(pk=request.pk)
         if request.status != PromotionRequest.READY:
-            raise ValidationError(f"Request #{request.pk} is {request.get_status_display()}; only a request whose "
-                                  "evidence is ready can be approved.")
+            raise ValidationError(gettext("Request #%(number)s is %(status)s; only a request whose evidence is ready "
+                                          "can be approved.")
+                                  % {"number": request.pk, "status": request.get_status_display()})
         model = request.version.model
         alias = Alias.objects.select_for_update().filter(model=model, name=request.alias).first()
         previous = alias.version if alias else None
@@ -109,11 +115,12 @@ def approve(request: PromotionRequest, *, user: Any, reason: str = "") -> Promot
 def reject(request: PromotionRequest, *, user: Any, reason: str) -> PromotionRequest:
     check_four_eyes(request, user)
     if not (reason or "").strip():
-        raise ValidationError("Give the reason for rejecting, so the trainer knows what to fix.")
+        raise ValidationError(gettext("Give the reason for rejecting, so the trainer knows what to fix."))
     with transaction.atomic():
         request = PromotionRequest.objects.select_for_update().get(pk=request.pk)
         if not request.is_open:
-            raise ValidationError(f"Request #{request.pk} is already {request.get_status_display()}.")
+            raise ValidationError(gettext("Request #%(number)s is already %(status)s.")
+                                  % {"number": request.pk, "status": request.get_status_display()})
         request.status = PromotionRequest.REJECTED
         request.decided_by = user
         request.decided_at = timezone.now()
@@ -135,7 +142,8 @@ def cancel(request: PromotionRequest, *, user: Any) -> PromotionRequest:
     with transaction.atomic():
         request = PromotionRequest.objects.select_for_update().get(pk=request.pk)
         if not request.is_open:
-            raise ValidationError(f"Request #{request.pk} is already {request.get_status_display()}.")
+            raise ValidationError(gettext("Request #%(number)s is already %(status)s.")
+                                  % {"number": request.pk, "status": request.get_status_display()})
         request.status = PromotionRequest.CANCELLED
         request.save(update_fields=["status"])
         record("promotion.cancel", actor=user, obj=request)
@@ -148,7 +156,8 @@ def request_rollback(model_name: str, alias: str, *, user: Any, reason: str) -> 
                                             status=PromotionRequest.APPROVED)
             .exclude(previous_version=None).select_related("previous_version__model").first())
     if last is None:
-        raise ValidationError(f"{model_name}@{alias} has no earlier version to roll back to.")
+        raise ValidationError(gettext("%(alias)s has no earlier version to roll back to.")
+                              % {"alias": f"{model_name}@{alias}"})
     # Judged on the same labelled set as the promotion it undoes.
     return request_promotion(last.previous_version, alias, user=user, reason=f"Rollback: {reason}",
                              labelled_set=last.labelled_set)

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from workflows.engine.launch import decide_review
 from workflows.models import Decision, ReviewTask
@@ -66,9 +67,10 @@ def decide(task: ReviewTask, *, user: Any, label: str, extra: dict[str, Any] | N
     decision = model_decision(task)
     labels = allowed_labels(task, decision)
     if not label:
-        raise ValidationError("Pick a label.")
+        raise ValidationError(gettext("Pick a label."))
     if labels and label not in labels:
-        raise ValidationError(f"'{label}' is not one of the labels: {', '.join(labels)}.")
+        raise ValidationError(gettext("'%(label)s' is not one of the labels: %(labels)s.")
+                              % {"label": label, "labels": ", ".join(labels)})
     proposal = proposal_of(task)
     predicted = (decision.label if decision else None) or proposal.get("label") or ""
     with transaction.atomic():

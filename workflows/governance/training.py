@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 from workflows.models.registry import LabelledSet, ModelJob, ModelVersion, RegisteredModel, register_version
 from workflows.roles import require
@@ -34,7 +35,7 @@ def embedder_for(model: RegisteredModel) -> ModelVersion:
         minilm = RegisteredModel.objects.filter(kind="embedder").order_by("name").first()
         embedder = minilm.alias("production") if minilm else None
     if embedder is None:
-        raise ValidationError("No embedder is registered (run `manage.py setup_models`).")
+        raise ValidationError(gettext("No embedder is registered (run `manage.py setup_models`)."))
     return embedder
 
 
@@ -42,16 +43,17 @@ def start_training(model: RegisteredModel, *, user: Any, labelled_set: LabelledS
                    use_reviews: bool = True, C: float = 10.0) -> ModelJob:
     require(user, "model.train", model)
     if model.kind != "classifier":
-        raise ValidationError(f"{model.name} is a {model.get_kind_display().lower()}; "
-                              "only classifiers get a trained head.")
+        raise ValidationError(gettext("%(model)s is a %(kind)s; only classifiers get a trained head.")
+                              % {"model": model.name, "kind": model.get_kind_display().lower()})
     if labelled_set is None and not use_reviews:
-        raise ValidationError("Choose a labelled set, reviewed items, or both.")
+        raise ValidationError(gettext("Choose a labelled set, reviewed items, or both."))
     available = (len(labelled_set.items) if labelled_set else 0) + (model.truth_labels.count() if use_reviews else 0)
     if available < MIN_ITEMS:
-        raise ValidationError(f"There are {available} labelled documents; training needs at least {MIN_ITEMS}.")
+        raise ValidationError(gettext("There are %(count)s labelled documents; training needs at least %(minimum)s.")
+                              % {"count": available, "minimum": MIN_ITEMS})
     base = model.alias("production") or model.versions.first()
     if base is None:
-        raise ValidationError(f"{model.name} has no version yet.")
+        raise ValidationError(gettext("%(model)s has no version yet.") % {"model": model.name})
     embedder = embedder_for(model)
     return jobs.create_job(kind=ModelJob.TRAIN, model=model, base_version=base, labelled_set=labelled_set,
                            use_reviews=use_reviews,

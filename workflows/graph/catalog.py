@@ -13,13 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .text import _
+
+# Titles, labels and help are marked with `_` (graph/text.py): English here, translated where the
+# palette, the side panel and the API show them (workflows/design/texts.py).
 GROUPS = {
-    "sources": "Sources",
-    "models": "Models",
-    "routing": "Routing",
-    "review": "Human review",
-    "large_model": "Large model",
-    "sinks": "Sinks",
+    "sources": _("Sources"),
+    "models": _("Models"),
+    "routing": _("Routing"),
+    "review": _("Human review"),
+    "large_model": _("Large model"),
+    "sinks": _("Sinks"),
 }
 
 PATTERN_KINDS = ("email", "phone", "iban", "vat", "codice_fiscale", "amount", "date", "url")
@@ -165,12 +169,12 @@ def _extract_adds(config: Config) -> set[str]:
     return {"fields"} | {f"fields.{k}" for k in _names(config, "patterns") + _names(config, "entities")}
 
 
-MODEL = ConfigField("model", "model", "Model", required=True,
-                    help="A registered model alias (name@production) or a pinned version (name:v3).")
-INPUT_FIELD = ConfigField("input_field", "string", "Input field", default="text",
-                          help="The item field holding the text to read.")
-RETRIES = ConfigField("retries", "int", "Retries", default=2, minimum=0, maximum=10,
-                      help="Extra attempts for transient errors.")
+MODEL = ConfigField("model", "model", _("Model"), required=True,
+                    help=_("A registered model alias (name@production) or a pinned version (name:v3)."))
+INPUT_FIELD = ConfigField("input_field", "string", _("Input field"), default="text",
+                          help=_("The item field holding the text to read."))
+RETRIES = ConfigField("retries", "int", _("Retries"), default=2, minimum=0, maximum=10,
+                      help=_("Extra attempts for transient errors."))
 
 CATALOG: dict[str, NodeType] = {}
 
@@ -180,163 +184,166 @@ def register(node_type: NodeType) -> NodeType:
     return node_type
 
 
-SOURCE_FIELDS = ConfigField("fields", "fields", "Item fields", default=["text"],
-                            help="Fields each incoming item carries, e.g. text, subject, channel.")
+SOURCE_FIELDS = ConfigField("fields", "fields", _("Item fields"), default=["text"],
+                            help=_("Fields each incoming item carries, e.g. text, subject, channel."))
 
 register(NodeType(
-    "source.upload", "sources", "Upload",
-    "Start from a batch file (CSV, JSONL or XLSX) uploaded when a run starts.",
+    "source.upload", "sources", _("Upload"),
+    _("Start from a batch file (CSV, JSONL or XLSX) uploaded when a run starts."),
     inputs=(), is_source=True, config=(SOURCE_FIELDS,), adds=_source_fields,
 ))
 register(NodeType(
-    "source.rest", "sources", "REST intake",
-    "Documents posted to the workflow's intake endpoint join its live run as they arrive.",
+    "source.rest", "sources", _("REST intake"),
+    _("Documents posted to the workflow's intake endpoint join its live run as they arrive."),
     inputs=(), is_source=True, config=(SOURCE_FIELDS,), adds=_source_fields,
 ))
 register(NodeType(
-    "source.schedule", "sources", "Schedule",
-    "Start a batch run on a cron schedule from a stored data set.",
+    "source.schedule", "sources", _("Schedule"),
+    _("Start a batch run on a cron schedule from a stored data set."),
     inputs=(), is_source=True,
     config=(
         SOURCE_FIELDS,
-        ConfigField("cron", "cron", "Cron expression", required=True,
-                    help="Five fields, e.g. '0 7 * * 1-5' for 7:00 on weekdays."),
-        ConfigField("dataset", "string", "Data set", required=True, help="Name of an uploaded data set to run on."),
+        ConfigField("cron", "cron", _("Cron expression"), required=True,
+                    help=_("Five fields, e.g. '0 7 * * 1-5' for 7:00 on weekdays.")),
+        ConfigField("dataset", "string", _("Data set"), required=True,
+                    help=_("Name of an uploaded data set to run on.")),
     ),
     adds=_source_fields,
 ))
 register(NodeType(
-    "ocr", "models", "OCR",
-    "Read the text of a scanned page or image (PP-OCR on ONNX Runtime).",
-    config=(ConfigField("model", "model", "Model", default="ocr@production", model_kind="ocr"),
-            ConfigField("input_field", "string", "File field", default="file")),
+    "ocr", "models", _("OCR"),
+    _("Read the text of a scanned page or image (PP-OCR on ONNX Runtime)."),
+    config=(ConfigField("model", "model", _("Model"), default="ocr@production", model_kind="ocr"),
+            ConfigField("input_field", "string", _("File field"), default="file")),
     needs=lambda c: {_name(c, "input_field", "file")}, adds=lambda c: {"text"},
     outputs=("out", "error"),
 ))
 register(NodeType(
-    "classify", "models", "Classify",
-    "Give each document a label and a confidence: zero-shot from label descriptions, or a trained head.",
+    "classify", "models", _("Classify"),
+    _("Give each document a label and a confidence: zero-shot from label descriptions, or a trained head."),
     config=(
-        ConfigField("model", "model", "Model", required=True, model_kind="classifier",
-                    help="A classifier alias, or an embedder for zero-shot."),
-        ConfigField("method", "choice", "Method", default="head", choices=("head", "zero_shot", "tfidf")),
-        ConfigField("labels", "mapping", "Labels and descriptions",
-                    help="For zero-shot: label → a sentence describing it."),
-        ConfigField("shadow", "bool", "Run the shadow version alongside", default=False,
-                    help="Also run the model's shadow alias on the same items; its answers are recorded, "
-                         "never routed."),
+        ConfigField("model", "model", _("Model"), required=True, model_kind="classifier",
+                    help=_("A classifier alias, or an embedder for zero-shot.")),
+        ConfigField("method", "choice", _("Method"), default="head", choices=("head", "zero_shot", "tfidf")),
+        ConfigField("labels", "mapping", _("Labels and descriptions"),
+                    help=_("For zero-shot: label → a sentence describing it.")),
+        ConfigField("shadow", "bool", _("Run the shadow version alongside"), default=False,
+                    help=_("Also run the model's shadow alias on the same items; its answers are recorded, "
+                         "never routed.")),
         INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=lambda c: {"label", "confidence", "scores"}, outputs=("out", "error"),
 ))
 register(NodeType(
-    "extract", "models", "Extract",
-    "Find people, addresses, IBANs, VAT numbers, emails, phones, amounts and dates in the text.",
+    "extract", "models", _("Extract"),
+    _("Find people, addresses, IBANs, VAT numbers, emails, phones, amounts and dates in the text."),
     config=(
-        ConfigField("model", "model", "NER model", default="rampart@production", model_kind="extractor"),
-        ConfigField("patterns", "list", "Patterns", default=["email", "phone", "iban", "vat", "amount", "date"],
+        ConfigField("model", "model", _("NER model"), default="rampart@production", model_kind="extractor"),
+        ConfigField("patterns", "list", _("Patterns"), default=["email", "phone", "iban", "vat", "amount", "date"],
                     choices=PATTERN_KINDS),
-        ConfigField("entities", "list", "Entities", default=["person"], choices=NER_KINDS),
+        ConfigField("entities", "list", _("Entities"), default=["person"], choices=NER_KINDS),
         INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=_extract_adds, outputs=("out", "error"),
     uses_model=lambda c: bool(c.get("entities")),
 ))
 register(NodeType(
-    "summarise", "models", "Summarise",
-    "Shorten the text to its key sentences (extractive) or ask the large model (abstractive).",
+    "summarise", "models", _("Summarise"),
+    _("Shorten the text to its key sentences (extractive) or ask the large model (abstractive)."),
     config=(
-        ConfigField("method", "choice", "Method", default="extractive", choices=("extractive", "abstractive")),
-        ConfigField("model", "model", "Embedding model", default="minilm@production", model_kind="embedder"),
-        ConfigField("sentences", "int", "Sentences", default=2, minimum=1, maximum=20),
-        ConfigField("endpoint", "endpoint", "Large-model endpoint", help="For abstractive summaries."),
+        ConfigField("method", "choice", _("Method"), default="extractive", choices=("extractive", "abstractive")),
+        ConfigField("model", "model", _("Embedding model"), default="minilm@production", model_kind="embedder"),
+        ConfigField("sentences", "int", _("Sentences"), default=2, minimum=1, maximum=20),
+        ConfigField("endpoint", "endpoint", _("Large-model endpoint"), help=_("For abstractive summaries.")),
         INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=lambda c: {"summary"}, outputs=("out", "error"),
     uses_model=lambda c: c.get("method", "extractive") == "extractive",
 ))
 register(NodeType(
-    "embed", "models", "Embed",
-    "Turn the text into a vector (MiniLM) for search, retrieval and similarity.",
-    config=(ConfigField("model", "model", "Model", default="minilm@production", model_kind="embedder"), INPUT_FIELD),
+    "embed", "models", _("Embed"),
+    _("Turn the text into a vector (MiniLM) for search, retrieval and similarity."),
+    config=(ConfigField("model", "model", _("Model"), default="minilm@production", model_kind="embedder"), INPUT_FIELD),
     needs=_input_field, adds=lambda c: {"embedding"}, outputs=("out", "error"),
 ))
 register(NodeType(
-    "route", "routing", "Route",
-    "Send each item down a branch by its label and/or confidence; items matching no branch go to 'else'.",
+    "route", "routing", _("Route"),
+    _("Send each item down a branch by its label and/or confidence; items matching no branch go to 'else'."),
     outputs=_route_outputs,
     config=(
-        ConfigField("branches", "branches", "Branches", required=True,
-                    help="Ordered list of {name, labels: [...], min_confidence, max_confidence}; "
-                         "the first match wins."),
-        ConfigField("label_field", "string", "Label field", default="label"),
+        ConfigField("branches", "branches", _("Branches"), required=True,
+                    help=_("Ordered list of {name, labels: [...], min_confidence, max_confidence}; "
+                         "the first match wins.")),
+        ConfigField("label_field", "string", _("Label field"), default="label"),
     ),
     needs=_route_needs,
 ))
 register(NodeType(
-    "cascade", "routing", "Cascade",
-    "Small model first; when it is unsure ask the large model; when that is unsure too, a human.",
+    "cascade", "routing", _("Cascade"),
+    _("Small model first; when it is unsure ask the large model; when that is unsure too, a human."),
     outputs=("decided", "review", "error"),
     config=(
-        ConfigField("model", "model", "Small model", required=True, model_kind="classifier"),
-        ConfigField("small_threshold", "float", "Small-model confidence to accept", default=0.8, minimum=0, maximum=1),
-        ConfigField("endpoint", "endpoint", "Large-model endpoint", help="Leave empty to go straight to review."),
-        ConfigField("large_threshold", "float", "Large-model confidence to accept", default=0.7, minimum=0, maximum=1),
-        ConfigField("labels", "mapping", "Labels and descriptions",
-                    help="The label set the large model must choose from."),
+        ConfigField("model", "model", _("Small model"), required=True, model_kind="classifier"),
+        ConfigField("small_threshold", "float", _("Small-model confidence to accept"), default=0.8, minimum=0,
+                    maximum=1),
+        ConfigField("endpoint", "endpoint", _("Large-model endpoint"), help=_("Leave empty to go straight to review.")),
+        ConfigField("large_threshold", "float", _("Large-model confidence to accept"), default=0.7, minimum=0,
+                    maximum=1),
+        ConfigField("labels", "mapping", _("Labels and descriptions"),
+                    help=_("The label set the large model must choose from.")),
         INPUT_FIELD,
     ),
     needs=_input_field, adds=lambda c: {"label", "confidence", "decided_by"},
 ))
 register(NodeType(
-    "llm", "large_model", "Large model",
-    "Call an OpenAI-compatible chat endpoint with a prompt built from item fields, within a budget.",
+    "llm", "large_model", _("Large model"),
+    _("Call an OpenAI-compatible chat endpoint with a prompt built from item fields, within a budget."),
     outputs=("out", "error"),
     config=(
-        ConfigField("endpoint", "endpoint", "Endpoint", required=True,
-                    help="A registered endpoint (on-premise or external)."),
-        ConfigField("model", "string", "Model name", default="smollm2"),
-        ConfigField("prompt", "text", "Prompt template", required=True,
-                    help="Item fields in braces, e.g. 'Answer this ticket: {text}'."),
-        ConfigField("output_field", "string", "Output field", default="answer"),
-        ConfigField("max_tokens", "int", "Max tokens", default=256, minimum=1, maximum=8192),
-        ConfigField("temperature", "float", "Temperature", default=0.2, minimum=0, maximum=2),
-        ConfigField("timeout", "float", "Timeout (s)", default=30, minimum=1, maximum=600),
+        ConfigField("endpoint", "endpoint", _("Endpoint"), required=True,
+                    help=_("A registered endpoint (on-premise or external).")),
+        ConfigField("model", "string", _("Model name"), default="smollm2"),
+        ConfigField("prompt", "text", _("Prompt template"), required=True,
+                    help=_("Item fields in braces, e.g. 'Answer this ticket: {text}'.")),
+        ConfigField("output_field", "string", _("Output field"), default="answer"),
+        ConfigField("max_tokens", "int", _("Max tokens"), default=256, minimum=1, maximum=8192),
+        ConfigField("temperature", "float", _("Temperature"), default=0.2, minimum=0, maximum=2),
+        ConfigField("timeout", "float", _("Timeout (s)"), default=30, minimum=1, maximum=600),
         RETRIES,
-        ConfigField("budget_tokens", "int", "Budget per run (tokens)", default=200000, minimum=0),
-        ConfigField("budget_eur", "float", "Budget per run (€)", default=5.0, minimum=0),
-        ConfigField("redact", "bool", "Redact personal data before sending", default=True),
+        ConfigField("budget_tokens", "int", _("Budget per run (tokens)"), default=200000, minimum=0),
+        ConfigField("budget_eur", "float", _("Budget per run (€)"), default=5.0, minimum=0),
+        ConfigField("redact", "bool", _("Redact personal data before sending"), default=True),
     ),
     needs=lambda c: template_fields(c.get("prompt")), adds=lambda c: {_name(c, "output_field", "answer")},
 ))
 register(NodeType(
-    "review", "review", "Human review",
-    "Park the item until an operator accepts or corrects the proposal; corrections become labels.",
+    "review", "review", _("Human review"),
+    _("Park the item until an operator accepts or corrects the proposal; corrections become labels."),
     config=(
-        ConfigField("queue", "string", "Queue", default="default"),
-        ConfigField("instructions", "text", "Instructions for reviewers", default=""),
-        ConfigField("labels", "list", "Allowed labels", default=[]),
+        ConfigField("queue", "string", _("Queue"), default="default"),
+        ConfigField("instructions", "text", _("Instructions for reviewers"), default=""),
+        ConfigField("labels", "list", _("Allowed labels"), default=[]),
     ),
     adds=lambda c: {"reviewed"},
 ))
 register(NodeType(
-    "sink.table", "sinks", "Results table",
-    "Keep results in the run's table for browsing, search and download.",
+    "sink.table", "sinks", _("Results table"),
+    _("Keep results in the run's table for browsing, search and download."),
     outputs=(), is_sink=True,
 ))
 register(NodeType(
-    "sink.export", "sinks", "File export",
-    "Write results to a CSV or JSONL file attached to the run.",
+    "sink.export", "sinks", _("File export"),
+    _("Write results to a CSV or JSONL file attached to the run."),
     outputs=(), is_sink=True,
-    config=(ConfigField("format", "choice", "Format", default="csv", choices=("csv", "jsonl")),
-            ConfigField("columns", "list", "Columns", default=[], help="Empty means every field.")),
+    config=(ConfigField("format", "choice", _("Format"), default="csv", choices=("csv", "jsonl")),
+            ConfigField("columns", "list", _("Columns"), default=[], help=_("Empty means every field."))),
 ))
 register(NodeType(
-    "sink.webhook", "sinks", "Webhook",
-    "POST each result as JSON to a destination an administrator registered, with an idempotency key per item.",
+    "sink.webhook", "sinks", _("Webhook"),
+    _("POST each result as JSON to a destination an administrator registered, with an idempotency key per item."),
     outputs=(), is_sink=True,
-    config=(ConfigField("destination", "destination", "Destination", required=True,
-                        help="A registered webhook destination (on-premise or external); URLs are not typed here."),
+    config=(ConfigField("destination", "destination", _("Destination"), required=True,
+                        help=_("A registered webhook destination (on-premise or external); URLs are not typed here.")),
             RETRIES),
 ))
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .text import _
+
 MAX_NODES = 500
 MAX_EDGES = 2000
 MAX_ID_LENGTH = 64
@@ -19,7 +21,7 @@ MAX_ID_LENGTH = 64
 class GraphFormatError(ValueError):
     """The JSON is not a graph at all. Carries every shape problem found, each saying what to fix."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]):  # Texts (graph/text.py): translated where they are shown
         self.problems = problems
         super().__init__("; ".join(problems))
 
@@ -100,10 +102,10 @@ def _parse_position(raw: Any, where: str, problems: list[str]) -> tuple[float, f
     elif isinstance(raw, list | tuple) and len(raw) == 2:
         x, y = raw
     else:
-        problems.append(f"{where}: position must be {{\"x\": number, \"y\": number}}.")
+        problems.append(_("%(where)s: position must be {\"x\": number, \"y\": number}.", where=where))
         return None
     if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int | float) or not isinstance(y, int | float):
-        problems.append(f"{where}: position x and y must be numbers.")
+        problems.append(_("%(where)s: position x and y must be numbers.", where=where))
         return None
     return (float(x), float(y))
 
@@ -111,10 +113,11 @@ def _parse_position(raw: Any, where: str, problems: list[str]) -> tuple[float, f
 def _str_field(raw: dict[str, Any], key: str, where: str, problems: list[str], default: str | None = None) -> str:
     value = raw.get(key, default)
     if value is None:
-        problems.append(f"{where}: '{key}' is required.")
+        problems.append(_("%(where)s: '%(key)s' is required.", where=where, key=key))
         return ""
     if not isinstance(value, str):
-        problems.append(f"{where}: '{key}' must be a string, not {type(value).__name__}.")
+        problems.append(_("%(where)s: '%(key)s' must be a string, not %(kind)s.", where=where, key=key,
+                          kind=type(value).__name__))
         return ""
     return value
 
@@ -126,25 +129,27 @@ def _parse_nodes(raw_nodes: list, problems: list[str]) -> list[Node]:
     for index, raw in enumerate(raw_nodes):
         where = f"nodes[{index}]"
         if not isinstance(raw, dict):
-            problems.append(f"{where} must be an object with 'id', 'type' and 'config'.")
+            problems.append(_("%(where)s must be an object with 'id', 'type' and 'config'.", where=where))
             continue
         node_id = _str_field(raw, "id", where, problems)
         node_type = _str_field(raw, "type", where, problems)
         label = _str_field(raw, "label", where, problems, default="")
         if node_id:
-            where = f"node '{node_id}'"
+            where = _("node '%(node)s'", node=node_id)
             if len(node_id) > MAX_ID_LENGTH:
-                problems.append(f"{where}: id is longer than {MAX_ID_LENGTH} characters.")
+                problems.append(_("%(where)s: id is longer than %(limit)s characters.", where=where,
+                                  limit=MAX_ID_LENGTH))
             if node_id in seen:
-                problems.append(f"{where}: the id is used by more than one node; ids must be unique.")
+                problems.append(_("%(where)s: the id is used by more than one node; ids must be unique.",
+                                  where=where))
             seen.add(node_id)
         elif "id" in raw and isinstance(raw["id"], str):
-            problems.append(f"{where}: 'id' must not be empty.")
+            problems.append(_("%(where)s: 'id' must not be empty.", where=where))
         config = raw.get("config", {})
         if config is None:
             config = {}
         if not isinstance(config, dict):
-            problems.append(f"{where}: 'config' must be an object.")
+            problems.append(_("%(where)s: 'config' must be an object.", where=where))
             config = {}
         position = _parse_position(raw.get("position"), where, problems)
         nodes.append(Node(id=node_id, type=node_type, config=config, position=position, label=label))
@@ -157,7 +162,8 @@ def _parse_edges(raw_edges: list, problems: list[str]) -> list[Edge]:
     for index, raw in enumerate(raw_edges):
         where = f"edges[{index}]"
         if not isinstance(raw, dict):
-            problems.append(f"{where} must be an object with 'source', 'source_port', 'target', 'target_port'.")
+            problems.append(_("%(where)s must be an object with 'source', 'source_port', 'target', 'target_port'.",
+                              where=where))
             continue
         edges.append(
             Edge(
@@ -174,23 +180,26 @@ def parse_graph(data: Any, *, max_nodes: int = MAX_NODES) -> Graph:
     """Parse graph JSON (already decoded) into a Graph, or raise GraphFormatError listing every problem."""
     problems: list[str] = []
     if not isinstance(data, dict):
-        raise GraphFormatError([f"A graph must be a JSON object with 'nodes' and 'edges', not {type(data).__name__}."])
+        raise GraphFormatError([_("A graph must be a JSON object with 'nodes' and 'edges', not %(kind)s.",
+                                  kind=type(data).__name__)])
     unknown = set(data) - {"nodes", "edges"}
     if unknown:
-        problems.append(f"Unknown top-level keys {sorted(unknown)}: a graph has only 'nodes' and 'edges'.")
+        problems.append(_("Unknown top-level keys %(keys)s: a graph has only 'nodes' and 'edges'.",
+                          keys=str(sorted(unknown))))
     raw_nodes = data.get("nodes", [])
     raw_edges = data.get("edges", [])
     if not isinstance(raw_nodes, list):
-        problems.append("'nodes' must be a list.")
+        problems.append(_("'nodes' must be a list."))
         raw_nodes = []
     if not isinstance(raw_edges, list):
-        problems.append("'edges' must be a list.")
+        problems.append(_("'edges' must be a list."))
         raw_edges = []
     if len(raw_nodes) > max_nodes:
-        raise GraphFormatError([f"The graph has {len(raw_nodes)} nodes; the limit is {max_nodes}. "
-                                "Split it into smaller workflows."])
+        raise GraphFormatError([_("The graph has %(count)s nodes; the limit is %(limit)s. Split it into smaller "
+                                  "workflows.", count=len(raw_nodes), limit=max_nodes)])
     if len(raw_edges) > MAX_EDGES:
-        raise GraphFormatError([f"The graph has {len(raw_edges)} edges; the limit is {MAX_EDGES}."])
+        raise GraphFormatError([_("The graph has %(count)s edges; the limit is %(limit)s.", count=len(raw_edges),
+                                  limit=MAX_EDGES)])
 
     nodes = _parse_nodes(raw_nodes, problems)
     edges = _parse_edges(raw_edges, problems)

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 from .catalog import CATALOG, CRON, FIELD_NAME, MODEL_REF, ConfigField, NodeType, providers_of
 from .spec import Graph
+from .text import Text, _, either
 
 ERROR = "error"
 WARNING = "warning"
@@ -19,7 +20,7 @@ WARNING = "warning"
 @dataclass(frozen=True)
 class Problem:
     code: str
-    message: str
+    message: str  # English; a Text (graph/text.py), so its JSON also carries the msgid and parameters
     node: str | None = None
     nodes: tuple[str, ...] = ()
     edge: int | None = None
@@ -29,6 +30,9 @@ class Problem:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["nodes"] = list(self.nodes)
+        data["message"] = str(self.message)
+        if isinstance(self.message, Text):
+            data.update(self.message.to_json())  # msgid, params: what the page translates at display
         return data
 
 
@@ -36,77 +40,88 @@ AliasResolver = Callable[[str], bool]
 EndpointResolver = Callable[[str], bool]
 
 
-def _check_value(spec: ConfigField, value: Any, node_id: str) -> str | None:
+def _check_value(spec: ConfigField, value: Any, node_id: str) -> Text | None:
     """A message when a config value does not fit its field, else None."""
-    where = f"Node '{node_id}': {spec.label}"
+    where = {"node": node_id, "field": spec.label}
     kind = spec.kind
     if kind in {"string", "text", "endpoint", "destination"}:
         if not isinstance(value, str):
-            return f"{where} must be text."
+            return _("Node '%(node)s': %(field)s must be text.", **where)
     elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"{where} must be a whole number."
+            return _("Node '%(node)s': %(field)s must be a whole number.", **where)
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{where} must be a number."
+            return _("Node '%(node)s': %(field)s must be a number.", **where)
     elif kind == "bool":
         if not isinstance(value, bool):
-            return f"{where} must be true or false."
+            return _("Node '%(node)s': %(field)s must be true or false.", **where)
     elif kind == "choice":
         if value not in spec.choices:
-            return f"{where} must be one of {', '.join(spec.choices)} (got {value!r})."
+            return _("Node '%(node)s': %(field)s must be one of %(choices)s (got %(value)s).", **where,
+                     choices=", ".join(spec.choices), value=repr(value))
     elif kind in {"list", "fields"}:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return f"{where} must be a list of names."
+            return _("Node '%(node)s': %(field)s must be a list of names.", **where)
         if spec.choices and (bad := [v for v in value if v not in spec.choices]):
-            return f"{where}: unknown {', '.join(bad)}; choose from {', '.join(spec.choices)}."
+            return _("Node '%(node)s': %(field)s: unknown %(bad)s; choose from %(choices)s.", **where,
+                     bad=", ".join(bad), choices=", ".join(spec.choices))
         if kind == "fields" and (bad := [v for v in value if not FIELD_NAME.match(v)]):
-            return f"{where}: {', '.join(bad)} is not a field name (lower case letters, digits, _ and dots)."
+            return _("Node '%(node)s': %(field)s: %(bad)s is not a field name (lower case letters, digits, _ and "
+                     "dots).", **where, bad=", ".join(bad))
     elif kind == "mapping":
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            return f"{where} must map each label to a description, e.g. {{\"billing\": \"questions about invoices\"}}."
+            return _("Node '%(node)s': %(field)s must map each label to a description, e.g. "
+                     "{\"billing\": \"questions about invoices\"}.", **where)
     elif kind == "model":
         if not isinstance(value, str) or not MODEL_REF.match(value):
-            return f"{where} must be a model alias like 'minilm@production' or a version like 'minilm:v2'."
+            return _("Node '%(node)s': %(field)s must be a model alias like 'minilm@production' or a version like "
+                     "'minilm:v2'.", **where)
     elif kind == "cron":
         if not isinstance(value, str) or not CRON.match(value.strip()):
-            return f"{where} must be a cron expression with five fields, e.g. '0 7 * * 1-5'."
+            return _("Node '%(node)s': %(field)s must be a cron expression with five fields, e.g. '0 7 * * 1-5'.",
+                     **where)
     elif kind == "url":
         parsed = urlparse(value) if isinstance(value, str) else None
         if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.netloc:
-            return f"{where} must be an http(s) URL."
+            return _("Node '%(node)s': %(field)s must be an http(s) URL.", **where)
     elif kind == "branches":
         return _check_branches(value, where)
     if kind in {"int", "float"} and not isinstance(value, bool):
         if spec.minimum is not None and value < spec.minimum:
-            return f"{where} must be at least {spec.minimum:g}."
+            return _("Node '%(node)s': %(field)s must be at least %(minimum)s.", **where, minimum=f"{spec.minimum:g}")
         if spec.maximum is not None and value > spec.maximum:
-            return f"{where} must be at most {spec.maximum:g}."
+            return _("Node '%(node)s': %(field)s must be at most %(maximum)s.", **where, maximum=f"{spec.maximum:g}")
     return None
 
 
-def _check_branches(value: Any, where: str) -> str | None:
+def _check_branches(value: Any, where: dict[str, Any]) -> Text | None:
     if not isinstance(value, list) or not value:
-        return f"{where} must be a non-empty list of branches."
+        return _("Node '%(node)s': %(field)s must be a non-empty list of branches.", **where)
     names = set()
     for index, branch in enumerate(value):
         if not isinstance(branch, dict):
-            return f"{where}: branch {index + 1} must be an object with a name."
+            return _("Node '%(node)s': %(field)s: branch %(number)s must be an object with a name.", **where,
+                     number=index + 1)
         name = branch.get("name")
         if not isinstance(name, str) or not name or name == "else":
-            return f"{where}: branch {index + 1} needs a name (not 'else', which is always there)."
+            return _("Node '%(node)s': %(field)s: branch %(number)s needs a name (not 'else', which is always "
+                     "there).", **where, number=index + 1)
         if name in names:
-            return f"{where}: two branches are called '{name}'."
+            return _("Node '%(node)s': %(field)s: two branches are called '%(branch)s'.", **where, branch=name)
         names.add(name)
         labels = branch.get("labels")
         if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
-            return f"{where}: branch '{name}' labels must be a list of labels."
+            return _("Node '%(node)s': %(field)s: branch '%(branch)s' labels must be a list of labels.", **where,
+                     branch=name)
         for bound in ("min_confidence", "max_confidence"):
             b = branch.get(bound)
             if b is not None and (isinstance(b, bool) or not isinstance(b, int | float) or not 0 <= b <= 1):
-                return f"{where}: branch '{name}' {bound} must be a number between 0 and 1."
+                return _("Node '%(node)s': %(field)s: branch '%(branch)s' %(bound)s must be a number between 0 "
+                         "and 1.", **where, branch=name, bound=bound)
         if not labels and branch.get("min_confidence") is None and branch.get("max_confidence") is None:
-            return f"{where}: branch '{name}' needs labels or a confidence bound, or it would catch everything."
+            return _("Node '%(node)s': %(field)s: branch '%(branch)s' needs labels or a confidence bound, or it "
+                     "would catch everything.", **where, branch=name)
     return None
 
 
@@ -116,48 +131,58 @@ def _check_config(node_id: str, node_type: NodeType, config: dict[str, Any], pro
     known = {f.name for f in node_type.config}
     for key in sorted(set(config) - known):
         problems.append(Problem("unknown_config",
-                                f"Node '{node_id}': '{key}' is not a setting of {node_type.title}; remove it.",
+                                _("Node '%(node)s': '%(key)s' is not a setting of %(type)s; remove it.",
+                                  node=node_id, key=key, type=node_type.title),
                                 node=node_id, field=key, severity=WARNING))
     merged = node_type.with_defaults(config)
     for spec in node_type.config:
         value = merged.get(spec.name)
         if value is None or value == "" or value == []:
             if spec.required:
-                problems.append(Problem("missing_config", f"Node '{node_id}': set '{spec.label}'. {spec.help}".strip(),
-                                        node=node_id, field=spec.name))
+                message = (_("Node '%(node)s': set '%(field)s'. %(help)s", node=node_id, field=spec.label,
+                             help=spec.help) if spec.help else
+                           _("Node '%(node)s': set '%(field)s'.", node=node_id, field=spec.label))
+                problems.append(Problem("missing_config", message, node=node_id, field=spec.name))
             continue
         message = _check_value(spec, value, node_id)
         if message:
             problems.append(Problem("invalid_config", message, node=node_id, field=spec.name))
         elif (spec.kind == "model" and resolve_alias is not None and node_type.uses_model(merged)
                 and not resolve_alias(value)):
-            problems.append(Problem("unresolved_model", f"Node '{node_id}': no registered model matches '{value}'. "
-                                    "Pick one from the registry or register it first.", node=node_id, field=spec.name))
+            problems.append(Problem("unresolved_model", _("Node '%(node)s': no registered model matches '%(ref)s'. "
+                                                          "Pick one from the registry or register it first.",
+                                                          node=node_id, ref=value), node=node_id, field=spec.name))
         elif spec.kind == "endpoint" and resolve_endpoint is not None and not resolve_endpoint(value):
             problems.append(Problem("unresolved_endpoint",
-                                    f"Node '{node_id}': no large-model endpoint is registered as '{value}'.",
+                                    _("Node '%(node)s': no large-model endpoint is registered as '%(name)s'.",
+                                      node=node_id, name=value),
                                     node=node_id, field=spec.name))
         elif spec.kind == "destination" and resolve_destination is not None and not resolve_destination(value):
             problems.append(Problem("unresolved_destination",
-                                    f"Node '{node_id}': no webhook destination is registered as '{value}'; an "
-                                    "administrator registers destinations.", node=node_id, field=spec.name))
+                                    _("Node '%(node)s': no webhook destination is registered as '%(name)s'; an "
+                                      "administrator registers destinations.", node=node_id, name=value),
+                                    node=node_id, field=spec.name))
     if node_type.type == "classify" and merged.get("method") == "zero_shot":
         labels = merged.get("labels")
         if not isinstance(labels, dict) or len(labels) < 2:
             problems.append(Problem("missing_config",
-                                    f"Node '{node_id}': zero-shot needs at least two labels with descriptions.",
+                                    _("Node '%(node)s': zero-shot needs at least two labels with descriptions.",
+                                      node=node_id),
                                     node=node_id, field="labels"))
     if node_type.type == "cascade":
         small, large = merged.get("small_threshold"), merged.get("large_threshold")
         if isinstance(small, int | float) and not 0 < small <= 1:
-            problems.append(Problem("invalid_config", f"Node '{node_id}': the small-model threshold must be above 0.",
+            problems.append(Problem("invalid_config",
+                                    _("Node '%(node)s': the small-model threshold must be above 0.", node=node_id),
                                     node=node_id, field="small_threshold"))
         if merged.get("endpoint") and not merged.get("labels"):
             problems.append(Problem("missing_config",
-                                    f"Node '{node_id}': give the label set the large model chooses from.",
+                                    _("Node '%(node)s': give the label set the large model chooses from.",
+                                      node=node_id),
                                     node=node_id, field="labels"))
         if isinstance(small, int | float) and isinstance(large, int | float) and merged.get("endpoint") and large > 1:
-            problems.append(Problem("invalid_config", f"Node '{node_id}': the large-model threshold must be at most 1.",
+            problems.append(Problem("invalid_config",
+                                    _("Node '%(node)s': the large-model threshold must be at most 1.", node=node_id),
                                     node=node_id, field="large_threshold"))
 
 
@@ -166,7 +191,7 @@ def validate(graph: Graph, *, resolve_alias: AliasResolver | None = None,
              resolve_destination: EndpointResolver | None = None) -> list[Problem]:
     """Every problem of the graph. An empty list means the graph can run."""
     if not graph.nodes:
-        return [Problem("empty", "The workflow is empty: add a source, at least one step and a sink.")]
+        return [Problem("empty", _("The workflow is empty: add a source, at least one step and a sink."))]
     problems: list[Problem] = []
     types = _check_nodes(graph, problems, resolve_alias, resolve_endpoint, resolve_destination)
     good_edges, incoming = _check_edges(graph, types, problems)
@@ -186,8 +211,9 @@ def _check_nodes(graph: Graph, problems: list[Problem], resolve_alias: AliasReso
     for node in graph.nodes:
         node_type = CATALOG.get(node.type)
         if node_type is None:
-            problems.append(Problem("unknown_type", f"Node '{node.id}' has unknown type '{node.type}'. "
-                                    f"Known types: {', '.join(sorted(CATALOG))}.", node=node.id))
+            problems.append(Problem("unknown_type", _("Node '%(node)s' has unknown type '%(type)s'. Known types: "
+                                                      "%(types)s.", node=node.id, type=node.type,
+                                                      types=", ".join(sorted(CATALOG))), node=node.id))
             continue
         types[node.id] = node_type
         _check_config(node.id, node_type, node.config, problems, resolve_alias, resolve_endpoint, resolve_destination)
@@ -206,8 +232,11 @@ def _check_edges(graph: Graph, types: dict[str, NodeType],
         ok = True
         for end, node_id in (("source", edge.source), ("target", edge.target)):
             if node_id not in nodes:
-                problems.append(Problem("dangling_edge", f"Edge {edge.describe()}: its {end} '{node_id}' is not "
-                                        "a node; delete the edge or add the node.", edge=index))
+                message = (_("Edge %(edge)s: its source '%(node)s' is not a node; delete the edge or add the node.",
+                             edge=edge.describe(), node=node_id) if end == "source" else
+                           _("Edge %(edge)s: its target '%(node)s' is not a node; delete the edge or add the node.",
+                             edge=edge.describe(), node=node_id))
+                problems.append(Problem("dangling_edge", message, edge=index))
                 ok = False
         if not ok:
             continue
@@ -215,23 +244,28 @@ def _check_edges(graph: Graph, types: dict[str, NodeType],
         if src_type is not None:
             ports = src_type.output_ports(src_type.with_defaults(nodes[edge.source].config))
             if edge.source_port not in ports:
-                problems.append(Problem("unknown_port", f"Edge {edge.describe()}: '{edge.source}' has no output "
-                                        f"'{edge.source_port}' (it has {', '.join(ports) or 'no outputs'}).",
-                                        node=edge.source, edge=index))
+                where = {"edge": edge.describe(), "node": edge.source, "port": edge.source_port}
+                message = (_("Edge %(edge)s: '%(node)s' has no output '%(port)s' (it has %(ports)s).", **where,
+                             ports=", ".join(ports)) if ports else
+                           _("Edge %(edge)s: '%(node)s' has no output '%(port)s' (it has no outputs).", **where))
+                problems.append(Problem("unknown_port", message, node=edge.source, edge=index))
                 ok = False
         if dst_type is not None and edge.target_port not in dst_type.inputs:
-            problems.append(Problem("unknown_port", f"Edge {edge.describe()}: '{edge.target}' has no input "
-                                    f"'{edge.target_port}' (it has {', '.join(dst_type.inputs) or 'no inputs'}).",
-                                    node=edge.target, edge=index))
+            where = {"edge": edge.describe(), "node": edge.target, "port": edge.target_port}
+            message = (_("Edge %(edge)s: '%(node)s' has no input '%(port)s' (it has %(ports)s).", **where,
+                         ports=", ".join(dst_type.inputs)) if dst_type.inputs else
+                       _("Edge %(edge)s: '%(node)s' has no input '%(port)s' (it has no inputs).", **where))
+            problems.append(Problem("unknown_port", message, node=edge.target, edge=index))
             ok = False
         if edge.source == edge.target:
-            problems.append(Problem("cycle", f"Edge {edge.describe()} connects '{edge.source}' to itself.",
+            problems.append(Problem("cycle", _("Edge %(edge)s connects '%(node)s' to itself.",
+                                               edge=edge.describe(), node=edge.source),
                                     node=edge.source, nodes=(edge.source,), edge=index))
             ok = False
         key = (edge.source, edge.source_port, edge.target, edge.target_port)
         if key in seen_edges:
-            problems.append(Problem("duplicate_edge", f"Edge {edge.describe()} appears twice.", edge=index,
-                                    severity=WARNING))
+            problems.append(Problem("duplicate_edge", _("Edge %(edge)s appears twice.", edge=edge.describe()),
+                                    edge=index, severity=WARNING))
             ok = False
         seen_edges.add(key)
         if ok:
@@ -252,8 +286,9 @@ def _check_cycles(graph: Graph, good_edges: list, problems: list[Problem]) -> li
         return list(sorter.static_order())
     except graphlib.CycleError as exc:
         cycle = tuple(dict.fromkeys(exc.args[1]))
-        problems.append(Problem("cycle", f"These nodes form a cycle: {' → '.join(exc.args[1])}. "
-                                "Items would loop forever; remove one of the edges.", node=cycle[0], nodes=cycle))
+        problems.append(Problem("cycle", _("These nodes form a cycle: %(cycle)s. Items would loop forever; remove "
+                                           "one of the edges.", cycle=" → ".join(exc.args[1])),
+                                node=cycle[0], nodes=cycle))
         return None
 
 
@@ -264,15 +299,16 @@ def _check_ends(graph: Graph, types: dict[str, NodeType], incoming: dict[str, li
     sources = [n.id for n in graph.nodes if n.id in types and types[n.id].is_source]
     if not sources:
         problems.append(Problem("no_source",
-                                "The workflow has no source: add an Upload, REST intake or Schedule node."))
+                                _("The workflow has no source: add an Upload, REST intake or Schedule node.")))
     if not any(types[n].is_sink for n in types):
-        problems.append(Problem("no_sink", "The workflow has no sink: add a Results table so results are kept.",
+        problems.append(Problem("no_sink", _("The workflow has no sink: add a Results table so results are kept."),
                                 severity=WARNING))
     for node in graph.nodes:
         node_type = types.get(node.id)
         if node_type and not node_type.is_source and not incoming.get(node.id):
-            problems.append(Problem("unconnected_input", f"Node '{node.id}' has nothing connected to its input; "
-                                    "connect it to an upstream node or delete it.", node=node.id))
+            problems.append(Problem("unconnected_input", _("Node '%(node)s' has nothing connected to its input; "
+                                                           "connect it to an upstream node or delete it.",
+                                                           node=node.id), node=node.id))
     return sources
 
 
@@ -291,8 +327,8 @@ def _check_reachable(graph: Graph, sources: list[str], good_edges: list, incomin
                 stack.append(nxt)
     for node in graph.nodes:
         if node.id not in reached and incoming.get(node.id) and sources:
-            problems.append(Problem("unreachable", f"Node '{node.id}' cannot be reached from any source.",
-                                    node=node.id))
+            problems.append(Problem("unreachable", _("Node '%(node)s' cannot be reached from any source.",
+                                                     node=node.id), node=node.id))
 
 
 def _check_fields(graph: Graph, order: list[str], types: dict[str, NodeType], edges: list,
@@ -322,10 +358,13 @@ def _check_fields(graph: Graph, order: list[str], types: dict[str, NodeType], ed
                 if needed in available_in:
                     continue
                 providers = [p for p in providers_of(needed) if p != node_type.type]
-                hint = f" Add a {' or '.join(CATALOG[p].title for p in providers)} node upstream." if providers else \
-                    " Add it to the source's item fields."
-                problems.append(Problem("missing_field", f"Node '{node_id}' needs the field '{needed}', which no node "
-                                        f"on every path before it adds.{hint}", node=node_id, field=needed))
+                where = {"node": node_id, "field": needed}
+                message = (_("Node '%(node)s' needs the field '%(field)s', which no node on every path before it "
+                             "adds. Add a %(types)s node upstream.", **where,
+                             types=either([CATALOG[p].title for p in providers])) if providers else
+                           _("Node '%(node)s' needs the field '%(field)s', which no node on every path before it "
+                             "adds. Add it to the source's item fields.", **where))
+                problems.append(Problem("missing_field", message, node=node_id, field=needed))
             available_out[node_id] = available_in | node_type.adds(config)
         else:
             available_out[node_id] = None

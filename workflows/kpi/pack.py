@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from workflows.exports import write_csv_rows
 from workflows.kpi import isoweeks, readers
@@ -67,12 +68,13 @@ def sign(workflow: Any, monday: date, *, user: Any, note: str = "", partial_ok: 
     """
     require(user, "pack.sign", workflow)
     label = isoweeks.week_label(monday)
-    already = ValidationError(f"The pack of {label} is already signed; signed packs never change.", code=ALREADY_SIGNED)
+    already = ValidationError(gettext("The pack of %(week)s is already signed; signed packs never change.")
+                              % {"week": label}, code=ALREADY_SIGNED)
     if WeeklyPack.objects.filter(workflow=workflow, week_start=monday).exists():
         raise already
     over = week_is_over(monday)
     if not over and not partial_ok:
-        raise ValidationError("This week is not over yet. Confirm that you sign the numbers as they are now.",
+        raise ValidationError(gettext("This week is not over yet. Confirm that you sign the numbers as they are now."),
                               code=WEEK_NOT_OVER)
     content = build(workflow, monday)
     year, week, _ = monday.isocalendar()
@@ -94,24 +96,32 @@ def _fmt(value: Any) -> Any:
 
 
 def csv_rows(content: dict[str, Any], pack: WeeklyPack | None = None) -> list[list[Any]]:
+    """The pack as rows. Section, metric and unit names are the file's keys and stay English (a sheet
+    that reads them keeps working); the sentences are in the reader's language, and the card titles,
+    risks and drift messages in the language the pack was built (or signed) in."""
     rows: list[list[Any]] = [["section", "metric", "value", "unit"]]
     add = rows.append
     add(["pack", "workflow", content["workflow"]["name"], ""])
-    add(["pack", "week", content["week"], f"ISO week, {isoweeks.week_zone_name()}"])
-    status = f"signed by {pack.signed_by.get_username()} at {pack.signed_at:%Y-%m-%d %H:%M}" if pack else "draft"
+    add(["pack", "week", content["week"], gettext("ISO week, %(zone)s") % {"zone": isoweeks.week_zone_name()}])
+    status = (gettext("signed by %(user)s at %(when)s") % {"user": pack.signed_by.get_username(),
+                                                           "when": f"{pack.signed_at:%Y-%m-%d %H:%M}"}
+              if pack else gettext("draft"))
     add(["pack", "status", status, ""])
     for card in content["cards"]:
         add(["headline", card["title"], _fmt(card["value"]), card["unit"]])
-        add(["headline", f"{card['title']} (last week)", _fmt(card["previous"]), card["unit"]])
+        add(["headline", gettext("%(title)s (last week)") % {"title": card["title"]}, _fmt(card["previous"]),
+             card["unit"]])
     ct = content["cycle_time"]
     add(["cycle time", "median", _fmt(ct["median_h"]), "hours"])
     add(["cycle time", "p95", _fmt(ct["p95_h"]), "hours"])
     add(["cycle time", "within SLA", _fmt(ct["within_sla"]), "share"])
     for node in content["accuracy"]["nodes"]:
         add(["accuracy", node["node"], _fmt(node["rate"]),
-             f"share of {node['n']} reviewed, 95% CI {_fmt(node['low'])}–{_fmt(node['high'])}"])
+             gettext("share of %(count)s reviewed, 95%% CI %(low)s–%(high)s")
+             % {"count": node["n"], "low": _fmt(node["low"]), "high": _fmt(node["high"])}])
     e2e = content["accuracy"]["end_to_end"]
-    add(["accuracy", "end to end", _fmt(e2e["rate"]), f"share of {e2e['n']} reviewed documents"])
+    add(["accuracy", "end to end", _fmt(e2e["rate"]),
+         gettext("share of %(count)s reviewed documents") % {"count": e2e["n"]}])
     # A pack without a baseline has no savings and no costs (None in its content).
     for key, value in (content["savings"] or {}).items():
         add(["savings", key, _fmt(value), "" if key == "documents" else "EUR"])

@@ -33,6 +33,9 @@ import math
 from datetime import date, timedelta
 from typing import Any
 
+from django.utils import dateformat
+from django.utils.translation import gettext, gettext_lazy, ngettext
+
 from workflows.governance import drift as drift_report
 from workflows.kpi import isoweeks, rollup
 from workflows.kpi.facts import (
@@ -291,38 +294,50 @@ def drift_alerts(workflow: Any) -> list[dict[str, Any]]:
         try:
             result = drift_report.node_drift(workflow, node)
         except Exception as exc:  # a governance bug must not take the business page down
-            out.append({"node": node, "status": "error", "message": f"drift check failed: {exc}"})
+            out.append({"node": node, "status": "error",
+                        "message": gettext("drift check failed: %(error)s") % {"error": exc}})
             continue
         out.append({"node": node, "status": result.status, "message": result.message})
     return out
 
 
 def open_risks(workflow: Any, facts: WeekFacts | None, baseline: dict | None, drift: list[dict] | None) -> list[str]:
-    """Plain-language risks a business owner should know about this week."""
+    """Plain-language risks a business owner should know about this week, in the reader's language (a
+    signed pack keeps them in the signer's)."""
     risks = []
     if not baseline:
-        risks.append("No baseline: savings and costs cannot be computed. Set the baseline.")
+        risks.append(gettext("No baseline: savings and costs cannot be computed. Set the baseline."))
     dead = DeadLetter.objects.filter(run__workflow=workflow, retried_at__isnull=True).count()
     if dead:
-        risks.append(f"{dead} document(s) failed and wait in the dead-letter list (retry them or handle them by hand).")
+        risks.append(ngettext("%(count)s document(s) failed and wait in the dead-letter list (retry them or handle "
+                              "them by hand).",
+                              "%(count)s document(s) failed and wait in the dead-letter list (retry them or handle "
+                              "them by hand).", dead) % {"count": dead})
     backlog = ReviewTask.objects.filter(run__workflow=workflow, status=ReviewTask.OPEN)
     waiting = backlog.count()
     if waiting:
         oldest = backlog.order_by("created_at").values_list("created_at", flat=True).first()
-        risks.append(f"{waiting} document(s) wait for a reviewer, the oldest since {oldest:%d %b %H:%M}.")
+        risks.append(ngettext("%(count)s document(s) wait for a reviewer, the oldest since %(since)s.",
+                              "%(count)s document(s) wait for a reviewer, the oldest since %(since)s.", waiting)
+                     % {"count": waiting, "since": dateformat.format(oldest, "d M H:i")})
     ct = cycle_time(facts, baseline)
     if ct["p95_within_sla"] is False:
-        risks.append(f"The slowest 5 % of documents took over {ct['p95_h']:.1f} h, beyond the {ct['sla_h']:g} h SLA.")
+        risks.append(gettext("The slowest 5 %% of documents took over %(p95)s h, beyond the %(sla)s h SLA.")
+                     % {"p95": f"{ct['p95_h']:.1f}", "sla": f"{ct['sla_h']:g}"})
     acc = accuracy(facts, baseline)
     e2e = acc["end_to_end"]
     if e2e["n"] and e2e["n"] < 30:
-        risks.append(f"Accuracy rests on only {e2e['n']} reviewed document(s); treat it as a rough indication.")
+        risks.append(ngettext("Accuracy rests on only %(count)s reviewed document(s); treat it as a rough indication.",
+                              "Accuracy rests on only %(count)s reviewed document(s); treat it as a rough indication.",
+                              e2e["n"]) % {"count": e2e["n"]})
     if acc["manual"] is not None and e2e["high"] is not None and e2e["high"] < acc["manual"]:
-        risks.append(f"Reviewed accuracy ({e2e['rate']:.0%}) is below the manual baseline ({acc['manual']:.0%}) "
-                     "even at the top of its 95 % interval.")
+        risks.append(gettext("Reviewed accuracy (%(rate)s) is below the manual baseline (%(manual)s) even at the top "
+                             "of its 95 %% interval.")
+                     % {"rate": f"{e2e['rate']:.0%}", "manual": f"{acc['manual']:.0%}"})
     for alert in drift or []:
         if alert["status"] in ("alert", "error"):
-            risks.append(f"Drift at {alert['node']}: {alert['message']}")
+            risks.append(gettext("Drift at %(node)s: %(message)s")
+                         % {"node": alert["node"], "message": alert["message"]})
     return risks
 
 
@@ -347,15 +362,16 @@ def _cost_per_document(s: dict[str, Any]) -> float | None:
 
 
 HEADLINES = [
-    # (key, title, getter, unit, higher is better)
-    ("documents", "Documents completed", lambda s: s["documents"]["completed"], "count", True),
-    ("cycle", "Cycle time (median)", lambda s: s["cycle_time"]["median_h"], "hours", False),
-    ("automation", "Automation rate", lambda s: s["automation"]["rate"], "share", True),
-    ("accuracy", "Reviewed accuracy", lambda s: s["accuracy"]["end_to_end"]["rate"], "share", True),
-    ("savings", "Savings", lambda s: _part(s["savings"], "savings_eur"), "eur", True),
-    ("cost", "Cost per document", lambda s: _cost_per_document(s), "eur", False),
-    ("energy", "Energy per 1,000 documents", lambda s: s["footprint"].get("wh_per_1k"), "wh", False),
-    ("answer", "Time to first answer (median)", lambda s: _part(s["first_answer"], "median_h"), "hours", False),
+    # (key, title, getter, unit, higher is better); titles are read in the reader's language by headlines()
+    ("documents", gettext_lazy("Documents completed"), lambda s: s["documents"]["completed"], "count", True),
+    ("cycle", gettext_lazy("Cycle time (median)"), lambda s: s["cycle_time"]["median_h"], "hours", False),
+    ("automation", gettext_lazy("Automation rate"), lambda s: s["automation"]["rate"], "share", True),
+    ("accuracy", gettext_lazy("Reviewed accuracy"), lambda s: s["accuracy"]["end_to_end"]["rate"], "share", True),
+    ("savings", gettext_lazy("Savings"), lambda s: _part(s["savings"], "savings_eur"), "eur", True),
+    ("cost", gettext_lazy("Cost per document"), lambda s: _cost_per_document(s), "eur", False),
+    ("energy", gettext_lazy("Energy per 1,000 documents"), lambda s: s["footprint"].get("wh_per_1k"), "wh", False),
+    ("answer", gettext_lazy("Time to first answer (median)"), lambda s: _part(s["first_answer"], "median_h"), "hours",
+     False),
 ]
 
 
@@ -365,7 +381,7 @@ def headlines(now: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any
         value, previous = get(now), get(before)
         change = None if value is None or previous is None else value - previous
         good = None if not change else (change > 0) == higher_better
-        cards.append({"key": key, "title": title, "value": value, "previous": previous, "change": change,
+        cards.append({"key": key, "title": str(title), "value": value, "previous": previous, "change": change,
                       "unit": unit, "good": good})
     return cards
 

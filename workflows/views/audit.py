@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from workflows.models import AuditEntry
@@ -38,7 +39,8 @@ def filtered(request: HttpRequest):
             try:
                 day = date.fromisoformat(filters[key])
             except ValueError:
-                raise BadFilter(f"'{key}' must be a date written YYYY-MM-DD, like 2025-03-31.") from None
+                raise BadFilter(gettext("'%(filter)s' must be a date written YYYY-MM-DD, like 2025-03-31.")
+                                % {"filter": key}) from None
             entries = entries.filter(**{lookup: day})
     return entries, filters
 

@@ -14,11 +14,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from workflows.access import get_workflow_for_user
-from workflows.design import gallery
+from workflows.design import gallery, texts
 from workflows.design.config_forms import (
     PREFIX,
     config_from_query,
@@ -51,15 +52,16 @@ def node_ports(graph: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
 
 
 def palette() -> list[dict[str, Any]]:
+    """The palette's groups and node types, in the reader's language."""
     groups: dict[str, list[Any]] = {key: [] for key in GROUPS}
     for node_type in CATALOG.values():
-        groups[node_type.group].append(node_type)
-    return [{"key": key, "title": GROUPS[key], "types": types} for key, types in groups.items() if types]
+        groups[node_type.group].append(texts.node_type(node_type))
+    return [{"key": key, "title": texts.group_title(key), "types": types} for key, types in groups.items() if types]
 
 
 def catalog_for_canvas() -> dict[str, dict[str, Any]]:
     return {
-        t.type: {"title": t.title, "group": t.group, "inputs": list(t.inputs),
+        t.type: {"title": texts.translate(t.title), "group": t.group, "inputs": list(t.inputs),
                  "outputs": list(t.output_ports(t.with_defaults({})))}
         for t in CATALOG.values()
     }
@@ -86,7 +88,7 @@ def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
         "canEdit": can_edit,
         "graph": graph,
         "ports": node_ports(graph),
-        "problems": latest.problems if latest else [],
+        "problems": texts.problems_json(latest.problems if latest else []),  # each with `text`, translated
         "catalog": catalog_for_canvas(),
         "urls": {
             "versions": f"/api/workflows/{workflow.pk}/versions/",
@@ -98,6 +100,7 @@ def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
         },
     }
     context = {**_history_context(request, workflow), "latest": latest, "palette": palette(), "boot": boot,
+               "problems": boot["problems"],
                "export_url": f"/api/workflows/{workflow.pk}/export/?format=json",
                "can_run": can(request.user, "run.start"), "sample_count": len(gallery.sample_items(workflow.template))}
     return render(request, "workflows/detail.html", context)
@@ -125,7 +128,8 @@ def node_panel(request: HttpRequest, pk: int) -> HttpResponse:
     node_type = node_type_or_none(data.get("_type") or data.get("type"))
     label = (data.get("_label") if posting else data.get("label")) or ""
     label = label.strip()[:200]
-    context: dict[str, Any] = {"workflow": workflow, "node_id": node_id, "node_type": node_type, "label": label,
+    shown = texts.node_type(node_type) if node_type is not None else None  # title, description, labels translated
+    context: dict[str, Any] = {"workflow": workflow, "node_id": node_id, "node_type": shown, "label": label,
                                "can_edit": can(request.user, "workflow.edit"), "applied": False}
     if node_type is None:
         return render(request, "workflows/_panel.html", context)
@@ -166,18 +170,19 @@ def workflow_upload(request: HttpRequest) -> HttpResponse:
     document: Any = None
     raw = upload.read(settings.GRAPH_MAX_BYTES * 2 + 1) if upload else (request.POST.get("document") or "").encode()
     if not raw.strip():
-        problems.append("Choose an exported workflow file (.json) to import.")
+        problems.append(gettext("Choose an exported workflow file (.json) to import."))
     elif len(raw) > settings.GRAPH_MAX_BYTES * 2:
-        problems.append(f"The file is larger than {settings.GRAPH_MAX_BYTES * 2 // 1024} KB; "
-                        "a workflow export is much smaller.")
+        problems.append(gettext("The file is larger than %(size)s KB; a workflow export is much smaller.")
+                        % {"size": settings.GRAPH_MAX_BYTES * 2 // 1024})
     else:
         try:
             document = json_loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError) as exc:
-            problems.append(f"The file is not JSON ({exc}). "
-                            "Export a workflow from its canvas page and upload that file.")
+            problems.append(gettext("The file is not JSON (%(error)s). Export a workflow from its canvas page and "
+                                    "upload that file.") % {"error": exc})
     if document is not None and not isinstance(document, dict):
-        problems.append(f"The file must hold one JSON object with \"format\": \"{EXPORT_FORMAT}\".")
+        problems.append(gettext("The file must hold one JSON object with \"format\": \"%(format)s\".")
+                        % {"format": EXPORT_FORMAT})
     elif document is not None:
         name = (request.POST.get("name") or "").strip() or document.get("name")
         data = ImportSerializer(data={**document, "name": name})

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext, ngettext
 
 from workflows.datasets import parse_mapping, store
 from workflows.engine.intake import IntakeError
@@ -21,13 +22,14 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
         upload = request.FILES.get("file")
         try:
             if upload is None:
-                raise IntakeError("Choose a CSV, JSONL or XLSX file.")
+                raise IntakeError(gettext("Choose a CSV, JSONL or XLSX file."))
             dataset = store(name=request.POST.get("name", "").strip(), filename=upload.name, data=upload.read(),
                             mapping=parse_mapping(request.POST.get("mapping")), user=request.user)
         except IntakeError as exc:
             error = exc.message
         else:
-            messages.success(request, f"Stored {dataset.name}: {dataset.rows} rows.")
+            messages.success(request, ngettext("Stored %(name)s: %(rows)s row.", "Stored %(name)s: %(rows)s rows.",
+                                               dataset.rows) % {"name": dataset.name, "rows": dataset.rows})
             return redirect_after_upload(request, "dataset-list")
     context = {"datasets": Dataset.objects.all(), "schedules": Schedule.objects.select_related("workflow", "last_run"),
                "can_upload": can(request.user, "run.start"), "error": error}

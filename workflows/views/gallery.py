@@ -8,10 +8,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from workflows.access import get_workflow_for_user
 from workflows.design import gallery as templates_gallery
+from workflows.design import texts
 from workflows.design.versions import create_workflow
 from workflows.engine.launch import StartError, append_to_live_run, create_run
 from workflows.graph import CATALOG, errors, parse_graph, validate
@@ -21,7 +23,7 @@ from workflows.roles import can, require
 
 def _summary(template: dict[str, Any]) -> dict[str, Any]:
     graph = parse_graph(template["graph"])
-    titles = [CATALOG[n.type].title if n.type in CATALOG else n.type for n in graph.nodes]
+    titles = [texts.translate(CATALOG[n.type].title) if n.type in CATALOG else n.type for n in graph.nodes]
     return {
         **template,
         "steps": [n.label or title for n, title in zip(graph.nodes, titles, strict=True)],
@@ -34,7 +36,7 @@ def _summary(template: dict[str, Any]) -> dict[str, Any]:
 @login_required
 def gallery(request: HttpRequest) -> HttpResponse:
     require(request.user, "workflow.view")
-    items = [_summary(t) for t in templates_gallery.templates()]
+    items = [_summary(templates_gallery.translated(t)) for t in templates_gallery.templates()]
     return render(request, "workflows/gallery.html",
                   {"templates": items, "can_edit": can(request.user, "workflow.edit")})
 
@@ -45,7 +47,8 @@ def use_template(request: HttpRequest, slug: str) -> HttpResponse:
     require(request.user, "workflow.edit")
     template = templates_gallery.get(slug)
     if template is None:
-        raise Http404("No such template.")
+        raise Http404(gettext("No such template."))
+    template = templates_gallery.translated(template)  # the copy is named and labelled as the gallery showed it
     workflow, _ = create_workflow(name=template["name"], description=template.get("description", ""),
                                   graph=parse_graph(template["graph"]), user=request.user,
                                   message=f"From template {slug}", template=slug)
@@ -61,16 +64,17 @@ def run_sample(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_workflow_for_user(request.user, pk, "run.start")
     items = templates_gallery.sample_items(workflow.template)
     if not items:
-        raise Http404("This workflow has no sample documents.")
+        raise Http404(gettext("This workflow has no sample documents."))
     latest = workflow.latest
     sources = {n.type for n in latest.as_graph().nodes} if latest else set()
     try:
         if "source.rest" in sources:
             run, _ = append_to_live_run(workflow, items, user=request.user)
         else:
-            run = create_run(workflow, user=request.user, items=items, origin="upload", input_name="sample documents")
+            run = create_run(workflow, user=request.user, items=items, origin="upload",
+                             input_name=gettext("sample documents"))
     except StartError as exc:
-        messages.error(request, " ".join(exc.problems))
+        messages.error(request, " ".join(exc.problems))  # StartError's problems are in the request's language
         return redirect("workflow-detail", pk=workflow.pk)
     record("run.sample", actor=request.user, obj=workflow, run=run.pk, items=len(items))
     return redirect("run-detail", pk=run.pk)

@@ -16,9 +16,12 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_kpi_workflow, kpi_workflows
+from workflows.formats import LocaleDecimalField
 from workflows.kpi import isoweeks, readers, rollup
 from workflows.kpi import pack as packs
 from workflows.kpi.baseline import save_baseline
@@ -27,10 +30,33 @@ from workflows.roles import can, require
 
 
 class BaselineForm(forms.ModelForm):
+    """Every figure reads "28,50" and "28.50" alike (workflows/formats.py); labels and help in the
+    user's language (the model's verbose names stay English: they are the admin's and migrations')."""
+
     class Meta:
         model = Baseline
         fields = list(Baseline.FIELDS)
-        widgets = {f: forms.NumberInput(attrs={"step": "any", "min": "0"}) for f in Baseline.FIELDS}
+        field_classes = dict.fromkeys(Baseline.FIELDS, LocaleDecimalField)
+        labels = {
+            "manual_minutes": _("Manual minutes per document"),
+            "hourly_cost": _("Hourly cost (€/hour)"),
+            "manual_accuracy": _("Manual accuracy (%)"),
+            "manual_cycle_hours": _("Manual cycle time (hours)"),
+            "sla_hours": _("SLA target (hours)"),
+            "review_minutes": _("Review minutes per item"),
+            "compute_eur_per_cpu_hour": _("Compute cost (€/CPU-hour)"),
+            "large_model_eur_per_1k_tokens": _("Large-model price (€/1k tokens)"),
+            "grid_g_co2_per_kwh": _("Grid factor (g CO₂/kWh)"),
+            "watts_per_core": _("Watts per busy core (W)"),
+        }
+        help_texts = {
+            "manual_minutes": _("Minutes a person spends on one document without the factory."),
+            "hourly_cost": _("Fully loaded cost of one hour of the people doing the work."),
+            "manual_cycle_hours": _("Typical time from receipt to completion before the factory (optional)."),
+            "sla_hours": _("Documents should be completed within this many hours of receipt."),
+            "review_minutes": _("Minutes a reviewer spends on one parked item."),
+            "large_model_eur_per_1k_tokens": _("Leave empty to use the cost each endpoint recorded in the ledger."),
+        }
 
 
 def _week(request: HttpRequest, default: date | None = None) -> date:
@@ -76,7 +102,7 @@ def kpi_baseline(request: HttpRequest, pk: int) -> HttpResponse:
     form = BaselineForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
         save_baseline(workflow, form.cleaned_data, user=request.user)
-        messages.success(request, "Baseline saved.")
+        messages.success(request, gettext("Baseline saved."))
         return redirect("kpi-dashboard", pk=workflow.pk)
     return render(request, "kpi/baseline.html", {"workflow": workflow, "form": form, "baseline": current},
                   status=400 if request.method == "POST" else 200)
@@ -96,7 +122,7 @@ def kpi_packs(request: HttpRequest, pk: int) -> HttpResponse:
 def _pack_week(week: str) -> date:
     monday = isoweeks.parse_week(week)
     if monday is None:
-        raise Http404("Not an ISO week; write it as 2025-W14.")
+        raise Http404(gettext("Not an ISO week; write it as 2025-W14."))
     return monday
 
 
@@ -143,5 +169,5 @@ def kpi_pack_sign(request: HttpRequest, pk: int, week: str) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect(reverse("kpi-pack", args=[workflow.pk, label]))
-    messages.success(request, f"Pack {label} signed and archived.")
+    messages.success(request, gettext("Pack %(week)s signed and archived.") % {"week": label})
     return redirect(reverse("kpi-pack", args=[workflow.pk, label]))

@@ -9,11 +9,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_model_for_user, get_promotion_for_user, get_version_for_user
+from workflows.design import texts
 from workflows.governance import drift as drift_
-from workflows.governance import labelsets, optimise, promotion, training
+from workflows.governance import evaluation, labelsets, optimise, promotion, training
 from workflows.governance.artifacts import import_model
 from workflows.governance.importer import ModelRejected
 from workflows.governance.usage import version_usage, workflows_using
@@ -71,17 +73,17 @@ def model_import(request: HttpRequest) -> HttpResponse:
     labels = [x.strip() for x in (request.POST.get("labels") or "").split(",") if x.strip()]
     try:
         if upload is None or not name:
-            raise ModelRejected(["Choose an .onnx file and give the model a name."])
+            raise ModelRejected([gettext("Choose an .onnx file and give the model a name.")])
         version, created, _ = import_model(upload.read(), name=name, kind=request.POST.get("kind") or "classifier",
                                            labels=labels, user=request.user, note=request.POST.get("note", ""))
     except ModelRejected as exc:
-        request.session["import_errors"] = exc.reasons
+        request.session["import_errors"] = texts.translate_all(exc.reasons)
         return redirect("model-list")
     except ValidationError as exc:
         request.session["import_errors"] = exc.messages
         return redirect("model-list")
-    messages.success(request, f"Imported as {version.ref}." if created
-                     else f"This artifact is already registered as {version.ref}.")
+    messages.success(request, (gettext("Imported as %(ref)s.") if created
+                               else gettext("This artifact is already registered as %(ref)s.")) % {"ref": version.ref})
     return redirect("model-version", name=version.model.name, number=version.number)
 
 
@@ -93,7 +95,7 @@ def labelled_set_upload(request: HttpRequest) -> HttpResponse:
     model = RegisteredModel.objects.filter(name=request.POST.get("model") or "").first()
     try:
         if upload is None:
-            raise ValidationError("Choose a CSV or XLSX file.")
+            raise ValidationError(gettext("Choose a CSV or XLSX file."))
         items = labelsets.parse_labelled_file(upload.name, upload.read())
         labelled = labelsets.create_labelled_set(name=request.POST.get("name") or upload.name.rsplit(".", 1)[0],
                                                  items=items, user=request.user, model=model,
@@ -101,8 +103,8 @@ def labelled_set_upload(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _errors(exc))
         return redirect("model-list")
-    messages.success(request, f"Labelled set '{labelled.name}': {len(labelled.items)} documents, "
-                              f"labels {', '.join(labelled.labels)}.")
+    messages.success(request, gettext("Labelled set '%(name)s': %(count)s documents, labels %(labels)s.")
+                     % {"name": labelled.name, "count": len(labelled.items), "labels": ", ".join(labelled.labels)})
     return redirect("model-list")
 
 
@@ -121,7 +123,7 @@ def model_train(request: HttpRequest, name: str) -> HttpResponse:
         job = training.start_training(model, user=request.user, labelled_set=_labelled_set(request),
                                       use_reviews=bool(request.POST.get("use_reviews")), C=C)
     except (ValidationError, ValueError) as exc:
-        messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else "C must be a number.")
+        messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else gettext("C must be a number."))
         return redirect("model-detail", name=model.name)
     return redirect("model-job", pk=job.pk)
 
@@ -148,7 +150,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         job = ModelJob.objects.select_related("model", "base_version__model", "result_version__model", "labelled_set",
                                               "created_by").get(pk=pk)
     except ModelJob.DoesNotExist:
-        raise Http404("No such job.") from None
+        raise Http404(gettext("No such job.")) from None
     context = {"job": job, "alias_names": ["candidate", "shadow", "production"],
                "labelled_sets": LabelledSet.objects.all()}
     template = "registry/job.html#progress" if request.htmx else "registry/job.html"
@@ -180,7 +182,8 @@ def promotion_create(request: HttpRequest, name: str, number: int) -> HttpRespon
                                               labelled_set=_labelled_set(request),
                                               replay_size=max(0, min(replay, 5000)))
     except (ValidationError, ValueError) as exc:
-        messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else "Replay size must be a number.")
+        messages.error(request, _errors(exc) if isinstance(exc, ValidationError)
+                       else gettext("Replay size must be a number."))
         return redirect("model-version", name=name, number=number)
     return redirect("promotion-detail", pk=created.pk)
 
@@ -192,13 +195,13 @@ def _decision_rights(user: Any, req: PromotionRequest) -> dict[str, Any]:
     return {"may_approve": may_decide and req.status == PromotionRequest.READY,
             "may_reject": may_decide and req.is_open,
             "may_cancel": req.is_open and (user.pk == req.requested_by_id or can(user, "promotion.approve")),
-            "why_not": why_not}
+            "why_not": gettext(why_not) if why_not else ""}  # why_not_decide answers in English
 
 
 @login_required
 def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = get_promotion_for_user(request.user, pk)
-    evidence = req.evidence or {}
+    evidence = evaluation.for_display(req.evidence)
     context = {"req": req, "ev": evidence, "evaluation": evidence.get("evaluation") or {},
                "replay": evidence.get("replay") or {},
                "shadow": evidence.get("shadow") or {}, **_decision_rights(request.user, req),
@@ -217,15 +220,16 @@ def promotion_decide(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         if action == "approve":
             promotion.approve(req, user=request.user, reason=reason)
-            messages.success(request, f"Approved: {req.version.model.name}@{req.alias} is now {req.version.ref}.")
+            messages.success(request, gettext("Approved: %(alias)s is now %(ref)s.")
+                             % {"alias": f"{req.version.model.name}@{req.alias}", "ref": req.version.ref})
         elif action == "reject":
             promotion.reject(req, user=request.user, reason=reason)
-            messages.success(request, "Rejected.")
+            messages.success(request, gettext("Rejected."))
         elif action == "cancel":
             promotion.cancel(req, user=request.user)
-            messages.success(request, "Cancelled.")
+            messages.success(request, gettext("Cancelled."))
         else:
-            messages.error(request, "Choose approve, reject or cancel.")
+            messages.error(request, gettext("Choose approve, reject or cancel."))
     except ValidationError as exc:
         messages.error(request, _errors(exc))
     return redirect("promotion-detail", pk=req.pk)
@@ -242,7 +246,8 @@ def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _errors(exc))
         return redirect("model-detail", name=model.name)
-    messages.success(request, f"Rollback requested: {created.version.ref}. A validator must approve it.")
+    messages.success(request, gettext("Rollback requested: %(ref)s. A validator must approve it.")
+                     % {"ref": created.version.ref})
     return redirect("promotion-detail", pk=created.pk)
 
 
@@ -261,16 +266,17 @@ def drift_action(request: HttpRequest) -> HttpResponse:
     try:
         if action == "route_review":
             version = drift_.route_all_to_review(int(request.POST.get("workflow") or 0), node, user=request.user)
-            messages.success(request, f"Saved version {version.number}: every item after '{node}' now goes to review.")
+            messages.success(request, gettext("Saved version %(number)s: every item after '%(node)s' now goes to "
+                                              "review.") % {"number": version.number, "node": node})
         elif action == "rollback":
             require(request.user, "promotion.request")
             created = promotion.request_rollback(request.POST.get("model") or "", "production", user=request.user,
                                                  reason=f"Drift at '{node}': {request.POST.get('message', '')}"[:2000])
             return redirect("promotion-detail", pk=created.pk)
         else:
-            messages.error(request, "Choose an action.")
+            messages.error(request, gettext("Choose an action."))
     except ValidationError as exc:
         messages.error(request, _errors(exc))
     except ValueError:
-        messages.error(request, "Unknown workflow.")
+        messages.error(request, gettext("Unknown workflow."))
     return redirect("drift")

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_review_task_for_user
@@ -40,10 +41,13 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         label = review.decide(task, user=request.user, label=request.POST.get("label") or "")
         if label is None:
-            messages.error(request, "Someone else decided this item already.")
+            messages.error(request, gettext("Someone else decided this item already."))
+        elif label.corrected:
+            messages.success(request, gettext("Item %(item)s: corrected to '%(label)s'.")
+                             % {"item": task.item.seq, "label": label.label})
         else:
-            messages.success(request, f"Item {task.item.seq}: {'corrected to' if label.corrected else 'accepted'} "
-                                      f"'{label.label}'.")
+            messages.success(request, gettext("Item %(item)s: accepted '%(label)s'.")
+                             % {"item": task.item.seq, "label": label.label})
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     queue = request.POST.get("queue") or ""

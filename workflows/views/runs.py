@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_run_for_user, get_workflow_for_user
@@ -50,10 +51,10 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
             elif token and (kept := staging.load(request.session, workflow.pk, token)):
                 name, data = kept
             elif token:
-                raise IntakeError("The previewed file is no longer kept (a day has passed, or you logged out): "
-                                  "choose it again.")
+                raise IntakeError(gettext("The previewed file is no longer kept (a day has passed, or you logged "
+                                          "out): choose it again."))
             else:
-                raise IntakeError("Choose a CSV, JSONL or XLSX file.")
+                raise IntakeError(gettext("Choose a CSV, JSONL or XLSX file."))
             if "preview" in request.POST:
                 context["preview"] = parse(data, name).preview()
                 if upload is not None:
@@ -69,11 +70,13 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
                                  if token and upload is None else None)
             return render(request, "runs/start.html", context, status=400)
         except launch.StartError as exc:
-            context["error"], context["problems"] = "The run cannot start.", exc.problems
+            context["error"], context["problems"] = gettext("The run cannot start."), exc.problems
             return render(request, "runs/start.html", context, status=400)
         if token:
             staging.discard(request.session, token)
-        messages.success(request, f"Run {run.pk} started with {run.items_total} items.")
+        messages.success(request, ngettext("Run %(run)s started with %(count)s item.",
+                                           "Run %(run)s started with %(count)s items.", run.items_total)
+                         % {"run": run.pk, "count": run.items_total})
         return redirect_after_upload(request, "run-detail", pk=run.pk)
     return render(request, "runs/start.html", context)
 
@@ -92,9 +95,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request.user, pk, "run.start")
     if launch.cancel_run(run, user=request.user):
-        messages.success(request, "The run is cancelled.")
+        messages.success(request, gettext("The run is cancelled."))
     else:
-        messages.error(request, "Only a queued or running run can be cancelled.")
+        messages.error(request, gettext("Only a queued or running run can be cancelled."))
     return redirect("run-detail", pk=run.pk)
 
 
@@ -104,7 +107,8 @@ def run_retry(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request.user, pk, "run.start")
     try:
         count = launch.retry_dead_letters(run, user=request.user)
-        messages.success(request, f"{count} item{'s' if count != 1 else ''} sent back through the line.")
+        messages.success(request, ngettext("%(count)s item sent back through the line.",
+                                           "%(count)s items sent back through the line.", count) % {"count": count})
     except launch.StartError as exc:
         messages.error(request, " ".join(exc.problems))
     return redirect("run-detail", pk=run.pk)
@@ -127,4 +131,4 @@ def run_item(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
 @login_required
 def run_download(request: HttpRequest, pk: int, fmt: str) -> StreamingHttpResponse:
     run = get_run_for_user(request.user, pk)
-    return export_response(run, fmt, request.GET.get("node") or None)
+    return export_response(run, fmt, request.GET.get("node") or None, request.GET.get("dialect") or None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_workflow_for_user
@@ -30,7 +31,8 @@ def workflow_create(request: HttpRequest) -> HttpResponse:
     if not name or len(name) > 200:
         workflows = Workflow.objects.listed()
         return render(request, "workflows/list.html",
-                      {"workflows": workflows, "create_error": "Give the workflow a name (up to 200 characters)."},
+                      {"workflows": workflows,
+                       "create_error": gettext("Give the workflow a name (up to 200 characters).")},
                       status=400)
     workflow, _ = create_workflow(name=name, description=request.POST.get("description", ""), graph=None,
                                   user=request.user, message="Created")
@@ -44,7 +46,7 @@ def workflow_diff(request: HttpRequest, pk: int) -> HttpResponse:
         a, b = int(request.GET["from"]), int(request.GET["to"])
         old, new = workflow.versions.get(number=a), workflow.versions.get(number=b)
     except (KeyError, ValueError, workflow.versions.model.DoesNotExist):
-        return HttpResponse("Pick two existing versions to compare.", status=400)
+        return HttpResponse(gettext("Pick two existing versions to compare."), status=400)
     context = {"workflow": workflow, "old": old, "new": new, "diff": diff(old.as_graph(), new.as_graph())}
     template = "workflows/_diff.html" if request.htmx else "workflows/diff.html"
     return render(request, template, context)

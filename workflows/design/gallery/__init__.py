@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
+
+from django.utils.translation import gettext
 
 from workflows.design.versions import create_workflow
 from workflows.graph import parse_graph
@@ -21,6 +24,20 @@ def templates() -> list[dict[str, Any]]:
         data["slug"] = path.stem
         found.append(data)
     return found
+
+
+def translated(template: dict[str, Any]) -> dict[str, Any]:
+    """The template in the reader's language: its name, description and node labels (their msgids are
+    listed in gallery/texts.py for makemessages). The files stay English; so does what load_templates
+    stores at set-up, when nobody's language is known."""
+    shown = copy.deepcopy(template)
+    shown["name"] = gettext(template["name"])
+    description = template.get("description", "")
+    shown["description"] = gettext(description) if description else ""  # gettext("") is the catalogue's header
+    for node in shown.get("graph", {}).get("nodes", []):
+        if node.get("label"):
+            node["label"] = gettext(node["label"])
+    return shown
 
 
 def sample_items(slug: str) -> list[dict[str, Any]]:

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.utils.translation import gettext
 
+from workflows.design.texts import translate
 from workflows.engine.state import ItemState
 from workflows.graph.plan import Plan, Step
 
@@ -120,7 +122,8 @@ def missing_handlers(plan: Plan) -> list[str]:
     """Messages for every step whose node type has no handler in this process."""
     load_handler_modules()
     return [
-        f"Node '{s.node.id}' ({s.node_type.title}) cannot run yet: no handler is installed for '{s.node.type}'."
+        gettext("Node '%(node)s' (%(title)s) cannot run yet: no handler is installed for '%(type)s'.")
+        % {"node": s.node.id, "title": translate(s.node_type.title), "type": s.node.type}
         for s in plan.steps if s.node.type not in HANDLERS
     ]
 
