@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from factory.middleware import csp_update
@@ -25,6 +26,10 @@ urlpatterns = [
     path("api/docs/", swagger_csp(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/redoc/", redoc_csp(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("api/", include("workflows.api.urls")),
+    # The language switcher in the top bar posts to set_language (i18n/setlang/); the browser scripts'
+    # strings come from the djangojs catalogue of the active language (gettext() in static/js/).
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("", include("workflows.urls")),
 ]
 

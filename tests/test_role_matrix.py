@@ -80,6 +80,8 @@ EXEMPT = {
     "api-schema": "public API description",
     "api-docs": "public API description",
     "api-redoc": "public API description",
+    "set_language": "sets the caller's own language cookie (Django's set_language)",
+    "javascript-catalog": "the scripts' translation catalogue, the same for everyone",
 }
 
 

@@ -8,6 +8,7 @@
  *     nodes have one output per branch plus "else"; the server computes the names from the config.
  *   - saving goes through the REST API with `parent` = the version loaded (409 on a stale parent);
  *   - the node panel, history and diff are server-rendered HTML swapped in by htmx.
+ * Words shown to people go through gettext() (the catalogue base.html loads), numbers through cfNumber().
  */
 (function () {
   "use strict";
@@ -59,7 +60,8 @@
     return Array.from(String(id)).map((c) => (/[A-Za-z0-9_-]/.test(c) ? c : "_" + c.codePointAt(0).toString(16) + "_")).join("");
   }
   function nodeHtml(d) {
-    const sub = catalog[d.type] ? catalog[d.type].title : "unknown type " + d.type;
+    const sub = catalog[d.type] ? catalog[d.type].title
+      : interpolate(gettext("unknown type %(type)s"), { type: d.type }, true);
     return '<div class="cf-node-head"><span class="cf-node-title">' + esc(d.label || typeTitle(d.type)) +
       '</span><span class="cf-badge" hidden></span></div><div class="cf-node-sub">' + esc(sub) +
       ' · <code>' + esc(d.id) + '</code></div><div class="cf-live" id="cf-live-' + esc(liveId(d.id)) + '"></div>';
@@ -78,12 +80,12 @@
     n.data.outputs.forEach((name, k) => {
       const port = el.querySelector(".outputs .output_" + (k + 1));
       if (!port) return;
-      port.title = "output: " + name;
+      port.title = interpolate(gettext("output: %(port)s"), { port: name }, true);
       if (n.data.outputs.length > 1 || name !== "out") port.dataset.port = name; else delete port.dataset.port;
     });
     n.data.inputs.forEach((name, k) => {
       const port = el.querySelector(".inputs .input_" + (k + 1));
-      if (port) port.title = "input: " + name;
+      if (port) port.title = interpolate(gettext("input: %(port)s"), { port: name }, true);
     });
   }
   function note(text) {
@@ -205,9 +207,12 @@
     reindex();
     Object.keys(dfData()).forEach(decoratePorts);
     if (dropped.length) {
-      note(dropped.length + " connection(s) could not be drawn (unknown node or port): " +
-        dropped.map((e) => e.source + "." + e.source_port + " → " + e.target + "." + e.target_port).join(", ") +
-        ". Saving will leave them out.");
+      const edges = dropped.map((e) => e.source + "." + e.source_port + " → " + e.target + "." + e.target_port)
+        .join(", ");
+      note(interpolate(ngettext(
+        "%(count)s connection could not be drawn (unknown node or port): %(edges)s. Saving will leave it out.",
+        "%(count)s connections could not be drawn (unknown node or port): %(edges)s. Saving will leave them out.",
+        dropped.length), { count: cfNumber(dropped.length), edges }, true));
     }
   }
 
@@ -282,7 +287,10 @@
     }
     decoratePorts(dfId);
     const lost = keep.filter((c) => outputs.indexOf(c.name) < 0).map((c) => c.name);
-    if (lost.length) note("Connections from removed branches were dropped: " + lost.join(", ") + ".");
+    if (lost.length) {
+      note(interpolate(gettext("Connections from removed branches were dropped: %(ports)s."),
+        { ports: lost.join(", ") }, true));
+    }
   }
 
   editor.on("nodeCreated", () => markDirty());
@@ -290,7 +298,10 @@
     reindex();
     if (state.panelNode && !(state.panelNode in state.byOurId)) {
       state.panelNode = null;
-      $("panel").innerHTML = '<p class="muted">Node deleted.</p>';
+      const gone = document.createElement("p");
+      gone.className = "muted";
+      gone.textContent = gettext("Node deleted.");
+      $("panel").replaceChildren(gone);
     }
     markDirty();
   });
@@ -437,9 +448,9 @@
       if (!el) return;
       const bad = list.some((p) => p.severity === "error");
       el.classList.add(bad ? "cf-has-error" : "cf-has-warning");
-      el.title = list.map((p) => p.message).join("\n");
+      el.title = list.map((p) => p.text || p.message).join("\n");
       const badge = el.querySelector(".cf-badge");
-      if (badge) { badge.hidden = false; badge.textContent = String(list.length); }
+      if (badge) { badge.hidden = false; badge.textContent = cfNumber(list.length); }
     });
     const ul = $("problems");
     ul.replaceChildren();
@@ -453,17 +464,19 @@
         a.textContent = p.node;
         li.append(a, ": ");
       }
-      li.append(p.message);
+      li.append(p.text || p.message);
       ul.append(li);
     });
     const errorCount = state.problems.filter((p) => p.severity === "error").length;
     if (!state.problems.length) {
       const li = document.createElement("li");
       li.className = "muted";
-      li.textContent = "None: the workflow can run.";
+      li.textContent = gettext("None: the workflow can run.");
       ul.append(li);
     }
-    $("problem-count").textContent = errorCount ? errorCount + " error" + (errorCount > 1 ? "s" : "") : "runnable";
+    $("problem-count").textContent = errorCount
+      ? interpolate(ngettext("%(count)s error", "%(count)s errors", errorCount), { count: cfNumber(errorCount) }, true)
+      : gettext("runnable");
     $("problem-count").className = "tag " + (errorCount ? "error" : "ok");
   }
 
@@ -493,7 +506,7 @@
   }
 
   function describeErrors(body) {
-    if (!body) return "The server refused the request.";
+    if (!body) return gettext("The server refused the request.");
     const parts = [];
     const walk = (value, prefix) => {
       if (Array.isArray(value)) value.forEach((v) => walk(v, prefix));
@@ -511,7 +524,7 @@
   }
 
   function versionStatus(number, runnable) {
-    $("version-status").textContent = "v" + number + " · " + (runnable ? "runnable" : "not runnable");
+    $("version-status").textContent = "v" + number + " · " + (runnable ? gettext("runnable") : gettext("not runnable"));
     $("version-status").className = "tag " + (runnable ? "ok" : "warn");
     const link = $("export");
     if (link) link.href = link.dataset.base + "&version=" + number;
@@ -524,7 +537,7 @@
   async function save() {
     if (!boot.canEdit || state.saving) return;
     state.saving = true;
-    saveResult("Saving…");
+    saveResult(gettext("Saving…"));
     try {
       await flushPanel();
       const messageBox = $("save-message");
@@ -538,48 +551,62 @@
         versionStatus(r.body.number, r.body.is_runnable);
         showProblems(r.body.problems);
         const errorCount = r.body.problems.filter((p) => p.severity === "error").length;
-        if (r.body.is_runnable) saveResult("Saved v" + r.body.number + ".", "ok");
-        else saveResult("Saved v" + r.body.number + " as a draft: not runnable until " + errorCount + " problem" + (errorCount === 1 ? " is" : "s are") + " fixed.", "warn");
+        if (r.body.is_runnable) {
+          saveResult(interpolate(gettext("Saved v%(number)s."), { number: r.body.number }, true), "ok");
+        } else {
+          saveResult(interpolate(ngettext(
+            "Saved v%(number)s as a draft: not runnable until %(count)s problem is fixed.",
+            "Saved v%(number)s as a draft: not runnable until %(count)s problems are fixed.",
+            errorCount), { number: r.body.number, count: cfNumber(errorCount) }, true), "warn");
+        }
         refreshHistory();
       } else if (r.status === 409) {
         showConflict(r.body);
-        saveResult("Not saved: someone else saved first.", "error");
+        saveResult(gettext("Not saved: someone else saved first."), "error");
       } else if (r.status === 403) {
-        saveResult("Your role may not change this workflow.", "error");
+        saveResult(gettext("Your role may not change this workflow."), "error");
       } else {
-        saveResult("Not saved: " + describeErrors(r.body), "error");
+        saveResult(interpolate(gettext("Not saved: %(reason)s"), { reason: describeErrors(r.body) }, true), "error");
       }
     } catch (err) {
-      saveResult("Not saved: the server could not be reached (" + err.message + ").", "error");
+      saveResult(interpolate(gettext("Not saved: the server could not be reached (%(error)s)."),
+        { error: err.message }, true), "error");
     } finally {
       state.saving = false;
     }
   }
 
   function showConflict(body) {
-    let text = (body && body.detail) || "A newer version was saved after the one you edited.";
-    if (body && body.latest_message) text += " Their message: “" + body.latest_message + "”.";
+    let text = (body && body.detail) || gettext("A newer version was saved after the one you edited.");
+    if (body && body.latest_message) {
+      text += " " + interpolate(gettext("Their message: “%(message)s”."), { message: body.latest_message }, true);
+    }
     $("conflict-message").textContent = text;
     $("conflict").hidden = false;
   }
 
   $("conflict-reload").addEventListener("click", () => { state.dirty = false; window.location.reload(); });
   $("conflict-copy").addEventListener("click", async () => {
-    const name = (boot.name + " (copy)").slice(0, 200);
-    const r = await api("POST", boot.urls.create, {
-      name, graph: toGraph(), message: "Copy of " + boot.name + " v" + state.version + " with unsaved changes",
-    });
+    const name = interpolate(gettext("%(name)s (copy)"), { name: boot.name }, true).slice(0, 200);
+    const message = interpolate(gettext("Copy of %(name)s v%(version)s with unsaved changes"),
+      { name: boot.name, version: state.version }, true);
+    const r = await api("POST", boot.urls.create, { name, graph: toGraph(), message });
     if (r.status === 201) window.location.assign("/workflows/" + r.body.id + "/");
-    else saveResult("Could not save a copy: " + describeErrors(r.body), "error");
+    else {
+      saveResult(interpolate(gettext("Could not save a copy: %(reason)s"), { reason: describeErrors(r.body) }, true),
+        "error");
+    }
   });
 
   document.addEventListener("click", async (e) => {
     const btn = e.target.closest("[data-restore]");
     if (!btn || !boot.canEdit) return;
-    if (state.dirty && !window.confirm("Restoring replaces your unsaved changes on screen. Continue?")) return;
+    if (state.dirty && !window.confirm(gettext("Restoring replaces your unsaved changes on screen. Continue?"))) return;
     const r = await api("POST", boot.urls.versions + btn.dataset.restore + "/restore/", { parent: state.version });
     if (r.status === 201) { state.dirty = false; window.location.reload(); } else if (r.status === 409) showConflict(r.body);
-    else saveResult("Not restored: " + describeErrors(r.body), "error");
+    else {
+      saveResult(interpolate(gettext("Not restored: %(reason)s"), { reason: describeErrors(r.body) }, true), "error");
+    }
   });
 
   if (boot.canEdit) $("save").addEventListener("click", save);
@@ -673,7 +700,7 @@
       label.setAttribute("y", String(mid.y - 6));
       label.dataset.source = source.data.id;
       label.dataset.port = port;
-      label.textContent = String(count);
+      label.textContent = cfNumber(count);
     });
   }
   document.body.addEventListener("htmx:wsAfterMessage", paintLive);

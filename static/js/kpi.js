@@ -1,32 +1,49 @@
 // KPI charts (vendored uPlot) and the cascade what-if slider. Data comes from json_script tags the
-// server rendered; every number here was computed on the server (workflows/kpi/readers.py).
+// server rendered; every number here was computed on the server (workflows/kpi/readers.py). Numbers,
+// month and day names follow the page's language (<html lang>); words come from gettext().
 (function () {
   "use strict";
   const COLORS = ["#0f6e56", "#b54708", "#3538cd", "#667085"];
-  const NAMES = {documents: "Documents", automation: "Automation %", accuracy: "Reviewed accuracy %",
-    cycle_median_h: "Median h", cycle_p95_h: "p95 h", savings_eur: "Savings €"};
+  const NAMES = {documents: gettext("Documents"), automation: gettext("Automation %"),
+    accuracy: gettext("Reviewed accuracy %"), cycle_median_h: gettext("Median h"), cycle_p95_h: gettext("p95 h"),
+    savings_eur: gettext("Savings €")};
+  const LANG = document.documentElement.lang || undefined;
 
   function readJSON(id) {
     const el = document.getElementById(id);
     return el ? JSON.parse(el.textContent) : null;
   }
 
+  // uPlot writes its time axis with English month and day names unless given the language's own.
+  function dateNames() {
+    const month = (style) => Array.from({length: 12}, (_, m) =>
+      new Intl.DateTimeFormat(LANG, {month: style, timeZone: "UTC"}).format(Date.UTC(2024, m, 1)));
+    // 7 January 2024 was a Sunday: uPlot's day names start on Sunday, as Date.getDay() does.
+    const day = (style) => Array.from({length: 7}, (_, d) =>
+      new Intl.DateTimeFormat(LANG, {weekday: style, timeZone: "UTC"}).format(Date.UTC(2024, 0, 7 + d)));
+    return {MMMM: month("long"), MMM: month("short"), WWWW: day("long"), WWW: day("short")};
+  }
+
   function drawCharts() {
     const trend = readJSON("kpi-trend");
     if (!trend || typeof uPlot === "undefined") return;
+    const names = dateNames();
+    const number = (v) => v == null ? "—" : cfNumber(v);
     document.querySelectorAll(".kpi-chart").forEach(function (box) {
       const keys = box.dataset.series.split(",");
       const data = [trend.x].concat(keys.map(function (k) { return trend[k]; }));
       const width = Math.max(300, box.clientWidth || 400);
+      const week = {label: gettext("Week"), value: function (u, v, s, i) { return i == null ? "" : trend.label[i]; }};
+      const lines = keys.map(function (k, i) {
+        return {label: NAMES[k] || k, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
+          points: {show: true, size: 6}, value: function (u, v) { return number(v); }};
+      });
       const opts = {
         width: width, height: 200,
+        fmtDate: function (template) { return uPlot.fmtDate(template, names); },
         scales: {x: {time: true}},
-        series: [{label: "Week", value: function (u, v, s, i) { return i == null ? "" : trend.label[i]; }}].concat(
-          keys.map(function (k, i) {
-            return {label: NAMES[k] || k, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
-              points: {show: true, size: 6}};
-          })),
-        axes: [{}, {size: 56}],
+        series: [week].concat(lines),
+        axes: [{}, {size: 56, values: function (u, splits) { return splits.map(number); }}],
       };
       box.textContent = "";
       new uPlot(opts, data, box);
@@ -34,8 +51,11 @@
     });
   }
 
-  function pct(x) { return x == null ? "—" : (x * 100).toFixed(1) + " %"; }
-  function eur(x) { return x == null ? "—" : "€ " + x.toFixed(x < 0.1 ? 4 : 2); }
+  function pct(x) { return x == null ? "—" : cfNumber(x * 100, 1) + " %"; }
+  // The same words as the server's euros (workflows/formats.py: money), with the cent's fractions.
+  function eur(x) {
+    return x == null ? "—" : interpolate(gettext("€ %(amount)s"), {amount: cfNumber(x, x < 0.1 ? 4 : 2)}, true);
+  }
 
   function wireWhatIf() {
     const tables = readJSON("kpi-whatif");
@@ -45,15 +65,18 @@
       const slider = box.querySelector(".wi-slider");
       function show() {
         const row = rows.find(function (r) { return Math.round(r.threshold * 100) === Number(slider.value); });
-        box.querySelector(".wi-threshold").textContent = (Number(slider.value) / 100).toFixed(2);
+        box.querySelector(".wi-threshold").textContent = cfNumber(Number(slider.value) / 100, 2);
         if (!row) return;
         const acc = row.small_accuracy;
+        box.querySelector(".wi-accuracy").textContent = acc.n
+          ? interpolate(gettext("%(rate)s [%(low)s – %(high)s], n=%(n)s"),
+            {rate: pct(acc.rate), low: pct(acc.low), high: pct(acc.high), n: cfNumber(acc.n)}, true)
+          : gettext("no reviewed documents above this threshold");
         box.querySelector(".wi-automation").textContent = pct(row.automation_rate);
-        box.querySelector(".wi-accuracy").textContent = acc.n ? pct(acc.rate) + " [" + pct(acc.low) + " – " + pct(acc.high) + "], n=" + acc.n
-          : "no reviewed documents above this threshold";
         box.querySelector(".wi-delivered").textContent = pct(row.accuracy);
         box.querySelector(".wi-cost").textContent = eur(row.eur_per_document);
-        box.querySelector(".wi-split").textContent = row.small + " / " + row.large.toFixed(1) + " / " + row.human.toFixed(1);
+        box.querySelector(".wi-split").textContent =
+          [cfNumber(row.small), cfNumber(row.large, 1), cfNumber(row.human, 1)].join(" / ");
       }
       slider.addEventListener("input", show);
       show();

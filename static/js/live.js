@@ -28,8 +28,8 @@
     el.textContent = text;
     el.dataset.state = kind;
   }
-  document.body.addEventListener("htmx:wsOpen", () => note("live", "open"));
-  document.body.addEventListener("htmx:wsClose", () => note("reconnecting…", "closed"));
+  document.body.addEventListener("htmx:wsOpen", () => note(pgettext("live socket state", "live"), "open"));
+  document.body.addEventListener("htmx:wsClose", () => note(pgettext("live socket state", "reconnecting…"), "closed"));
 
   // ------------------------------------------------------------ sparklines (run page)
 

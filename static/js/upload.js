@@ -14,9 +14,18 @@
     return elt && elt.closest ? elt.closest("form[data-upload]") : null;
   }
 
+  var megabyteFormats = {};
   function megabytes(bytes) {
-    return (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0) + " MB";
+    var digits = bytes < 1e7 ? 1 : 0;
+    if (!megabyteFormats[digits]) {
+      megabyteFormats[digits] = new Intl.NumberFormat(document.documentElement.lang || undefined,
+        { style: "unit", unit: "megabyte", minimumFractionDigits: digits, maximumFractionDigits: digits });
+    }
+    return megabyteFormats[digits].format(bytes / 1e6);
   }
+
+  var shareFormat = new Intl.NumberFormat(document.documentElement.lang || undefined, { style: "percent" });
+  function share(percent) { return shareFormat.format(percent / 100); }
 
   document.addEventListener("htmx:xhr:progress", function (event) {
     var form = uploadForm(event);
@@ -31,8 +40,9 @@
     ui.box.hidden = false;
     ui.bar.value = percent;
     ui.status.textContent = percent < 100
-      ? "Uploading… " + megabytes(event.detail.loaded) + " of " + megabytes(event.detail.total) + " (" + percent + "%)"
-      : "Uploaded " + megabytes(event.detail.total) + ": checking every row…";
+      ? interpolate(gettext("Uploading… %(sent)s of %(size)s (%(percent)s)"),
+        { sent: megabytes(event.detail.loaded), size: megabytes(event.detail.total), percent: share(percent) }, true)
+      : interpolate(gettext("Uploaded %(size)s: checking every row…"), { size: megabytes(event.detail.total) }, true);
   });
 
   document.addEventListener("htmx:beforeRequest", function (event) {
@@ -40,7 +50,7 @@
     if (!form) return;
     form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
     var ui = parts(form);
-    if (ui) { ui.box.hidden = false; ui.bar.value = 0; ui.status.textContent = "Starting the upload…"; }
+    if (ui) { ui.box.hidden = false; ui.bar.value = 0; ui.status.textContent = gettext("Starting the upload…"); }
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {

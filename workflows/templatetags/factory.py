@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from django import template
+from django.utils import formats, timezone
 
 register = template.Library()
 
@@ -10,3 +12,33 @@ register = template.Library()
 @register.filter
 def get_item(mapping: Any, key: str) -> Any:
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def when(value: Any, style: str = "datetime") -> str:
+    """A time in the user's locale and the site's time zone, naming the zone (CET/CEST).
+
+    Every displayed time says its zone because operators compare them with e-mails and logs written
+    elsewhere; "14/09/2026 10:05 CEST" cannot be misread, "10:05" can. `style` is "datetime",
+    "date" (no zone: a day is a day) or "time".
+    """
+    if not value:
+        return "—"
+    if isinstance(value, datetime):
+        local = timezone.localtime(value) if timezone.is_aware(value) else value
+        if style == "date":
+            return formats.date_format(local, "SHORT_DATE_FORMAT")
+        shown = formats.time_format(local, "TIME_FORMAT") if style == "time" else \
+            formats.date_format(local, "SHORT_DATETIME_FORMAT")
+        return f"{shown} {local.tzname() or ''}".strip()
+    if isinstance(value, date):
+        return formats.date_format(value, "SHORT_DATE_FORMAT")
+    return str(value)
+
+
+@register.filter
+def status_label(status: Any, kind: str = "run") -> str:
+    """A run's or (with "item") an item's stored status word as the reader's language says it."""
+    from workflows.design.texts import status_label as label  # templatetags sit above design; kept lazy
+
+    return label(str(status), kind)
