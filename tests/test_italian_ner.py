@@ -199,11 +199,6 @@ def test_an_italian_ticket_loses_its_name_address_and_iban_before_it_leaves(reda
     assert {"person", "address", "iban"} <= set(kinds)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redact() in runtimes/llm.py keeps only spans whose source is 'model'; "
-    "it should read the extractor's person/address spans by kind",
-)
 def test_names_and_addresses_only_the_gazetteers_find_are_redacted_too(redactor):
     ticket = (
         "Intestatario: ESPOSITO LUCA, Piazza del Popolo 3, 00187 Roma (RM). Per conto della Dott.ssa "

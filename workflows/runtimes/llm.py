@@ -3,7 +3,9 @@
 Pure Python (urllib): the same code talks to llama.cpp's server on loopback, vLLM, Ollama or an EU
 provider. Per item: a prompt from the item's fields, an idempotency key (run:node:item) so a retried
 shard never pays twice at a provider that honours it, retries with backoff for transient failures
-only, and tokens and spend recorded. Personal data can be redacted before any text leaves.
+only, and tokens and spend recorded. Personal data can be redacted before any text leaves. A model
+whose languages are declared is never sent text in another one: that item comes back refused
+(`language_unsupported`) before anything is reserved or sent, for the node to hand to a person.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Item, Output, item_error
+from .language import NAMES, language_of
 from .patterns import find_patterns
 
 TRANSIENT_HTTP = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -83,13 +86,22 @@ def render_prompt(template: str, item: Item) -> str:
     return _ItemFormatter().vformat(template, (), {"item": item})
 
 
+def prompt_text(template: str, item: Item) -> str:
+    """The item's own words in a prompt: the fields the template names, without the template's text
+    (an English instruction around an Italian ticket must not make the ticket look English)."""
+    names = dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name)
+    return "\n".join(render_prompt("{" + name + "}", item) for name in names)
+
+
 def redact(text: str, extractor: Any = None) -> tuple[str, list[str]]:
     """Replace personal data with [KIND] placeholders. Patterns always; the NER model when given."""
     spans = [(s.start, s.end, s.kind) for s in find_patterns(text, list(REDACT_KINDS))]
     if extractor is not None:
         for field_name, found in (extractor.run([{"text": text}])[0].get("fields") or {}).items():
             for span in found:
-                if span.get("source") == "model":
+                # Personal data by kind, whoever found it (the NER model or the Italian gazetteers);
+                # the strictly formatted kinds (IBAN, e-mail, …) come from the patterns above.
+                if field_name in ("person", "address", "bank_account", "id_number"):
                     spans.append((span["start"], span["end"], field_name))
     spans.sort()
     out, kinds, cursor = [], [], 0
@@ -121,7 +133,7 @@ class ChatClient:
     def __init__(self, endpoint: Endpoint, *, prompt: str, output_field: str = "answer", max_tokens: int = 256,
                  temperature: float = 0.2, timeout: float = 30.0, retries: int = 2, backoff: float = 0.5,
                  concurrency: int = 2, budget: Budget | None = None, redact_personal_data: bool = True,
-                 extractor: Any = None, system: str = ""):
+                 extractor: Any = None, system: str = "", languages: frozenset[str] | None = None):
         self.endpoint = endpoint
         self.prompt = prompt
         self.output_field = output_field
@@ -135,6 +147,7 @@ class ChatClient:
         self.redact_personal_data = redact_personal_data
         self.extractor = extractor
         self.system = system
+        self.languages = languages  # None: not declared, every item is sent
 
     def run(self, batch: list[Item], keys: list[str] | None = None) -> list[Output]:
         keys = keys or [""] * len(batch)
@@ -143,8 +156,20 @@ class ChatClient:
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batch))) as pool:
             return list(pool.map(self.complete, batch, keys))
 
+    def unwritten_language(self, item: Item) -> str:
+        """The first language of the item's text that the model does not write; "" when it writes
+        them all, when the text's language is undetermined, or when no languages are declared."""
+        if self.languages is None:
+            return ""
+        found = language_of(item, prompt_text(self.prompt, item))
+        return next((code for code in found.languages if code not in self.languages), "")
+
     def complete(self, item: Item, idempotency_key: str = "") -> Output:
         started = time.perf_counter()
+        language = self.unwritten_language(item)
+        if language:
+            message = f"the model '{self.endpoint.model}' does not write {NAMES.get(language, language)}; not sent"
+            return {**item_error("language_unsupported", message), "transient": False, "language": language}
         prompt = render_prompt(self.prompt, item)
         redacted: list[str] = []
         if self.redact_personal_data:

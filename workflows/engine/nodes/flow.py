@@ -72,7 +72,11 @@ class ReviewHandler(Handler):
     def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
         keep = ("label", "confidence", "fields", "summary", "answer", "subject", "suggested_label", "decided_by",
                 "large_answer")
+        # An item a person already decided upstream (the large-model node holds what its model cannot
+        # write, e.g. Italian for an English-only model) goes on: asking the same person twice about
+        # the same document is work, not control.
         return [
+            Outcome() if s.data.get("reviewed") else
             Outcome(park={"queue": step.config.get("queue") or "default",
                           "instructions": step.config.get("instructions") or "",
                           "labels": step.config.get("labels") or [],

@@ -1,5 +1,9 @@
 """The large-model nodes: a large model on every item (`llm`), and the cascade that asks it only
-when the small model is unsure, and a person when the large model is unsure too."""
+when the small model is unsure, and a person when the large model is unsure too.
+
+Both hand an item to a person, with the reason in its trace, when the endpoint's model does not write
+the item's language: a small local model asked about an Italian ticket answers with English fragments,
+which would look like an answer downstream."""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from typing import Any
 
 from workflows.engine.state import ItemState
 from workflows.graph.plan import Step
-from workflows.models import LLMEndpoint, NodeStats, Workflow
+from workflows.models import LLMEndpoint, NodeStats, Workflow, registry
+from workflows.runtimes import llm_server
+from workflows.runtimes.language import NAMES
 from workflows.runtimes.llm import Budget, ChatClient, Endpoint
 
 from . import loader
@@ -34,31 +40,70 @@ def _spent(context: RunContext, node_id: str) -> tuple[int, float]:
     return int(stats.get("tokens", 0)), float(stats.get("cost_eur", 0.0))
 
 
+REDACTION_MODEL = "rampart@production"
+
+
+def redaction_extractor(context: RunContext, *, required: bool) -> Any:
+    """The personal-data model that finds names and addresses before text leaves (patterns alone find
+    emails, IBANs and phone numbers, never a name): the version the run pinned when its graph uses one,
+    else the production version, so a line without an extract node redacts just the same. When the
+    workflow requires redaction and there is none, the node does not start and nothing is sent."""
+    pin = next((p for p in context.models.values() if p.get("runtime") == "rampart"), None)
+    if pin is None:
+        try:
+            pin = registry.resolve(REDACTION_MODEL).pin()
+        except LookupError as exc:
+            if required:
+                raise LookupError(f"the workflow requires redaction, but the personal-data model that finds names "
+                                  f"and addresses is missing ({exc}); nothing is sent until `manage.py setup_models` "
+                                  "registers it") from None
+            return None
+    return loader.load(pin["version_id"], purpose="extract", patterns=[], entities=["person", "address"])
+
+
 def client_for(step: Step, context: RunContext, *, prompt: str, output_field: str,
                max_tokens: int | None = None) -> ChatClient:
     config = dict(step.config)
     workflow = Workflow.objects.filter(pk=context.workflow_id).first()
     endpoint = _endpoint(config["endpoint"])
+    required = False
     if workflow is not None:
         # Checked at run start too; checked again here because the endpoint may have changed since.
         if endpoint.location == "external" and not workflow.allow_external_endpoints:
             raise PermissionError("the workflow's data-residency policy forbids the external endpoint "
                                   f"'{config['endpoint']}'")
         if workflow.require_redaction:
-            config["redact"] = True
+            config["redact"] = required = True
     budget = Budget(int(config.get("budget_tokens") or 0), float(config.get("budget_eur") or 0.0))
     budget.used_tokens, budget.used_eur = _spent(context, step.node.id)
-    extractor = None
-    if config.get("redact", True):
-        rampart = next((p for p in context.models.values() if p.get("runtime") == "rampart"), None)
-        if rampart is not None:
-            extractor = loader.load(rampart["version_id"], purpose="extract", patterns=[],
-                                    entities=["person", "address"])
+    redact = bool(config.get("redact", True))
+    extractor = redaction_extractor(context, required=required) if redact else None
     return ChatClient(endpoint, prompt=prompt, output_field=output_field,
                       max_tokens=max_tokens or int(config.get("max_tokens") or 256),
                       temperature=float(config.get("temperature", 0.2)), timeout=float(config.get("timeout") or 30),
                       retries=0,  # the executor retries transient errors per the node's policy
-                      budget=budget, redact_personal_data=bool(config.get("redact", True)), extractor=extractor)
+                      budget=budget, redact_personal_data=redact, extractor=extractor,
+                      languages=llm_server.languages_of(endpoint.model))
+
+
+def language_reason(out: dict[str, Any], endpoint: Endpoint) -> str:
+    """Why an item went to a person instead of the model, for its trace and the reviewer."""
+    where = "local " if endpoint.location == LLMEndpoint.ON_PREMISE else ""
+    code = out.get("language") or ""
+    return f"the {where}model does not write {NAMES.get(code, code or 'its language')}; sent to review"
+
+
+def held_for_person(out: dict[str, Any], data: dict[str, Any], endpoint: Endpoint, field: str,
+                    model_ref: str) -> Outcome:
+    """An item the model was not asked about, parked for a person: the reason stays in its trace and
+    reaches the reviewer, who writes the output field instead."""
+    reason = language_reason(out, endpoint)
+    keep = ("label", "confidence", "subject", "suggested_label", "decided_by")
+    return Outcome(fields={"llm_skipped": {"reason": reason, "language": out.get("language", "")}},
+                   model_ref=model_ref,
+                   park={"queue": "default", "labels": [], "proposal": {k: data[k] for k in keep if k in data},
+                         "instructions": f"{reason[0].upper()}{reason[1:]}: write the {field.replace('_', ' ')} "
+                                         "yourself."})
 
 
 def llm_outcome(out: dict[str, Any], field: str, model_ref: str) -> Outcome:
@@ -80,7 +125,11 @@ class LargeModelHandler(Handler):
     def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
         keys = [self.context.idempotency_key(step.node.id, s.item_id) for s in batch]
         outputs = self.client.run([s.data for s in batch], keys)
-        return outcomes_of(outputs, self.model_ref, lambda o: llm_outcome(o, self.field, self.model_ref))
+        outcomes = outcomes_of(outputs, self.model_ref, lambda o: llm_outcome(o, self.field, self.model_ref))
+        for i, out in enumerate(outputs):
+            if out.get("error_code") == "language_unsupported":
+                outcomes[i] = held_for_person(out, batch[i].data, self.client.endpoint, self.field, self.model_ref)
+        return outcomes
 
 
 ANSWER = re.compile(r"label\s*[:=]\s*\**\s*([\w\- ]+?)\s*\**\s*(?:[;,.\n]|$)", re.I)
@@ -178,7 +227,10 @@ class CascadeHandler(Handler):
 
     def _to_review(self, small_out: dict[str, Any], stats: dict[str, Any], answer: dict[str, Any] | None) -> Outcome:
         fields = {"label": small_out["label"], "confidence": small_out["confidence"], "decided_by": "human"}
-        if answer is not None:
+        if answer is not None and answer.get("error_code") == "language_unsupported":
+            fields["llm_skipped"] = {"reason": language_reason(answer, self.client.endpoint),
+                                     "language": answer.get("language", "")}
+        elif answer is not None:
             fields["large_answer"] = answer.get("answer") or answer.get("error")
             if answer.get("llm"):
                 fields["llm"] = answer["llm"]  # what was sent where, and what it cost (ledger, KPIs)

