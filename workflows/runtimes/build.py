@@ -49,6 +49,9 @@ def build_all(out_dir: str | os.PathLike[str], *, log: Callable[[str], None] = p
     metas["rampart"] = package_rampart(out, log=log)
     metas["bbc-head"] = train_bbc_head(out, metas["minilm-fp32"], serve_with=metas["minilm-int8"], log=log)
     metas["bbc-tfidf"] = train_bbc_tfidf(out, log=log)
+    from .e5 import build_e5  # e5.py builds on this module's store, so it is imported here, not above
+
+    metas.update(build_e5(out, log=log))
     return metas
 
 

@@ -58,7 +58,9 @@ class ZeroShotClassifier(_TextRuntime):
     """Cosine similarity of the text to each label's description, softmaxed with a temperature.
 
     Cosines of MiniLM embeddings sit in a narrow band (0.0–0.6), so a raw softmax would be nearly
-    flat; temperature 0.05 turns a 0.1 cosine lead into ~7× the probability.
+    flat; temperature 0.05 turns a 0.1 cosine lead into ~7× the probability. A model may name its
+    own (`zero_shot_temperature`: e5's cosines crowd into 0.7–0.9, and it was trained at 0.01).
+    Texts and label descriptions are embedded in the same role (e5's "query: ", the symmetric one).
     """
 
     def __init__(
@@ -66,7 +68,7 @@ class ZeroShotClassifier(_TextRuntime):
         embedder: Meta,
         *,
         labels: dict[str, str],
-        temperature: float = 0.05,
+        temperature: float | None = None,
         input_field: str = "text",
         batch_size: int = 32,
         threads: int | None = None,
@@ -75,7 +77,7 @@ class ZeroShotClassifier(_TextRuntime):
             raise ValueError("zero-shot classification needs at least one label with a description")
         self.embedder = Embedder(embedder, batch_size=batch_size, threads=threads)
         self.labels = list(labels)
-        self.temperature = temperature
+        self.temperature = temperature or float(embedder.get("params", {}).get("zero_shot_temperature", 0.05))
         self.input_field = input_field
         descriptions = [labels[label] or label for label in self.labels]
         self.label_vectors = self.embedder.encode(descriptions).vectors

@@ -1,7 +1,9 @@
-"""Sentence embeddings with MiniLM on ONNX Runtime: batched, dynamic padding, mean pool + L2 norm.
+"""Sentence embeddings on ONNX Runtime (MiniLM, multilingual e5): batched, dynamic padding, mean pool + L2 norm.
 
-The vectors match sentence-transformers' all-MiniLM-L6-v2 (mean pooling over real tokens, then unit
-length), so cosine similarity is a dot product.
+The vectors match sentence-transformers' all-MiniLM-L6-v2 and multilingual-e5-small (mean pooling
+over real tokens, then unit length), so cosine similarity is a dot product. A model trained with
+role prefixes (e5's "query: " / "passage: ") names them in its params; the Embedder adds them, so
+callers and users pass plain text.
 """
 
 from __future__ import annotations
@@ -39,10 +41,18 @@ class Embedder:
         self.session = get_session(meta["path"], meta["sha256"], threads=threads)
         self.tokenizer = get_tokenizer(*file_ref(meta, "tokenizer"))
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self.dim = int(meta.get("params", {}).get("dim", 384))
+        params = meta.get("params", {})
+        self.dim = int(params.get("dim", 384))
+        self.prefixes = {"query": params.get("query_prefix", ""), "passage": params.get("passage_prefix", "")}
+        self.default_role = params.get("default_role", "query")
 
-    def encode(self, texts: list[str]) -> Encoded:
-        """Embed raw strings (no item handling): for classify and summarise to reuse."""
+    def encode(self, texts: list[str], *, role: str | None = None) -> Encoded:
+        """Embed raw strings (no item handling): for classify and summarise to reuse. `role` is
+        "query" or "passage" for models trained with role prefixes (the model's default otherwise);
+        models without prefixes ignore it."""
+        prefix = self.prefixes[role or self.default_role]
+        if prefix:
+            texts = [prefix + t for t in texts]
         vectors, tokens, truncated = [], [], []
         for group in chunks(texts, self.batch_size):
             v, t, c = self._encode_batch(list(group))

@@ -20,6 +20,9 @@ from workflows.runtimes.ocr import OcrRuntime
 from workflows.runtimes.sessions import ArtifactError
 from workflows.runtimes.summarise import Summariser
 
+# Sentence embedders share one runtime: what differs between them (dimension, prefixes, token limit,
+# zero-shot temperature) is in the version's params.
+EMBEDDER_RUNTIMES = {"minilm", "e5"}
 _CACHE: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
@@ -59,7 +62,7 @@ def _build(version_id: int, purpose: str, options: dict[str, Any]) -> Any:
     meta, version = _meta_of(version_id)
     kind = version.runtime
     input_field = options.pop("input_field", "file" if kind == "rapidocr" else "text")
-    if kind == "minilm":
+    if kind in EMBEDDER_RUNTIMES:
         if purpose == "zero_shot":
             return ZeroShotClassifier(meta, labels=options["labels"], input_field=input_field)
         if purpose == "summarise":

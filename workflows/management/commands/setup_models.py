@@ -15,6 +15,8 @@ from django.db import transaction
 from workflows.models import LLMEndpoint, ModelVersion
 from workflows.models.registry import LabelledSet, register_version, set_initial_alias
 
+E5_DESCRIPTION = ("multilingual-e5-small sentence embeddings (384 dimensions) for Italian, English and about "
+                  "100 other languages; the runtime adds its query/passage prefixes.")
 # build.py name → (registered model, runtime, description)
 PACKAGED = {
     "minilm-fp32": ("minilm", "minilm", "all-MiniLM-L6-v2 sentence embeddings (384 dimensions)."),
@@ -23,9 +25,11 @@ PACKAGED = {
     "bbc-head": ("news-topics", "head", "News topic classifier (business, entertainment, politics, sport, tech)."),
     "bbc-tfidf": ("news-topics", "tfidf", "News topic classifier (business, entertainment, politics, sport, tech)."),
     "ocr": ("ocr", "rapidocr", "Text from scanned pages and photos (PP-OCR detection, angle and recognition)."),
+    "e5-fp32": ("e5-multilingual", "e5", E5_DESCRIPTION),
+    "e5-int8": ("e5-multilingual", "e5", E5_DESCRIPTION),
 }
 INITIAL_ALIASES = {"minilm-int8": "production", "rampart": "production", "bbc-head": "production",
-                   "bbc-tfidf": "candidate", "ocr": "production"}
+                   "bbc-tfidf": "candidate", "ocr": "production", "e5-int8": "production"}
 LOCAL_LLM = "local-smollm2"
 
 
