@@ -201,3 +201,17 @@ def test_an_items_declared_language_holds_it_even_when_its_words_say_nothing(loc
                                                    "language": "it"}])
     assert run.items_parked == 1
     assert Decision.objects.get(run=run, node="llm").output["llm_skipped"]["language"] == "it"
+
+
+def test_an_abstractive_summary_of_an_italian_ticket_goes_to_a_person_not_to_the_dead_letters(local_endpoint,
+                                                                                                personas):
+    graph = {"nodes": [node("src", "source.upload", fields=["text", "subject"]),
+                       node("sum", "summarise", method="abstractive", endpoint="local-smollm2", sentences=1),
+                       node("out", "sink.table")],
+             "edges": [edge("src", "sum"), edge("sum", "out")]}
+    run = run_items(personas["operator"], graph, [ITALIAN])
+    assert run.items_dead == 0 and run.items_parked == 1
+    held = Decision.objects.get(run=run, node="sum")
+    assert held.port == "parked"
+    assert held.output["llm_skipped"]["reason"] == "the local model does not write Italian; sent to review"
+    assert ReviewTask.objects.get(run=run).instructions.endswith("write the summary yourself.")

@@ -190,3 +190,36 @@ def test_cards_show_label_mix_confidence_histogram_and_an_error_colour(make_run,
     assert "1.6 / 13 ms" in html  # p50 / p95 from the log buckets
     _, _, [canvas] = connect_and_read(f"/ws/workflows/{run.workflow_id}/live/", personas["operator"])
     assert 'id="cf-live-ext" class="cf-live health-errors"' in canvas and "9 err" in canvas
+
+
+def test_a_socket_gets_its_pages_language(make_run, personas):
+    """The fragments a socket receives are in the language its page was rendered in (cookie, then
+    Accept-Language), for the snapshot and for every broadcast update."""
+    from django.utils import translation
+
+    from workflows.design.texts import status_label
+    from workflows.live import snapshot
+
+    run = make_run(8)
+
+    def read(headers):
+        async def go():
+            com = communicator(f"/ws/runs/{run.pk}/", personas["operator"])
+            com.scope["headers"] = headers
+            connected, _ = await com.connect(timeout=3)
+            assert connected
+            text = await receive(com, 3, frames=1)
+            await com.disconnect()
+            return text
+
+        return run_async(go)
+
+    with translation.override("it"):
+        italian = status_label(run.status)
+    with translation.override("en"):
+        english = status_label(run.status)
+    assert italian != english, "the Italian catalogue must translate the run status"
+    assert italian in read([(b"accept-language", b"it-IT,it;q=0.9,en;q=0.5")])
+    assert english in read([(b"accept-language", b"en-GB,en;q=0.9")])
+    event = snapshot.message(snapshot.load(run.pk))
+    assert italian in "".join(event["translated"]["it"]["run"]) and english in "".join(event["html"]["run"])

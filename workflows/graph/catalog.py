@@ -262,7 +262,8 @@ register(NodeType(
 ))
 register(NodeType(
     "embed", "models", _("Embed"),
-    _("Turn the text into a vector (MiniLM) for search, retrieval and similarity."),
+    _("Turn the text into a vector (MiniLM for English, e5 for Italian and other languages) for search, "
+      "retrieval and similarity."),
     config=(ConfigField("model", "model", _("Model"), default="minilm@production", model_kind="embedder"), INPUT_FIELD),
     needs=_input_field, adds=lambda c: {"embedding"}, outputs=("out", "error"),
 ))

@@ -19,8 +19,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.core.cache import cache
 from django.http import Http404
+from django.utils import translation
+from django.utils.translation import trans_real
 
 from workflows import statuses as run_states
 from workflows.access import get_run_for_user, get_workflow_for_user
@@ -99,8 +102,9 @@ def current_run_id(workflow_id: int) -> int | None:
 class Tracker:
     """What one socket has been sent, and what to send next. Synchronous (database access)."""
 
-    def __init__(self, kind: str, run_id: int | None, workflow_id: int | None = None):
+    def __init__(self, kind: str, run_id: int | None, workflow_id: int | None = None, language: str = ""):
         self.kind = kind
+        self.language = language or settings.LANGUAGE_CODE  # the fragments are rendered in it
         self.run_id = run_id
         self.workflow_id = workflow_id
         self.batches: dict[str, int] = {}  # per node: the batch count of the stats this socket got
@@ -115,7 +119,8 @@ class Tracker:
             return []
         self.batches = state.batches
         self.read_at, self.signature = state.batches, state.signature
-        return snapshot.render(state, self.kind)
+        with translation.override(self.language):
+            return snapshot.render(state, self.kind)
 
     def follow(self) -> list[str] | None:
         """Canvas only: a newer run of the workflow takes over the canvas (and gets a snapshot)."""
@@ -141,7 +146,8 @@ class Tracker:
         if state is None:
             return None
         self.read_at, self.signature = state.batches, state.signature
-        return snapshot.render(state, self.kind)
+        with translation.override(self.language):
+            return snapshot.render(state, self.kind)
 
     def older_run_line(self, batches: dict[str, int], signature: list | tuple) -> bool:
         """Whether a run line read with these batch counts is older than the one this socket shows.
@@ -171,16 +177,33 @@ class Tracker:
         if stale_line and not event["nodes"]:
             return None
         self.batches.update({n: event["batches"][n] for n in event["nodes"] if n in event["batches"]})
+        html = event.get("translated", {}).get(self.language, event["html"])[self.kind]
         if stale_line:
-            return snapshot.without_run_line(event["html"][self.kind], self.kind, self.run_id)
+            return snapshot.without_run_line(html, self.kind, self.run_id)
         self.read_at, self.signature = dict(event["batches"]), tuple(event["signature"])
-        return event["html"][self.kind]
+        return html
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
     kind = "run"
     # How often the socket looks at its run row itself (the canvas also for a newer run).
     poll_seconds = SAFETY_POLL_SECONDS
+
+    @property
+    def language(self) -> str:
+        """The page's language, chosen as LocaleMiddleware chose it for the page: the language cookie,
+        then Accept-Language, then the default (the socket's handshake carries both)."""
+        cookie = (self.scope.get("cookies") or {}).get(settings.LANGUAGE_COOKIE_NAME)
+        headers = dict(self.scope.get("headers") or [])
+        wanted = [cookie] if cookie else []
+        accept = headers.get(b"accept-language", b"").decode("latin-1")[:500]
+        wanted += [code for code, _ in trans_real.parse_accept_lang_header(accept) if code != "*"]
+        for code in wanted:
+            try:
+                return trans_real.get_supported_language_variant(code)
+            except LookupError:
+                continue
+        return settings.LANGUAGE_CODE
 
     @property
     def address(self) -> str:
@@ -211,7 +234,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     def authorise(self) -> tuple[Tracker, list[str]]:
         user = self.scope.get("user")
         run = authorise_run(user, self.scope["url_route"]["kwargs"]["run"], self.address)
-        return Tracker("run", run.pk, run.workflow_id), [run_group(run.pk)]
+        return Tracker("run", run.pk, run.workflow_id, self.language), [run_group(run.pk)]
 
     async def watch(self, run_id: int | None) -> None:
         """Poll mode: share this process's watcher of the run (live/watch.py)."""
@@ -274,4 +297,5 @@ class WorkflowLiveConsumer(LiveConsumer):
     def authorise(self) -> tuple[Tracker, list[str]]:
         user = self.scope.get("user")
         workflow = authorise_workflow(user, self.scope["url_route"]["kwargs"]["workflow"], self.address)
-        return Tracker("canvas", current_run_id(workflow.pk), workflow.pk), [workflow_group(workflow.pk)]
+        return (Tracker("canvas", current_run_id(workflow.pk), workflow.pk, self.language),
+                [workflow_group(workflow.pk)])

@@ -22,7 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from workflows.graph import CATALOG
 from workflows.models import NodeStats, Run
@@ -143,6 +145,10 @@ def dead_letters(run: Any, limit: int = 10) -> list[Any]:
     return list(run.dead_letters.filter(retried_at__isnull=True).select_related("item").order_by("-id")[:limit])
 
 
+def other_languages() -> list[str]:
+    return [code for code, _ in settings.LANGUAGES if code != settings.LANGUAGE_CODE]
+
+
 def render(state: RunState, kind: str, *, oob: bool = True) -> list[str]:
     """The frames of one message for a run page ("run") or a canvas ("canvas"): one frame each.
 
@@ -176,6 +182,12 @@ def render_empty_canvas(workflow_id: int) -> list[str]:
 
 def message(state: RunState) -> dict[str, Any]:
     """The channel-layer event the broadcaster sends to the run's and the workflow's groups."""
+    with translation.override(settings.LANGUAGE_CODE):
+        html = {kind: render(state, kind) for kind in KINDS}
+    translated = {}
+    for language in other_languages():
+        with translation.override(language):
+            translated[language] = {kind: render(state, kind) for kind in KINDS}
     return {
         "type": "live.update",
         "run": state.run.pk,
@@ -183,6 +195,9 @@ def message(state: RunState) -> dict[str, Any]:
         "nodes": sorted(state.changed or ()),
         "batches": state.batches,
         "signature": list(state.signature),
-        "html": {kind: render(state, kind) for kind in KINDS},
+        # One render per page kind and language serves every socket: the default language's under
+        # "html", the others' under "translated" (a socket picks its own; see consumers.Tracker).
+        "html": html,
+        "translated": translated,
         "at": time.time(),  # when it left the worker (bench/live.py measures the rest)
     }
