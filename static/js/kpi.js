@@ -29,6 +29,10 @@
     if (!trend || typeof uPlot === "undefined") return;
     const names = dateNames();
     const number = (v) => v == null ? "—" : cfNumber(v);
+    // The weeks start at midnight in the site's time zone, which the page names.
+    const zone = document.documentElement.dataset.timeZone || undefined;
+    const ticks = new Intl.DateTimeFormat(LANG, {day: "numeric", month: "short", timeZone: zone});
+    const dayMonth = (seconds) => seconds == null ? "" : ticks.format(new Date(seconds * 1000));
     document.querySelectorAll(".kpi-chart").forEach(function (box) {
       const keys = box.dataset.series.split(",");
       const data = [trend.x].concat(keys.map(function (k) { return trend[k]; }));
@@ -43,7 +47,9 @@
         fmtDate: function (template) { return uPlot.fmtDate(template, names); },
         scales: {x: {time: true}},
         series: [week].concat(lines),
-        axes: [{}, {size: 56, values: function (u, splits) { return splits.map(number); }}],
+        // Day and month in the language's order ("6 gen" in Italian; uPlot's own ticks are "1/6").
+        axes: [{values: function (u, splits) { return splits.map(dayMonth); }},
+          {size: 56, values: function (u, splits) { return splits.map(number); }}],
       };
       box.textContent = "";
       new uPlot(opts, data, box);
