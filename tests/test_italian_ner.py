@@ -341,3 +341,15 @@ def test_generated_set_recall_is_at_least_09_for_names_and_for_addresses():
     assert generate(count=120)[5].text == examples[5].text  # seeded
     result = evaluate(examples)
     assert result.name_recall >= 0.9 and result.address_recall >= 0.9, result.misses[:10]
+
+
+@pytest.mark.parametrize("text", [
+    "L'ordine 55821 doveva arrivare il 14 marzo 2025 in Via Giuseppe Verdi 21, 80133 Napoli, ma il corriere è fermo.",
+    "Sulla fattura n. 118 del 12 marzo 2025 mi avete addebitato € 1.234,56 invece di € 234,56.",
+])
+def test_a_bare_number_is_never_a_person_or_an_address(rampart, text):
+    """The NER model sometimes tags an order or invoice number as an address: a name or an address
+    has letters in it."""
+    out = Extractor(rampart, patterns=[], entities=["person", "address"]).run([{"text": text}])[0]
+    for kind in ("person", "address"):
+        assert all(any(c.isalpha() for c in v) for v in values(out, kind)), values(out, kind)

@@ -59,6 +59,9 @@ class _Token:
     score: float
 
 
+WORDED_KINDS = frozenset({"person", "address", "organisation"})
+
+
 @dataclass
 class _Run:
     type: str
@@ -110,6 +113,10 @@ class Extractor:
         )
         for row, index in enumerate(where):
             text = texts[row]
+            # The model sometimes tags an order or invoice number ("L'ordine 55821") as an address:
+            # a person, an address or an organisation has letters in it.
+            model_spans[row] = [s for s in model_spans[row]
+                                if s.kind not in WORDED_KINDS or any(c.isalpha() for c in s.value)]
             claimed = find_patterns_all(text[:MAX_CHARS_FOR_PATTERNS])
             found = [s for s in claimed if s.kind in self.patterns]
             kinds = [k for k in GAZETTEER_KINDS if k in self.entities]

@@ -1,14 +1,19 @@
-"""The templates gallery: complete workflows to start from; "Use template" copies one into a new workflow."""
+"""The templates gallery: complete workflows to start from; "Use template" copies one into a new workflow.
+
+The page shows each template in the reader's language (its Italian variant for an Italian reader) and
+links to the same gallery in the other languages the templates are written in; "Use template" copies
+what the page showed."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_POST
 
 from workflows.access import get_workflow_for_user
@@ -33,12 +38,25 @@ def _summary(template: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _language(asked: str | None) -> str:
+    """The language the gallery shows its templates in: the one asked for when the site has it, else the
+    reader's."""
+    available = {code for code, _ in settings.LANGUAGES}
+    asked = templates_gallery.base_language(asked) if asked else ""
+    return asked if asked in available else templates_gallery.base_language(get_language())
+
+
 @login_required
 def gallery(request: HttpRequest) -> HttpResponse:
     require(request.user, "workflow.view")
-    items = [_summary(templates_gallery.translated(t)) for t in templates_gallery.templates()]
+    language = _language(request.GET.get("language"))
+    found = templates_gallery.templates()
+    items = [_summary(templates_gallery.in_language(t, language)) for t in found]
+    written = {code for t in found for code in templates_gallery.languages(t)}
+    others = [(code, name) for code, name in settings.LANGUAGES if code in written and code != language]
     return render(request, "workflows/gallery.html",
-                  {"templates": items, "can_edit": can(request.user, "workflow.edit")})
+                  {"templates": items, "can_edit": can(request.user, "workflow.edit"), "language": language,
+                   "other_languages": others})
 
 
 @login_required
@@ -48,11 +66,12 @@ def use_template(request: HttpRequest, slug: str) -> HttpResponse:
     template = templates_gallery.get(slug)
     if template is None:
         raise Http404(gettext("No such template."))
-    template = templates_gallery.translated(template)  # the copy is named and labelled as the gallery showed it
+    # The copy is the one the gallery showed: its language came with the form, else the reader's.
+    template = templates_gallery.in_language(template, _language(request.POST.get("language")))
     workflow, _ = create_workflow(name=template["name"], description=template.get("description", ""),
                                   graph=parse_graph(template["graph"]), user=request.user,
-                                  message=f"From template {slug}", template=slug)
-    record("workflow.template.use", actor=request.user, obj=workflow, template=slug)
+                                  message=f"From template {slug} ({template['language']})", template=slug)
+    record("workflow.template.use", actor=request.user, obj=workflow, template=slug, language=template["language"])
     return redirect("workflow-detail", pk=workflow.pk)
 
 

@@ -1,7 +1,8 @@
 """The gallery's texts as msgids, so that makemessages (which reads Python, not JSON) extracts them:
 each template's name and description and its nodes' labels, in the JSON files' English. The gallery
-translates them where it shows a template (gallery.translated); tests/test_i18n_python.py fails when a
-JSON file holds a text this list lacks, so edit both together.
+translates them for a reader whose language has no variant of the template (gallery.in_language); a
+variant's texts (the Italian ones) are data in the JSON file, not msgids. tests/test_i18n_python.py
+fails when a JSON file holds an English text this list lacks, so edit both together.
 """
 
 from __future__ import annotations
