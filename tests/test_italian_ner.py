@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bench._italian_ner import evaluate, generate
+from tests.runtimes.test_patterns_adversarial import budget  # the same linear-time guard
 from workflows.runtimes import italian
 from workflows.runtimes.extract import Extractor
 from workflows.runtimes.italian import GazetteerError, find_entities, gazetteers
@@ -292,20 +291,6 @@ def test_a_gazetteer_file_that_is_not_the_pinned_one_is_refused(monkeypatch):
 
 
 # --- linear time ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def budget(seconds: float):
-    def expire(signum, frame):
-        raise TimeoutError(f"the Italian finders took more than {seconds} s: they are not linear on this input")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize(

@@ -204,27 +204,8 @@ def quantise_minilm(
     if meta := _cached(out, name, key):
         return meta
     _offline()
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     log(f"quantising MiniLM to int8 (per_channel={per_channel}, fuse={fuse})…")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        source = Path(fp32["path"])
-        if fuse:
-            source = _fuse(fp32, work)
-        target = work / "model_int8.onnx"
-        # DefaultTensorType: fused contrib ops defeat ONNX shape inference, which the quantiser
-        # uses to type MatMul outputs; they are all float here.
-        quantize_dynamic(
-            str(source),
-            str(target),
-            per_channel=per_channel,
-            reduce_range=False,
-            weight_type=QuantType.QInt8,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        model = _store(out, target, ".onnx")
+    model = int8_blob(out, Path(fp32["path"]), minilm_source() / "config.json", fuse=fuse, per_channel=per_channel)
     params = {
         **fp32["params"],
         "precision": "int8",
@@ -251,14 +232,36 @@ def quantise_minilm(
     )
 
 
-def _fuse(fp32: Meta, work: Path) -> Path:
+def int8_blob(out: Path, model: Path, config: Path, *, fuse: bool = True, per_channel: bool = True) -> dict[str, Any]:
+    """A BERT-style ONNX encoder (with its transformers config.json) as dynamic int8 in the store."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        source = _fuse(model, config, work) if fuse else model
+        target = work / "model_int8.onnx"
+        # DefaultTensorType: fused contrib ops defeat ONNX shape inference, which the quantiser
+        # uses to type MatMul outputs; they are all float here.
+        quantize_dynamic(
+            str(source),
+            str(target),
+            per_channel=per_channel,
+            reduce_range=False,
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        return _store(out, target, ".onnx")
+
+
+def _fuse(model: Path, config: Path, work: Path) -> Path:
     from optimum.onnxruntime import ORTOptimizer
     from optimum.onnxruntime.configuration import OptimizationConfig
 
     export = work / "export"
     export.mkdir()
-    shutil.copyfile(fp32["path"], export / "model.onnx")
-    shutil.copyfile(minilm_source() / "config.json", export / "config.json")
+    shutil.copyfile(model, export / "model.onnx")
+    shutil.copyfile(config, export / "config.json")
     optimizer = ORTOptimizer.from_pretrained(str(export), file_names=["model.onnx"])
     # Level 2 = ORT's transformer fusions (Attention, SkipLayerNorm, BiasGelu); level 99 would
     # add layout changes specific to the machine that exported it.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .base import Meta
-from .build import _cached, _key, _offline, _save, _store
+from .build import _cached, _key, _offline, _save, _store, int8_blob
 from .corpus import package_dir
 from .sessions import file_sha256
 
@@ -309,30 +308,8 @@ def quantise_e5(out_dir: str | os.PathLike[str], fp32: Meta, *, log: Callable[[s
     if meta := _cached(out, "e5-int8", key):
         return meta
     _offline()
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from optimum.onnxruntime import ORTOptimizer
-    from optimum.onnxruntime.configuration import OptimizationConfig
-
     log("fusing and quantising multilingual-e5-small to int8…")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "export").mkdir()
-        shutil.copyfile(fp32["path"], work / "export" / "model.onnx")
-        shutil.copyfile(fp32["files"]["config"]["path"], work / "export" / "config.json")
-        optimizer = ORTOptimizer.from_pretrained(str(work / "export"), file_names=["model.onnx"])
-        optimizer.optimize(save_dir=str(work / "fused"),
-                           optimization_config=OptimizationConfig(optimization_level=2, optimize_for_gpu=False))
-        target = work / "model_int8.onnx"
-        quantize_dynamic(
-            str(work / "fused" / "model_optimized.onnx"),
-            str(target),
-            per_channel=True,
-            reduce_range=False,
-            weight_type=QuantType.QInt8,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        model = _store(out, target, ".onnx")
+    model = int8_blob(out, Path(fp32["path"]), Path(fp32["files"]["config"]["path"]))
     return _save(out, {
         "name": "e5-int8",
         "kind": "embedder",
