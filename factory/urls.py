@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
@@ -17,7 +19,17 @@ from workflows import login_throttle
 swagger_csp = csp_update(img_src=["'self'", "data:"])
 redoc_csp = csp_update(style_src=["'unsafe-inline'"], img_src=["'self'", "data:"], worker_src=["'self'", "blob:"])
 
+
+class FaviconView(RedirectView):
+    """Browsers ask for /favicon.ico whatever the page links: send them to the SVG (its static URL,
+    hashed in production, is looked up per request: the manifest may not exist when this module loads)."""
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("favicon.svg")
+
+
 urlpatterns = [
+    path("favicon.ico", FaviconView.as_view(), name="favicon"),
     path("accounts/login/", login_throttle.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/login/", login_throttle.admin_login, name="admin-login"),  # before admin.site.urls: throttled

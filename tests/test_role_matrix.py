@@ -62,6 +62,7 @@ def rows() -> list[Row]:
         Row("canvas-panel", "post", "/workflows/{wf}/panel/", EDITORS,
             {"_node": "cls", "_type": "classify", "cfg-model": "minilm@production"}, api=False),
         Row("canvas-history", "get", "/workflows/{wf}/history/", EVERY_ROLE, api=False),
+        Row("canvas-samples", "get", "/workflows/{wf}/samples/?node=cls", EVERY_ROLE, api=False),
         Row("workflow-upload", "post", "/workflows/import/", EDITORS,
             {"document": '{"format": "cognitive-factory/workflow", "format_version": 1, "name": "Up", '
                          '"graph": {"nodes": [], "edges": []}}'},
@@ -82,6 +83,7 @@ EXEMPT = {
     "api-redoc": "public API description",
     "set_language": "sets the caller's own language cookie (Django's set_language)",
     "javascript-catalog": "the scripts' translation catalogue, the same for everyone",
+    "favicon": "the site icon, the same for everyone",
 }
 
 

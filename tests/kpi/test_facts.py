@@ -67,10 +67,11 @@ def workflow(db):
 def test_computed_week_is_typed_and_stored_in_the_old_format(workflow):
     week = rollup.compute_week(workflow.pk, ledger.W13)
     assert isinstance(week, WeekFacts) and week.docs == 8 and week.paths.human == 3 and week.cycle.exact
-    assert _same(W13_ROW, week.to_json())
+    # large_used is written only when there is one (older rows lack it and read back unchanged).
+    assert _same({**W13_ROW, "large_used": 5}, week.to_json())
     rollup.store_week(workflow.pk, ledger.W13)
     stored = KpiWeek.objects.get(workflow=workflow, week_start=ledger.W13).facts
-    assert _same(W13_ROW, stored, ordered=False)  # PostgreSQL's jsonb keeps its own key order
+    assert _same({**W13_ROW, "large_used": 5}, stored, ordered=False)  # PostgreSQL's jsonb keeps its own key order
     assert rollup.compute_week(workflow.pk, ledger.W12) is None
 
 
@@ -85,7 +86,8 @@ def test_a_stored_row_reads_and_writes_back_unchanged():
 def test_missing_keys_read_as_an_empty_week():
     assert WeekFacts.from_json({}) == WeekFacts()
     assert readers.documents(WeekFacts.from_json({"docs": 2})) == {"completed": 2, "dead": 0,
-                                                                   "paths": {"small": 0, "large": 0, "human": 0}}
+                                                                   "paths": {"small": 0, "large": 0, "human": 0},
+                                                                   "large_answered": 0}
     assert readers.first_answer(None) is None and readers.cascade_funnel(None) == []
 
 

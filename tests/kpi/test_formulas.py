@@ -37,7 +37,8 @@ def facts(workflow):
 
 def test_documents_and_paths(facts):
     # 1, 2, 9 small only; 3, 4 large model; 5, 6, 7 a person; 8 dead; 10 belongs to the next week.
-    assert kpis.documents(facts) == {"completed": 8, "dead": 1, "paths": {"small": 3, "large": 2, "human": 3}}
+    assert kpis.documents(facts) == {"completed": 8, "dead": 1, "paths": {"small": 3, "large": 2, "human": 3},
+                                     "large_answered": 5}
 
 
 def test_cycle_time_median_p95_and_sla(facts, baseline):

@@ -25,7 +25,7 @@ from workflows.access import get_workflow_for_user
 from workflows.design.versions import save_version
 from workflows.graph import parse_graph
 from workflows.models import Decision, Workflow
-from workflows.models.registry import Label, RegisteredModel, parse_ref
+from workflows.models.registry import Label, RegisteredModel, parse_ref, resolve
 
 WINDOW = 200
 MIN_ITEMS = 30
@@ -108,12 +108,26 @@ def _pct(x: float) -> str:
     return f"{round(x * 100):d} %"
 
 
+def _configured_ref(workflow: Workflow, node: str) -> str:
+    """The model a node is set to use (as a concrete version when it resolves), for a node with no labelled
+    decision yet: an extractor or summariser never labels, and its sentence must still name its model."""
+    latest = workflow.latest
+    configs = [n.get("config") or {} for n in (latest.graph.get("nodes", []) if latest else []) if n.get("id") == node]
+    ref = configs[0].get("model") if configs else None
+    if not isinstance(ref, str) or not ref:
+        return ""
+    try:
+        return resolve(ref).ref
+    except LookupError:
+        return ref
+
+
 def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items: int = MIN_ITEMS,
                noun: str | None = None) -> NodeDrift:
     """The drift of one model node, its message in the reader's language (it is computed per request)."""
     noun = noun or gettext("documents")
     latest_ref = (Decision.objects.filter(run__workflow=workflow, node=node, label__isnull=False).exclude(model_ref="")
-                  .order_by("-id").values_list("model_ref", flat=True).first()) or ""
+                  .order_by("-id").values_list("model_ref", flat=True).first()) or _configured_ref(workflow, node)
     try:
         model_name = parse_ref(latest_ref)[0]
     except LookupError:
@@ -125,6 +139,11 @@ def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items
                        status="insufficient")
     rows = list(Decision.objects.filter(run__workflow=workflow, node=node, model_ref=ref, label__isnull=False, error="")
                 .order_by("id").values_list("item_id", "label", "confidence", "created_at"))
+    if len(rows) < 2 * min_items and not ref:
+        result.message = gettext("Not enough labelled decisions at '%(node)s' yet (%(count)s; drift needs %(needed)s: "
+                                 "%(window)s for the reference window after promotion and %(window)s recent).") % {
+            "node": node, "count": len(rows), "needed": 2 * min_items, "window": min_items}
+        return result
     if len(rows) < 2 * min_items:
         result.message = gettext("Not enough decisions of %(ref)s at '%(node)s' yet (%(count)s; drift needs "
                                  "%(needed)s: %(window)s for the reference window after promotion and %(window)s "

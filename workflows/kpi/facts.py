@@ -235,6 +235,9 @@ class WeekFacts:
     accuracy: AccuracyFacts = field(default_factory=AccuracyFacts)
     cascade: dict[str, CascadeFacts] = field(default_factory=dict)  # by cascade node
     models: dict[str, dict[str, int]] = field(default_factory=dict)  # node → model ref → decisions
+    # Completed documents the large model answered, whichever path then settled them: in the ticket-triage
+    # template a person checks every large-model answer, so the "large" path alone reads 0.
+    large_used: int = 0
 
     def model_refs(self) -> list[str]:
         """Every model reference that decided something this week, sorted."""
@@ -247,14 +250,16 @@ class WeekFacts:
             llm_tokens=self.llm_tokens + other.llm_tokens, reviews=self.reviews + other.reviews,
             cycle=self.cycle + other.cycle, answer=self.answer + other.answer,
             accuracy=self.accuracy + other.accuracy, cascade=_add_dicts(self.cascade, other.cascade),
-            models=_add_dicts(self.models, other.models, add=_add_dicts))
+            models=_add_dicts(self.models, other.models, add=_add_dicts), large_used=self.large_used + other.large_used)
 
     def to_json(self) -> dict[str, Any]:
         return {"docs": self.docs, "dead": self.dead, "paths": self.paths.to_json(), "cpu": self.cpu.to_json(),
                 "llm_eur": self.llm_eur.to_json(), "llm_tokens": self.llm_tokens.to_json(),
                 "reviews": self.reviews.to_json(), "cycle": self.cycle.to_json(), "answer": self.answer.to_json(),
                 "accuracy": self.accuracy.to_json(), "cascade": {node: c.to_json() for node, c in self.cascade.items()},
-                "models": {node: dict(refs) for node, refs in self.models.items()}}
+                "models": {node: dict(refs) for node, refs in self.models.items()},
+                # Written only when there is one, so that rows stored before it existed read back unchanged.
+                **({"large_used": self.large_used} if self.large_used else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WeekFacts:
@@ -265,7 +270,8 @@ class WeekFacts:
             cycle=Distribution.from_json(data.get("cycle")), answer=Distribution.from_json(data.get("answer")),
             accuracy=AccuracyFacts.from_json(data.get("accuracy")),
             cascade={node: CascadeFacts.from_json(c) for node, c in (data.get("cascade") or {}).items()},
-            models={node: dict(refs) for node, refs in (data.get("models") or {}).items()})
+            models={node: dict(refs) for node, refs in (data.get("models") or {}).items()},
+            large_used=data.get("large_used", 0))
 
     def __getitem__(self, key: str) -> Any:
         """A top-level part by its stored JSON key (`facts["docs"]`), for code written against the stored dict."""

@@ -105,7 +105,7 @@ def _part(section: dict | None, key: str) -> Any:
 
 def documents(facts: WeekFacts | None) -> dict[str, Any]:
     f = _week(facts)
-    return {"completed": f.docs, "dead": f.dead, "paths": f.paths.to_json()}
+    return {"completed": f.docs, "dead": f.dead, "paths": f.paths.to_json(), "large_answered": f.large_used}
 
 
 def cycle_time(facts: WeekFacts | None, baseline: dict | None) -> dict[str, Any]:
@@ -175,6 +175,9 @@ def cost_per_document(facts: WeekFacts | None, baseline: dict | None) -> dict[st
         review = _review_eur(f.reviews.of(path), baseline)
         out[path] = {"documents": n, "compute_eur": compute, "large_model_eur": llm, "review_eur": review,
                      "eur_per_document": _div(compute + llm + review, n)}
+    # The paths split the documents by who settled them; how many the large model answered on any path
+    # is told apart, or a line whose every large-model answer a person checks reads "large model 0".
+    out["large"]["answered"] = f.large_used
     out["manual"] = {"eur_per_document": baseline["manual_minutes"] / 60 * baseline["hourly_cost"]}
     return out
 

@@ -97,6 +97,7 @@ class _PerItem:
     tokens: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     large: set[int] = field(default_factory=set)
     human: set[int] = field(default_factory=set)
+    asked_large: set[int] = field(default_factory=set)  # the large model answered, whoever then settled it
     answered: dict[int, datetime] = field(default_factory=dict)  # item → first decision with an answer
 
     def path_of(self, item_id: int) -> str:
@@ -198,22 +199,35 @@ def _count_decisions(ledger: _Ledger, facts: WeekFacts) -> _PerItem:
             refs = facts.models.setdefault(d.node, {})
             refs[d.model_ref] = refs.get(d.model_ref, 0) + 1
         cost = _num(d.llm_eur)
+        own = None
         if cost is not None:  # a large-model answer that recorded its own cost
-            per_item.eur[d.item_id] += cost
-            per_item.tokens[d.item_id] += (_num(d.llm_in) or 0) + (_num(d.llm_out) or 0)
+            own = (cost, (_num(d.llm_in) or 0) + (_num(d.llm_out) or 0))
+            per_item.eur[d.item_id] += own[0]
+            per_item.tokens[d.item_id] += own[1]
             per_item.large.add(d.item_id)
+            per_item.asked_large.add(d.item_id)
         if d.has_answer and (d.item_id not in per_item.answered or d.created_at < per_item.answered[d.item_id]):
             per_item.answered[d.item_id] = d.created_at
         if d.decided_by:
-            _count_cascade_decision(facts.cascade.setdefault(d.node, CascadeFacts()), d, share, ledger, per_item)
+            _count_cascade_decision(facts.cascade.setdefault(d.node, CascadeFacts()), d, share, ledger, per_item, own)
     return per_item
 
 
-def _count_cascade_decision(c: CascadeFacts, d: _Decision, share: float, ledger: _Ledger, per_item: _PerItem) -> None:
+def _count_cascade_decision(c: CascadeFacts, d: _Decision, share: float, ledger: _Ledger, per_item: _PerItem,
+                            own: tuple[float, float] | None) -> None:
+    """`own`: the (euros, tokens) the decision recorded itself, already added to its item. The cascade
+    records its call in its output and in the node's stats alike: the node's average per call stands
+    in only for a decision that recorded nothing, or the item would pay for its call twice."""
     c.items += 1
     c.cpu += share
     called = d.decided_by == "large" or bool(d.asked_large)
-    if called and (d.run_id, d.node) in ledger.per_call:
+    if called:
+        per_item.asked_large.add(d.item_id)
+    if called and own is not None:
+        c.llm_eur += own[0]
+        c.llm_tokens += own[1]
+        c.llm_calls += 1
+    elif called and (d.run_id, d.node) in ledger.per_call:
         call_eur, call_tokens = ledger.per_call[(d.run_id, d.node)]
         per_item.eur[d.item_id] += call_eur
         per_item.tokens[d.item_id] += call_tokens
@@ -264,6 +278,7 @@ def _count_documents(ledger: _Ledger, per_item: _PerItem, facts: WeekFacts) -> N
             facts.docs += 1
             path = per_item.path_of(item_id)
             facts.paths.add(path)
+            facts.large_used += item_id in per_item.asked_large
             cycle.append(max(0.0, (item.finished - item.received).total_seconds()))
             if item_id in per_item.answered:
                 answer.append(max(0.0, (per_item.answered[item_id] - item.received).total_seconds()))
