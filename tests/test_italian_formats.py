@@ -5,8 +5,8 @@ and the Italian dialect, XLSX, outputs flattened into columns, every item there 
 from __future__ import annotations
 
 import csv
-import re
 import io
+import re
 from decimal import Decimal
 
 import pytest

@@ -6,12 +6,16 @@ from workflows.graph.text import pgettext
 
 QUEUED = "queued"
 RUNNING = "running"
+# Nothing left for a machine: every remaining item waits for a person in the review queue. Not final:
+# the run goes back to running when a decision resumes an item, and finishes after the last one.
+WAITING = "waiting"
 SUCCEEDED = "succeeded"
 COMPLETED_WITH_ERRORS = "completed_with_errors"
 FAILED = "failed"
 CANCELLED = "cancelled"
-RUN_STATUSES = (QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED)
-ACTIVE_RUN_STATUSES = frozenset({QUEUED, RUNNING})
+RUN_STATUSES = (QUEUED, RUNNING, WAITING, SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED)
+# Active: not final, so it may be cancelled and its page keeps listening (a waiting run resumes).
+ACTIVE_RUN_STATUSES = frozenset({QUEUED, RUNNING, WAITING})
 FINAL_RUN_STATUSES = frozenset({SUCCEEDED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED})
 
 # Ports with a meaning of their own in the ledger.
@@ -25,6 +29,7 @@ ERROR_PORT = "error"
 RUN_STATUS_LABELS = {
     QUEUED: pgettext("run status", "queued"),
     RUNNING: pgettext("run status", "running"),
+    WAITING: pgettext("run status", "waiting for review"),
     SUCCEEDED: pgettext("run status", "succeeded"),
     COMPLETED_WITH_ERRORS: pgettext("run status", "completed with errors"),
     FAILED: pgettext("run status", "failed"),

@@ -178,11 +178,18 @@ def test_review_parks_items_and_a_decision_resumes_them_downstream(personas, sma
     run = launch.create_run(workflow, user=personas["operator"], items=tickets(4))
     drain()
     run.refresh_from_db()
-    assert run.status == statuses.RUNNING and (run.items_done, run.items_parked) == (2, 2)
+    # Every item left waits for a person: the run says so instead of "running" for ever.
+    assert run.status == statuses.WAITING and (run.items_done, run.items_parked) == (2, 2)
+    assert run.finished_at is None and run.is_active
     tasks = list(ReviewTask.objects.filter(run=run))
     assert len(tasks) == 2 and all(t.queue == "italian" for t in tasks)
-    for task in tasks:
-        assert launch.decide_review(task, user=personas["operator"], result={"label": "billing"})
+    assert launch.decide_review(tasks[0], user=personas["operator"], result={"label": "billing"})
+    run.refresh_from_db()
+    assert run.status == statuses.RUNNING  # the decided item is on its way again
+    drain()
+    run.refresh_from_db()
+    assert run.status == statuses.WAITING and (run.items_done, run.items_parked) == (3, 1)
+    assert launch.decide_review(tasks[1], user=personas["operator"], result={"label": "billing"})
     assert not launch.decide_review(tasks[0], user=personas["operator"], result={})
     drain()
     run.refresh_from_db()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
@@ -18,6 +19,19 @@ def test_csv_with_bom_semicolons_and_a_mapping():
     parsed, items = load_items(data, "t.csv", {"text": "body", "lang": "lingua"}, ["text", "lang"])
     assert parsed.delimiter == ";" and parsed.encoding == "utf-8-sig"
     assert items == [{"text": "Ciao, fattura 12", "lang": "it"}, {"text": "Hello", "lang": "en"}]
+
+
+def test_unmapped_columns_travel_under_their_own_names_and_a_mapped_name_wins():
+    data = b"ticket_id,channel,body,text\nT-1,email,Refund please,old note\nT-2,chat,Login fails,\n"
+    _, items = load_items(data, "t.csv", {"text": "body"}, ["text"])
+    assert items == [{"ticket_id": "T-1", "channel": "email", "text": "Refund please"},
+                     {"ticket_id": "T-2", "channel": "chat", "text": "Login fails"}]
+
+
+def test_an_unmapped_column_is_bounded_like_a_mapped_one(settings):
+    data = json.dumps({"id": "x" * 1_000_001, "body": "short"}).encode()
+    with pytest.raises(IntakeError, match="'id' is longer"):
+        load_items(data, "t.jsonl", {"text": "body"}, ["text"])
 
 
 def test_latin1_csv_is_detected():

@@ -12,11 +12,11 @@ RUN = 7
 
 
 def event(batches: int, total: int, done: int, nodes: tuple[str, ...] = ("ext",), status: str = "running",
-          dead: int = 0, live: bool = True) -> dict:
+          dead: int = 0, live: bool = True, parked: int = 0) -> dict:
     line = f'<p id="run-{RUN}-status" data-finished="{done + dead}" data-total="{total}">{status}</p>'
     stats = "".join(f'<dl id="live-{RUN}-{n}-stats" data-batches="{batches}"></dl>' for n in nodes)
     return {"run": RUN, "nodes": list(nodes), "batches": {"src": batches, "ext": batches},
-            "signature": [status, total, done, dead, 0, live], "html": {"run": [stats + line], "canvas": [line]}}
+            "signature": [status, total, done, dead, parked, live], "html": {"run": [stats + line], "canvas": [line]}}
 
 
 def tracker(batches: int = 2, total: int = 100, done: int = 64) -> Tracker:
@@ -59,6 +59,13 @@ def test_a_final_status_goes_back_to_running_only_with_a_retry():
     assert t.apply(event(3, 100, 90, nodes=(), live=True, status="completed_with_errors",
                          dead=10)) is None  # live again
     assert t.apply(event(3, 100, 90, nodes=(), dead=0, live=False)) is not None  # retry of the dead letters
+
+
+def test_a_waiting_run_goes_back_to_running_only_with_a_decision():
+    t = tracker()
+    t.apply(event(3, 100, 95, nodes=(), status="waiting", parked=5, live=False))
+    assert t.apply(event(3, 100, 95, nodes=(), parked=5, live=False)) is None  # read before it settled
+    assert t.apply(event(3, 100, 95, nodes=(), parked=4, live=False)) is not None  # a reviewer decided one
 
 
 @pytest.mark.django_db(transaction=True)

@@ -19,8 +19,15 @@ from rest_framework.response import Response
 from workflows.access import get_run_for_user, get_workflow_for_user
 from workflows.design.texts import status_label
 from workflows.engine import launch
+from workflows.engine import mapping as mapping_guess
 from workflows.engine.intake import MAX_CELL_CHARS, IntakeError, json_loads, load_items, oversized_fields, parse
-from workflows.engine.results import item_trace, node_rows, required_fields, results_queryset
+from workflows.engine.results import (
+    FilterError,
+    item_trace,
+    node_rows,
+    results_queryset,
+    table_page,
+)
 from workflows.exports import export_response
 from workflows.governance.review import decide
 from workflows.models import Run
@@ -104,7 +111,7 @@ def workflow_runs(request: Request, pk: int) -> Response:
     try:
         if upload is not None:  # over the cap, UploadCapHandler refused it; intake.parse checks again
             mapping = _mapping(request.data.get("mapping"))
-            _, items = load_items(upload.read(), upload.name, mapping, required_fields(workflow))
+            _, items = load_items(upload.read(), upload.name, mapping, launch.source_fields(workflow))
             name, origin = upload.name, "upload"
         else:
             data = ItemsSerializer(data=request.data)
@@ -123,18 +130,23 @@ def workflow_runs(request: Request, pk: int) -> Response:
 @extend_schema(request={"multipart/form-data": {"type": "object",
                                                 "properties": {"file": {"type": "string", "format": "binary"}}}},
                responses=OpenApiTypes.OBJECT,
-               description="Preview an upload: detected format, encoding, delimiter, columns and the first rows.")
+               description="Preview an upload: detected format, encoding, delimiter, columns and the first rows, "
+               "and `suggested_mapping` {item field: column} guessed from the columns' names and values (a field "
+               "no column fits is left out; a column of identifiers is never suggested for text).")
 @api_view(["POST"])
 @parser_classes([MultiPartParser])
 def upload_preview(request: Request, pk: int) -> Response:
-    get_workflow_for_user(request.user, pk, "run.start")
+    workflow = get_workflow_for_user(request.user, pk, "run.start")
     upload = request.FILES.get("file")
     if upload is None:
         return Response({"detail": gettext("Attach the file as 'file'.")}, status=status.HTTP_400_BAD_REQUEST)
     try:
-        return Response(parse(upload.read(), upload.name).preview())
+        parsed = parse(upload.read(), upload.name)
     except IntakeError as exc:
         return _intake_error(exc)
+    sample = [values for _, values in parsed.rows[: mapping_guess.SAMPLE_ROWS]]
+    choices = mapping_guess.guess(launch.source_fields(workflow), parsed.columns, sample)
+    return Response({**parsed.preview(), "suggested_mapping": {c.field: c.column for c in choices if c.column}})
 
 
 @extend_schema(request=ItemsSerializer, responses={202: OpenApiTypes.OBJECT},
@@ -148,7 +160,7 @@ def intake(request: Request, pk: int) -> Response:
     if len(items) > settings.ENGINE_INTAKE_MAX_ITEMS:
         return Response({"detail": gettext("Send at most %(limit)s items per request.")
                                    % {"limit": settings.ENGINE_INTAKE_MAX_ITEMS}}, status=400)
-    fields = required_fields(workflow, "rest")  # one query, not one per item
+    fields = launch.source_fields(workflow, "rest")  # one query, not one per item
     lacking = {i: [f for f in fields if not (isinstance(item.get(f), str) and item.get(f))]
                for i, item in enumerate(items)}
     missing = [i for i, gaps in lacking.items() if gaps]
@@ -190,7 +202,7 @@ def run_detail(request: Request, pk: int) -> Response:
 def run_cancel(request: Request, pk: int) -> Response:
     run = get_run_for_user(request.user, pk, "run.start")
     if not launch.cancel_run(run, user=request.user):
-        return Response({"detail": gettext("The run is %(status)s; only a queued or running run can be cancelled.")
+        return Response({"detail": gettext("The run is %(status)s; only a run that has not finished can be cancelled.")
                                    % {"status": status_label(run.status)}},
                         status=status.HTTP_409_CONFLICT)
     run.refresh_from_db()
@@ -214,20 +226,33 @@ def run_retry(request: Request, pk: int) -> Response:
                                             "in the item or a node's output."),
                            OpenApiParameter("field", str, description="With `value`: a field (dotted, e.g. "
                                             "fields.email) of the item or of a node's output that contains `value`."),
-                           OpenApiParameter("value", str), OpenApiParameter("offset", int),
-                           OpenApiParameter("limit", int)],
-               responses=OpenApiTypes.OBJECT, description="Results: items with their status and payload, paged.")
+                           OpenApiParameter("value", str),
+                           OpenApiParameter("conf_min", str, description="A node's confidence at least this (0 to "
+                                            "1; with `node`, that node's)."),
+                           OpenApiParameter("conf_max", str, description="A node's confidence at most this."),
+                           OpenApiParameter("sort", str, description="A column key as in `columns` (`seq`, "
+                                            "`status`, `text`, `cls:confidence`, `route:@route`, `rev:@by`), "
+                                            "`-` first for descending."),
+                           OpenApiParameter("offset", int), OpenApiParameter("limit", int)],
+               responses=OpenApiTypes.OBJECT, description="Results as the results page shows them: items with their "
+               "status, payload and `cells` (a value per column: input fields and each node's outputs), paged.")
 @api_view(["GET"])
 def run_items(request: Request, pk: int) -> Response:
     run = get_run_for_user(request.user, pk)
-    queryset = results_queryset(run, text_query(request))
+    try:
+        queryset = results_queryset(run, text_query(request))
+    except FilterError as exc:
+        raise serializers.ValidationError({"detail": str(exc)}) from None
     try:
         offset = min(max(0, int(request.query_params.get("offset", 0))), MAX_INT)
         limit = min(500, max(1, int(request.query_params.get("limit", 50))))
     except ValueError:
         raise serializers.ValidationError({"detail": gettext("offset and limit are whole numbers.")}) from None
-    rows = list(queryset.values("id", "seq", "status", "payload", "finished_at")[offset : offset + limit])
-    return Response({"count": queryset.count(), "offset": offset, "results": rows})
+    table = table_page(run, list(queryset[offset : offset + limit]))
+    rows = [{"id": r["item"].pk, "seq": r["item"].seq, "status": r["item"].status, "payload": r["item"].payload,
+             "finished_at": r["item"].finished_at, "cells": r["cells"]} for r in table["rows"]]
+    return Response({"count": queryset.count(), "offset": offset,
+                     "columns": [c["column"].key for c in table["columns"]], "results": rows})
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="runs_item_trace",

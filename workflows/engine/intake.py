@@ -427,7 +427,9 @@ def parse(data: bytes, filename: str) -> Parsed:
 def to_items(parsed: Parsed, mapping: dict[str, str] | None,
              required: list[str] | tuple[str, ...] = ("text",)) -> list[dict[str, Any]]:
     """Items from rows: `mapping` is {item field: column}; without one, every column by its name.
-    Every required field must be mapped, and non-empty in every row."""
+    Every required field must be mapped, and non-empty in every row. Columns not mapped travel too,
+    under their own names (a mapped field wins a clash): the firm's own ticket id, channel or subject
+    reaches the export, so results can be joined back to its records."""
     mapping = dict(mapping or {c: c for c in parsed.columns})
     missing_columns = sorted({col for col in mapping.values() if col not in parsed.columns})
     if missing_columns:
@@ -442,14 +444,14 @@ def to_items(parsed: Parsed, mapping: dict[str, str] | None,
                           % {"fields": ", ".join(repr(f) for f in unmapped), "columns": ", ".join(parsed.columns)})
     items = []
     empty: dict[str, list[int]] = {}
+    mapped = set(mapping.values())
     for row_no, values in parsed.rows:
-        item: dict[str, Any] = {}
-        for name, column in mapping.items():
-            value = values.get(column)
+        for column, value in values.items():
             if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
                 raise IntakeError(gettext("Row %(row)s: '%(column)s' is longer than %(limit)s characters.")
                                   % {"row": row_no, "column": column, "limit": MAX_CELL_CHARS}, [row_no])
-            item[name] = value
+        item: dict[str, Any] = {c: v for c, v in values.items() if c not in mapped}
+        item.update({name: values.get(column) for name, column in mapping.items()})
         for name in required:
             value = item.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):

@@ -30,8 +30,13 @@ from .nodes.base import missing_handlers
 from .tasks import run_shard_task
 
 logger = logging.getLogger(__name__)
-ORIGIN_SOURCE = {"upload": "source.upload", "rest": "source.rest", "schedule": "source.schedule",
-                 "api": "source.upload"}
+# The source nodes an origin's items may enter by, preferred first. A file (or JSON items through the
+# API) enters by any source: REST and schedule sources take items with the same fields, so a workflow
+# built for a stream (the gallery's Ticket triage) runs on a file too, its rows checked against the
+# fields of the source they enter by (source_fields). Live intake and schedules keep their own.
+ACCEPTED_SOURCES = {"upload": ("source.upload", "source.rest", "source.schedule"), "rest": ("source.rest",),
+                    "schedule": ("source.schedule",), "api": ("source.upload", "source.rest", "source.schedule")}
+ORIGIN_SOURCE = {origin: types[0] for origin, types in ACCEPTED_SOURCES.items()}
 ITEM_BATCH = 2000
 
 
@@ -56,11 +61,12 @@ def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict
     except PlanError as exc:
         raise StartError([texts.translate(p.message) for p in exc.problems]) from None
     problems = missing_handlers(the_plan) + policy_problems(version.workflow, graph)
-    wanted = ORIGIN_SOURCE[origin]
-    sources = [s.node.id for s in the_plan.sources if s.node.type == wanted]
+    accepted = ACCEPTED_SOURCES[origin]
+    sources = [s.node.id for s in sorted((s for s in the_plan.sources if s.node.type in accepted),
+                                         key=lambda s: accepted.index(s.node.type))]
     if not sources:
         problems.append(gettext("The workflow has no '%(source)s' source node, so it cannot take items from "
-                                "%(origin)s.") % {"source": wanted, "origin": origin})
+                                "%(origin)s.") % {"source": "', '".join(accepted), "origin": origin})
     try:
         models = resolve_models(graph)
     except LookupError as exc:
@@ -69,6 +75,21 @@ def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict
     if problems:
         raise StartError(problems)
     return the_plan, sources[0], models
+
+
+def entry_source(nodes: list[dict[str, Any]], origin: str) -> dict[str, Any] | None:
+    """The source node (as stored in a graph) that items from `origin` enter by, or None."""
+    accepted = ACCEPTED_SOURCES[origin]
+    found = [n for n in nodes if n.get("type") in accepted]
+    return min(found, key=lambda n: accepted.index(n["type"]), default=None)
+
+
+def source_fields(workflow: Any, origin: str = "upload") -> list[str]:
+    """The fields every item from `origin` must carry: those of the source it enters by."""
+    latest = workflow.latest
+    node = entry_source(latest.graph.get("nodes", []) if latest else [], origin)
+    fields = ((node or {}).get("config") or {}).get("fields") or ["text"]
+    return [f for f in fields if isinstance(f, str)]
 
 
 def enqueue_shard(shard: Any) -> None:
@@ -194,8 +215,9 @@ def flush_live_run(run_id: int) -> int:
 
 
 def maybe_finish_run(run_id: int) -> str | None:
-    """Give the run its final status once no shard is left. Items left pending by a lost shard
-    (never expected, but 0 lost is the promise) get a shard of their own instead."""
+    """Give the run its final status once no shard is left, or WAITING when the items left all wait
+    for people (returns the status written). Items left pending by a lost shard (never expected, but
+    0 lost is the promise) get a shard of their own instead."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.status != statuses.RUNNING or run.is_live:
@@ -209,8 +231,9 @@ def maybe_finish_run(run_id: int) -> str | None:
             return None
         status = state.final_status(total=run.items_total, done=run.items_done, dead=run.items_dead,
                                     parked=run.items_parked)
-        if status is None:
-            return None
+        if status == statuses.WAITING:
+            Run.objects.filter(pk=run.pk, status=statuses.RUNNING).update(status=status)
+            return status
         Run.objects.filter(pk=run.pk, status=statuses.RUNNING).update(status=status, finished_at=timezone.now())
         record("run.finish", obj=run, status=status, done=run.items_done, dead=run.items_dead)
     return status
@@ -220,8 +243,9 @@ def resume_items(run: Any, item_ids: list[int]) -> Any:
     """A shard of chosen items (their finished nodes replay from the ledger). Caller is in a transaction."""
     shard = Shard.objects.create(run=run, start_seq=0, end_seq=0, item_ids=sorted(item_ids))
     enqueue_shard(shard)
-    # A finished run with dead letters or reviews runs again; a cancelled one never does.
-    finished = [statuses.SUCCEEDED, statuses.COMPLETED_WITH_ERRORS, statuses.FAILED]
+    # A finished run with dead letters or reviews runs again, and so does one waiting for its reviews;
+    # a cancelled one never does.
+    finished = [statuses.WAITING, statuses.SUCCEEDED, statuses.COMPLETED_WITH_ERRORS, statuses.FAILED]
     Run.objects.filter(pk=run.pk, status__in=finished).update(status=statuses.RUNNING, finished_at=None)
     return shard
 

@@ -93,7 +93,7 @@ def give_up_shard(shard_id: int, attempt: int, status: str, cutoff: dt.datetime,
 def finish_runs() -> int:
     open_runs = Run.objects.filter(status=statuses.RUNNING, is_live=False).exclude(
         shards__status__in=[Shard.QUEUED, Shard.RUNNING]).values_list("id", flat=True)[:100]
-    return sum(1 for run_id in list(open_runs) if maybe_finish_run(run_id))
+    return sum(1 for run_id in list(open_runs) if maybe_finish_run(run_id) in statuses.FINAL_RUN_STATUSES)
 
 
 def flush_live_runs(now: dt.datetime | None = None) -> int:

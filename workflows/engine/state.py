@@ -16,15 +16,17 @@ from workflows.statuses import (
     ERROR_PORT,
     FAILED,
     SUCCEEDED,
+    WAITING,
 )
 
 
-def final_status(*, total: int, done: int, dead: int, parked: int, cancelled: bool = False) -> str | None:
-    """The status a run ends with once no shard is left, or None while items still wait (parked)."""
+def final_status(*, total: int, done: int, dead: int, parked: int, cancelled: bool = False) -> str:
+    """The status a run takes once no shard is left: final, or WAITING while items are parked for
+    people (a decision sends the run back to running; the last one lets it finish)."""
     if cancelled:
         return CANCELLED
     if parked:
-        return None
+        return WAITING
     if total and dead >= total:
         return FAILED
     if dead:

@@ -155,16 +155,18 @@ class Tracker:
         Two workers' events cross, a status-only event names no node, and this socket's own poll
         reads the run row between events. Each update is read in one snapshot (snapshot.load), where
         batch counts, the item count, the done count only grow, a live run only stops being live,
-        and a final status goes back to running only with a retry (which lowers the dead count)."""
+        a final status goes back to running only with a retry (which lowers the dead count), and a
+        waiting run only with a reviewer's decision (which lowers the parked count)."""
         if self.signature is None:
             return False
         if any(self.read_at.get(n, -1) > b for n, b in batches.items()):
             return True
-        status, total, done, dead, _, live = signature
-        sent_status, sent_total, sent_done, sent_dead, _, sent_live = self.signature
+        status, total, done, dead, parked, live = signature
+        sent_status, sent_total, sent_done, sent_dead, sent_parked, sent_live = self.signature
         final = run_states.FINAL_RUN_STATUSES
         return (total < sent_total or done < sent_done or (live and not sent_live)
-                or (sent_status in final and status not in final and dead >= sent_dead))
+                or (sent_status in final and status not in final and dead >= sent_dead)
+                or (sent_status == run_states.WAITING and status == run_states.RUNNING and parked >= sent_parked))
 
     def apply(self, event: dict[str, Any]) -> list[str] | None:
         """A `live.update` event (broadcaster or watcher): the frames for this kind of page, if for our

@@ -4,6 +4,7 @@ retry), results table with paging and filters, per-item trace, CSV/JSONL export.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,10 +17,18 @@ from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_run_for_user, get_workflow_for_user
 from workflows.engine import launch, staging
+from workflows.engine import mapping as mapping_guess
 from workflows.engine.intake import IntakeError, load_items, parse
-from workflows.engine.results import item_trace, node_rows, required_fields, results_queryset
+from workflows.engine.results import (
+    FilterError,
+    label_values,
+    node_rows,
+    results_queryset,
+    table_page,
+    trace_page,
+)
 from workflows.exports import export_response
-from workflows.models import Decision, Run
+from workflows.models import Run
 from workflows.roles import can, require
 from workflows.uploads import redirect_after_upload
 
@@ -40,7 +49,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def run_start(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_workflow_for_user(request.user, pk, "run.start")
-    fields = required_fields(workflow)
+    fields = launch.source_fields(workflow)
     context: dict[str, Any] = {"workflow": workflow, "fields": fields, "max_mb": settings.ENGINE_UPLOAD_MAX_BYTES / 1e6}
     if request.method == "POST":
         upload = request.FILES.get("file")
@@ -56,7 +65,11 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 raise IntakeError(gettext("Choose a CSV, JSONL or XLSX file."))
             if "preview" in request.POST:
-                context["preview"] = parse(data, name).preview()
+                parsed = parse(data, name)
+                sample = [values for _, values in parsed.rows[:mapping_guess.SAMPLE_ROWS]]
+                context["preview"] = parsed.preview()
+                context["columns"] = mapping_guess.describe(parsed.columns, sample)
+                context["choices"] = mapping_guess.guess(fields, parsed.columns, sample)
                 if upload is not None:
                     token = staging.stage(request.session, workflow.pk, name, data)
                 context["staged"] = staging.describe(request.session, workflow.pk, token)
@@ -97,7 +110,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if launch.cancel_run(run, user=request.user):
         messages.success(request, gettext("The run is cancelled."))
     else:
-        messages.error(request, gettext("Only a queued or running run can be cancelled."))
+        messages.error(request, gettext("Only a run that has not finished can be cancelled."))
     return redirect("run-detail", pk=run.pk)
 
 
@@ -117,15 +130,26 @@ def run_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def run_results(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request.user, pk)
-    page = Paginator(results_queryset(run, request.GET), 50).get_page(request.GET.get("page"))
-    labels = Decision.objects.filter(run=run, label__isnull=False).values_list("label", flat=True).distinct()[:50]
-    return render(request, "runs/results.html", {"run": run, "page": page, "labels": labels, "filters": request.GET})
+    error = ""
+    try:
+        queryset = results_queryset(run, request.GET)
+    except FilterError as exc:
+        error, queryset = str(exc), run.items.none()
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    filters = request.GET.copy()
+    for name in ("page", "sort"):
+        filters.pop(name, None)
+    sort = request.GET.get("sort", "")
+    context = {"run": run, "page": page, "table": table_page(run, list(page)), "labels": label_values(run),
+               "filters": request.GET, "query": filters.urlencode(), "sort": sort, "error": error,
+               "sorted_query": filters.urlencode() + (f"&sort={quote(sort)}" if sort else "")}
+    return render(request, "runs/results.html", context, status=400 if error else 200)
 
 
 @login_required
 def run_item(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, pk)
-    return render(request, "runs/item.html", {"run": run, "trace": item_trace(run, item_id)})
+    return render(request, "runs/item.html", {"run": run, **trace_page(run, item_id)})
 
 
 @login_required
