@@ -1,14 +1,11 @@
-/* Cognitive Factory canvas: the one JavaScript module of the app.
+/* Cognitive Factory canvas: the one JavaScript module of the app, in parts (static/js/canvas/):
+ * convert.js (our graph JSON <-> drawflow's), layout.js (placing nodes), history.js (undo/redo),
+ * view.js (zoom, fit, scrolling), problems.js (validation marks), live.js (live edge counts).
  *
- * drawflow owns the drawing (nodes, ports, connections, zoom, pan). This module converts between
- * drawflow's export()/import() JSON and our graph JSON, and talks to the server:
- *   - our node id, type, config, label and port names live in each drawflow node's `data`, so ids
- *     stay stable across load and save (drawflow's own numeric ids are throw-away);
- *   - drawflow numbers ports (output_1.., input_1..); data.outputs / data.inputs name them. Route
- *     nodes have one output per branch plus "else"; the server computes the names from the config.
- *   - saving goes through the REST API with `parent` = the version loaded (409 on a stale parent);
- *   - the node panel, history and diff are server-rendered HTML swapped in by htmx.
- * Words shown to people go through gettext() (the catalogue base.html loads), numbers through cfNumber().
+ * drawflow owns the drawing (nodes, ports, connections, zoom, pan). This file wires the parts and
+ * talks to the server: saving goes through the REST API with `parent` = the version loaded (409 on
+ * a stale parent); the node panel, a node's last items, history and diff are server-rendered HTML
+ * swapped in by htmx. Words shown to people go through gettext(), numbers through cfNumber().
  */
 (function () {
   "use strict";
@@ -43,29 +40,9 @@
 
   // ---------------------------------------------------------------- helpers
 
-  function esc(text) {
-    return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-  }
   function dfData() { return editor.drawflow.drawflow[MODULE].data; }
   function portIndex(key) { return Number(key.split("_")[1]) - 1; }
   function sameList(a, b) { return a.length === b.length && a.every((x, i) => x === b[i]); }
-  function typeTitle(type) { return catalog[type] ? catalog[type].title : type; }
-  function portsOf(type) {
-    const t = catalog[type];
-    return t ? { inputs: t.inputs.slice(), outputs: t.outputs.slice() } : { inputs: ["in"], outputs: ["out"] };
-  }
-  function nodeClass(type) { return "cf-node cf-" + (catalog[type] ? catalog[type].group : "unknown"); }
-  // The same encoding as workflows/live/groups.py dom_id(): live fragments find their node by id.
-  function liveId(id) {
-    return Array.from(String(id)).map((c) => (/[A-Za-z0-9_-]/.test(c) ? c : "_" + c.codePointAt(0).toString(16) + "_")).join("");
-  }
-  function nodeHtml(d) {
-    const sub = catalog[d.type] ? catalog[d.type].title
-      : interpolate(gettext("unknown type %(type)s"), { type: d.type }, true);
-    return '<div class="cf-node-head"><span class="cf-node-title">' + esc(d.label || typeTitle(d.type)) +
-      '</span><span class="cf-badge" hidden></span></div><div class="cf-node-sub">' + esc(sub) +
-      ' · <code>' + esc(d.id) + '</code></div><div class="cf-live" id="cf-live-' + esc(liveId(d.id)) + '"></div>';
-  }
   function nodeEl(dfId) { return document.getElementById("node-" + dfId); }
   function reindex() {
     state.byOurId = {};
@@ -96,105 +73,9 @@
 
   // ---------------------------------------------------------------- graph <-> drawflow
 
-  function needsLayout(nodes) {
-    if (nodes.some((n) => !n.position)) return true;
-    const spots = new Set(nodes.map((n) => n.position.x + "," + n.position.y));
-    return nodes.length > 1 && spots.size < nodes.length / 2;
-  }
-
-  // Graphs made by scripts often have no positions: lay them out in layers (longest path).
-  function layout(graph) {
-    const preds = {};
-    graph.nodes.forEach((n) => { preds[n.id] = []; });
-    graph.edges.forEach((e) => { if (preds[e.target] && e.source in preds) preds[e.target].push(e.source); });
-    const depth = {};
-    const visiting = new Set();
-    const depthOf = (id) => {
-      if (id in depth) return depth[id];
-      if (visiting.has(id)) return 0; // a cycle: the validator reports it
-      visiting.add(id);
-      let d = 0;
-      preds[id].forEach((p) => { d = Math.max(d, depthOf(p) + 1); });
-      visiting.delete(id);
-      depth[id] = d;
-      return d;
-    };
-    const perLayer = {};
-    graph.nodes.forEach((n) => { const d = depthOf(n.id); perLayer[d] = (perLayer[d] || 0) + 1; });
-    const tallest = Math.max(1, ...Object.values(perLayer));
-    const columns = 8;
-    const used = {};
-    const spots = {};
-    graph.nodes.forEach((n) => {
-      const d = depthOf(n.id);
-      const row = used[d] || 0;
-      used[d] = row + 1;
-      const band = Math.floor(d / columns);
-      spots[n.id] = { x: 40 + (d % columns) * 250, y: 40 + band * (tallest * 110 + 80) + row * 110 };
-    });
-    return spots;
-  }
-
-  // Our graph JSON -> drawflow's import() JSON. Returns the edges drawflow cannot show.
-  function toDrawflow(graph, ports) {
-    const data = {};
-    const dfIdOf = {};
-    const spots = needsLayout(graph.nodes) ? layout(graph) : null;
-    graph.nodes.forEach((n, i) => { dfIdOf[n.id] = i + 1; });
-    graph.nodes.forEach((n, i) => {
-      const p = (ports && ports[n.id]) || portsOf(n.type);
-      const d = { id: n.id, type: n.type, config: n.config || {}, label: n.label || "", inputs: p.inputs.slice(), outputs: p.outputs.slice() };
-      const inputs = {};
-      const outputs = {};
-      d.inputs.forEach((_, k) => { inputs["input_" + (k + 1)] = { connections: [] }; });
-      d.outputs.forEach((_, k) => { outputs["output_" + (k + 1)] = { connections: [] }; });
-      const at = spots ? spots[n.id] : n.position;
-      data[i + 1] = {
-        id: i + 1, name: n.type, data: d, class: nodeClass(n.type), html: nodeHtml(d), typenode: false,
-        inputs, outputs, pos_x: at.x, pos_y: at.y,
-      };
-    });
-    const dropped = [];
-    graph.edges.forEach((e) => {
-      const s = dfIdOf[e.source];
-      const t = dfIdOf[e.target];
-      const out = s ? data[s].data.outputs.indexOf(e.source_port) : -1;
-      const inp = t ? data[t].data.inputs.indexOf(e.target_port) : -1;
-      if (out < 0 || inp < 0 || s === t) { dropped.push(e); return; }
-      const outKey = "output_" + (out + 1);
-      const inKey = "input_" + (inp + 1);
-      const conns = data[s].outputs[outKey].connections;
-      if (conns.some((c) => c.node === String(t) && c.output === inKey)) { dropped.push(e); return; }
-      conns.push({ node: String(t), output: inKey });
-      data[t].inputs[inKey].connections.push({ node: String(s), input: outKey });
-    });
-    return { json: { drawflow: { [MODULE]: { data } } }, dropped };
-  }
-
-  // drawflow's state -> our graph JSON (nodes in drawflow-id order, which is load order + new ones).
-  function toGraph() {
-    const data = dfData();
-    const nodes = [];
-    const edges = [];
-    Object.keys(data).map(Number).sort((a, b) => a - b).forEach((dfId) => {
-      const n = data[dfId];
-      const d = n.data;
-      const node = { id: d.id, type: d.type, config: JSON.parse(JSON.stringify(d.config || {})), position: { x: n.pos_x, y: n.pos_y } };
-      if (d.label) node.label = d.label;
-      nodes.push(node);
-      Object.keys(n.outputs).forEach((outKey) => {
-        n.outputs[outKey].connections.forEach((c) => {
-          const target = data[c.node];
-          if (!target) return;
-          edges.push({
-            source: d.id, source_port: d.outputs[portIndex(outKey)],
-            target: target.data.id, target_port: target.data.inputs[portIndex(c.output)],
-          });
-        });
-      });
-    });
-    return { nodes, edges };
-  }
+  const convert = cf.Convert(catalog, MODULE);
+  const { typeTitle, portsOf, nodeClass, liveId, nodeHtml, toDrawflow } = convert;
+  function toGraph() { return convert.toGraph(dfData()); }
 
   function load(graph, ports) {
     const { json, dropped } = toDrawflow(graph, ports);
@@ -222,6 +103,7 @@
     if (state.quiet) return;
     state.dirty = true;
     $("dirty").hidden = false;
+    edits.record();
     if (revalidate !== false) scheduleValidate();
   }
 
@@ -238,29 +120,57 @@
     return { x: (x - rect.x) / editor.zoom, y: (y - rect.y) / editor.zoom };
   }
 
-  function freeSpot() {
-    const rect = container.getBoundingClientRect();
-    const count = Object.keys(dfData()).length;
-    const p = clientToCanvas(rect.x + rect.width / 3, rect.y + rect.height / 3);
-    return { x: p.x + (count % 5) * 30, y: p.y + (count % 5) * 30 };
+  function boxOf(dfId) {
+    const n = dfData()[dfId];
+    const el = nodeEl(dfId);
+    return { x: n.pos_x, y: n.pos_y, width: el ? el.offsetWidth : cf.layout.SIZE.width,
+      height: el ? el.offsetHeight : cf.layout.SIZE.height };
   }
 
-  function addNodeAt(type, at) {
+  // A node added by a click goes where nothing else is: after the selected node (and connected to
+  // it), else in the visible part of the canvas.
+  function freeSpot(after) {
+    const rects = Object.keys(dfData()).map(boxOf);
+    if (after) {
+      const b = boxOf(after);
+      return cf.layout.freeSpot(rects, cf.layout.SIZE, { x: b.x + cf.layout.COLUMN, y: b.y }, null);
+    }
+    return cf.layout.freeSpot(rects, cf.layout.SIZE, null, view.visibleArea());
+  }
+
+  function selectedNode() {
+    const el = editor.node_selected;
+    return el && el.isConnected ? Number(el.id.slice(5)) : null;
+  }
+
+  function select(dfId) {
+    container.querySelectorAll(".drawflow-node.selected").forEach((el) => el.classList.remove("selected"));
+    const el = nodeEl(dfId);
+    if (!el) return;
+    el.classList.add("selected");
+    editor.node_selected = el;
+  }
+
+  function addNodeAt(type, at, after) {
     if (!boot.canEdit || !catalog[type]) return null;
     const id = uniqueId(type);
     const p = portsOf(type);
     const d = { id, type, config: {}, label: "", inputs: p.inputs, outputs: p.outputs };
-    const spot = at || freeSpot();
+    const spot = at || freeSpot(after);
     state.quiet++;
     let dfId;
     try {
       dfId = editor.addNode(type, p.inputs.length, p.outputs.length, Math.round(spot.x), Math.round(spot.y), nodeClass(type), d, nodeHtml(d));
+      if (after && p.inputs.length && dfData()[after].data.outputs.length) {
+        editor.addConnection(after, dfId, "output_1", "input_1");
+      }
     } finally {
       state.quiet--;
     }
     state.byOurId[id] = dfId;
     decoratePorts(dfId);
     markDirty();
+    if (!at) select(dfId); // the next click chains after this one
     openPanel(dfId);
     return dfId;
   }
@@ -296,15 +206,17 @@
   editor.on("nodeCreated", () => markDirty());
   editor.on("nodeRemoved", () => {
     reindex();
-    if (state.panelNode && !(state.panelNode in state.byOurId)) {
-      state.panelNode = null;
-      const gone = document.createElement("p");
-      gone.className = "muted";
-      gone.textContent = gettext("Node deleted.");
-      $("panel").replaceChildren(gone);
-    }
+    if (state.panelNode && !(state.panelNode in state.byOurId)) panelGone();
     markDirty();
   });
+  function panelGone() {
+    state.panelNode = null;
+    const gone = document.createElement("p");
+    gone.className = "muted";
+    gone.textContent = gettext("Node deleted.");
+    $("panel").replaceChildren(gone);
+    $("samples").replaceChildren();
+  }
   editor.on("nodeMoved", () => markDirty(false));
   editor.on("connectionCreated", () => markDirty());
   editor.on("connectionRemoved", () => markDirty());
@@ -327,9 +239,9 @@
         e.dataTransfer.setData("text/plain", item.dataset.type);
         e.dataTransfer.effectAllowed = "copy";
       });
-      item.addEventListener("click", () => addNodeAt(item.dataset.type, null));
+      item.addEventListener("click", () => addNodeAt(item.dataset.type, null, selectedNode()));
       item.addEventListener("keydown", (e) => {
-        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); addNodeAt(item.dataset.type, null); }
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); addNodeAt(item.dataset.type, null, selectedNode()); }
       });
     });
     container.addEventListener("dragover", (e) => { e.preventDefault(); e.dataTransfer.dropEffect = "copy"; });
@@ -362,7 +274,35 @@
     htmx.swap("#panel", html, { swapStyle: "innerHTML" });
     state.panelDirty = false;
     $("panel").removeAttribute("aria-busy");
+    loadSamples(n.data.id, seq);
   }
+
+  // What the node did in the workflow's latest run: its last items in and out, its dead letters.
+  async function loadSamples(nodeId, seq) {
+    if (!boot.urls.samples) return;
+    const response = await fetch(boot.urls.samples + "?" + new URLSearchParams({ node: nodeId }),
+      { credentials: "same-origin", headers: { "HX-Request": "true" } });
+    const html = await response.text();
+    if (seq !== panelSeq || !response.ok) return;
+    htmx.swap("#samples", html, { swapStyle: "innerHTML" });
+  }
+
+  // A post of the form (on a change) can come back while a field is being typed in: the answer
+  // re-renders the form, so the field keeps what was typed since the post left (and its caret).
+  let typedSincePost = false;
+  let typing = null;
+  document.body.addEventListener("htmx:beforeRequest", (e) => {
+    if (e.detail.elt && e.detail.elt.id === "node-form") typedSincePost = false;
+  });
+  document.body.addEventListener("htmx:beforeSwap", (e) => {
+    const active = document.activeElement;
+    typing = null;
+    if (e.detail.target && e.detail.target.id === "panel" && active && active.id && $("panel").contains(active) &&
+        (active.tagName === "TEXTAREA" || (active.tagName === "INPUT" && !["checkbox", "radio"].includes(active.type)))) {
+      typing = { id: active.id, value: active.value, typed: typedSincePost,
+        start: active.selectionStart, end: active.selectionEnd };
+    }
+  });
   document.body.addEventListener("htmx:beforeRequest", (e) => {
     if (e.detail.elt && e.detail.elt.id === "node-form") $("panel").setAttribute("aria-busy", "true");
   });
@@ -386,14 +326,25 @@
     state.panelDirty = false;
     markDirty();
   });
-  $("panel").addEventListener("input", () => { state.panelDirty = true; });
+  $("panel").addEventListener("input", () => { state.panelDirty = true; typedSincePost = true; });
   // A late answer for a node that is no longer in the panel applies its config but does not swap.
   document.body.addEventListener("htmx:beforeSwap", (e) => {
     const form = e.detail.requestConfig && e.detail.requestConfig.elt;
     if (form && form.id === "node-form" && form.dataset.node !== state.panelNode) e.detail.shouldSwap = false;
   });
   document.body.addEventListener("htmx:afterSwap", (e) => {
-    if (e.detail.target && e.detail.target.id === "panel") state.panelDirty = false;
+    if (!e.detail.target || e.detail.target.id !== "panel") return;
+    state.panelDirty = false;
+    const was = typing;
+    typing = null;
+    const field = was && $(was.id);
+    if (!field) return;
+    if (was.typed) {
+      field.value = was.value;
+      state.panelDirty = true; // applied with the next change, or before a save
+    }
+    field.focus();
+    try { field.setSelectionRange(was.start, was.end); } catch (_) { /* not a text field */ }
   });
   $("panel").addEventListener("click", (e) => {
     const btn = e.target.closest("[data-action=delete-node]");
@@ -431,66 +382,11 @@
     else showProblems([{ code: "format", severity: "error", node: null, nodes: [], message: describeErrors(r.body) }]);
   }
 
+  const paintProblems = cf.Problems(container, (id) => nodeEl(state.byOurId[id]), (id) => openPanel(state.byOurId[id]));
   function showProblems(problems) {
     state.problems = problems || [];
-    container.querySelectorAll(".drawflow-node.cf-has-error, .drawflow-node.cf-has-warning").forEach((el) => {
-      el.classList.remove("cf-has-error", "cf-has-warning");
-      el.removeAttribute("title");
-      const badge = el.querySelector(".cf-badge");
-      if (badge) badge.hidden = true;
-    });
-    const byNode = {};
-    state.problems.forEach((p) => {
-      new Set([p.node, ...(p.nodes || [])].filter(Boolean)).forEach((id) => { (byNode[id] = byNode[id] || []).push(p); });
-    });
-    Object.entries(byNode).forEach(([id, list]) => {
-      const el = nodeEl(state.byOurId[id]);
-      if (!el) return;
-      const bad = list.some((p) => p.severity === "error");
-      el.classList.add(bad ? "cf-has-error" : "cf-has-warning");
-      el.title = list.map((p) => p.text || p.message).join("\n");
-      const badge = el.querySelector(".cf-badge");
-      if (badge) { badge.hidden = false; badge.textContent = cfNumber(list.length); }
-    });
-    const ul = $("problems");
-    ul.replaceChildren();
-    state.problems.forEach((p) => {
-      const li = document.createElement("li");
-      li.className = p.severity;
-      if (p.node) {
-        const a = document.createElement("a");
-        a.href = "#";
-        a.dataset.node = p.node;
-        a.textContent = p.node;
-        li.append(a, ": ");
-      }
-      li.append(p.text || p.message);
-      ul.append(li);
-    });
-    const errorCount = state.problems.filter((p) => p.severity === "error").length;
-    if (!state.problems.length) {
-      const li = document.createElement("li");
-      li.className = "muted";
-      li.textContent = gettext("None: the workflow can run.");
-      ul.append(li);
-    }
-    $("problem-count").textContent = errorCount
-      ? interpolate(ngettext("%(count)s error", "%(count)s errors", errorCount), { count: cfNumber(errorCount) }, true)
-      : gettext("runnable");
-    $("problem-count").className = "tag " + (errorCount ? "error" : "ok");
+    paintProblems(state.problems);
   }
-
-  $("problems").addEventListener("click", (e) => {
-    const a = e.target.closest("a[data-node]");
-    if (!a) return;
-    e.preventDefault();
-    const dfId = state.byOurId[a.dataset.node];
-    if (!dfId) return;
-    const el = nodeEl(dfId);
-    el.classList.add("cf-flash");
-    setTimeout(() => el.classList.remove("cf-flash"), 1200);
-    openPanel(dfId);
-  });
 
   // ---------------------------------------------------------------- saving, conflicts, restore
 
@@ -535,7 +431,7 @@
   }
 
   async function save() {
-    if (!boot.canEdit || state.saving) return;
+    if (!boot.canEdit || state.saving) return null;
     state.saving = true;
     saveResult(gettext("Saving…"));
     try {
@@ -560,6 +456,8 @@
             errorCount), { number: r.body.number, count: cfNumber(errorCount) }, true), "warn");
         }
         refreshHistory();
+        edits.reset();
+        return r.body;
       } else if (r.status === 409) {
         showConflict(r.body);
         saveResult(gettext("Not saved: someone else saved first."), "error");
@@ -574,6 +472,7 @@
     } finally {
       state.saving = false;
     }
+    return null;
   }
 
   function showConflict(body) {
@@ -591,7 +490,7 @@
     const message = interpolate(gettext("Copy of %(name)s v%(version)s with unsaved changes"),
       { name: boot.name, version: state.version }, true);
     const r = await api("POST", boot.urls.create, { name, graph: toGraph(), message });
-    if (r.status === 201) window.location.assign("/workflows/" + r.body.id + "/");
+    if (r.status === 201) leave("/workflows/" + r.body.id + "/");
     else {
       saveResult(interpolate(gettext("Could not save a copy: %(reason)s"), { reason: describeErrors(r.body) }, true),
         "error");
@@ -610,113 +509,113 @@
   });
 
   if (boot.canEdit) $("save").addEventListener("click", save);
-  document.addEventListener("keydown", (e) => {
-    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
+
+  // ---------------------------------------------------------------- undo, keys, leaving
+
+  // Undo and redo restore whole snapshots (graph + port names): drawflow has no undo of its own.
+  const edits = cf.History(() => JSON.stringify({ graph: toGraph(), ports: portsNow() }), (text) => {
+    const snap = JSON.parse(text);
+    editor.node_selected = null;
+    editor.connection_selected = null;
+    load(snap.graph, snap.ports);
+    state.dirty = !edits.atSaved();
+    $("dirty").hidden = !state.dirty;
+    if (state.panelNode && state.panelNode in state.byOurId) openPanel(state.byOurId[state.panelNode]);
+    else if (state.panelNode) panelGone();
+    scheduleValidate(0);
+    paintLive();
+  });
+  function portsNow() {
+    const ports = {};
+    Object.values(dfData()).forEach((n) => { ports[n.data.id] = { inputs: n.data.inputs, outputs: n.data.outputs }; });
+    return ports;
+  }
+
+  function inField(target) {
+    return target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+  }
+
+  // One listener, before drawflow's (capture on window): Delete/Backspace typed in a field edit the
+  // field, never the drawing; outside fields they delete the selected connection or node.
+  window.addEventListener("keydown", (e) => {
+    const mod = e.ctrlKey || e.metaKey;
+    const key = e.key.toLowerCase();
+    if (mod && key === "s") {
       e.preventDefault();
       save();
+      return;
     }
+    if (e.key === "Delete" || e.key === "Backspace") {
+      e.stopPropagation(); // drawflow's own handler skips connections and fields it did not see focused
+      if (inField(e.target) || !boot.canEdit) return;
+      e.preventDefault();
+      if (editor.connection_selected) editor.removeConnection();
+      else if (editor.node_selected && editor.node_selected.isConnected) editor.removeNodeId(editor.node_selected.id);
+      return;
+    }
+    if (!mod || inField(e.target) || !boot.canEdit) return;
+    if ((key === "z" && e.shiftKey) || key === "y") { e.preventDefault(); edits.redo(); }
+    else if (key === "z") { e.preventDefault(); edits.undo(); }
+  }, true);
+
+  window.addEventListener("beforeunload", (e) => {
+    if (!boot.canEdit || !(state.dirty || state.panelDirty)) return;
+    e.preventDefault();
+    e.returnValue = ""; // browsers show their own words
+  });
+  function leave(url) {
+    state.dirty = false;
+    state.panelDirty = false;
+    window.location.assign(url);
+  }
+
+  // Running runs the saved version: with changes on screen, offer to save them first.
+  document.querySelectorAll("[data-needs-save]").forEach((el) => {
+    const go = async (e) => {
+      if (!boot.canEdit || !(state.dirty || state.panelDirty)) return;
+      e.preventDefault();
+      if (!window.confirm(gettext("You have unsaved changes; a run uses the saved version. Save them now and run the new version?"))) return;
+      const saved = await save();
+      if (!saved || !saved.is_runnable) return; // the save result says why
+      if (el.tagName === "FORM") el.submit();
+      else leave(el.href);
+    };
+    el.addEventListener(el.tagName === "FORM" ? "submit" : "click", go);
   });
 
-  // ---------------------------------------------------------------- zoom and fit
+  // ---------------------------------------------------------------- view, arrange, live metrics
 
-  function fit(minZoom) {
-    const data = dfData();
-    const ids = Object.keys(data);
-    if (!ids.length) return;
-    let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-    ids.forEach((id) => {
-      const n = data[id];
-      const el = nodeEl(id);
-      minX = Math.min(minX, n.pos_x);
-      minY = Math.min(minY, n.pos_y);
-      maxX = Math.max(maxX, n.pos_x + (el ? el.offsetWidth : 200));
-      maxY = Math.max(maxY, n.pos_y + (el ? el.offsetHeight : 70));
-    });
-    const width = container.clientWidth;
-    const height = container.clientHeight;
-    const pad = 40;
-    const zoom = Math.max(minZoom || editor.zoom_min, Math.min(1, (width - 2 * pad) / (maxX - minX), (height - 2 * pad) / (maxY - minY)));
-    // drawflow scales around the centre of its canvas: screen = c + (p - c) * zoom + translate.
-    const cx = editor.precanvas.clientWidth / 2;
-    const cy = editor.precanvas.clientHeight / 2;
-    const tx = width / 2 - cx - ((minX + maxX) / 2 - cx) * zoom;
-    const ty = height / 2 - cy - ((minY + maxY) / 2 - cy) * zoom;
-    const visible = (maxX - minX) * zoom <= width - pad;
-    const visibleY = (maxY - minY) * zoom <= height - pad;
-    editor.zoom = zoom;
-    editor.zoom_last_value = zoom;
-    editor.canvas_x = visible ? tx : pad - cx - (minX - cx) * zoom;
-    editor.canvas_y = visibleY ? ty : pad - cy - (minY - cy) * zoom;
-    editor.precanvas.style.transform = "translate(" + editor.canvas_x + "px, " + editor.canvas_y + "px) scale(" + zoom + ")";
-    editor.dispatch("zoom", zoom);
+  // Arrange on demand: layers left to right in the graph's topological order, then fit.
+  function arrange() {
+    if (!boot.canEdit) return;
+    const graph = toGraph();
+    const sizes = {};
+    Object.keys(dfData()).forEach((dfId) => { sizes[dfData()[dfId].data.id] = boxOf(dfId); });
+    const spots = cf.layout.layers(graph, sizes);
+    graph.nodes.forEach((n) => { n.position = spots[n.id]; });
+    const panelNode = state.panelNode;
+    load(graph, portsNow());
+    state.panelNode = panelNode;
+    markDirty(false);
+    view.fit();
+    paintLive();
   }
+  const arrangeButton = $("arrange");
+  if (arrangeButton) arrangeButton.addEventListener("click", arrange);
 
-  document.querySelectorAll("[data-zoom]").forEach((btn) => {
-    btn.addEventListener("click", () => {
-      const how = btn.dataset.zoom;
-      if (how === "in") editor.zoom_in();
-      else if (how === "out") editor.zoom_out();
-      else if (how === "reset") editor.zoom_reset();
-      else fit(editor.zoom_min);
-    });
-  });
 
-  // ---------------------------------------------------------------- live metrics
-  // The server swaps each node's badge (#cf-live-<id>) and #cf-live-edges (items out per node and
-  // port) through the workflow's socket (templates/live/). Edge counts are drawn here, along
-  // each connection; badges of an earlier run are cleared when the canvas follows a new one.
-
-  const SVG = "http://www.w3.org/2000/svg";
-  function livePorts() {
-    const el = $("cf-live-edges");
-    if (!el || !el.dataset.run) return null;
-    try { return { run: el.dataset.run, ports: JSON.parse(el.dataset.ports || "{}") }; } catch (_) { return null; }
-  }
-
-  function paintLive() {
-    const live = livePorts();
-    container.querySelectorAll(".cf-live[data-run]").forEach((badge) => {
-      if (!live || badge.dataset.run !== live.run) { badge.replaceChildren(); badge.removeAttribute("data-run"); badge.className = "cf-live"; }
-    });
-    const data = dfData();
-    container.querySelectorAll("svg.connection").forEach((svg) => {
-      let label = svg.querySelector("text.cf-edge-count");
-      const from = Array.from(svg.classList).find((c) => c.startsWith("node_out_node-"));
-      const out = Array.from(svg.classList).find((c) => /^output_\d+$/.test(c));
-      const source = from && data[from.slice("node_out_node-".length)];
-      const port = source && out ? source.data.outputs[portIndex(out)] : null;
-      const count = live && source && live.ports[source.data.id] ? live.ports[source.data.id][port] : undefined;
-      const path = svg.querySelector("path.main-path");
-      if (count === undefined || !path) { if (label) label.remove(); return; }
-      if (!label) {
-        label = document.createElementNS(SVG, "text");
-        label.setAttribute("class", "cf-edge-count");
-        label.setAttribute("text-anchor", "middle");
-        svg.appendChild(label);
-      }
-      const length = path.getTotalLength();
-      const mid = path.getPointAtLength(length * 0.4); // nearer the source: edges that meet stay apart
-      label.setAttribute("x", String(mid.x));
-      label.setAttribute("y", String(mid.y - 6));
-      label.dataset.source = source.data.id;
-      label.dataset.port = port;
-      label.textContent = cfNumber(count);
-    });
-  }
-  document.body.addEventListener("htmx:wsAfterMessage", paintLive);
-  ["nodeMoved", "connectionCreated", "connectionRemoved", "nodeRemoved"].forEach((name) => editor.on(name, () => setTimeout(paintLive, 0)));
+  const view = cf.View(editor, container, () => Object.keys(dfData()).map(boxOf));
+  const paintLive = cf.Live(editor, container, dfData, portIndex);
 
   // ---------------------------------------------------------------- start
 
   load(boot.graph, boot.ports);
   showProblems(boot.problems);
-  const box = container.getBoundingClientRect();
-  const tooBig = Object.values(dfData()).some((n) => n.pos_x + 200 > box.width || n.pos_y + 80 > box.height);
-  // Open large graphs readable (not smaller than 60 %), starting from their top-left; Fit shows all.
-  if (tooBig) fit(0.6);
+  edits.reset();
+  view.fit(); // readable, whole if it fits; else from its start, the rest by scrolling
   if (boot.graph.nodes.length) scheduleValidate(0);
   container.dataset.ready = "true";
 
   // For tests and the browser console.
-  window.cfCanvas = { editor, toGraph, toDrawflow, load, save, fit, state, paintLive, liveId };
+  window.cfCanvas = { editor, toGraph, toDrawflow, load, save, fit: view.fit, arrange, edits, state, paintLive, liveId };
 })();

@@ -301,8 +301,8 @@ def _check_ends(graph: Graph, types: dict[str, NodeType], incoming: dict[str, li
         problems.append(Problem("no_source",
                                 _("The workflow has no source: add an Upload, REST intake or Schedule node.")))
     if not any(types[n].is_sink for n in types):
-        problems.append(Problem("no_sink", _("The workflow has no sink: add a Results table so results are kept."),
-                                severity=WARNING))
+        # An error, not a warning: a run without a sink would work through every item and keep nothing.
+        problems.append(Problem("no_sink", _("The workflow has no sink: add a Results table so results are kept.")))
     for node in graph.nodes:
         node_type = types.get(node.id)
         if node_type and not node_type.is_source and not incoming.get(node.id):

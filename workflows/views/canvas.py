@@ -7,6 +7,7 @@ decided in one place. Everything around it is HTML from here, swapped in by htmx
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -30,10 +31,11 @@ from workflows.design.config_forms import (
 )
 from workflows.design.exchange import EXPORT_FORMAT, ImportSerializer
 from workflows.design.versions import import_workflow
+from workflows.engine import results
 from workflows.engine.intake import json_loads
 from workflows.graph import CATALOG
 from workflows.graph.catalog import GROUPS
-from workflows.models import Workflow
+from workflows.models import Run, Workflow
 from workflows.roles import can, require
 
 
@@ -96,6 +98,7 @@ def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
             "create": "/api/workflows/",
             "panel": reverse("canvas-panel", args=[workflow.pk]),
             "history": reverse("canvas-history", args=[workflow.pk]),
+            "samples": reverse("canvas-samples", args=[workflow.pk]),
             "canvas": reverse("workflow-detail", args=[workflow.pk]),
         },
     }
@@ -110,6 +113,30 @@ def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
 def canvas_history(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_workflow_for_user(request.user, pk)
     return render(request, "workflows/detail.html#history", _history_context(request, workflow))
+
+
+def _lines(data: Any, width: int = 80) -> list[tuple[str, str]]:
+    """A node's data as short `field: value` lines for a narrow side panel (the trace shows it all)."""
+    if not isinstance(data, dict):
+        return [("", str(data)[:width])]
+    lines = []
+    for key, value in data.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        lines.append((str(key), text if len(text) <= width else text[: width - 1] + "…"))
+    return lines
+
+
+@login_required
+def node_samples(request: HttpRequest, pk: int) -> HttpResponse:
+    """One node's last items in the workflow's latest run: what reached it, what it gave, its dead letters."""
+    workflow = get_workflow_for_user(request.user, pk)
+    node = (request.GET.get("node") or "")[:64]
+    run = Run.objects.filter(workflow=workflow).select_related("version").order_by("-created_at", "-id").first()
+    samples = results.node_samples(run, node) if run is not None and node else None
+    rows = [{"sample": s, "received": _lines(s.received), "output": _lines(s.output)}
+            for s in (samples.rows if samples else [])]
+    return render(request, "workflows/_samples.html", {"workflow": workflow, "run": run, "node": node,
+                                                       "samples": samples, "rows": rows})
 
 
 @login_required
