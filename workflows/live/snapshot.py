@@ -182,6 +182,9 @@ def render_empty_canvas(workflow_id: int) -> list[str]:
 
 def message(state: RunState) -> dict[str, Any]:
     """The channel-layer event the broadcaster sends to the run's and the workflow's groups."""
+    # Stamped before rendering: the time a socket receives it after this includes the renders (one
+    # per page kind and language), and two events' stamps are as far apart as their reads.
+    at = time.time()
     with translation.override(settings.LANGUAGE_CODE):
         html = {kind: render(state, kind) for kind in KINDS}
     translated = {}
@@ -199,5 +202,5 @@ def message(state: RunState) -> dict[str, Any]:
         # "html", the others' under "translated" (a socket picks its own; see consumers.Tracker).
         "html": html,
         "translated": translated,
-        "at": time.time(),  # when it left the worker (bench/live.py measures the rest)
+        "at": at,  # when its state was read in the worker (bench/live.py measures the rest)
     }
