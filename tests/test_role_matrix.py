@@ -63,6 +63,7 @@ def rows() -> list[Row]:
             {"_node": "cls", "_type": "classify", "cfg-model": "minilm@production"}, api=False),
         Row("canvas-history", "get", "/workflows/{wf}/history/", EVERY_ROLE, api=False),
         Row("canvas-samples", "get", "/workflows/{wf}/samples/?node=cls", EVERY_ROLE, api=False),
+        Row("canvas-run", "get", "/workflows/{wf}/canvas-run/", EVERY_ROLE, api=False),
         Row("workflow-upload", "post", "/workflows/import/", EDITORS,
             {"document": '{"format": "cognitive-factory/workflow", "format_version": 1, "name": "Up", '
                          '"graph": {"nodes": [], "edges": []}}'},

@@ -15,6 +15,7 @@ urlpatterns = [
     path("workflows/<int:pk>/panel/", canvas.node_panel, name="canvas-panel"),
     path("workflows/<int:pk>/history/", canvas.canvas_history, name="canvas-history"),
     path("workflows/<int:pk>/samples/", canvas.node_samples, name="canvas-samples"),
+    path("workflows/<int:pk>/canvas-run/", canvas.canvas_run, name="canvas-run"),
     path("workflows/import/", canvas.workflow_upload, name="workflow-upload"),
     path("templates/", gallery.gallery, name="gallery"),
     path("templates/<slug:slug>/use/", gallery.use_template, name="gallery-use"),

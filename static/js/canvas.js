@@ -37,6 +37,7 @@
   editor.zoom_max = 2;
   editor.editor_mode = boot.canEdit ? "edit" : "fixed"; // fixed: pan and look, nothing moves
   editor.start();
+  const narrow = cf.Narrow(editor, boot.canEdit); // a phone only looks: view mode
 
   // ---------------------------------------------------------------- helpers
 
@@ -222,13 +223,11 @@
   editor.on("connectionRemoved", () => markDirty());
   editor.on("nodeSelected", (dfId) => openPanel(Number(dfId)));
 
-  if (!boot.canEdit) {
-    // drawflow selects nothing in fixed mode; the panel still shows settings (read-only).
-    container.addEventListener("click", (e) => {
-      const el = e.target.closest(".drawflow-node");
-      if (el) openPanel(Number(el.id.slice(5)));
-    });
-  }
+  // drawflow selects nothing in fixed or view mode; the panel still shows settings (read-only).
+  container.addEventListener("click", (e) => {
+    const el = e.target.closest(".drawflow-node");
+    if (el && editor.editor_mode !== "edit") openPanel(Number(el.id.slice(5)));
+  });
 
   // ---------------------------------------------------------------- palette
 
@@ -280,7 +279,8 @@
   // What the node did in the workflow's latest run: its last items in and out, its dead letters.
   async function loadSamples(nodeId, seq) {
     if (!boot.urls.samples) return;
-    const response = await fetch(boot.urls.samples + "?" + new URLSearchParams({ node: nodeId }),
+    const query = new URLSearchParams({ node: nodeId, run: runs.picked() });
+    const response = await fetch(boot.urls.samples + "?" + query,
       { credentials: "same-origin", headers: { "HX-Request": "true" } });
     const html = await response.text();
     if (seq !== panelSeq || !response.ok) return;
@@ -547,13 +547,13 @@
     }
     if (e.key === "Delete" || e.key === "Backspace") {
       e.stopPropagation(); // drawflow's own handler skips connections and fields it did not see focused
-      if (inField(e.target) || !boot.canEdit) return;
+      if (inField(e.target) || !narrow.editing()) return;
       e.preventDefault();
       if (editor.connection_selected) editor.removeConnection();
       else if (editor.node_selected && editor.node_selected.isConnected) editor.removeNodeId(editor.node_selected.id);
       return;
     }
-    if (!mod || inField(e.target) || !boot.canEdit) return;
+    if (!mod || inField(e.target) || !narrow.editing()) return;
     if ((key === "z" && e.shiftKey) || key === "y") { e.preventDefault(); edits.redo(); }
     else if (key === "z") { e.preventDefault(); edits.undo(); }
   }, true);
@@ -606,6 +606,9 @@
 
   const view = cf.View(editor, container, () => Object.keys(dfData()).map(boxOf));
   const paintLive = cf.Live(editor, container, dfData, portIndex);
+  const runs = cf.Runs(boot.urls.run, paintLive, () => {
+    if (state.panelNode in state.byOurId) loadSamples(state.panelNode, panelSeq);
+  });
 
   // ---------------------------------------------------------------- start
 

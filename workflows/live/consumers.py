@@ -92,11 +92,9 @@ def authorise_workflow(user: Any, workflow_id: Any, address: str = "") -> Any:
 
 
 def current_run_id(workflow_id: int) -> int | None:
-    """The run a workflow's canvas shows: its open live (intake) run, else its latest run."""
-    runs = Run.objects.filter(workflow_id=workflow_id)
-    live = (runs.filter(is_live=True, status__in=run_states.ACTIVE_RUN_STATUSES).order_by("-id")
-            .values_list("id", flat=True).first())
-    return live or runs.order_by("-id").values_list("id", flat=True).first()
+    """The run a workflow's canvas shows: its latest. An open live (intake) run that is older does not
+    hold the canvas: a run started after it is what the person just did, and what they want to see."""
+    return Run.objects.filter(workflow_id=workflow_id).order_by("-id").values_list("id", flat=True).first()
 
 
 class Tracker:

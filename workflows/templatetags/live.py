@@ -9,6 +9,8 @@ from typing import Any
 from django import template
 
 from workflows.live import snapshot
+from workflows.live.consumers import current_run_id
+from workflows.models import Run
 
 register = template.Library()
 
@@ -22,7 +24,11 @@ def live_run(run: Any) -> dict[str, Any]:
 
 @register.inclusion_tag("live/_canvas_live.html")
 def live_canvas(workflow: Any) -> dict[str, Any]:
-    return {"workflow": workflow, "run": None, "oob": False, "ports": "{}"}
+    """The strip as the socket's first message will fill it: the latest run's line (the page says which
+    run it is before the socket connects, and without a socket at all)."""
+    run_id = current_run_id(workflow.pk)
+    run = Run.objects.filter(pk=run_id).first() if run_id else None
+    return {"workflow": workflow, "run": run, "oob": False, "ports": "{}"}
 
 
 @register.inclusion_tag("live/_assets.html")

@@ -12,8 +12,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
@@ -35,6 +35,8 @@ from workflows.engine import results
 from workflows.engine.intake import json_loads
 from workflows.graph import CATALOG
 from workflows.graph.catalog import GROUPS
+from workflows.live import snapshot
+from workflows.live.consumers import current_run_id
 from workflows.models import Run, Workflow
 from workflows.roles import can, require
 
@@ -70,10 +72,14 @@ def catalog_for_canvas() -> dict[str, dict[str, Any]]:
 
 
 def _history_context(request: HttpRequest, workflow: Workflow) -> dict[str, Any]:
+    versions = list(workflow.versions.select_related("author").order_by("-number"))
     return {
         "workflow": workflow,
-        "versions": workflow.versions.select_related("author").order_by("-number"),
+        "versions": versions,
         "can_edit": can(request.user, "workflow.edit"),
+        # the pair the radios start on (the previous version and the latest), for the side-by-side link
+        "compare_from": versions[1].number if len(versions) > 1 else (versions[0].number if versions else 0),
+        "compare_to": versions[0].number if versions else 0,
     }
 
 
@@ -99,13 +105,15 @@ def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
             "panel": reverse("canvas-panel", args=[workflow.pk]),
             "history": reverse("canvas-history", args=[workflow.pk]),
             "samples": reverse("canvas-samples", args=[workflow.pk]),
+            "run": reverse("canvas-run", args=[workflow.pk]),
             "canvas": reverse("workflow-detail", args=[workflow.pk]),
         },
     }
     context = {**_history_context(request, workflow), "latest": latest, "palette": palette(), "boot": boot,
                "problems": boot["problems"],
                "export_url": f"/api/workflows/{workflow.pk}/export/?format=json",
-               "can_run": can(request.user, "run.start"), "sample_count": len(gallery.sample_items(workflow.template))}
+               "can_run": can(request.user, "run.start"), "sample_count": len(gallery.sample_items(workflow.template)),
+               "recent_runs": recent_runs(workflow) if can(request.user, "run.view") else []}
     return render(request, "workflows/detail.html", context)
 
 
@@ -126,12 +134,46 @@ def _lines(data: Any, width: int = 80) -> list[tuple[str, str]]:
     return lines
 
 
+RUNS_PICKED_FROM = 10
+
+
+def recent_runs(workflow: Workflow) -> list[dict[str, Any]]:
+    """The runs the canvas's picker offers, newest first: number, status in words, when."""
+    runs = Run.objects.filter(workflow=workflow).order_by("-id")[:RUNS_PICKED_FROM]
+    return [{"run": r, "status": texts.status_label(r.status)} for r in runs]
+
+
+def _picked_run(request: HttpRequest, workflow: Workflow) -> Run | None:
+    """The run asked for (`?run=`, one of this workflow's: else 404), or the one the canvas follows."""
+    runs = Run.objects.filter(workflow=workflow).select_related("version", "workflow")
+    wanted = request.GET.get("run") or ""
+    if wanted:
+        if not wanted.isdigit():
+            raise Http404
+        return get_object_or_404(runs, pk=int(wanted))
+    latest = current_run_id(workflow.pk)
+    return runs.filter(pk=latest).first() if latest else None
+
+
+@login_required
+def canvas_run(request: HttpRequest, pk: int) -> HttpResponse:
+    """One run's badges, edge counts and run line for the canvas, as the live socket sends them (fragments
+    swapped out of band): a run picked by hand shows its stats as they stand, without a socket."""
+    workflow = get_workflow_for_user(request.user, pk)
+    require(request.user, "run.view")
+    run = _picked_run(request, workflow)
+    state = snapshot.load(run.pk) if run is not None else None
+    frames = snapshot.render(state, "canvas") if state is not None else snapshot.render_empty_canvas(workflow.pk)
+    return HttpResponse("".join(frames))
+
+
 @login_required
 def node_samples(request: HttpRequest, pk: int) -> HttpResponse:
-    """One node's last items in the workflow's latest run: what reached it, what it gave, its dead letters."""
+    """One node's last items in a run (`?run=`, else the one the canvas follows): what reached it, what it
+    gave, its dead letters."""
     workflow = get_workflow_for_user(request.user, pk)
     node = (request.GET.get("node") or "")[:64]
-    run = Run.objects.filter(workflow=workflow).select_related("version").order_by("-created_at", "-id").first()
+    run = _picked_run(request, workflow)
     samples = results.node_samples(run, node) if run is not None and node else None
     rows = [{"sample": s, "received": _lines(s.received), "output": _lines(s.output)}
             for s in (samples.rows if samples else [])]

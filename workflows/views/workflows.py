@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_workflow_for_user
+from workflows.design.diff_view import side_by_side
 from workflows.design.versions import create_workflow
 from workflows.graph import diff
 from workflows.models import Workflow
@@ -47,6 +48,10 @@ def workflow_diff(request: HttpRequest, pk: int) -> HttpResponse:
         old, new = workflow.versions.get(number=a), workflow.versions.get(number=b)
     except (KeyError, ValueError, workflow.versions.model.DoesNotExist):
         return HttpResponse(gettext("Pick two existing versions to compare."), status=400)
-    context = {"workflow": workflow, "old": old, "new": new, "diff": diff(old.as_graph(), new.as_graph())}
-    template = "workflows/_diff.html" if request.htmx else "workflows/diff.html"
-    return render(request, template, context)
+    if request.htmx:  # the history panel's short list
+        context = {"workflow": workflow, "old": old, "new": new, "diff": diff(old.as_graph(), new.as_graph())}
+        return render(request, "workflows/_diff.html", context)
+    versions = workflow.versions.order_by("-number").values_list("number", flat=True)
+    context = {"workflow": workflow, "old": old, "new": new, "sides": side_by_side(old.as_graph(), new.as_graph()),
+               "versions": list(versions)}
+    return render(request, "workflows/diff.html", context)
