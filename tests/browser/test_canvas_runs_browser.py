@@ -7,7 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import shot
-from tests.browser.test_canvas_browser import canvas_ready, node
+from tests.browser.test_canvas_browser import node
+from tests.browser.test_canvas_traps_browser import open_canvas
 from tests.builders import make_user, make_workflow, triage_graph
 from workflows.design.versions import save_version
 from workflows.graph import parse_graph
@@ -15,12 +16,6 @@ from workflows.graph import parse_graph
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
-
-
-def open_canvas(page, login, user, workflow) -> None:
-    login(user)
-    page.goto(f"/workflows/{workflow.pk}/")
-    canvas_ready(page)
 
 
 def test_the_history_opens_two_versions_side_by_side(page, login, registry):
