@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 
@@ -23,3 +24,14 @@ class SessionAuthentication(authentication.SessionAuthentication):
             if request.META.get(settings.CSRF_HEADER_NAME):
                 raise  # a token came in the header: the body's type is the real problem
             raise exceptions.PermissionDenied(gettext("CSRF Failed: CSRF token missing.")) from None
+
+
+class SessionScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI description of this authentication: drf-spectacular's cookie scheme, as for DRF's own."""
+
+    target_class = SessionAuthentication
+    name = "cookieAuth"
+    priority = -1
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
