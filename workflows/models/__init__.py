@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from .audit import AuditEntry
+from .budgets import SpendBudget
 from .datasets import Dataset, Schedule
 from .graph import Workflow, WorkflowVersion
 from .kpi import Baseline, KpiRefresh, KpiWeek, WeeklyPack
@@ -40,6 +41,7 @@ __all__ = [
            "Run",
            "Schedule",
            "Shard",
+           "SpendBudget",
            "WebhookDestination",
            "WeeklyPack",
            "Workflow",

@@ -121,6 +121,9 @@ class LLMEndpoint(models.Model):
     api_key_env = models.CharField(max_length=80, blank=True, help_text="Environment variable holding the API key.")
     price_in_per_1k = models.DecimalField(max_digits=10, decimal_places=6, default=0)
     price_out_per_1k = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    # What every run together may spend on this endpoint in a calendar month (0: no cap).
+    monthly_budget_tokens = models.BigIntegerField(default=0)
+    monthly_budget_eur = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

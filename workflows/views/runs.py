@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from workflows.access import get_run_for_user, get_workflow_for_user
 from workflows.engine import launch, staging
 from workflows.engine import mapping as mapping_guess
+from workflows.engine.budgets import budget_rows
 from workflows.engine.intake import IntakeError, load_items, parse
 from workflows.engine.results import (
     FilterError,
@@ -99,7 +100,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request.user, pk)
     context = {"run": run, "nodes": node_rows(run), "can_start": can(request.user, "run.start"),
                "dead_letters": run.dead_letters.filter(retried_at__isnull=True).select_related("item")[:100],
-               "shards": run.shards.values("status").order_by()}
+               "shards": run.shards.values("status").order_by(), "budgets": budget_rows(run)}
     return render(request, "runs/detail.html", context)
 
 

@@ -12,12 +12,13 @@ import re
 import time
 from typing import Any
 
+from workflows.engine.budgets import DatabaseBudget
 from workflows.engine.state import ItemState
 from workflows.graph.plan import Step
-from workflows.models import LLMEndpoint, NodeStats, Workflow, registry
+from workflows.models import LLMEndpoint, Workflow, registry
 from workflows.runtimes import llm_server
 from workflows.runtimes.language import NAMES
-from workflows.runtimes.llm import Budget, ChatClient, Endpoint
+from workflows.runtimes.llm import ChatClient, Endpoint
 
 from . import loader
 from .base import Handler, Outcome, RunContext, outcomes_of, pinned, register
@@ -32,12 +33,6 @@ def _endpoint(name: str) -> Endpoint:
                     api_key=os.environ.get(row.api_key_env, "") if row.api_key_env else "",
                     price_in_per_1k=float(row.price_in_per_1k), price_out_per_1k=float(row.price_out_per_1k),
                     location=row.location, region=row.region)
-
-
-def _spent(context: RunContext, node_id: str) -> tuple[int, float]:
-    """Tokens and euros this node already spent in this run (all shards, all workers)."""
-    stats = NodeStats.objects.filter(run_id=context.run_id, node=node_id).values_list("extra", flat=True).first() or {}
-    return int(stats.get("tokens", 0)), float(stats.get("cost_eur", 0.0))
 
 
 REDACTION_MODEL = "rampart@production"
@@ -74,8 +69,10 @@ def client_for(step: Step, context: RunContext, *, prompt: str, output_field: st
                                   f"'{config['endpoint']}'")
         if workflow.require_redaction:
             config["redact"] = required = True
-    budget = Budget(int(config.get("budget_tokens") or 0), float(config.get("budget_eur") or 0.0))
-    budget.used_tokens, budget.used_eur = _spent(context, step.node.id)
+    # In the database, not in this process: every worker running the node shares the caps.
+    budget = DatabaseBudget(context.run_id, step.node.id, config["endpoint"],
+                            max_tokens=int(config.get("budget_tokens") or 0),
+                            max_eur=float(config.get("budget_eur") or 0.0))
     redact = bool(config.get("redact", True))
     extractor = redaction_extractor(context, required=required) if redact else None
     return ChatClient(endpoint, prompt=prompt, output_field=output_field,
@@ -86,8 +83,13 @@ def client_for(step: Step, context: RunContext, *, prompt: str, output_field: st
                       languages=llm_server.languages_of(endpoint.model))
 
 
+HELD = ("language_unsupported", "budget_exhausted")  # the model was not asked: a person answers instead
+
+
 def language_reason(out: dict[str, Any], endpoint: Endpoint) -> str:
     """Why an item went to a person instead of the model, for its trace and the reviewer."""
+    if out.get("error_code") == "budget_exhausted":
+        return f"{(out.get('error') or '').removeprefix('not sent: ')}; sent to review"
     where = "local " if endpoint.location == LLMEndpoint.ON_PREMISE else ""
     code = out.get("language") or ""
     return f"the {where}model does not write {NAMES.get(code, code or 'its language')}; sent to review"
@@ -99,7 +101,10 @@ def held_for_person(out: dict[str, Any], data: dict[str, Any], endpoint: Endpoin
     reaches the reviewer, who writes the output field instead."""
     reason = language_reason(out, endpoint)
     keep = ("label", "confidence", "subject", "suggested_label", "decided_by")
-    return Outcome(fields={"llm_skipped": {"reason": reason, "language": out.get("language", "")}},
+    skipped = {"reason": reason, "language": out.get("language", "")}
+    if out.get("error_code") == "budget_exhausted":
+        skipped = {"reason": reason, "budget_exhausted": True}
+    return Outcome(fields={"llm_skipped": skipped},
                    model_ref=model_ref,
                    park={"queue": "default", "labels": [], "proposal": {k: data[k] for k in keep if k in data},
                          "instructions": f"{reason[0].upper()}{reason[1:]}: write the {field.replace('_', ' ')} "
@@ -127,7 +132,7 @@ class LargeModelHandler(Handler):
         outputs = self.client.run([s.data for s in batch], keys)
         outcomes = outcomes_of(outputs, self.model_ref, lambda o: llm_outcome(o, self.field, self.model_ref))
         for i, out in enumerate(outputs):
-            if out.get("error_code") == "language_unsupported":
+            if out.get("error_code") in HELD:
                 outcomes[i] = held_for_person(out, batch[i].data, self.client.endpoint, self.field, self.model_ref)
         return outcomes
 
@@ -227,7 +232,10 @@ class CascadeHandler(Handler):
 
     def _to_review(self, small_out: dict[str, Any], stats: dict[str, Any], answer: dict[str, Any] | None) -> Outcome:
         fields = {"label": small_out["label"], "confidence": small_out["confidence"], "decided_by": "human"}
-        if answer is not None and answer.get("error_code") == "language_unsupported":
+        if answer is not None and answer.get("error_code") == "budget_exhausted":
+            fields["llm_skipped"] = {"reason": language_reason(answer, self.client.endpoint),
+                                     "budget_exhausted": True}
+        elif answer is not None and answer.get("error_code") == "language_unsupported":
             fields["llm_skipped"] = {"reason": language_reason(answer, self.client.endpoint),
                                      "language": answer.get("language", "")}
         elif answer is not None:

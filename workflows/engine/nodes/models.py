@@ -17,7 +17,7 @@ from workflows.runtimes.patterns import find_patterns
 
 from . import loader
 from .base import Handler, Outcome, RunContext, outcomes_of, pinned, register
-from .llm import client_for, held_for_person, llm_outcome
+from .llm import HELD, client_for, held_for_person, llm_outcome
 
 
 def run_patterns(batch: list[dict[str, Any]], kinds: list[str], field_name: str) -> list[dict[str, Any]]:
@@ -157,7 +157,7 @@ class SummariseHandler(Handler):
             outputs = self.client.run([s.data for s in batch], keys)
             outcomes = outcomes_of(outputs, self.model_ref, lambda o: llm_outcome(o, "summary", self.model_ref))
             for i, out in enumerate(outputs):  # as the llm node: what the model cannot write goes to a person
-                if out.get("error_code") == "language_unsupported":
+                if out.get("error_code") in HELD:  # its language, or a spent budget
                     outcomes[i] = held_for_person(out, batch[i].data, self.client.endpoint, "summary",
                                                   self.model_ref)
             return outcomes
