@@ -152,7 +152,7 @@ def _walk(patterns, prefix=""):
 
 def test_every_route_has_a_row():
     covered = ({r.name for r in rows()} | {r.name for r in run_rows()} | {r.name for r in governance_rows()}
-               | {r.name for r in kpi_rows()} | set(EXEMPT))
+               | {r.name for r in kpi_rows()} | {r.name for r in endpoint_rows()} | set(EXEMPT))
     missing = sorted({f"{name} ({route})" for name, route in _walk(get_resolver().url_patterns) if name not in covered})
     assert not missing, f"Routes without a role-matrix row: {missing}"
     from workflows.live.routing import websocket_urlpatterns
@@ -422,6 +422,85 @@ def test_kpi_role_matrix(personas, row):
         else:
             assert response.status_code in (403, 404), (who, response.status_code)
     anonymous = _request(Client(), row, fresh())
+    if row.api:
+        assert anonymous.status_code == 401
+    else:
+        assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+# --- where documents may go: every role reads endpoints, destinations and policies; administrators change them.
+
+ENDPOINT_MANAGERS = {"admin"}
+ENDPOINT = {"name": "ep{n}", "base_url": "https://llm.example.com/v1", "model_name": "m", "location": "external",
+            "region": "EU", "api_key_env": "", "price_in_per_1k": "0,5", "price_out_per_1k": "1", "enabled": True}
+DESTINATION = {"name": "dest{n}", "url": "https://crm.example.com/hook", "location": "external", "region": "EU",
+               "enabled": True}
+
+
+def endpoint_rows() -> list[Row]:
+    return [
+        Row("endpoint-list", "get", "/endpoints/", EVERY_ROLE, api=False),
+        Row("endpoint-create", "get", "/endpoints/llm/new/", ENDPOINT_MANAGERS, api=False),
+        Row("endpoint-create", "post", "/endpoints/llm/new/", ENDPOINT_MANAGERS, ENDPOINT, api=False),
+        Row("endpoint-edit", "get", "/endpoints/llm/{endpoint}/", ENDPOINT_MANAGERS, api=False),
+        Row("endpoint-edit", "post", "/endpoints/llm/{endpoint}/", ENDPOINT_MANAGERS, ENDPOINT, api=False),
+        Row("destination-create", "post", "/endpoints/webhooks/new/", ENDPOINT_MANAGERS, DESTINATION, api=False),
+        Row("destination-edit", "post", "/endpoints/webhooks/{destination}/", ENDPOINT_MANAGERS, DESTINATION,
+            api=False),
+        Row("residency-policy", "post", "/endpoints/residency/{wf}/", ENDPOINT_MANAGERS,
+            {"allow_external_endpoints": "on"}, api=False),
+        Row("api-endpoints", "get", "/api/endpoints/", EVERY_ROLE),
+        Row("api-endpoints", "post", "/api/endpoints/", ENDPOINT_MANAGERS, ENDPOINT),
+        Row("api-endpoint", "get", "/api/endpoints/{endpoint}/", EVERY_ROLE),
+        Row("api-endpoint", "patch", "/api/endpoints/{endpoint}/", ENDPOINT_MANAGERS, {"enabled": False}),
+        Row("api-endpoint", "put", "/api/endpoints/{endpoint}/", ENDPOINT_MANAGERS, ENDPOINT),
+        Row("api-destinations", "get", "/api/destinations/", EVERY_ROLE),
+        Row("api-destinations", "post", "/api/destinations/", ENDPOINT_MANAGERS, DESTINATION),
+        Row("api-destination", "get", "/api/destinations/{destination}/", EVERY_ROLE),
+        Row("api-destination", "patch", "/api/destinations/{destination}/", ENDPOINT_MANAGERS, {"region": "US"}),
+        Row("api-destination", "put", "/api/destinations/{destination}/", ENDPOINT_MANAGERS, DESTINATION),
+        Row("api-residency", "get", "/api/workflows/{wf}/residency/", EVERY_ROLE),
+        Row("api-residency", "put", "/api/workflows/{wf}/residency/", ENDPOINT_MANAGERS,
+            {"allow_external_endpoints": True, "require_redaction": True}),
+        Row("api-residency", "patch", "/api/workflows/{wf}/residency/", ENDPOINT_MANAGERS,
+            {"require_redaction": False}),
+    ]
+
+
+def _endpoint_request(personas, client: Client, row: Row, n: int):
+    """One request of an endpoint row against fresh objects; names carry `n` so creations never collide."""
+    from workflows.models import LLMEndpoint, WebhookDestination
+
+    endpoint = LLMEndpoint.objects.create(name=f"edit{n}", base_url="https://llm.example.com/v1", model_name="m",
+                                          location="external", region="EU")
+    destination = WebhookDestination.objects.create(name=f"hook{n}", url="https://crm.example.com/hook",
+                                                    location="external", region="EU")
+    ids = {"wf": make_workflow(personas["designer"]).pk, "endpoint": endpoint.name, "destination": destination.name}
+    path = row.path.format(**ids)
+    if row.method == "get":
+        return client.get(path)
+    payload = {k: v.format(n=n) if isinstance(v, str) else v for k, v in row.payload.items()}
+    if "/{endpoint}/" in row.path or "/{destination}/" in row.path:
+        payload["name"] = payload.get("name") and (endpoint.name if "{endpoint}" in row.path else destination.name)
+        payload = {k: v for k, v in payload.items() if v is not None}
+    if row.api:
+        return getattr(client, row.method)(path, payload, content_type="application/json")
+    payload = {k: ("on" if v is True else v) for k, v in payload.items() if v is not False}
+    return client.post(path, payload)
+
+
+@pytest.mark.parametrize("row", endpoint_rows(), ids=lambda r: f"{r.method} {r.path}")
+def test_endpoint_role_matrix(personas, row):
+    for n, who in enumerate(sorted(AUTHENTICATED)):
+        client = Client()
+        client.force_login(personas[who])
+        response = _endpoint_request(personas, client, row, n)
+        if who in row.allowed or ROLE_OF[who] in row.allowed:
+            assert 200 <= response.status_code < 400, (who, response.status_code,
+                                                       getattr(response, "content", b"")[:300])
+        else:
+            assert response.status_code in (403, 404), (who, response.status_code)
+    anonymous = _endpoint_request(personas, Client(), row, 99)
     if row.api:
         assert anonymous.status_code == 401
     else:

@@ -48,6 +48,9 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "baseline.edit": frozenset({BUSINESS_OWNER, ADMIN}),
     "pack.sign": frozenset({BUSINESS_OWNER}),
     "audit.view": frozenset({VALIDATOR, ADMIN, BUSINESS_OWNER}),
+    # Every role may see where documents can go (designers pick endpoints by name); only administrators
+    # register endpoints and destinations and set a workflow's data-residency policy.
+    "endpoint.view": ANY_ROLE,
     "endpoint.manage": frozenset({ADMIN}),
 }
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workflows.views import audit, canvas, datasets, gallery, kpi, runs
+from workflows.views import audit, canvas, datasets, endpoints, gallery, kpi, runs
 from workflows.views import registry as registry_views
 from workflows.views import review as review_views
 from workflows.views import workflows as workflow_pages
@@ -48,6 +48,13 @@ urlpatterns = [
     path("drift/action/", registry_views.drift_action, name="drift-action"),
     path("review/", review_views.review_queue, name="review-queue"),
     path("review/<int:pk>/decide/", review_views.review_decide, name="review-decide"),
+    # Where documents may go: large-model endpoints, webhook destinations, data-residency policies.
+    path("endpoints/", endpoints.endpoint_list, name="endpoint-list"),
+    path("endpoints/llm/new/", endpoints.endpoint_create, {"kind": "llm"}, name="endpoint-create"),
+    path("endpoints/llm/<slug:name>/", endpoints.endpoint_edit, {"kind": "llm"}, name="endpoint-edit"),
+    path("endpoints/webhooks/new/", endpoints.endpoint_create, {"kind": "webhook"}, name="destination-create"),
+    path("endpoints/webhooks/<slug:name>/", endpoints.endpoint_edit, {"kind": "webhook"}, name="destination-edit"),
+    path("endpoints/residency/<int:pk>/", endpoints.residency_policy, name="residency-policy"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
     # Business KPIs

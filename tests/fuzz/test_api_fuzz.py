@@ -72,7 +72,8 @@ def allowed_roles() -> dict[tuple[str, str], set[str]]:
     from tests import test_role_matrix as matrix
 
     table = {(row.name, row.method): set(row.allowed)
-             for row in [*matrix.rows(), *matrix.run_rows(), *matrix.governance_rows(), *matrix.kpi_rows()] if row.api}
+             for row in [*matrix.rows(), *matrix.run_rows(), *matrix.governance_rows(), *matrix.kpi_rows(),
+                         *matrix.endpoint_rows()] if row.api}
     # The matrix's KPI rows are about a designer's workflow; an operator also sees the ones they ran.
     for name in ("api-workflow-kpis", "api-kpi-what-if", "api-kpi-packs"):
         table[(name, "get")] |= matrix.KPI_VIEW

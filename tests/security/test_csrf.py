@@ -61,7 +61,8 @@ def refused_for_csrf(response) -> bool:
 
 def test_the_walk_sees_every_mutating_route():
     names = {name for name, _, _ in every_route()}
-    mutating = {row.name for rows in (matrix.rows(), matrix.run_rows(), matrix.governance_rows(), matrix.kpi_rows())
+    mutating = {row.name for rows in (matrix.rows(), matrix.run_rows(), matrix.governance_rows(), matrix.kpi_rows(),
+                                      matrix.endpoint_rows())
                 for row in rows if row.method in MUTATING}
     assert mutating <= names and {"login", "logout", "api-token"} <= names
 
@@ -119,13 +120,16 @@ def _call(kind: str, personas, client: Client, row: matrix.Row, n: int):
         return matrix._run_request(client, row, matrix._run_objects(personas))
     if kind == "governance":  # names of models, sets and uploads must not repeat: n differs per call
         return matrix._governance_request(client, row, matrix._governance_objects(personas, n), n)
+    if kind == "endpoint":
+        return matrix._endpoint_request(personas, client, row, n)
     workflow = make_workflow(personas["designer"])
     ledger.build(workflow, personas["designer"])
     return matrix._request(client, row, workflow.pk)
 
 
 MUTATING_ROWS = [(kind, row) for kind, rows in (("plain", matrix.rows()), ("run", matrix.run_rows()),
-                                                ("governance", matrix.governance_rows()), ("kpi", matrix.kpi_rows()))
+                                                ("governance", matrix.governance_rows()), ("kpi", matrix.kpi_rows()),
+                                                ("endpoint", matrix.endpoint_rows()))
                  for row in rows if row.method in MUTATING]
 
 

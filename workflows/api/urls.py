@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from workflows import login_throttle
 
-from . import datasets, kpi, registry, runs, workflows
+from . import datasets, endpoints, kpi, registry, runs, workflows
 
 router = SimpleRouter()
 router.register("workflows", workflows.WorkflowViewSet, basename="workflow")
@@ -42,6 +42,12 @@ urlpatterns = [
     path("drift/", registry.drift_report, name="api-drift"),
     path("audit/", registry.audit_list, name="api-audit"),
     path("audit/verify/", registry.audit_verify, name="api-audit-verify"),
+    # Where documents may go: large-model endpoints, webhook destinations, data-residency policies.
+    path("endpoints/", endpoints.endpoint_list, name="api-endpoints"),
+    path("endpoints/<slug:name>/", endpoints.endpoint_detail, name="api-endpoint"),
+    path("destinations/", endpoints.destination_list, name="api-destinations"),
+    path("destinations/<slug:name>/", endpoints.destination_detail, name="api-destination"),
+    path("workflows/<int:pk>/residency/", endpoints.residency_policy, name="api-residency"),
     path("kpis/", kpi.kpi_overview, name="api-kpis"),
     path("workflows/<int:pk>/kpis/", kpi.workflow_kpis, name="api-workflow-kpis"),
     path("workflows/<int:pk>/kpis/baseline/", kpi.kpi_baseline, name="api-kpi-baseline"),
