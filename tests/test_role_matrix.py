@@ -353,23 +353,28 @@ def _governance_request(client: Client, row: Row, ids: dict[str, object], n: int
     return client.post(path, payload)
 
 
-@pytest.mark.parametrize("row", governance_rows(), ids=lambda r: f"{r.method} {r.path}")
-def test_governance_role_matrix(personas, row):
+def check_row(personas, row: Row, request) -> None:
+    """`request(client, n)` as every persona (allowed: 2xx/3xx; others: 403 or 404) and anonymously
+    (the API: 401; pages: the login redirect); n makes each call's objects its own."""
     for n, who in enumerate(sorted(AUTHENTICATED)):
-        ids = _governance_objects(personas, n)
         client = Client()
         client.force_login(personas[who])
-        response = _governance_request(client, row, ids, n)
+        response = request(client, n)
         if who in row.allowed or ROLE_OF[who] in row.allowed:
             assert 200 <= response.status_code < 400, (who, response.status_code,
                                                        getattr(response, "content", b"")[:300])
         else:
             assert response.status_code in (403, 404), (who, response.status_code)
-    anonymous = _governance_request(Client(), row, _governance_objects(personas, 99), 99)
+    anonymous = request(Client(), 99)
     if row.api:
         assert anonymous.status_code == 401
     else:
         assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+@pytest.mark.parametrize("row", governance_rows(), ids=lambda r: f"{r.method} {r.path}")
+def test_governance_role_matrix(personas, row):
+    check_row(personas, row, lambda client, n: _governance_request(client, row, _governance_objects(personas, n), n))
 
 
 # --- business KPIs: the workflow is the designer's, so designers see it and operators do not
@@ -491,20 +496,7 @@ def _endpoint_request(personas, client: Client, row: Row, n: int):
 
 @pytest.mark.parametrize("row", endpoint_rows(), ids=lambda r: f"{r.method} {r.path}")
 def test_endpoint_role_matrix(personas, row):
-    for n, who in enumerate(sorted(AUTHENTICATED)):
-        client = Client()
-        client.force_login(personas[who])
-        response = _endpoint_request(personas, client, row, n)
-        if who in row.allowed or ROLE_OF[who] in row.allowed:
-            assert 200 <= response.status_code < 400, (who, response.status_code,
-                                                       getattr(response, "content", b"")[:300])
-        else:
-            assert response.status_code in (403, 404), (who, response.status_code)
-    anonymous = _endpoint_request(personas, Client(), row, 99)
-    if row.api:
-        assert anonymous.status_code == 401
-    else:
-        assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    check_row(personas, row, lambda client, n: _endpoint_request(personas, client, row, n))
 
 
 # --- live sockets: permission before accept; a refusal closes with a 44xx code.
