@@ -176,3 +176,10 @@ def test_the_xlsx_export_has_numbers_as_numbers_and_formulas_neutralised(persona
     assert len(body) == 4 and "fields.iban" in header and "item_status" in header
     assert {r["ticket_id"] for r in body} >= {"T-1", "T-2", "'=HYPERLINK(\"http://x\")"}
     assert all(isinstance(r["seq"], int) for r in body)
+
+
+def test_live_figures_are_short_and_in_the_locale():
+    with translation.override("it"):
+        assert [formats.short(v) for v in (0.4234, 3.21, 57.4, 1234.0, None)] == ["0,42", "3,2", "57", "1.234", "–"]
+    with translation.override("en"):
+        assert formats.short(1234.0) == "1,234"

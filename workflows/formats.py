@@ -182,3 +182,11 @@ def duration(hours: Any) -> str:
     if seconds < 72 * 3600:
         return f"{_localised(seconds / 3600, 1)} h"
     return f"{_localised(seconds / 86400, 1)} d"
+
+
+def short(value: Any) -> str:
+    """Short and readable for live figures: "0,42", "3,2", "57", "1.234" (Italian)."""
+    if value is None or isinstance(value, str | bool):
+        return "–"
+    value = float(value)
+    return _localised(value, 2 if value < 1 else 1 if value < 10 else 0, grouping=True)

@@ -125,20 +125,9 @@ def node_views(run: Any, rows: list[Any]) -> list[dict[str, Any]]:
             "label_mix": shown,
             "confidence": [{"bucket": b, "count": c, "pct": round(100 * c / tallest)} for b, c in enumerate(conf)],
             "has_confidence": any(conf), "tokens": extra.get("tokens"), "cost_eur": extra.get("cost_eur"),
-            "rate_text": number(trend.rate), "p50_text": number(r.p50_ms), "p95_text": number(r.p95_ms),
+            "rate_exact": trend.rate,  # shown through the `short` filter, in each socket's language
         })
     return views
-
-
-def number(value: float | None) -> str:
-    """Short and readable: 0.42, 3.2, 57, 1,234."""
-    if value is None:
-        return "–"
-    if value < 1:
-        return f"{value:.2f}"
-    if value < 10:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
 
 
 def dead_letters(run: Any, limit: int = 10) -> list[Any]:

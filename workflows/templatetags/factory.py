@@ -42,3 +42,11 @@ def status_label(status: Any, kind: str = "run") -> str:
     from workflows.design.texts import status_label as label  # templatetags sit above design; kept lazy
 
     return label(str(status), kind)
+
+
+@register.filter
+def short(value: Any) -> str:
+    """A live figure, short and in the reader's locale (workflows/formats.py short)."""
+    from workflows import formats  # templatetags sit above formats; kept beside status_label's import
+
+    return formats.short(value)
