@@ -36,13 +36,12 @@ from django.http import Http404, StreamingHttpResponse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from workflows.engine.results import result_rows
+from workflows.engine.results import flatten, result_rows
 from workflows.models import Run
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 FORMATS = ("csv", "xlsx", "jsonl")
-LONG_LIST = 32  # a list of numbers longer than this is a vector (an embedding), kept as one JSON cell
 
 
 @dataclass(frozen=True)
@@ -116,40 +115,6 @@ def write_csv_rows(rows: Iterable[Iterable[Any]], dialect: Dialect = DIALECTS["e
     for row in rows:
         writer.writerow([csv_cell(v, dialect) for v in row])
     return buffer.getvalue()
-
-
-def _joined(values: list[Any]) -> Any:
-    """A list as one cell: extracted spans by their text, scalars joined by "; "."""
-    parts = []
-    for v in values:
-        if isinstance(v, dict):
-            if "value" not in v:
-                return json.dumps(values, ensure_ascii=False, sort_keys=True, default=str)
-            v = v["value"]
-        parts.append("" if v is None else str(v))
-    return "; ".join(parts)
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """An item's data as flat columns: nested dicts under dotted names (`fields.iban`), lists of
-    extracted spans or scalars joined into one cell, long numeric vectors kept as one JSON cell."""
-    row: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            if value:
-                row.update(flatten(value, f"{name}."))
-            else:
-                row[name] = ""
-        elif isinstance(value, list):
-            numeric = all(isinstance(v, int | float) for v in value)
-            if numeric and len(value) > LONG_LIST:
-                row[name] = json.dumps(value)
-            else:
-                row[name] = _joined(value)
-        else:
-            row[name] = value
-    return row
 
 
 def flat_row(data: dict[str, Any], columns: list[str] | None = None) -> dict[str, Any]:

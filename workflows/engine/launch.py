@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 # fields of the source they enter by (source_fields). Live intake and schedules keep their own.
 ACCEPTED_SOURCES = {"upload": ("source.upload", "source.rest", "source.schedule"), "rest": ("source.rest",),
                     "schedule": ("source.schedule",), "api": ("source.upload", "source.rest", "source.schedule")}
-ORIGIN_SOURCE = {origin: types[0] for origin, types in ACCEPTED_SOURCES.items()}
 ITEM_BATCH = 2000
 
 

@@ -21,11 +21,51 @@ from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils.translation import gettext
 
+from workflows.engine.state import merge_fields
 from workflows.formats import number, parse_decimal
 from workflows.graph import CATALOG
 from workflows.graph.plan import plan
 from workflows.models import Decision, Item, Run
 from workflows.models.review import ReviewTask
+
+# --- an item's data as flat columns: one shape for the results table, the trace and every export ----
+
+LONG_LIST = 32  # a list of numbers longer than this is a vector (an embedding), kept as one JSON cell
+
+
+def _joined(values: list[Any]) -> Any:
+    """A list as one cell: extracted spans by their text, scalars joined by "; "."""
+    parts = []
+    for v in values:
+        if isinstance(v, dict):
+            if "value" not in v:
+                return json.dumps(values, ensure_ascii=False, sort_keys=True, default=str)
+            v = v["value"]
+        parts.append("" if v is None else str(v))
+    return "; ".join(parts)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """An item's data as flat columns: nested dicts under dotted names (`fields.iban`), lists of
+    extracted spans or scalars joined into one cell, long numeric vectors kept as one JSON cell."""
+    row: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if value:
+                row.update(flatten(value, f"{name}."))
+            else:
+                row[name] = ""
+        elif isinstance(value, list):
+            numeric = all(isinstance(v, int | float) for v in value)
+            if numeric and len(value) > LONG_LIST:
+                row[name] = json.dumps(value)
+            else:
+                row[name] = _joined(value)
+        else:
+            row[name] = value
+    return row
+
 
 
 def node_rows(run: Run) -> list[dict[str, Any]]:
@@ -203,8 +243,6 @@ def table_columns(run: Run, items: list[Item], decisions: list[Decision]) -> lis
     """The table's columns, grouped by node in plan order: input fields (the source's declared ones,
     then any other found in the first items or on this page), then each node's outputs (what its
     type declares it adds, and what this page's decisions hold), the route taken and the reviewer."""
-    from workflows.exports import flatten  # exports reads rows from here: a module-level import would be a cycle
-
     inputs: dict[str, None] = {}
     nodes = planned_nodes(run)
     for n in nodes:
@@ -265,8 +303,6 @@ def visible(output: dict[str, Any]) -> dict[str, Any]:
 def table_page(run: Run, items: list[Item]) -> dict[str, Any]:
     """One page of the table: its columns and one row per item, each cell its raw value (for the
     API) under the column's key. Three indexed queries, whatever the size of the run."""
-    from workflows.exports import flatten  # exports reads rows from here: a module-level import would be a cycle
-
     ids = [i.pk for i in items]
     decisions = list(Decision.objects.filter(run=run, item_id__in=ids).order_by().only(
         "item_id", "node", "port", "output", "label", "confidence", "error"))
@@ -323,8 +359,6 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
     """An item and every decision about it, in the order the plan ran them: what went into each
     node (the item's data so far, flattened as in the table), what came out, the model version, the
     time and, for a large model, tokens and cost."""
-    from workflows.exports import flatten  # exports reads rows from here: a module-level import would be a cycle
-
     try:
         item = run.items.get(pk=item_id)
     except (Item.DoesNotExist, ValueError):
@@ -349,7 +383,7 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
             "tokens": (usage.get("tokens_in", 0) + usage.get("tokens_out", 0)) if usage else None,
             "cost_eur": usage.get("cost_eur") if usage else None, "review": review_of(reviews.get(d.node))})
         if d.port not in ("dead", "parked") and isinstance(d.output, dict):
-            data.update(d.output)
+            merge_fields(data, d.output)
     return {
         "id": item.pk, "seq": item.seq, "status": item.status, "payload": item.payload, "result": data,
         "decisions": steps,
@@ -361,8 +395,6 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
 def trace_page(run: Run, item_id: Any) -> dict[str, Any]:
     """The trace as the item page shows it: each node's input and output as rows of (field, value),
     and the raw JSON of each decision and of the whole trace, for the <details> blocks."""
-    from workflows.exports import flatten  # exports reads rows from here: a module-level import would be a cycle
-
     trace = item_trace(run, item_id)
     steps = []
     for step in trace["decisions"]:
@@ -416,10 +448,11 @@ def result_rows(run: Run, node: str | None) -> Iterator[dict[str, Any]]:
             if port == "dead":
                 errors[item_id] = error or ""
             elif port != "parked":
-                outputs.setdefault(item_id, {}).update(output)
+                merge_fields(outputs.setdefault(item_id, {}), output)
         for item_id, seq, status, payload in chunk:
             # item_status/item_error, not status/error: tickets often carry a "status" column of their own.
-            row = {"seq": seq, "item_status": status, **payload, **outputs.get(item_id, {})}
+            row = {"seq": seq, "item_status": status, **payload}
+            merge_fields(row, outputs.get(item_id, {}))
             if item_id in errors:
                 row["item_error"] = errors[item_id]
             yield row
@@ -450,36 +483,26 @@ class NodeSamples:
     dead_letters: list[dict[str, Any]]
 
 
-def _upstream(graph: dict[str, Any], node: str) -> set[str]:
-    preds: dict[str, set[str]] = {}
-    for e in graph.get("edges", []):
-        preds.setdefault(e.get("target"), set()).add(e.get("source"))
-    seen: set[str] = set()
-    stack = [node]
-    while stack:
-        for p in preds.get(stack.pop(), ()):
-            if p not in seen and p != node:
-                seen.add(p)
-                stack.append(p)
-    return seen
-
-
 def node_samples(run: Run, node: str, limit: int = SAMPLE_LIMIT) -> NodeSamples:
     """The node's last `limit` decisions in the run, newest first: what reached it, what it gave.
 
-    What reached it is rebuilt as the executor builds it: the item's fields, then the outputs of the
-    nodes upstream of this one (dead and parked outputs carry nothing). Two queries for the rows,
-    bounded by `limit` items, whatever the run's size."""
+    What reached it is rebuilt as the executor builds it: the item's fields, then, merged the way
+    engine/state.py merges them, the outputs of the nodes that handled the item before this one (dead
+    and parked outputs carry nothing). Two queries for the rows, bounded by `limit` items."""
     decisions = list(Decision.objects.filter(run=run, node=node).select_related("item").order_by("-id")[:limit])
-    upstream = _upstream(run.version.graph, node)
-    added: dict[int, dict[str, Any]] = {}
-    for item_id, output in (Decision.objects.filter(run=run, item_id__in=[d.item_id for d in decisions],
-                                                    node__in=upstream)
-                            .exclude(port__in=("dead", "parked")).order_by("id").values_list("item_id", "output")):
-        added.setdefault(item_id, {}).update(output)
-    rows = [NodeSample(seq=d.item.seq, item_id=d.item_id, received={**d.item.payload, **added.get(d.item_id, {})},
-                       output=d.output, port=d.port, label=d.label, confidence=d.confidence, error=d.error)
-            for d in decisions]
+    before: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for item_id, decision_id, output in (
+            Decision.objects.filter(run=run, item_id__in=[d.item_id for d in decisions]).exclude(node=node)
+            .exclude(port__in=("dead", "parked")).order_by("id").values_list("item_id", "id", "output")):
+        before.setdefault(item_id, []).append((decision_id, output))
+    rows = []
+    for d in decisions:
+        received = dict(d.item.payload)
+        for decision_id, output in before.get(d.item_id, []):
+            if decision_id < d.pk:
+                merge_fields(received, output)
+        rows.append(NodeSample(seq=d.item.seq, item_id=d.item_id, received=received, output=d.output, port=d.port,
+                               label=d.label, confidence=d.confidence, error=d.error))
     dead = list(run.dead_letters.filter(node=node).order_by("-id")
                 .values("item__seq", "reason", "error_code", "attempts")[:limit])
     return NodeSamples(run=run, node=node, rows=rows, dead_letters=dead)
