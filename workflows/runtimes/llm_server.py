@@ -12,8 +12,6 @@ searched and measured. A new one is one more LocalModel below, with its language
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.util
 import json
 import os
@@ -23,6 +21,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from .sessions import ArtifactError, verify
 
 DEFAULT_PORT = 8088
 
@@ -73,22 +73,14 @@ def available(alias: str = DEFAULT_MODEL) -> bool:
     return gguf_path(alias) is not None and importlib.util.find_spec("llama_cpp") is not None
 
 
-@functools.lru_cache(maxsize=8)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_file(path: Path, expected_sha256: str) -> None:
-    """Refuse weights that are not the pinned file (a changed package, a truncated install)."""
-    stat = path.stat()
-    found = _sha256(str(path), stat.st_size, stat.st_mtime_ns)
-    if found != expected_sha256:
-        raise RuntimeError(f"{path.name} is not the pinned file: sha256 {found[:16]}…, expected "
-                           f"{expected_sha256[:16]}…; reinstall the package from requirements-nodeps.txt")
+    """Refuse weights that are not the pinned file (a changed package, a truncated install); hashed once
+    per file version, as every model file is (sessions.verify)."""
+    try:
+        verify(path, expected_sha256)
+    except ArtifactError as exc:
+        raise RuntimeError(f"{path.name} is not the pinned file ({exc}); reinstall the package from "
+                           "requirements-nodeps.txt") from None
 
 
 def verified_path(alias: str = DEFAULT_MODEL) -> Path:
