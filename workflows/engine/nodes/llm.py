@@ -128,13 +128,20 @@ class LargeModelHandler(Handler):
         self.model_ref = f"{step.config['endpoint']}/{self.client.endpoint.model}"
 
     def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
-        keys = [self.context.idempotency_key(step.node.id, s.item_id) for s in batch]
-        outputs = self.client.run([s.data for s in batch], keys)
-        outcomes = outcomes_of(outputs, self.model_ref, lambda o: llm_outcome(o, self.field, self.model_ref))
-        for i, out in enumerate(outputs):
-            if out.get("error_code") in HELD:
-                outcomes[i] = held_for_person(out, batch[i].data, self.client.endpoint, self.field, self.model_ref)
-        return outcomes
+        return ask(self.client, batch, step, self.context, self.field, self.model_ref)
+
+
+def ask(client: ChatClient, batch: list[ItemState], step: Step, context: RunContext, field: str,
+        model_ref: str) -> list[Outcome]:
+    """The large model's answers as outcomes (the llm node's and an abstractive summary's): what the
+    model was not asked about (its language, a spent budget) goes to a person instead."""
+    keys = [context.idempotency_key(step.node.id, s.item_id) for s in batch]
+    outputs = client.run([s.data for s in batch], keys)
+    outcomes = outcomes_of(outputs, model_ref, lambda o: llm_outcome(o, field, model_ref))
+    for i, out in enumerate(outputs):
+        if out.get("error_code") in HELD:
+            outcomes[i] = held_for_person(out, batch[i].data, client.endpoint, field, model_ref)
+    return outcomes
 
 
 ANSWER = re.compile(r"label\s*[:=]\s*\**\s*([\w\- ]+?)\s*\**\s*(?:[;,.\n]|$)", re.I)

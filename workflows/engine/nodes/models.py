@@ -17,7 +17,7 @@ from workflows.runtimes.patterns import find_patterns
 
 from . import loader
 from .base import Handler, Outcome, RunContext, outcomes_of, pinned, register
-from .llm import HELD, client_for, held_for_person, llm_outcome
+from .llm import ask, client_for
 
 
 def run_patterns(batch: list[dict[str, Any]], kinds: list[str], field_name: str) -> list[dict[str, Any]]:
@@ -153,14 +153,7 @@ class SummariseHandler(Handler):
 
     def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
         if self.abstractive:
-            keys = [self.context.idempotency_key(step.node.id, s.item_id) for s in batch]
-            outputs = self.client.run([s.data for s in batch], keys)
-            outcomes = outcomes_of(outputs, self.model_ref, lambda o: llm_outcome(o, "summary", self.model_ref))
-            for i, out in enumerate(outputs):  # as the llm node: what the model cannot write goes to a person
-                if out.get("error_code") in HELD:  # its language, or a spent budget
-                    outcomes[i] = held_for_person(out, batch[i].data, self.client.endpoint, "summary",
-                                                  self.model_ref)
-            return outcomes
+            return ask(self.client, batch, step, self.context, "summary", self.model_ref)
         outputs = self.runtime.run([s.data for s in batch])
         return outcomes_of(outputs, self.model_ref, lambda o: Outcome(
             fields={"summary": o["summary"], **({"summary_sentences": o["sentences"]} if "sentences" in o else {})},
