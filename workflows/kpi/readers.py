@@ -36,6 +36,7 @@ from typing import Any
 from django.utils import dateformat
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
+from workflows.formats import number
 from workflows.governance import drift as drift_report
 from workflows.kpi import isoweeks, rollup
 from workflows.kpi.facts import (
@@ -326,7 +327,7 @@ def open_risks(workflow: Any, facts: WeekFacts | None, baseline: dict | None, dr
     ct = cycle_time(facts, baseline)
     if ct["p95_within_sla"] is False:
         risks.append(gettext("The slowest 5 %% of documents took over %(p95)s h, beyond the %(sla)s h SLA.")
-                     % {"p95": f"{ct['p95_h']:.1f}", "sla": f"{ct['sla_h']:g}"})
+                     % {"p95": number(ct["p95_h"], 1), "sla": number(ct["sla_h"], 1)})
     acc = accuracy(facts, baseline)
     e2e = acc["end_to_end"]
     if e2e["n"] and e2e["n"] < 30:

@@ -50,3 +50,12 @@ def short(value: Any) -> str:
     from workflows import formats  # templatetags sit above formats; kept beside status_label's import
 
     return formats.short(value)
+
+
+@register.filter
+def translated(value: Any) -> Any:
+    """A text of the pure packages (a node type's title, a validation problem) in the reader's language;
+    any other value (a name a designer typed) as it is."""
+    from workflows.design.texts import translate  # templatetags sit above design; kept lazy as above
+
+    return translate(value)
