@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workflows.views import audit, canvas, datasets, endpoints, gallery, kpi, runs
+from workflows.views import audit, canvas, classifiers, datasets, endpoints, gallery, kpi, runs
 from workflows.views import registry as registry_views
 from workflows.views import review as review_views
 from workflows.views import workflows as workflow_pages
@@ -33,6 +33,8 @@ urlpatterns = [
     # Governance: registry, promotions, model jobs, drift, review queue, audit log.
     path("models/", registry_views.model_list, name="model-list"),
     path("models/import/", registry_views.model_import, name="model-import"),
+    path("models/new/", classifiers.classifier_create, name="classifier-create"),
+    path("workflows/<int:pk>/nodes/<str:node>/classifier/", classifiers.node_classifier, name="node-classifier"),
     path("models/labelled-sets/", registry_views.labelled_set_upload, name="labelled-set-upload"),
     path("models/jobs/<int:pk>/", registry_views.job_detail, name="model-job"),
     path("models/<slug:name>/", registry_views.model_detail, name="model-detail"),

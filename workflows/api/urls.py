@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from workflows import login_throttle
 
-from . import datasets, endpoints, kpi, registry, runs, workflows
+from . import classifiers, datasets, endpoints, kpi, registry, runs, workflows
 
 router = SimpleRouter()
 router.register("workflows", workflows.WorkflowViewSet, basename="workflow")
@@ -28,6 +28,8 @@ urlpatterns = [
     path("datasets/", datasets.datasets, name="api-datasets"),
     # Governance: the model registry, promotions, model jobs, review, drift and the audit log.
     path("models/", registry.model_list, name="api-models"),
+    path("classifiers/", classifiers.classifier_create, name="api-classifier-create"),
+    path("workflows/<int:pk>/nodes/<str:node>/classifier/", classifiers.node_classifier, name="api-node-classifier"),
     path("models/import/", registry.model_import, name="api-model-import"),
     path("models/<slug:name>/", registry.model_detail, name="api-model"),
     path("models/<slug:name>/train/", registry.model_train, name="api-model-train"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
-from workflows.design.references import graph_resolvers
+from workflows.design.references import graph_resolvers, unapproved_pins
 from workflows.design.schedules import sync_schedules
 from workflows.graph import Graph, validate
 from workflows.models import Workflow, WorkflowVersion
@@ -28,7 +28,7 @@ def save_version(workflow: Workflow, graph: Graph, *, user: Any, parent: int | N
 
     Raises VersionConflict when `parent` is no longer the latest version.
     """
-    problems = validate(graph, **graph_resolvers())
+    problems = validate(graph, **graph_resolvers()) + unapproved_pins(graph)
     with transaction.atomic():
         version = workflow.append_version(graph, author=user, parent=parent, message=message, problems=problems,
                                           restored_from=restored_from)

@@ -67,7 +67,7 @@ def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict
         problems.append(gettext("The workflow has no '%(source)s' source node, so it cannot take items from "
                                 "%(origin)s.") % {"source": "', '".join(accepted), "origin": origin})
     try:
-        models = resolve_models(graph)
+        models = resolve_models(graph, version.workflow)
     except LookupError as exc:
         problems.append(str(exc))
         models = {}

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils.translation import gettext
 
 from workflows.engine.launch import decide_review
+from workflows.governance.classifiers import classifier_for_node
 from workflows.models import Decision, ReviewTask
 from workflows.models.registry import Label, RegisteredModel, parse_ref
 from workflows.roles import require
@@ -58,6 +59,19 @@ def _model_of(model_ref: str) -> RegisteredModel | None:
     return RegisteredModel.objects.filter(name=name).first()
 
 
+def label_owner(task: ReviewTask, decision: Decision | None) -> RegisteredModel | None:
+    """The classifier a label trains: the one the step decided with; for a step that decided
+    zero-shot on an embedder (which has no head to train), the step's own classifier-to-be."""
+    if decision is None:
+        return None
+    model = _model_of(decision.model_ref)
+    if model is not None and model.kind == "classifier":
+        return model
+    if model is not None and model.kind == "embedder" and decision.label:
+        return classifier_for_node(task.run.workflow, decision.node)
+    return model
+
+
 def decide(task: ReviewTask, *, user: Any, label: str, extra: dict[str, Any] | None = None) -> Label | None:
     """Accept (label == proposal) or correct; resumes the item downstream. None if already decided.
 
@@ -81,7 +95,7 @@ def decide(task: ReviewTask, *, user: Any, label: str, extra: dict[str, Any] | N
         segment = {k: str(payload[k]) for k in ("language", "lang", "channel", "customer_type", "segment")
                    if isinstance(payload.get(k), str | int)}
         return Label.objects.create(
-            model=_model_of(decision.model_ref) if decision else None, run_id=task.run_id, item_id=task.item_id,
+            model=label_owner(task, decision), run_id=task.run_id, item_id=task.item_id,
             review_task=task, node=decision.node if decision else task.node,
             model_ref=decision.model_ref if decision else "",
             text=str(payload.get("text") or payload.get("subject") or "")[:20_000], label=label, predicted=predicted,

@@ -34,10 +34,22 @@ class RegisteredModel(models.Model):
     description = models.TextField(blank=True)
     licence = models.CharField(max_length=80, blank=True)
     attribution = models.TextField(blank=True)
+    # A classifier made for one step of one workflow (a zero-shot classify node's classifier-to-be):
+    # that node's review labels attach to it, and once it has a production version the node decides
+    # with it instead of zero-shot (governance/classifiers.py).
+    origin_workflow = models.ForeignKey("workflows.Workflow", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="learned_classifiers")
+    origin_node = models.CharField(max_length=64, blank=True)
+    # The labels (label → description) a classifier was created for, before any version has them.
+    seed_labels = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["origin_workflow", "origin_node"],
+                                               condition=~models.Q(origin_node=""), name="one_classifier_per_node")]
 
     def __str__(self) -> str:
         return self.name
@@ -336,6 +348,8 @@ class PromotionRequest(models.Model):
                                    related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
+    # The validator saw that approving changes the label set of every workflow on the alias, and said so.
+    label_change_acknowledged = models.BooleanField(default=False)
     # What the alias pointed at before approval: the rollback target.
     previous_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
                                          related_name="+")
@@ -358,7 +372,10 @@ class Label(models.Model):
     of the next candidate (governance/training.py).
     """
 
-    REVIEW, UPLOAD = "review", "upload"
+    # A review answers an escalation (the model was unsure); a spot check answers a random sample of
+    # what the model decided alone: only spot checks measure accuracy without bias.
+    REVIEW, UPLOAD, SPOT_CHECK = "review", "upload", "spot_check"
+    SOURCES = [(REVIEW, "review"), (UPLOAD, "upload"), (SPOT_CHECK, "spot check")]
     model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.CASCADE,
                               related_name="truth_labels")
     run = models.ForeignKey("workflows.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -372,7 +389,10 @@ class Label(models.Model):
     predicted = models.CharField(max_length=120, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     segment = models.JSONField(default=dict, blank=True)
-    source = models.CharField(max_length=10, choices=[(REVIEW, "review"), (UPLOAD, "upload")], default=REVIEW)
+    source = models.CharField(max_length=10, choices=SOURCES, default=REVIEW)
+    # "" for the document's class; else the output field a reviewer corrected ("fields.iban", "summary",
+    # "answer"): field-level labels, kept apart from the classes training reads.
+    field = models.CharField(max_length=120, blank=True, default="")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -398,9 +418,9 @@ class ModelJob(models.Model):
 
     kind = models.CharField(max_length=10, choices=[(TRAIN, "train"), (OPTIMISE, "optimise")])
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="jobs")
-    base_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+",
-                                     help_text="Training: the production version (parent). "
-                                               "Optimising: the version quantised.")
+    base_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                     help_text="Training: the production version (parent; none for a new "
+                                               "classifier). Optimising: the version quantised.")
     labelled_set = models.ForeignKey(LabelledSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     use_reviews = models.BooleanField(default=False)
     params = models.JSONField(default=dict, blank=True)

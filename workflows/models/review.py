@@ -15,11 +15,16 @@ from django.utils import timezone
 class ReviewTask(models.Model):
     OPEN, DECIDED = "open", "decided"
     STATUS_CHOICES = [(OPEN, "open"), (DECIDED, "decided")]
+    # An escalation parks its item until decided; a spot check samples an item the model decided alone
+    # (the item has gone on) so that accuracy is measured on what ran unattended too.
+    ESCALATION, SPOT_CHECK = "escalation", "spot_check"
+    KINDS = [(ESCALATION, "escalation"), (SPOT_CHECK, "spot check")]
 
     run = models.ForeignKey("workflows.Run", on_delete=models.CASCADE, related_name="review_tasks")
     item = models.ForeignKey("workflows.Item", on_delete=models.CASCADE, related_name="review_tasks")
     node = models.CharField(max_length=64)
     queue = models.CharField(max_length=80, default="default", db_index=True)
+    kind = models.CharField(max_length=12, choices=KINDS, default=ESCALATION)
     status = models.CharField(max_length=8, choices=STATUS_CHOICES, default=OPEN, db_index=True)
     # What the machine proposed (label, confidence, fields) and the reviewer's instructions.
     proposal = models.JSONField(default=dict, encoder=DjangoJSONEncoder)

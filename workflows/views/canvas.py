@@ -33,6 +33,7 @@ from workflows.design.exchange import EXPORT_FORMAT, ImportSerializer
 from workflows.design.versions import import_workflow
 from workflows.engine import results
 from workflows.engine.intake import json_loads
+from workflows.governance.classifiers import step_learning
 from workflows.graph import CATALOG
 from workflows.graph.catalog import GROUPS
 from workflows.live import snapshot
@@ -212,6 +213,8 @@ def node_panel(request: HttpRequest, pk: int) -> HttpResponse:
                    needs=sorted(node_type.needs(node_type.with_defaults(config))),
                    adds=sorted(node_type.adds(node_type.with_defaults(config))),
                    applied=posting and not parse_errors)
+    if node_type.type == "classify":
+        context["learning"] = step_learning(workflow, node_id, node_type.with_defaults(config), request.user)
     response = render(request, "workflows/_panel.html", context)
     if context["applied"]:
         outputs = list(node_type.output_ports(node_type.with_defaults(config)))

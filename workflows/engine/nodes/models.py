@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from workflows.design.references import learned_key
 from workflows.engine.state import ItemState
 from workflows.graph.plan import Step
 from workflows.models.registry import parse_ref
@@ -43,7 +44,7 @@ class _ModelHandler(Handler):
         self.input_field = step.config.get("input_field") or ("file" if step.node.type == "ocr" else "text")
         self.pin = pinned(context, step.config["model"])
         self.model_ref = self.pin["ref"]
-        options = self.options(step)  # may choose self.purpose (classify: zero-shot on an embedder)
+        options = self.options(step)  # may choose self.purpose and self.pin (classify: zero-shot, learned)
         self.runtime = loader.load(self.pin["version_id"], purpose=self.purpose, input_field=self.input_field,
                                    **options)
 
@@ -68,11 +69,19 @@ class ClassifyHandler(_ModelHandler):
                                           **options)
 
     def options(self, step: Step) -> dict[str, Any]:
-        if step.config.get("method") == "zero_shot" or self.pin.get("kind") == "embedder":
+        learned = self.context.models.get(learned_key(step.node.id))
+        if learned is not None and self._zero_shot(step):
+            # The step's own classifier has a production version: it decides, zero-shot no longer.
+            self.pin, self.model_ref = learned, learned["ref"]
+        elif self._zero_shot(step):
             self.purpose = "zero_shot"
             return {"labels": step.config.get("labels") or {}}
         self.purpose = ""
         return {}
+
+    def _zero_shot(self, step: Step) -> bool:
+        return step.config.get("method") == "zero_shot" or self.context.models.get(
+            step.config["model"], {}).get("kind") == "embedder"
 
     def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
         items = [s.data for s in batch]
