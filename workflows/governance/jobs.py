@@ -18,8 +18,8 @@ def create_job(**fields: Any) -> ModelJob:
     with transaction.atomic():
         job = ModelJob.objects.create(**fields)
         record(f"model.{job.kind}.start", actor=job.created_by, obj=job, model=job.model.name,
-               base=job.base_version.ref, labelled_set=job.labelled_set.name if job.labelled_set else None,
-               params=job.params)
+               base=job.base_version.ref if job.base_version else None,  # a new classifier has none
+               labelled_set=job.labelled_set.name if job.labelled_set else None, params=job.params)
         transaction.on_commit(lambda: enqueue(job.pk))
     return job
 

@@ -1,8 +1,11 @@
-"""Training a classifier head from labels: MiniLM embeddings + logistic regression → ONNX (skl2onnx).
+"""Training a classifier from labels: candidates compared by cross-validation, the winner refit on
+every label, calibrated and exported to ONNX (the method is governance/candidates.py; this is its
+Django edge: which data, which embedder, progress, registration).
 
-Runs in the worker (scikit-learn and skl2onnx are imported here only). The new version's parent is
-the model's production version; it is registered with its held-out evaluation and never moves an
-alias: it becomes production through a promotion, with four eyes.
+Runs in the worker (scikit-learn and onnx are imported by candidates.py only). The new version's
+parent is the model's production version, or none for a new classifier's first version; it is
+registered with its cross-validated evaluation and never moves an alias: it becomes production
+through a promotion, with four eyes.
 """
 
 from __future__ import annotations
@@ -13,52 +16,73 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 
-from workflows.models.registry import LabelledSet, ModelJob, ModelVersion, RegisteredModel, register_version
+from workflows.models.registry import (
+    LabelledSet,
+    ModelJob,
+    ModelVersion,
+    RegisteredModel,
+    register_version,
+    resolve,
+)
 from workflows.roles import require
 from workflows.runtimes.embed import Embedder
 
-from . import jobs
+from . import candidates, jobs
 from .artifacts import store_bytes
+from .classifiers import node_config
 from .evaluation import classification_metrics
-from .labelsets import review_items
+from .labelsets import content_hash, review_items
 
 MIN_ITEMS = 10
 EMBED_CHUNK = 64
+PARITY = 1e-4  # the exported graph must give scikit-learn's probabilities to this, or nothing is registered
 
 
-def embedder_for(model: RegisteredModel) -> ModelVersion:
-    """The embedder a new head is trained on: the production head's own, else minilm@production."""
+def _embedder_of_ref(ref: Any) -> ModelVersion | None:
+    try:
+        version = resolve(str(ref or ""))
+    except LookupError:
+        return None
+    return version if version.model.kind == "embedder" else None
+
+
+def embedder_for(model: RegisteredModel) -> ModelVersion | None:
+    """The embedder a new head is trained on: the one its step uses (a classifier made for a
+    workflow step), else the production head's own, else the first embedder; None when no embedder
+    is registered (then only the TF-IDF family competes)."""
+    if model.origin_workflow_id and model.origin_node:
+        config = node_config(model.origin_workflow, model.origin_node) or {}
+        if found := _embedder_of_ref(config.get("model")):
+            return found
     production = model.alias("production")
     sha = ((production.meta if production else {}).get("params") or {}).get("embedder_sha256")
-    embedder = ModelVersion.objects.filter(sha256=sha).select_related("model").first() if sha else None
-    if embedder is None:
-        minilm = RegisteredModel.objects.filter(kind="embedder").order_by("name").first()
-        embedder = minilm.alias("production") if minilm else None
-    if embedder is None:
-        raise ValidationError(gettext("No embedder is registered (run `manage.py setup_models`)."))
-    return embedder
+    if sha and (found := ModelVersion.objects.filter(sha256=sha, model__kind="embedder")
+                .select_related("model").first()):
+        return found
+    first = RegisteredModel.objects.filter(kind="embedder").order_by("name").first()
+    return (first.alias("production") or first.versions.first()) if first else None
 
 
 def start_training(model: RegisteredModel, *, user: Any, labelled_set: LabelledSet | None = None,
-                   use_reviews: bool = True, C: float = 10.0) -> ModelJob:
+                   use_reviews: bool = True, C: float | None = None) -> ModelJob:
+    """Queue a training job. `C` fixes the regularisation instead of choosing it by cross-validation."""
     require(user, "model.train", model)
     if model.kind != "classifier":
         raise ValidationError(gettext("%(model)s is a %(kind)s; only classifiers get a trained head.")
                               % {"model": model.name, "kind": model.get_kind_display().lower()})
     if labelled_set is None and not use_reviews:
         raise ValidationError(gettext("Choose a labelled set, reviewed items, or both."))
-    available = (len(labelled_set.items) if labelled_set else 0) + (model.truth_labels.count() if use_reviews else 0)
+    available = ((len(labelled_set.items) if labelled_set else 0)
+                 + (model.truth_labels.filter(field="").count() if use_reviews else 0))
     if available < MIN_ITEMS:
         raise ValidationError(gettext("There are %(count)s labelled documents; training needs at least %(minimum)s.")
                               % {"count": available, "minimum": MIN_ITEMS})
-    base = model.alias("production") or model.versions.first()
-    if base is None:
-        raise ValidationError(gettext("%(model)s has no version yet.") % {"model": model.name})
+    base = model.alias("production") or model.versions.first()  # None: a new classifier's first version
     embedder = embedder_for(model)
+    params: dict[str, Any] = {"C": C, "embedder": embedder.ref if embedder else None,
+                              "embedder_sha256": embedder.sha256 if embedder else None}
     return jobs.create_job(kind=ModelJob.TRAIN, model=model, base_version=base, labelled_set=labelled_set,
-                           use_reviews=use_reviews,
-                           params={"C": C, "embedder": embedder.ref, "embedder_sha256": embedder.sha256},
-                           created_by=user)
+                           use_reviews=use_reviews, params=params, created_by=user)
 
 
 def training_items(job: ModelJob) -> list[dict[str, Any]]:
@@ -67,76 +91,79 @@ def training_items(job: ModelJob) -> list[dict[str, Any]]:
         items += review_items(job.model)
     seen, unique = set(), []
     for item in items:  # the same document labelled twice counts once (the first: uploads before reviews)
-        key = item["text"].strip()
-        if key and key not in seen:
+        key = content_hash(item["text"])
+        if item["text"].strip() and key not in seen:
             seen.add(key)
             unique.append(item)
     return unique
 
 
-def split(items: list[dict[str, Any]], seed: int = 0) -> tuple[list[int], list[int]]:
-    """A stratified 80/20 split; classes with fewer than 5 examples stay in training only."""
-    import random
+def _embed(job: ModelJob, version: ModelVersion, texts: list[str]) -> Any:
+    import numpy as np
 
-    rng = random.Random(seed)
-    by_label: dict[str, list[int]] = {}
-    for i, item in enumerate(items):
-        by_label.setdefault(item["label"], []).append(i)
-    train, test = [], []
-    for indices in by_label.values():
-        rng.shuffle(indices)
-        cut = len(indices) // 5 if len(indices) >= 5 else 0
-        test += indices[:cut]
-        train += indices[cut:]
-    return sorted(train), sorted(test)
+    embedder = Embedder(version.runtime_meta())
+    chunks = []
+    for start in range(0, len(texts), EMBED_CHUNK):
+        chunks.append(embedder.encode(texts[start:start + EMBED_CHUNK]).vectors)
+        done = min(start + EMBED_CHUNK, len(texts))
+        jobs.progress(job, 0.3 * done / len(texts), f"embedding {done}/{len(texts)} documents with {version.ref}")
+    return np.concatenate(chunks)
+
+
+def select(job: ModelJob, texts: list[str], labels: list[str], vectors: Any) -> dict[str, Any]:
+    fixed = job.params.get("C")
+    return candidates.choose(texts, labels, vectors, grid=(float(fixed),) if fixed else candidates.C_GRID,
+                             progress=lambda f, m: jobs.progress(job, 0.3 + 0.55 * f, m))
 
 
 def run_training(job: ModelJob) -> tuple[ModelVersion, bool, dict[str, Any]]:
     import numpy as np
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.linear_model import LogisticRegression
 
     items = training_items(job)
     counts = Counter(i["label"] for i in items)
     if len(items) < MIN_ITEMS or len(counts) < 2:
         raise ValueError(f"{len(items)} distinct documents with {len(counts)} labels: "
                          f"training needs {MIN_ITEMS}+ and 2+ labels")
-    embedder_version = ModelVersion.objects.get(sha256=job.params["embedder_sha256"])
-    embedder = Embedder(embedder_version.runtime_meta())
-    texts = [i["text"] for i in items]
-    chunks = []
-    for start in range(0, len(texts), EMBED_CHUNK):
-        chunks.append(embedder.encode(texts[start:start + EMBED_CHUNK]).vectors)
-        jobs.progress(job, 0.8 * min(1.0, (start + EMBED_CHUNK) / len(texts)),
-                      f"embedding {min(start + EMBED_CHUNK, len(texts))}/{len(texts)} documents "
-                      f"with {embedder_version.ref}")
-    vectors = np.concatenate(chunks)
-    labels = np.array([i["label"] for i in items])
-    train, test = split(items)
-    jobs.progress(job, 0.85, f"fitting logistic regression on {len(train)} documents")
-    C = float(job.params.get("C", 10.0))
-    clf = LogisticRegression(C=C, max_iter=5000).fit(vectors[train], labels[train])
-    classes = [str(c) for c in clf.classes_]
-    evaluation: dict[str, Any] = {"train_items": len(train), "test_items": len(test), "label_counts": dict(counts)}
-    if test:
-        predicted = [str(p) for p in clf.predict(vectors[test])]
-        evaluation.update(classification_metrics([items[i]["label"] for i in test], predicted, classes))
-    jobs.progress(job, 0.92, "exporting to ONNX")
-    dim = int(vectors.shape[1])
-    onx = convert_sklearn(clf, initial_types=[("embedding", FloatTensorType([None, dim]))],
-                          options={id(clf): {"zipmap": False}}, target_opset={"": 18, "ai.onnx.ml": 3})
-    stored = store_bytes(onx.SerializeToString())
-    metrics = {k: evaluation[k] for k in ("accuracy", "macro_f1", "train_items", "test_items") if k in evaluation}
+    texts, labels = [i["text"] for i in items], [str(i["label"]) for i in items]
+    sha = job.params.get("embedder_sha256")
+    embedder_version = ModelVersion.objects.select_related("model").get(sha256=sha) if sha else None
+    vectors = _embed(job, embedder_version, texts) if embedder_version else None
+    chosen = select(job, texts, labels, vectors)
+    family, C, temperature = chosen["family"], chosen["C"], chosen["calibration"]["temperature"]
+    jobs.progress(job, 0.9, f"refitting {family} (C={C}) on all {len(items)} documents and exporting to ONNX")
+    head = candidates.fit_head(family, C, texts, labels, vectors)
+    data = candidates.export(head, temperature)
+    used = vectors if "embedding" in head.inputs else None
+    gap = float(np.abs(candidates.run_onnx(data, texts, used) - head.probabilities(texts, used, temperature)).max())
+    if gap > PARITY:
+        raise ValueError(f"the exported graph differs from scikit-learn by {gap:.2g} (limit {PARITY})")
+    stored = store_bytes(data)
+    held_out = classification_metrics(chosen["truth"], chosen["out_of_fold"], chosen["classes"])
+    evaluation = {**held_out, "method": f"{chosen['folds']}-fold cross-validation",
+                  "train_items": len(items), "label_counts": dict(counts)}
+    metrics = {"accuracy": evaluation["accuracy"], "macro_f1": evaluation["macro_f1"], "train_items": len(items),
+               "ece": chosen["calibration"]["ece_after"]}
+    training = {key: chosen[key] for key in ("family", "C", "folds", "cv", "calibration", "learning_curve", "onnx")}
+    training["final_max_abs_diff"] = float(f"{gap:.3g}")
+    base = job.base_version
+    params: dict[str, Any] = {
+        "method": "head", "family": family, "C": C, "inputs": head.inputs, "temperature": temperature,
+        "text_normalise": "whitespace" if "text" in head.inputs else None,
+        "probabilities_output": "probabilities", "job": job.pk,
+        "training_hashes": sorted({content_hash(t) for t in texts})}
+    if "embedding" in head.inputs:
+        params.update({"embedder_sha256": embedder_version.sha256, "dim": int(vectors.shape[1])})
     meta = {"name": f"{job.model.name}-head", "kind": "classifier", **stored, "source": "trained",
-            "licence": job.base_version.licence,
+            "licence": base.licence if base else job.model.licence,
             "attribution": f"Trained here by {job.created_by.get_username()} on labelled documents",
-            "params": {"method": "head", "embedder_sha256": embedder_version.sha256, "C": C, "dim": dim,
-                       "probabilities_output": "probabilities", "job": job.pk},
-            "files": {}, "labels": classes, "metrics": metrics, "parent": job.base_version.sha256}
+            "params": params, "training": training, "files": {}, "labels": chosen["classes"], "metrics": metrics,
+            "parent": base.sha256 if base else None}
+    on = f" on {embedder_version.ref}" if "embedding" in head.inputs else ""
     version, created = register_version(model_name=job.model.name, kind="classifier", meta=meta, source="trained",
-                                        runtime="head", parent=job.base_version, author=job.created_by,
+                                        runtime="head", parent=base, author=job.created_by,
                                         trained_by=job.created_by,
-                                        note=f"head on {embedder_version.ref}, {len(items)} labelled documents "
+                                        note=f"{family} head{on}, C={C}, {len(items)} labelled documents "
                                         f"(job #{job.pk})")
-    return version, created, {"evaluation": evaluation, "embedder": embedder_version.ref}
+    report = {"evaluation": evaluation, "embedder": embedder_version.ref if embedder_version else None,
+              "training": training}
+    return version, created, report

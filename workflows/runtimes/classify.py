@@ -1,4 +1,4 @@
-"""Classifiers: zero-shot by label descriptions, a trained head on MiniLM embeddings, TF-IDF.
+"""Classifiers: zero-shot by label descriptions, a trained head (on embeddings, text or both), TF-IDF.
 
 Each gives every item a label, a confidence (the top probability) and the full distribution
 (`scores`, label → probability, in the model's label order) so routing, cascades and drift can
@@ -88,38 +88,74 @@ class ZeroShotClassifier(_TextRuntime):
         return _decide_all(self.labels, probs, encoded, self.embedder.max_tokens)
 
 
+def head_inputs(head: Meta, *, threads: int | None = None) -> list[str]:
+    """What a trained head's graph reads: "embedding" (float [N, dim]) and/or "text" (string [N, 1]).
+    A head from before text heads has one float input, whatever its name: an embedding."""
+    session = get_session(head["path"], head["sha256"], threads=threads)
+    return [_input_role(spec) for spec in session.get_inputs()]
+
+
+def _input_role(spec: Any) -> str:
+    return "text" if spec.name == "text" or "string" in str(spec.type) else "embedding"
+
+
+def normalise_text(text: str) -> str:
+    """Whitespace runs as one space: what a text head was trained on (its character n-grams)."""
+    return " ".join(text.split())
+
+
 class HeadClassifier(_TextRuntime):
-    """A trained head (skl2onnx logistic regression) over MiniLM sentence embeddings."""
+    """A trained head: one ONNX graph over sentence embeddings, raw text (TF-IDF inside the graph), or
+    both. It is fed what its graph declares; a head that reads only text needs no embedder."""
 
     def __init__(
         self,
         head: Meta,
-        embedder: Meta,
+        embedder: Meta | None,
         *,
         input_field: str = "text",
         batch_size: int = 32,
         threads: int | None = None,
     ) -> None:
-        self.embedder = Embedder(embedder, batch_size=batch_size, threads=threads)
         self.session = get_session(head["path"], head["sha256"], threads=threads)
         self.labels = list(head.get("labels") or [])
         self.input_field = input_field
         self.batch_size = batch_size
-        self.input_name = self.session.get_inputs()[0].name
+        self.inputs = {_input_role(spec): spec for spec in self.session.get_inputs()}
         self.output_index = _probabilities_index(self.session, head)
-        width = self.session.get_inputs()[0].shape[-1]
-        if isinstance(width, int) and width != self.embedder.dim:
-            raise ArtifactError(
-                f"head {head.get('name')} expects {width}-dim embeddings, "
-                f"{embedder.get('name')} gives {self.embedder.dim}"
-            )
+        self.embedder: Embedder | None = None
+        if "embedding" in self.inputs:
+            if embedder is None:
+                raise ArtifactError(f"head {head.get('name')} reads embeddings and no embedder was given")
+            self.embedder = Embedder(embedder, batch_size=batch_size, threads=threads)
+            width = self.inputs["embedding"].shape[-1]
+            if isinstance(width, int) and width != self.embedder.dim:
+                raise ArtifactError(
+                    f"head {head.get('name')} expects {width}-dim embeddings, "
+                    f"{embedder.get('name')} gives {self.embedder.dim}"
+                )
 
-    def predict(self, vectors: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run(None, {self.input_name: vectors.astype(np.float32)})[self.output_index])
+    def predict(self, vectors: np.ndarray | None, texts: list[str] | None = None) -> np.ndarray:
+        feed: dict[str, Any] = {}
+        if "embedding" in self.inputs:
+            feed[self.inputs["embedding"].name] = np.asarray(vectors, dtype=np.float32)
+        if "text" in self.inputs:
+            feed[self.inputs["text"].name] = np.array(
+                [normalise_text(t[:TFIDF_MAX_CHARS]) for t in texts or []], dtype=object).reshape(-1, 1)
+        return np.asarray(self.session.run(None, feed)[self.output_index])
 
     def classify(self, texts: list[str]) -> list[Output]:
-        encoded = self.embedder.encode(texts)
-        return _decide_all(self.labels, self.predict(encoded.vectors), encoded, self.embedder.max_tokens)
+        if self.embedder is not None:
+            encoded = self.embedder.encode(texts)
+            return _decide_all(self.labels, self.predict(encoded.vectors, texts), encoded, self.embedder.max_tokens)
+        outputs: list[Output] = []
+        for group in chunks(texts, self.batch_size):
+            for text, p in zip(group, self.predict(None, list(group)), strict=True):
+                out = _decide(self.labels, p)
+                if len(text) > TFIDF_MAX_CHARS:
+                    out["warnings"] = [f"text truncated to its first {TFIDF_MAX_CHARS} characters"]
+                outputs.append(out)
+        return outputs
 
 
 class TfidfClassifier(_TextRuntime):

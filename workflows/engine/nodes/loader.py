@@ -13,7 +13,7 @@ from typing import Any
 
 from workflows.models import ModelVersion
 from workflows.runtimes.base import Meta
-from workflows.runtimes.classify import HeadClassifier, TfidfClassifier, ZeroShotClassifier
+from workflows.runtimes.classify import HeadClassifier, TfidfClassifier, ZeroShotClassifier, head_inputs
 from workflows.runtimes.embed import Embedder
 from workflows.runtimes.extract import Extractor
 from workflows.runtimes.ocr import OcrRuntime
@@ -68,8 +68,9 @@ def _build(version_id: int, purpose: str, options: dict[str, Any]) -> Any:
         if purpose == "summarise":
             return Summariser(meta, sentences=options.get("sentences", 2), input_field=input_field)
         return Embedder(meta, input_field=input_field)
-    if kind == "head":
-        return HeadClassifier(meta, _embedder_meta(meta), input_field=input_field)
+    if kind == "head":  # a head that reads only text needs no embedder: none is looked up or loaded
+        embedder = _embedder_meta(meta) if "embedding" in head_inputs(meta) else None
+        return HeadClassifier(meta, embedder, input_field=input_field)
     if kind == "tfidf":
         return TfidfClassifier(meta, input_field=input_field)
     if kind == "rampart":
