@@ -152,3 +152,84 @@ def test_four_eyes_through_the_page_and_the_api(personas, keyword_models, fixed_
                                                {"action": "approve", "reason": "ok"}, format="json")
     assert (response.status_code == 200 and response.data["status"] == "approved"
             and response.data["previous_version"] == "tickets:v1")
+
+
+def test_replay_shows_each_document_with_both_labels_a_link_and_segments(personas, keyword_models, fixed_set, client):
+    _v1, v2 = keyword_models
+    workflow = make_workflow(personas["designer"], shadow_graph(), name="Replayed")
+    docs = [("fattura", "it", "email"), ("errore", "it", "phone"), ("login", "en", "email"), ("invoice", "en", "phone")]
+    run = launch.create_run(workflow, user=personas["operator"],
+                            items=[{"text": f"{t} " + "x" * 300, "language": lang, "channel": ch}
+                                   for t, lang, ch in docs])
+    drain()
+    replay = _ready_request(personas, v2, fixed_set).evidence["replay"]
+    assert replay["n"] == 4 and replay["agreement"] == 0.5
+    rows = {r["text"].split()[0]: r for r in replay["rows"]}
+    fattura = rows["fattura"]
+    assert (fattura["production"], fattura["candidate"], fattura["agree"]) == ("technical", "billing", False)
+    assert rows["errore"]["agree"] is True and fattura["run"] == run.pk
+    assert len(fattura["text"]) <= 161 and fattura["text"].endswith("…")
+    assert replay["by_segment"]["channel"] == {"email": {"n": 2, "agreement": 0.0}, "phone": {"n": 2, "agreement": 1.0}}
+    assert replay["by_segment"]["language"]["it"] == {"n": 2, "agreement": 0.5}
+    request = PromotionRequest.objects.get()
+    client.force_login(personas["validator"])
+    page = client.get(f"/promotions/{request.pk}/").content.decode()
+    assert f'href="/runs/{run.pk}/items/{fattura["item"]}/"' in page and "fattura xxx" in page
+    assert 'id="replay-by-segment"' in page
+
+
+@pytest.mark.slow
+def test_a_first_classifier_for_a_zero_shot_step_is_compared_with_the_zero_shot_decision(personas, artifacts,
+                                                                                         artifact_dir, settings,
+                                                                                         client):
+    from tests.governance.conftest import keyword_classifier
+    from tests.governance.test_promotion_safeguards import TICKET_ITEMS, labelled
+    from workflows.engine.nodes import loader
+    from workflows.governance.classifiers import classifier_for_node
+    from workflows.management.commands.setup_models import register_metas
+    from workflows.models.registry import register_version
+
+    settings.ARTIFACTS_DIR = artifact_dir
+    loader.clear()
+    register_metas(artifacts, log=lambda line: None)
+    descriptions = {"billing": "an invoice, a payment or a refund", "technical": "a crash or an error of the app",
+                    "account": "a login or a password"}
+    graph = {"nodes": [node("src", "source.upload", fields=["text"]),
+                       node("cls", "classify", model="minilm@production", method="zero_shot", labels=descriptions),
+                       node("out", "sink.table")],
+             "edges": [edge("src", "cls"), edge("cls", "out")]}
+    workflow = make_workflow(personas["designer"], graph, name="Zero-shot triage")
+    model = classifier_for_node(workflow, "cls", user=personas["trainer"])
+    meta = keyword_classifier({"invoice": "billing", "crash": "technical", "password": "account",
+                               "errore": "technical"}, "first")
+    meta["files"] = {}
+    first, _ = register_version(model_name=model.name, kind="classifier", meta=meta, source="trained",
+                                runtime="tfidf", author=personas["trainer"], trained_by=personas["trainer"])
+    try:
+        request = _ready_request(personas, first, labelled("tickets-eval", TICKET_ITEMS, model))
+    finally:
+        loader.clear()
+    baseline = request.evidence["baseline"]
+    assert baseline["kind"] == "zero_shot" and baseline["ref"].startswith("minilm:v")
+    evaluation = request.evidence["evaluation"]
+    assert evaluation["candidate"]["accuracy"] == 1.0 and evaluation["production"]["n"] == 4
+    assert evaluation["delta"]["accuracy"] == round(1.0 - evaluation["production"]["accuracy"], 4)
+    client.force_login(personas["validator"])
+    page = client.get(f"/promotions/{request.pk}/").content.decode()
+    assert "zero-shot" in page.lower() and baseline["ref"] in page
+
+
+def test_a_first_version_of_any_other_classifier_is_compared_with_nothing_and_says_so(personas, keyword_models,
+                                                                                    client):
+    from tests.governance.conftest import keyword_classifier
+    from tests.governance.test_promotion_safeguards import TICKET_ITEMS, labelled
+    from workflows.models.registry import register_version
+
+    meta = keyword_classifier({"invoice": "billing", "crash": "technical", "password": "account"}, "fresh")
+    fresh, _ = register_version(model_name="fresh", kind="classifier", meta=meta, source="trained", runtime="tfidf",
+                                author=personas["trainer"], trained_by=personas["trainer"])
+    request = _ready_request(personas, fresh, labelled("fresh-eval", TICKET_ITEMS))
+    assert request.evidence["baseline"]["kind"] == "none" and request.evidence["evaluation"]["production"] is None
+    client.force_login(personas["validator"])
+    page = client.get(f"/promotions/{request.pk}/").content.decode()
+    assert 'id="no-baseline"' in page

@@ -11,7 +11,7 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.builders import register_model
 from workflows.governance import jobs, liveness, promotion
-from workflows.models.registry import ModelJob, PromotionRequest, register_version
+from workflows.models.registry import LabelledSet, ModelJob, PromotionRequest, register_version
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,10 @@ def test_evidence_whose_worker_died_is_computed_again_then_failed(personas, sett
     v2, _ = register_version(model_name="tickets", kind="classifier", meta={"sha256": "b" * 64, "size": 2},
                              source="trained", runtime="head", parent=v1, author=personas["trainer"],
                              trained_by=personas["trainer"])
-    request = promotion.request_promotion(v2, "production", user=personas["designer"], reason="x")
+    evaluation = LabelledSet.objects.create(name="eval", source="upload", model=v1.model, labels=["a", "b"],
+                                            items=[{"text": "x", "label": "a"}, {"text": "y", "label": "b"}])
+    request = promotion.request_promotion(v2, "production", user=personas["designer"], reason="x",
+                                          labelled_set=evaluation)
     stale = PromotionRequest.objects.filter(pk=request.pk)
     stale.update(evidence_attempts=1, evidence_heartbeat=silent_since(settings))
     before = queued_tasks("compute_evidence")

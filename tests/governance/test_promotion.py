@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from tests.builders import register_model
 from workflows.governance import promotion
+from workflows.governance.labelsets import create_labelled_set
 from workflows.models import AuditEntry
 from workflows.models.audit import verify_chain
 from workflows.models.registry import Alias, PromotionRequest, register_version
@@ -20,6 +21,10 @@ def versions(personas):
     v2, _ = register_version(model_name="tickets", kind="classifier", meta={"sha256": "b" * 64, "size": 2},
                              source="trained", runtime="head", parent=v1, author=personas["trainer"],
                              trained_by=personas["trainer"])
+    # Evidence needs a labelled set to judge the candidate on (these versions record no labels).
+    create_labelled_set(name="tickets-eval", items=[{"text": "invoice", "label": "billing"},
+                                                    {"text": "crash", "label": "technical"}], user=None,
+                        model=v1.model)
     return v1, v2
 
 

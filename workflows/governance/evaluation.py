@@ -1,5 +1,8 @@
 """The evidence pack: candidate vs production on labelled data, and a replay of recent documents.
 
+A step's first classifier is compared with the step's zero-shot decision (the validator sees the
+gain); any other first version with nothing, and the pack says so.
+
 Metrics are computed by hand (no scikit-learn in the workers). Evaluation runs in micro-batches of
 the executor's size, because dynamic int8 quantisation makes an output depend a little on its batch
 companions: evidence must be measured the way production runs.
@@ -12,11 +15,15 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from workflows.design.texts import translate
 from workflows.engine.nodes import loader
+from workflows.governance.classifiers import node_config
+from workflows.governance.labelsets import candidate_labels, check_evaluation_set, set_labels
 from workflows.graph.text import Text, _
+from workflows.models.registry import resolve
 from workflows.models.runs import Decision
 
 BATCH = getattr(settings, "ENGINE_BATCH_SIZE", 32)
@@ -80,8 +87,7 @@ def run_runtime(runtime: Any, items: list[dict[str, Any]]) -> tuple[list[dict[st
     return outputs, round(per_item_ms[len(per_item_ms) // 2], 3) if per_item_ms else 0.0
 
 
-def evaluate_classifier(version_id: int, items: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
-    runtime = loader.load(version_id)
+def evaluate_runtime(runtime: Any, items: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
     outputs, ms = run_runtime(runtime, [{"text": item["text"]} for item in items])
     predicted = [o.get("label", "∅ error") for o in outputs]
     truth = [item["label"] for item in items]
@@ -102,6 +108,10 @@ def evaluate_classifier(version_id: int, items: list[dict[str, Any]], labels: li
     return result
 
 
+def evaluate_classifier(version_id: int, items: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
+    return evaluate_runtime(loader.load(version_id), items, labels)
+
+
 def compare_embedders(candidate_id: int, production_id: int, texts: list[str]) -> dict[str, Any]:
     import numpy as np
 
@@ -114,50 +124,103 @@ def compare_embedders(candidate_id: int, production_id: int, texts: list[str]) -
             "latency_ms_per_item": {"candidate": ms_a, "production": ms_b}}
 
 
+def zero_shot_step(model: Any) -> tuple[Any, dict[str, Any]] | None:
+    """(embedder version, step config) of the zero-shot step a classifier was made for, while that step
+    still decides zero-shot (the classifier has no production version), else None."""
+    if not (model.origin_workflow_id and model.origin_node) or model.alias("production") is not None:
+        return None
+    config = node_config(model.origin_workflow, model.origin_node)
+    if not config or not config.get("model") or not config.get("labels"):
+        return None
+    try:
+        return resolve(config["model"]), config
+    except LookupError:
+        return None
+
+
+def baseline_of(version: Any) -> dict[str, Any]:
+    """What the candidate is compared with: production; for a step's first classifier, the step's
+    zero-shot decision today; for any other first version, nothing (and the pack says so)."""
+    model = version.model
+    production = model.alias("production")
+    if production is not None and production.pk != version.pk:
+        return {"kind": "production", "ref": production.ref, "version_id": production.pk}
+    step = zero_shot_step(model) if model.kind == "classifier" else None
+    if step is not None:
+        embedder, config = step
+        return {"kind": "zero_shot", "ref": embedder.ref, "version_id": embedder.pk,
+                "workflow": model.origin_workflow_id, "workflow_name": model.origin_workflow.name,
+                "node": model.origin_node, "labels": config["labels"]}
+    if production is not None:
+        return {"kind": "none", **_note(_("%(ref)s is production already: nothing to compare it with",
+                                          ref=version.ref))}
+    return {"kind": "none", **_note(_("%(ref)s is the first version of %(model)s: there is no production "
+                                      "version to compare it with", ref=version.ref, model=model.name))}
+
+
+def _baseline_runtime(baseline: dict[str, Any]) -> Any:
+    if baseline["kind"] == "zero_shot":
+        return loader.load(baseline["version_id"], purpose="zero_shot", labels=baseline["labels"])
+    return loader.load(baseline["version_id"])
+
+
+def classifier_evaluation(version: Any, labelled: Any, baseline: dict[str, Any]) -> dict[str, Any]:
+    # Checked again here: the set may have been edited since the request was accepted.
+    check_evaluation_set(version, labelled)
+    labels = candidate_labels(version) or set_labels(labelled)
+    candidate = evaluate_classifier(version.pk, labelled.items, labels)
+    base = (evaluate_runtime(_baseline_runtime(baseline), labelled.items, labels)
+            if baseline["kind"] != "none" else None)
+    changed = []
+    if base is not None:
+        for i, (a, b) in enumerate(zip(candidate["predictions"], base["predictions"], strict=True)):
+            if a != b:
+                changed.append({"index": i, "truth": labelled.items[i]["label"], "candidate": a, "production": b,
+                                "text": labelled.items[i]["text"][:160]})
+    for result in (candidate, base):
+        if result is not None:
+            result.pop("predictions")
+    return {
+        "labelled_set": labelled.name,
+        "labels": labels,
+        "labels_match": True,
+        "candidate": candidate,
+        "production": base,
+        "delta": {k: round(candidate[k] - base[k], 4) for k in ("accuracy", "macro_f1")
+                  if base and candidate[k] is not None and base[k] is not None} if base else None,
+        "changed": changed[:50],
+        "changed_count": len(changed),
+        "segments_worse": segments_worse(candidate, base),
+    }
+
+
 def evidence_pack(request: Any) -> dict[str, Any]:
     """Everything a validator needs to decide, computed in the worker."""
     version = request.version
     model = version.model
     production = model.alias("production")
+    baseline = baseline_of(version)
     pack: dict[str, Any] = {
         "generated_at": timezone.now().isoformat(),
         "candidate": {"ref": version.ref, "size": version.size, "source": version.source, "sha256": version.sha256},
         "production": ({"ref": production.ref, "size": production.size, "sha256": production.sha256}
                        if production else None),
+        "baseline": {k: v for k, v in baseline.items() if k != "labels"},
         "batch_size": BATCH,
         "evaluation": None,
         "replay": None,
     }
     labelled = request.labelled_set
-    if model.kind == "classifier" and labelled is not None and labelled.items:
-        labels = labelled.labels or sorted({i["label"] for i in labelled.items})
-        candidate = evaluate_classifier(version.pk, labelled.items, labels)
-        base = (evaluate_classifier(production.pk, labelled.items, labels)
-                if production and production.pk != version.pk else None)
-        changed = []
-        if base is not None:
-            for i, (a, b) in enumerate(zip(candidate["predictions"], base["predictions"], strict=True)):
-                if a != b:
-                    changed.append({"index": i, "truth": labelled.items[i]["label"], "candidate": a, "production": b,
-                                    "text": labelled.items[i]["text"][:160]})
-        for result in (candidate, base):
-            if result is not None:
-                result.pop("predictions")
-        pack["evaluation"] = {
-            "labelled_set": labelled.name,
-            "candidate": candidate,
-            "production": base,
-            "delta": {k: round(candidate[k] - base[k], 4) for k in ("accuracy", "macro_f1")
-                      if base and candidate[k] is not None and base[k] is not None} if base else None,
-            "changed": changed[:50],
-            "changed_count": len(changed),
-            "segments_worse": segments_worse(candidate, base),
-        }
+    if model.kind == "classifier":
+        if labelled is None:
+            raise ValidationError(str(_("No labelled set to judge %(ref)s on: request again choosing one.",
+                                        ref=version.ref)))
+        pack["evaluation"] = classifier_evaluation(version, labelled, baseline)
     elif model.kind == "embedder" and production and production.pk != version.pk and labelled is not None:
         pack["evaluation"] = {"labelled_set": labelled.name,
                               "embedding_agreement": compare_embedders(version.pk, production.pk,
                                                                        [i["text"] for i in labelled.items[:256]])}
-    pack["replay"] = replay(version, production, request.replay_size)
+    pack["replay"] = replay(version, baseline, request.replay_size)
     pack["shadow"] = shadow_evidence(version, production)
     return pack
 
@@ -230,29 +293,58 @@ def shadow_evidence(version: Any, production: Any, limit: int = 2000) -> dict[st
             "production_refs": sorted({d.model_ref for d in decisions})}
 
 
-def replay(version: Any, production: Any, size: int) -> dict[str, Any] | None:
-    """Re-run the candidate on the last `size` documents production decided, and compare."""
-    if production is None or size <= 0:
+SEGMENT_KEYS = ("language", "channel", "customer_type", "segment")
+REPLAY_ROWS = 100
+TEXT_SHOWN = 160
+
+
+def shorten(text: Any, limit: int = TEXT_SHOWN) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def _replayed_decisions(version: Any, baseline: dict[str, Any], size: int) -> list[Any]:
+    decisions = Decision.objects.filter(error="").select_related("item")
+    if baseline["kind"] == "production":
+        decisions = decisions.filter(model_ref=baseline["ref"])
+    else:  # the step's zero-shot decisions
+        decisions = decisions.filter(run__workflow_id=baseline["workflow"], node=baseline["node"])
+    return list(decisions.order_by("-id")[:size])
+
+
+def replay(version: Any, baseline: dict[str, Any], size: int) -> dict[str, Any] | None:
+    """Re-run the candidate on the last `size` documents production (or the zero-shot step it is to
+    replace) decided: per document its text, both labels, whether they agree and its run and item
+    (the page links each to its trace), and agreement by segment (the payload's segment columns)."""
+    if baseline["kind"] == "none" or size <= 0:
         return None
     if version.model.kind != "classifier":
         return {"n": 0, **_note(_("replay compares labels; embedders are compared by cosine agreement in the "
                                   "evaluation"))}
-    decisions = list(Decision.objects.filter(model_ref=production.ref, error="")
-                     .select_related("item").order_by("-id")[:size])
+    decisions = _replayed_decisions(version, baseline, size)
     if not decisions:
         return {"n": 0, **_note(_("production has not processed any document yet"))}
     runtime = loader.load(version.pk)
-    items = [d.item.payload for d in decisions]
-    outputs, ms = run_runtime(runtime, items)
-    changed = []
-    agree = 0
+    outputs, ms = run_runtime(runtime, [d.item.payload for d in decisions])
+    rows = []
+    segments: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for decision, out in zip(decisions, outputs, strict=True):
-        if out.get("label") == decision.label:
-            agree += 1
-        else:
-            changed.append({"item": decision.item_id, "production": decision.label,
-                            "production_confidence": decision.confidence,
-                            "candidate": out.get("label"), "candidate_confidence": out.get("confidence")})
+        payload = decision.item.payload or {}
+        agree = out.get("label") == decision.label
+        rows.append({"item": decision.item_id, "run": decision.run_id, "text": shorten(payload.get("text")),
+                     "production": decision.label, "production_confidence": decision.confidence,
+                     "candidate": out.get("label"), "candidate_confidence": out.get("confidence"), "agree": agree})
+        for key in SEGMENT_KEYS:
+            value = payload.get(key)
+            if value not in (None, "") and not isinstance(value, dict | list):
+                counts = segments[key][str(value)]
+                counts[0] += 1
+                counts[1] += int(agree)
+    agreed = sum(r["agree"] for r in rows)
     counts = Counter(o.get("label") for o in outputs)
-    return {"n": len(decisions), "agreement": round(agree / len(decisions), 4), "changed": changed[:50],
-            "changed_count": len(changed), "candidate_label_mix": dict(counts), "latency_ms_per_item": ms}
+    return {"n": len(rows), "agreement": round(agreed / len(rows), 4), "changed_count": len(rows) - agreed,
+            # disagreements first: they are what the validator must look at
+            "rows": sorted(rows, key=lambda r: r["agree"])[:REPLAY_ROWS],
+            "by_segment": {key: {value: {"n": n, "agreement": round(a / n, 4)} for value, (n, a) in values.items()}
+                           for key, values in segments.items()},
+            "candidate_label_mix": dict(counts), "latency_ms_per_item": ms, "against": baseline["kind"]}

@@ -1,8 +1,14 @@
 """Promotions: the only way an alias moves. Evidence first, then a second person approves.
 
 Four eyes: the approver must hold the validator role and be neither the requester nor the person
-who trained (or registered) the version. Approval moves the alias and writes its audit entry in
-one transaction; rollback is a promotion of an earlier version, through the same door.
+who trained (or registered) the version or any version it was made from (a quantised copy's parent,
+the version a head was retrained from). Approval moves the alias and writes its audit entry in one
+transaction; rollback is a promotion of an earlier version, through the same door.
+
+Evidence must not mislead: a classifier is judged on a set with its own labels and none of its
+training documents (labelsets.check_evaluation_set), Approve waits until that evaluation has run on
+documents, and a version whose labels differ from what the alias gives today changes every workflow
+on the alias, so the validator must acknowledge that change by name.
 """
 
 from __future__ import annotations
@@ -12,11 +18,21 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext, gettext_noop, ngettext
 
+from workflows.governance import labelsets
+from workflows.governance.classifiers import node_config
 from workflows.governance.tasks import compute_evidence
+from workflows.governance.usage import workflows_using
 from workflows.models.audit import record
-from workflows.models.registry import ALIASES, Alias, LabelledSet, ModelVersion, PromotionRequest
+from workflows.models.registry import (
+    ALIASES,
+    Alias,
+    LabelledSet,
+    ModelVersion,
+    PromotionRequest,
+    RegisteredModel,
+)
 from workflows.roles import can, deny, require
 
 
@@ -41,15 +57,17 @@ def request_promotion(version: ModelVersion, alias: str, *, user: Any, reason: s
     if current is not None and current.pk == version.pk:
         raise ValidationError(gettext("%(ref)s already is %(alias)s.")
                               % {"ref": version.ref, "alias": f"{version.model.name}@{alias}"})
+    labelled_set = evaluation_set(version, labelled_set)
     with transaction.atomic():
-        open_request = PromotionRequest.objects.select_for_update().filter(
+        # The model's row is the lock: FOR UPDATE on the open requests would lock nothing when there
+        # are none yet, and two requests arriving together would both find none and both be created.
+        RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+        open_request = PromotionRequest.objects.filter(
             version__model=version.model, alias=alias, status__in=PromotionRequest.OPEN).first()
         if open_request is not None:
             raise ValidationError(gettext("Request #%(number)s for %(alias)s is still open; approve, reject or "
                                           "cancel it first.")
                                   % {"number": open_request.pk, "alias": f"{version.model.name}@{alias}"})
-        if labelled_set is None:
-            labelled_set = version.model.labelled_sets.order_by("-created_at").first()
         promotion = PromotionRequest.objects.create(version=version, alias=alias, reason=reason.strip(),
                                                     requested_by=user, labelled_set=labelled_set,
                                                     replay_size=replay_size)
@@ -59,8 +77,32 @@ def request_promotion(version: ModelVersion, alias: str, *, user: Any, reason: s
     return promotion
 
 
+def evaluation_set(version: ModelVersion, chosen: LabelledSet | None) -> LabelledSet | None:
+    """The set the evidence will judge a classifier on: the one chosen, if it can judge it, else the
+    newest that can (ValidationError naming why, or saying to upload one). Embedders are compared
+    with production on any texts: their model's newest set."""
+    if version.model.kind != "classifier":
+        return chosen or version.model.labelled_sets.order_by("-created_at").first()
+    if chosen is None:
+        return labelsets.default_evaluation_set(version)
+    labelsets.check_evaluation_set(version, chosen)
+    return chosen
+
+
 def _enqueue_evidence(request_id: int) -> None:
     compute_evidence.enqueue(request_id)
+
+
+def lineage(version: ModelVersion) -> list[ModelVersion]:
+    """The version and every version it was made from, nearest first (parent links)."""
+    chain: list[ModelVersion] = []
+    seen: set[int] = set()
+    current: ModelVersion | None = version
+    while current is not None and current.pk not in seen:
+        seen.add(current.pk)
+        chain.append(current)
+        current = current.parent
+    return chain
 
 
 def why_not_decide(request: PromotionRequest, user: Any) -> str:
@@ -70,9 +112,81 @@ def why_not_decide(request: PromotionRequest, user: Any) -> str:
         return gettext_noop("Only a validator can approve or reject.")
     if user.pk == request.requested_by_id:
         return gettext_noop("You requested this promotion; another validator must decide it.")
-    if user.pk in {request.version.trained_by_id, request.version.author_id} - {None}:
-        return gettext_noop("You trained or registered this version; another validator must decide it.")
+    makers = {who for v in lineage(request.version) for who in (v.trained_by_id, v.author_id)} - {None}
+    if user.pk in makers:
+        # Optimising records the optimiser: whoever trained the version it copies made it too.
+        return gettext_noop("You trained or registered this version, or a version it was made from; another "
+                            "validator must decide it.")
     return ""
+
+
+def label_change(request: PromotionRequest) -> dict[str, Any] | None:
+    """What approving would change in the labels the alias gives, or None when nothing: the labels
+    today (the version on the alias; for a step's own classifier with no production yet, the step's
+    zero-shot labels), the candidate's, and the workflows whose decisions would change."""
+    version = request.version
+    model = version.model
+    new = labelsets.candidate_labels(version)
+    if model.kind != "classifier" or not new:
+        return None
+    current = model.alias(request.alias)
+    own_step = request.alias == "production" and model.origin_workflow_id and model.origin_node
+    if current is not None:
+        old, against = labelsets.candidate_labels(current), current.ref
+    elif own_step:
+        config = node_config(model.origin_workflow, model.origin_node) or {}
+        labels = config.get("labels") or {}
+        old = sorted(str(label) for label in (labels if isinstance(labels, dict | list) else []))
+        against = gettext("the zero-shot step '%(node)s'") % {"node": model.origin_node}
+    else:
+        return None
+    if not old or set(old) == set(new):
+        return None
+    ref = f"{model.name}@{request.alias}"
+    workflows = [{"id": use["workflow"].pk, "name": use["workflow"].name,
+                  "nodes": sorted(n for n, r in use["refs"].items() if r == ref)}
+                 for use in workflows_using(model.name) if ref in use["refs"].values()]
+    if own_step and all(w["id"] != model.origin_workflow_id for w in workflows):
+        workflows.append({"id": model.origin_workflow_id, "name": model.origin_workflow.name,
+                          "nodes": [model.origin_node]})
+    return {"alias": ref, "against": against, "from": old, "to": new, "added": sorted(set(new) - set(old)),
+            "removed": sorted(set(old) - set(new)), "workflows": workflows}
+
+
+def approval_blockers(request: PromotionRequest) -> list[str]:
+    """Why the evidence cannot support approval yet, in the reader's language ([] when it can). A
+    classifier needs an evaluation that ran on labelled documents carrying its labels."""
+    if request.status != PromotionRequest.READY:
+        return [gettext("The evidence is not ready.")]
+    version = request.version
+    if version.model.kind != "classifier" or not labelsets.candidate_labels(version):
+        return []
+    evaluation = (request.evidence or {}).get("evaluation") or {}
+    candidate = evaluation.get("candidate") or {}
+    if not candidate.get("n"):
+        return [gettext("The evidence evaluated no labelled document: request again with a labelled set of this "
+                        "model's labels.")]
+    blockers = []
+    if not evaluation.get("labels_match"):
+        blockers.append(gettext("The evidence was computed on a set whose labels are not the candidate's."))
+    labelled = request.labelled_set
+    if labelled is not None:
+        try:
+            labelsets.check_evaluation_set(version, labelled)
+        except ValidationError as exc:
+            blockers.extend(exc.messages)  # the set was changed after the evidence
+    return blockers
+
+
+def _label_change_refusal(change: dict[str, Any]) -> ValidationError:
+    names = ", ".join(w["name"] for w in change["workflows"]) or gettext("none found")
+    return ValidationError(ngettext(
+        "Approving changes the labels of %(alias)s from %(old)s to %(new)s, for %(count)s workflow (%(names)s): "
+        "acknowledge the label change to approve.",
+        "Approving changes the labels of %(alias)s from %(old)s to %(new)s, for %(count)s workflows (%(names)s): "
+        "acknowledge the label change to approve.", len(change["workflows"]))
+        % {"alias": change["alias"], "old": ", ".join(change["from"]), "new": ", ".join(change["to"]),
+           "count": len(change["workflows"]), "names": names})
 
 
 def check_four_eyes(request: PromotionRequest, user: Any) -> None:
@@ -84,7 +198,8 @@ def check_four_eyes(request: PromotionRequest, user: Any) -> None:
         raise _refuse(user, request, why)
 
 
-def approve(request: PromotionRequest, *, user: Any, reason: str = "") -> PromotionRequest:
+def approve(request: PromotionRequest, *, user: Any, reason: str = "",
+            acknowledge_label_change: bool = False) -> PromotionRequest:
     check_four_eyes(request, user)
     with transaction.atomic():
         request = PromotionRequest.objects.select_for_update().select_related("version__model").get(pk=request.pk)
@@ -92,7 +207,13 @@ def approve(request: PromotionRequest, *, user: Any, reason: str = "") -> Promot
             raise ValidationError(gettext("Request #%(number)s is %(status)s; only a request whose evidence is ready "
                                           "can be approved.")
                                   % {"number": request.pk, "status": request.get_status_display()})
-        model = request.version.model
+        blockers = approval_blockers(request)
+        if blockers:
+            raise ValidationError(" ".join(blockers))
+        model = RegisteredModel.objects.select_for_update().get(pk=request.version.model_id)
+        change = label_change(request)
+        if change is not None and not acknowledge_label_change:
+            raise _label_change_refusal(change)
         alias = Alias.objects.select_for_update().filter(model=model, name=request.alias).first()
         previous = alias.version if alias else None
         if alias is None:
@@ -105,10 +226,13 @@ def approve(request: PromotionRequest, *, user: Any, reason: str = "") -> Promot
         request.decided_at = timezone.now()
         request.decision_reason = reason
         request.previous_version = previous
+        request.label_change_acknowledged = change is not None
         request.save()
         record("promotion.approve", actor=user, obj=request, model=model.name, alias=request.alias,
                version=request.version.ref, previous=previous.ref if previous else None,
-               requested_by=request.requested_by.get_username(), reason=reason)
+               requested_by=request.requested_by.get_username(), reason=reason,
+               label_change=({"from": change["from"], "to": change["to"],
+                              "workflows": [w["name"] for w in change["workflows"]]} if change else None))
     return request
 
 
@@ -158,6 +282,13 @@ def request_rollback(model_name: str, alias: str, *, user: Any, reason: str) -> 
     if last is None:
         raise ValidationError(gettext("%(alias)s has no earlier version to roll back to.")
                               % {"alias": f"{model_name}@{alias}"})
-    # Judged on the same labelled set as the promotion it undoes.
+    # Judged on the same labelled set as the promotion it undoes, when that set can judge the earlier
+    # version (a promotion that changed the labels was judged on the new labels): else the newest that can.
+    labelled = last.labelled_set
+    if labelled is not None and last.previous_version.model.kind == "classifier":
+        try:
+            labelsets.check_evaluation_set(last.previous_version, labelled)
+        except ValidationError:
+            labelled = None
     return request_promotion(last.previous_version, alias, user=user, reason=f"Rollback: {reason}",
-                             labelled_set=last.labelled_set)
+                             labelled_set=labelled)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -42,19 +43,25 @@ def compute_evidence(request_id: int) -> str:
     try:
         with Heartbeat(renew, name=f"heartbeat-evidence-{request_id}"):
             pack = evidence_pack(request)
+    except ValidationError as exc:  # a refusal (the labelled set no longer fits): its reason, as said
+        return _evidence_failed(request, " ".join(exc.messages))
     except Exception as exc:  # the validator must see why evidence is missing, not a stuck request
         log.exception("evidence for promotion #%s failed", request_id)
-        with transaction.atomic():
-            PromotionRequest.objects.filter(pk=request_id, status=PromotionRequest.EVALUATING).update(
-                status=PromotionRequest.EVIDENCE_FAILED, evidence_error=f"{exc.__class__.__name__}: {exc}"[:2000])
-            record("promotion.evidence_failed", obj=request, error=str(exc)[:500])
-        return PromotionRequest.EVIDENCE_FAILED
+        return _evidence_failed(request, f"{exc.__class__.__name__}: {exc}")
     with transaction.atomic():
         PromotionRequest.objects.filter(pk=request_id, status=PromotionRequest.EVALUATING).update(
             status=PromotionRequest.READY, evidence=pack)
         record("promotion.evidence_ready", obj=request, evaluation=bool(pack.get("evaluation")),
                replay=(pack.get("replay") or {}).get("n"))
     return PromotionRequest.READY
+
+
+def _evidence_failed(request: PromotionRequest, error: str) -> str:
+    with transaction.atomic():
+        PromotionRequest.objects.filter(pk=request.pk, status=PromotionRequest.EVALUATING).update(
+            status=PromotionRequest.EVIDENCE_FAILED, evidence_error=error[:2000])
+        record("promotion.evidence_failed", obj=request, error=error[:500])
+    return PromotionRequest.EVIDENCE_FAILED
 
 
 @task(queue_name="governance")

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_model_for_user, get_promotion_for_user, get_version_for_user
 from workflows.design import texts
+from workflows.engine import staging
 from workflows.governance import drift as drift_
 from workflows.governance import evaluation, labelsets, optimise, promotion, training
 from workflows.governance.artifacts import import_model
@@ -87,25 +88,72 @@ def model_import(request: HttpRequest) -> HttpResponse:
     return redirect("model-version", name=version.model.name, number=version.number)
 
 
+# Staged files are kept as run uploads keep theirs (engine/staging.py), which ties a file to the
+# workflow it was previewed for; a labelled set belongs to no workflow, so it uses an id none has.
+LABELLED_SET_STAGING = 0
+
+
+def _posted_mapping(request: HttpRequest) -> labelsets.Mapping | None:
+    """The columns the person chose on the preview; None when the form had no mapping (guessed)."""
+    if "map_text" not in request.POST and "map_label" not in request.POST:
+        return None
+    return labelsets.Mapping(request.POST.get("map_text", ""), request.POST.get("map_label", ""),
+                             tuple(request.POST.getlist("segments")))
+
+
+def _labelled_upload_page(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    context = {"models": RegisteredModel.objects.filter(kind="classifier"), "max_mb": labelsets.MAX_BYTES / 1e6,
+               "form": request.POST, **context}
+    return render(request, "registry/labelled_set_upload.html", context, status=status)
+
+
 @login_required
-@require_http_methods(["POST"])
+@require_http_methods(["GET", "POST"])
 def labelled_set_upload(request: HttpRequest) -> HttpResponse:
+    """Upload → preview (rows, columns, the mapping guessed) → save with the columns chosen. A file
+    whose columns are clear is saved at once when no preview is asked for."""
     require(request.user, "model.train")
+    if request.method == "GET":
+        return _labelled_upload_page(request, {})
     upload = request.FILES.get("file")
+    token = request.POST.get("staged", "") if upload is None else ""
     model = RegisteredModel.objects.filter(name=request.POST.get("model") or "").first()
+    parsed = None
     try:
-        if upload is None:
+        if upload is not None:  # over the cap, UploadCapHandler refused it; read_file checks again
+            name, data = upload.name, upload.read()
+        elif token and (kept := staging.load(request.session, LABELLED_SET_STAGING, token)):
+            name, data = kept
+        elif token:
+            raise ValidationError(gettext("The previewed file is no longer kept (a day has passed, or you logged "
+                                          "out): choose it again."))
+        else:
             raise ValidationError(gettext("Choose a CSV or XLSX file."))
-        items = labelsets.parse_labelled_file(upload.name, upload.read())
-        labelled = labelsets.create_labelled_set(name=request.POST.get("name") or upload.name.rsplit(".", 1)[0],
+        parsed = labelsets.read_file(name, data)
+        if upload is not None:  # kept for the preview, or for the mapping form should saving fail
+            token = staging.stage(request.session, LABELLED_SET_STAGING, name, data)
+        chosen = _posted_mapping(request)
+        if "preview" in request.POST:
+            return _labelled_upload_page(request, _preview_context(request, parsed, token, chosen))
+        items = labelsets.items_from(parsed, chosen)
+        labelled = labelsets.create_labelled_set(name=request.POST.get("name") or name.rsplit(".", 1)[0],
                                                  items=items, user=request.user, model=model,
                                                  description=request.POST.get("description", ""))
     except ValidationError as exc:
-        messages.error(request, _errors(exc))
-        return redirect("model-list")
+        context = _preview_context(request, parsed, token, _posted_mapping(request)) if parsed else {}
+        return _labelled_upload_page(request, {**context, "error": _errors(exc)}, status=400)
+    if token:
+        staging.discard(request.session, token)
     messages.success(request, gettext("Labelled set '%(name)s': %(count)s documents, labels %(labels)s.")
                      % {"name": labelled.name, "count": len(labelled.items), "labels": ", ".join(labelled.labels)})
     return redirect("model-list")
+
+
+def _preview_context(request: HttpRequest, parsed: Any, token: str,
+                     chosen: labelsets.Mapping | None) -> dict[str, Any]:
+    shown = labelsets.preview(parsed)
+    return {"preview": parsed.preview(), "columns": shown.columns, "mapping": chosen or shown.suggested,
+            "staged": staging.describe(request.session, LABELLED_SET_STAGING, token) if token else None}
 
 
 def _labelled_set(request: HttpRequest) -> LabelledSet | None:
@@ -119,9 +167,10 @@ def model_train(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for_user(request.user, name)
     require(request.user, "model.train", model)
     try:
-        C = float(request.POST.get("C") or 10)
+        fixed = request.POST.get("C") or ""  # left empty, cross-validation chooses C
         job = training.start_training(model, user=request.user, labelled_set=_labelled_set(request),
-                                      use_reviews=bool(request.POST.get("use_reviews")), C=C)
+                                      use_reviews=bool(request.POST.get("use_reviews")),
+                                      C=float(fixed.replace(",", ".")) if fixed else None)
     except (ValidationError, ValueError) as exc:
         messages.error(request, _errors(exc) if isinstance(exc, ValidationError) else gettext("C must be a number."))
         return redirect("model-detail", name=model.name)
@@ -189,10 +238,11 @@ def promotion_create(request: HttpRequest, name: str, number: int) -> HttpRespon
 
 
 def _decision_rights(user: Any, req: PromotionRequest) -> dict[str, Any]:
-    """What the page offers; the server checks again on POST (promotion.check_four_eyes)."""
+    """What the page offers; the server checks again on POST (promotion.check_four_eyes, approve)."""
     why_not = promotion.why_not_decide(req, user)
     may_decide = not why_not
-    return {"may_approve": may_decide and req.status == PromotionRequest.READY,
+    blockers = promotion.approval_blockers(req) if req.is_open else []
+    return {"may_approve": may_decide and req.is_open, "approve_blockers": blockers,
             "may_reject": may_decide and req.is_open,
             "may_cancel": req.is_open and (user.pk == req.requested_by_id or can(user, "promotion.approve")),
             "why_not": gettext(why_not) if why_not else ""}  # why_not_decide answers in English
@@ -203,7 +253,8 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = get_promotion_for_user(request.user, pk)
     evidence = evaluation.for_display(req.evidence)
     context = {"req": req, "ev": evidence, "evaluation": evidence.get("evaluation") or {},
-               "replay": evidence.get("replay") or {},
+               "replay": evidence.get("replay") or {}, "baseline": evidence.get("baseline") or {},
+               "label_change": promotion.label_change(req) if req.is_open else None,
                "shadow": evidence.get("shadow") or {}, **_decision_rights(request.user, req),
                "may_rollback": (req.status == PromotionRequest.APPROVED and req.previous_version_id
                                 and can(request.user, "promotion.request"))}
@@ -219,7 +270,8 @@ def promotion_decide(request: HttpRequest, pk: int) -> HttpResponse:
     reason = request.POST.get("reason") or ""
     try:
         if action == "approve":
-            promotion.approve(req, user=request.user, reason=reason)
+            promotion.approve(req, user=request.user, reason=reason,
+                              acknowledge_label_change=request.POST.get("acknowledge_label_change") == "on")
             messages.success(request, gettext("Approved: %(alias)s is now %(ref)s.")
                              % {"alias": f"{req.version.model.name}@{req.alias}", "ref": req.version.ref})
         elif action == "reject":
