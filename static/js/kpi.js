@@ -5,7 +5,7 @@
   "use strict";
   const COLORS = ["#0f6e56", "#b54708", "#3538cd", "#667085"];
   const NAMES = {documents: gettext("Documents"), automation: gettext("Automation %"),
-    accuracy: gettext("Reviewed accuracy %"), cycle_median_h: gettext("Median h"), cycle_p95_h: gettext("p95 h"),
+    accuracy: gettext("Spot-checked accuracy %"), cycle_median_h: gettext("Median h"), cycle_p95_h: gettext("p95 h"),
     savings_eur: gettext("Savings €")};
   const LANG = document.documentElement.lang || undefined;
 

@@ -51,16 +51,19 @@ def test_cycle_time_median_p95_and_sla(facts, baseline):
 
 
 def test_automation_rate(facts):
-    assert kpis.automation_rate(facts) == {"automated": 5, "completed": 8, "rate": approx(5 / 8)}
+    assert kpis.automation_rate(facts) == {"automated": 5, "completed": 8, "waiting": 0, "excluded": 0,
+                                           "rate": approx(5 / 8)}
 
 
 def test_accuracy_per_node_and_end_to_end_with_wilson(facts, baseline):
     acc = kpis.accuracy(facts, baseline)
-    # Reviewed: 5 right (technical), 6 wrong (billing → account), 7 right.
-    (node,) = acc["nodes"]
+    # Escalations reviewed: 5 right (technical), 6 wrong (billing → account), 7 right. No spot check: the
+    # accuracy of what ran alone is not measured, and the escalations do not stand in for it.
+    assert acc["nodes"] == [] and acc["end_to_end"]["n"] == 0 and acc["end_to_end"]["rate"] is None
+    (node,) = acc["escalations"]
     assert node["node"] == "cas" and node["n"] == 3 and node["correct"] == 2 and node["rate"] == approx(2 / 3)
     assert (node["low"], node["high"]) == (approx(0.2077, abs=1e-4), approx(0.9385, abs=1e-4))
-    assert acc["end_to_end"]["n"] == 3 and acc["end_to_end"]["rate"] == approx(2 / 3)
+    assert acc["escalation_end_to_end"]["n"] == 3 and acc["escalation_end_to_end"]["rate"] == approx(2 / 3)
     assert acc["manual"] == approx(0.95)
 
 
@@ -175,4 +178,4 @@ def test_dashboard_picks_up_documents_finished_after_the_last_rollup(workflow):
                     truth="billing")
     data = kpis.dashboard([workflow], this_week)
     assert data["summary"]["documents"]["completed"] == 1 and data["summary"]["automation"]["rate"] == 0.0
-    assert data["summary"]["accuracy"]["end_to_end"]["n"] == 1
+    assert data["summary"]["accuracy"]["escalation_end_to_end"]["n"] == 1

@@ -162,17 +162,23 @@ def test_api_numbers_and_what_if(personas, world, api):
 
 
 def test_pack_content_lists_promotions_and_risks(personas, world):
-    from workflows.models.audit import record
+    from django.utils import timezone
+
+    from tests.builders import register_model
+    from workflows.kpi.isoweeks import current_week
+    from workflows.models.registry import PromotionRequest
 
     make_baseline(world["mine"])
-    from workflows.kpi.isoweeks import current_week
-
-    record("promotion.approve", actor=personas["validator"], model="tickets", alias="production", version="tickets:v2",
-           previous="tickets:v1")
-    record("promotion.approve", actor=personas["validator"], model="unrelated", alias="production",
-           version="unrelated:v9")
-    # The audit log is append-only (a trigger on PostgreSQL), so the promotion happens this week.
-    assert [p["version"] for p in kpis.promotions(world["mine"], current_week())] == ["tickets:v2"]
+    # Approved promotion requests of the models the workflow uses, in the week they were approved.
+    for name in ("tickets", "unrelated"):
+        v1 = register_model(name)
+        v2 = register_model(name, sha=f"{name}-v2".ljust(64, "0"), alias="")
+        PromotionRequest.objects.create(version=v2, alias="production", reason="better",
+                                        requested_by=personas["trainer"], status=PromotionRequest.APPROVED,
+                                        decided_by=personas["validator"], decided_at=timezone.now(),
+                                        previous_version=v1)
+    assert [(p["version"], p["previous"]) for p in kpis.promotions(world["mine"], current_week())] == [
+        ("tickets:v2", "tickets:v1")]
     assert kpis.promotions(world["mine"], ledger.W13) == []
     content = kpi_pack.build(world["mine"], ledger.W13)
-    assert any("SLA" in r for r in content["risks"]) and any("3 reviewed" in r for r in content["risks"])
+    assert any("SLA" in r for r in content["risks"]) and any("No spot checks" in r for r in content["risks"])

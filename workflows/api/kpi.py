@@ -77,7 +77,8 @@ def workflow_kpis(request: Request, pk: int) -> Response:
     workflow = get_kpi_workflow(request.user, pk)
     data = readers.dashboard([workflow], _week(request))
     return Response(_plain({"workflow": workflow.pk, "week": data["week_label"], "baseline": data["baseline"],
-                            "cards": data["cards"], "summary": data["summary"], "trend": data["trend"]}))
+                            "cards": data["cards"], "summary": data["summary"], "trend": data["trend"],
+                            "learning": data["learning"]}))
 
 
 @extend_schema(request=BaselineSerializer, responses=BaselineSerializer)

@@ -7,6 +7,10 @@ run counters and the NodeStats merge (on PostgreSQL one prepared statement), the
 at most one per (run, item, node)), review tasks and dead letters; ledger.py writes them.
 Inference happens outside the transaction, so row locks are held for milliseconds.
 
+Model nodes draw spot checks as they record: a sample of the items they decided alone, by a hash of
+(run, item, node) (state.spot_sampled), so any attempt draws the same items; they are written with the
+batch, and the item goes on.
+
 A retried shard skips items already finished and, for the others, replays recorded decisions (their
 outputs and routes) instead of recomputing them: the ledger is the checkpoint.
 """
@@ -31,16 +35,25 @@ from django.utils import timezone
 
 from workflows import statuses
 from workflows.design.references import graph_resolvers
+from workflows.graph.catalog import CATALOG
 from workflows.graph.plan import Plan, Step, plan
 from workflows.models import DeadLetter, Decision, Item, ReviewTask, Run, Shard, WorkflowVersion
 
 from . import state
 from .heartbeat import Heartbeat
 from .launch import maybe_finish_run
-from .ledger import BATCH_HEAD_SQL, execute_prepared, insert_decisions, stats_json, upsert_stats
+from .ledger import (
+    BATCH_HEAD_SQL,
+    execute_prepared,
+    insert_decisions,
+    insert_review_tasks,
+    spots_json,
+    stats_json,
+    upsert_stats,
+)
 from .nodes.base import Handler, Outcome, RunContext, handler_for
 from .observers import after_batch_commit
-from .state import ItemState
+from .state import ItemState, spot_key, spot_sampled, spot_threshold
 from .stats import StatsDelta
 
 logger = logging.getLogger(__name__)
@@ -71,6 +84,9 @@ class Batch:
     parks: list[dict] = field(default_factory=list)
     dead: list[dict] = field(default_factory=list)
     deltas: dict[str, StatsDelta] = field(default_factory=dict)
+    # Spot checks drawn, with the item they sample: kept only for items not parked by the end of the
+    # batch (see ShardRunner.spot_checks).
+    spots: list[tuple[ItemState, dict]] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +104,7 @@ class ShardRunner:
         self.context = RunContext(run_id=run.pk, workflow_id=run.workflow_id, models=run.resolved_models or {},
                                   shard_id=shard.pk, attempt=attempt)
         self.handlers: dict[str, Handler | str] = {}
+        self.sampling: dict[str, tuple[int, int] | None] = {}
         self.batch_no = 0
 
     # -- handlers ---------------------------------------------------------------------------------
@@ -143,6 +160,28 @@ class ShardRunner:
             attempt += 1
         return [r for r in results if r is not None], tries
 
+    def spot_plan(self, step: Step) -> tuple[int, int] | None:
+        """(key, threshold) of a node whose decisions are spot-checked, once per node and shard; None for
+        nodes without a model (a route, a sink, patterns-only extraction) or with spot checks off."""
+        node = step.node.id
+        if node not in self.sampling:
+            node_type = CATALOG.get(step.node.type)
+            threshold = spot_threshold(step.config.get("spot_check"))
+            usable = node_type is not None and any(f.name == "spot_check" for f in node_type.config) and \
+                node_type.uses_model(step.config)
+            self.sampling[node] = (spot_key(self.run.pk, node), threshold) if usable and threshold else None
+        return self.sampling[node]
+
+    @staticmethod
+    def spot_checks(batch: Batch) -> list[dict]:
+        """The spot checks of a batch whose items were not parked. What a spot check estimates is the
+        accuracy of what the model decided ALONE: an item parked for a person anywhere in the line is in
+        the escalated part, which its reviewer measures (kept apart, as escalation accuracy). Sampling it
+        too would mix the unsure items into the unattended ones' sample; leaving it out keeps the sample
+        uniform over exactly the items nobody looks at, so its accuracy is an unbiased estimate of theirs.
+        An item that dies further down still counts: the model did decide it alone."""
+        return [proposal for s, proposal in batch.spots if not s.parked]
+
     # -- one micro-batch --------------------------------------------------------------------------
 
     @staticmethod
@@ -197,7 +236,8 @@ class ShardRunner:
         # its rightmost page; the sort is stable, so an item's decisions keep the plan's order (and
         # their ids, which readers merge outputs by, still follow it).
         batch.decisions.sort(key=_ITEM)
-        self.commit(items, batch.decisions, batch.parks, batch.dead, batch.deltas, batch.now)
+        self.commit(items, batch.decisions, batch.parks, batch.dead, batch.deltas, batch.now,
+                    self.spot_checks(batch) if batch.spots else [])
 
     def record(self, step: Step, fresh: list[ItemState], outcomes: list[Outcome], tries: list[int],
                delta: StatsDelta, batch: Batch) -> None:
@@ -208,6 +248,8 @@ class ShardRunner:
         run_id, batch_id, now = self.run.pk, batch.batch_id, batch.now
         decisions, parks, dead = batch.decisions, batch.parks, batch.dead
         parked_port, dead_port = statuses.PARKED, statuses.DEAD
+        spot = self.spot_plan(step)
+        spot_key_, spot_bound = spot or (0, 0)
         ports, latencies, labels, confidences = [], [], [], []
         errors = 0
         for s, out, tried in zip(fresh, outcomes, tries, strict=True):
@@ -245,6 +287,9 @@ class ShardRunner:
                     targets = routes.get(port)
                     if targets:
                         s.inbox.update(targets)
+                    if spot is not None and not error and spot_sampled(spot_key_, s.item_id, spot_bound):
+                        batch.spots.append((s, _spot_proposal(s.item_id, node, added, label, confidence,
+                                                              out.model_ref)))
             if error:
                 errors += 1
             latency = out.latency_ms
@@ -263,32 +308,30 @@ class ShardRunner:
         delta.observe_many(ports=ports, latencies=latencies, labels=labels, confidences=confidences, errors=errors)
 
     def commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
-               deltas: dict[str, StatsDelta], now: Any) -> None:
+               deltas: dict[str, StatsDelta], now: Any, spots: list[dict] | None = None) -> None:
         """One transaction for the micro-batch. COPY cannot skip decisions already in the ledger; the
         shard fence makes that impossible in normal operation (a retried shard replays what the ledger
         holds), and if it ever happens (one attempt delivered twice) the whole batch is committed again
         with the INSERT that skips them."""
         try:
-            self._commit(items, decisions, parks, dead, deltas, now, fast=True)
+            self._commit(items, decisions, parks, dead, deltas, now, spots or [], fast=True)
         except IntegrityError:
             logger.warning("shard %s: decisions already in the ledger, keeping the recorded ones", self.shard.pk)
-            self._commit(items, decisions, parks, dead, deltas, now, fast=False)
+            self._commit(items, decisions, parks, dead, deltas, now, spots or [], fast=False)
 
     def _commit(self, items: list[ItemState], decisions: list[tuple], parks: list[dict], dead: list[dict],
-                deltas: dict[str, StatsDelta], now: Any, *, fast: bool) -> None:
+                deltas: dict[str, StatsDelta], now: Any, spots: list[dict], *, fast: bool) -> None:
         with transaction.atomic():
             if connection.vendor == "postgresql":
-                self.write_batch_head(items, deltas, now)
+                self.write_batch_head(items, deltas, now, spots)
+                spots = []  # written by the head statement
             else:
                 self.fence_and_count(items, now)
                 if deltas:
                     upsert_stats(self.run.pk, deltas, now)
             insert_decisions(decisions, copy=fast)
-            if parks:
-                ReviewTask.objects.bulk_create([
-                    ReviewTask(run_id=self.run.pk, item_id=p["item_id"], node=p["node"], queue=p["queue"][:80],
-                               instructions=p["instructions"], proposal={"labels": p["labels"], **p["proposal"]})
-                    for p in parks], ignore_conflicts=True)
+            if parks or spots:
+                insert_review_tasks(self.run.pk, parks, spots, now)
             if dead:
                 DeadLetter.objects.bulk_create([
                     DeadLetter(run_id=self.run.pk, item_id=d["item_id"], node=d["node"], reason=d["reason"] or "failed",
@@ -297,13 +340,15 @@ class ShardRunner:
                 nodes = sorted(deltas)
                 transaction.on_commit(lambda: after_batch_commit(self.run.pk, nodes))
 
-    def write_batch_head(self, items: list[ItemState], deltas: dict[str, StatsDelta], now: Any) -> None:
+    def write_batch_head(self, items: list[ItemState], deltas: dict[str, StatsDelta], now: Any,
+                         spots: list[dict] | None = None) -> None:
         """PostgreSQL, first in the batch's transaction: the fence, the items' statuses, the run's
-        counters and the NodeStats sums in one prepared statement (BATCH_HEAD_SQL). Raises Fenced
-        (having written nothing) when this attempt no longer owns the running shard."""
+        counters, the NodeStats sums and the spot checks in one prepared statement (BATCH_HEAD_SQL).
+        Raises Fenced (having written nothing) when this attempt no longer owns the running shard."""
         params = {"sync": "on" if settings.ENGINE_SYNCHRONOUS_COMMIT else "off", "now": now, "shard": self.shard.pk,
                   "attempt": self.attempt, "run": self.run.pk, "ids": [s.item_id for s in items],
-                  "statuses": [s.final_status for s in items], "stats": stats_json(deltas)}
+                  "statuses": [s.final_status for s in items], "stats": stats_json(deltas),
+                  "spots": spots_json(spots or [])}
         fenced = execute_prepared(BATCH_HEAD_SQL, params)[0]
         if fenced != 1:
             raise Fenced(f"shard {self.shard.pk} attempt {self.attempt} is no longer current")
@@ -327,6 +372,23 @@ class ShardRunner:
                     counters[counter] = F(counter) + moved
         if counters:
             Run.objects.filter(pk=self.run.pk).update(**counters)
+
+
+def _spot_proposal(item_id: int, node: str, added: dict[str, Any], label: str | None, confidence: Any,
+                   model_ref: str) -> dict[str, Any]:
+    """What a spot check shows its reviewer: what the model said, as it said it (rare: ~2 % of items)."""
+    proposal: dict[str, Any] = {"model_ref": model_ref}
+    if label is not None:
+        proposal["label"] = label
+    if confidence is not None:
+        proposal["confidence"] = confidence
+    scores = added.get("scores")
+    if isinstance(scores, dict) and scores:
+        proposal["scores"] = scores
+        proposal["labels"] = list(scores)
+    if isinstance(added.get("fields"), dict):
+        proposal["fields"] = added["fields"]
+    return {"item_id": item_id, "node": node, "proposal": proposal}
 
 
 def _finite(value: Any) -> bool:

@@ -5,6 +5,7 @@ No Django here. The executor (I/O) asks this module what may happen next; tests 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,3 +83,34 @@ def resolve_port(*, port: str, error: str, routes: Mapping[str, tuple[str, ...]]
     if error:
         return ERROR_PORT if routes.get(ERROR_PORT) else DEAD
     return port
+
+
+# --- spot checks: which items a model node's decisions are sampled at --------------------------------
+#
+# The sample must be the same on every attempt of a shard (a retry draws the same items, and the
+# unique (run, item, node) of review tasks makes a repeat a no-op) and cost next to nothing on the
+# executor's hot path: one 64-bit key per (run, node), then a few integer operations per item
+# (splitmix64's finaliser: every bit of the item id moves every bit of the result, so consecutive
+# ids are not sampled in a pattern). Python's hash() would not do: string hashing differs between
+# worker processes.
+
+_MASK = (1 << 64) - 1
+_SCALE = 1 << 64
+
+
+def spot_key(run_id: int, node: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{run_id}:{node}".encode(), digest_size=8).digest(), "big")
+
+
+def spot_threshold(percent: Any) -> int:
+    """The share of items to sample, as a bound on the 64-bit hash; 0 for a setting that is not a number."""
+    if isinstance(percent, bool) or not isinstance(percent, int | float) or not percent > 0:
+        return 0
+    return _SCALE if percent >= 100 else int(percent / 100 * _SCALE)
+
+
+def spot_sampled(key: int, item_id: int, threshold: int) -> bool:
+    x = (item_id ^ key) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (x ^ (x >> 31)) < threshold

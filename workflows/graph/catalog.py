@@ -175,6 +175,13 @@ INPUT_FIELD = ConfigField("input_field", "string", _("Input field"), default="te
                           help=_("The item field holding the text to read."))
 RETRIES = ConfigField("retries", "int", _("Retries"), default=2, minimum=0, maximum=10,
                       help=_("Extra attempts for transient errors."))
+# A percentage, as people say it ("2 % of the items"); the executor samples by a hash of the run, the
+# item and the node (engine/state.py: spot_sampled), so a retried shard draws the same sample.
+SPOT_CHECK = ConfigField("spot_check", "float", _("Spot checks (% of what it decides alone)"), default=2.0,
+                         minimum=0, maximum=100,
+                         help=_("A random sample of the items this model decides without a person goes to the "
+                                "spot-check queue, so that its accuracy is measured on them too. 0 turns spot "
+                                "checks off."))
 
 CATALOG: dict[str, NodeType] = {}
 
@@ -230,7 +237,7 @@ register(NodeType(
         ConfigField("shadow", "bool", _("Run the shadow version alongside"), default=False,
                     help=_("Also run the model's shadow alias on the same items; its answers are recorded, "
                          "never routed.")),
-        INPUT_FIELD, RETRIES,
+        SPOT_CHECK, INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=lambda c: {"label", "confidence", "scores"}, outputs=("out", "error"),
 ))
@@ -242,7 +249,7 @@ register(NodeType(
         ConfigField("patterns", "list", _("Patterns"), default=["email", "phone", "iban", "vat", "amount", "date"],
                     choices=PATTERN_KINDS),
         ConfigField("entities", "list", _("Entities"), default=["person"], choices=NER_KINDS),
-        INPUT_FIELD, RETRIES,
+        SPOT_CHECK, INPUT_FIELD, RETRIES,
     ),
     needs=_input_field, adds=_extract_adds, outputs=("out", "error"),
     uses_model=lambda c: bool(c.get("entities")),

@@ -185,6 +185,39 @@ class AccuracyFacts:
         return cls(nodes, Hits.from_json(data.get("e2e")))
 
 
+@dataclass
+class LabelSetFacts:
+    """Completed documents a model decided with a label set that no longer matches (the current production
+    version of its model has other labels, or the label is not among the node's own labels): counted so
+    that the automation and savings claims leave them out. `nodes` keeps, per node and model version,
+    the documents and why ("production" or "node")."""
+
+    documents: int = 0
+    automated: int = 0  # of those, how many no person touched (the automation claim they would inflate)
+    nodes: dict[str, dict[str, list]] = field(default_factory=dict)  # node → model ref → [documents, why]
+
+    def __bool__(self) -> bool:
+        return bool(self.documents)
+
+    def __add__(self, other: LabelSetFacts) -> LabelSetFacts:
+        nodes = {n: dict(refs) for n, refs in self.nodes.items()}
+        for n, refs in other.nodes.items():
+            mine = nodes.setdefault(n, {})
+            for ref, (count, why) in refs.items():
+                mine[ref] = [mine[ref][0] + count, why] if ref in mine else [count, why]
+        return LabelSetFacts(self.documents + other.documents, self.automated + other.automated, nodes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"documents": self.documents, "automated": self.automated,
+                "nodes": {n: {ref: list(v) for ref, v in refs.items()} for n, refs in self.nodes.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> LabelSetFacts:
+        data = data or {}
+        return cls(data.get("documents", 0), data.get("automated", 0),
+                   {n: {ref: list(v) for ref, v in refs.items()} for n, refs in (data.get("nodes") or {}).items()})
+
+
 def _empty_bins() -> list[list[int]]:
     return [[0] * 7 for _ in range(BINS)]
 
@@ -238,6 +271,12 @@ class WeekFacts:
     # Completed documents the large model answered, whichever path then settled them: in the ticket-triage
     # template a person checks every large-model answer, so the "large" path alone reads 0.
     large_used: int = 0
+    # Spot checks per node: a random sample of what the model decided alone, judged by a person. The
+    # unbiased accuracy (`accuracy` above holds the reviews of escalations, the unsure items).
+    spot: AccuracyFacts = field(default_factory=AccuracyFacts)
+    # Documents parked for a person in the week and still waiting: not automated, whatever comes next.
+    waiting: int = 0
+    label_sets: LabelSetFacts = field(default_factory=LabelSetFacts)
 
     def model_refs(self) -> list[str]:
         """Every model reference that decided something this week, sorted."""
@@ -250,7 +289,9 @@ class WeekFacts:
             llm_tokens=self.llm_tokens + other.llm_tokens, reviews=self.reviews + other.reviews,
             cycle=self.cycle + other.cycle, answer=self.answer + other.answer,
             accuracy=self.accuracy + other.accuracy, cascade=_add_dicts(self.cascade, other.cascade),
-            models=_add_dicts(self.models, other.models, add=_add_dicts), large_used=self.large_used + other.large_used)
+            models=_add_dicts(self.models, other.models, add=_add_dicts), large_used=self.large_used + other.large_used,
+            spot=self.spot + other.spot, waiting=self.waiting + other.waiting,
+            label_sets=self.label_sets + other.label_sets)
 
     def to_json(self) -> dict[str, Any]:
         return {"docs": self.docs, "dead": self.dead, "paths": self.paths.to_json(), "cpu": self.cpu.to_json(),
@@ -259,7 +300,10 @@ class WeekFacts:
                 "accuracy": self.accuracy.to_json(), "cascade": {node: c.to_json() for node, c in self.cascade.items()},
                 "models": {node: dict(refs) for node, refs in self.models.items()},
                 # Written only when there is one, so that rows stored before it existed read back unchanged.
-                **({"large_used": self.large_used} if self.large_used else {})}
+                **({"large_used": self.large_used} if self.large_used else {}),
+                **({"spot": self.spot.to_json()} if self.spot.nodes else {}),
+                **({"waiting": self.waiting} if self.waiting else {}),
+                **({"label_sets": self.label_sets.to_json()} if self.label_sets else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WeekFacts:
@@ -271,7 +315,8 @@ class WeekFacts:
             accuracy=AccuracyFacts.from_json(data.get("accuracy")),
             cascade={node: CascadeFacts.from_json(c) for node, c in (data.get("cascade") or {}).items()},
             models={node: dict(refs) for node, refs in (data.get("models") or {}).items()},
-            large_used=data.get("large_used", 0))
+            large_used=data.get("large_used", 0), spot=AccuracyFacts.from_json(data.get("spot")),
+            waiting=data.get("waiting", 0), label_sets=LabelSetFacts.from_json(data.get("label_sets")))
 
     def __getitem__(self, key: str) -> Any:
         """A top-level part by its stored JSON key (`facts["docs"]`), for code written against the stored dict."""

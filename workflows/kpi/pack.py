@@ -53,6 +53,10 @@ def build(workflow: Any, monday: date) -> dict[str, Any]:
         "footprint": s["footprint"], "first_answer": s["first_answer"], "funnel": s["funnel"], "trend": data["trend"],
         "models": facts.model_refs() if facts is not None else [],
         "promotions": readers.promotions(workflow, monday),
+        # What the line learnt: spot-checked accuracy per node week over week, the labels people gave
+        # (the next training's data) and, above, the versions promoted; the cards carry each KPI's change.
+        "learning": {"nodes": data["learning"], "labels": readers.labels_gained(workflow, monday)},
+        "label_sets": s["label_sets"],
         "drift": drift,
         "risks": readers.open_risks(workflow, facts, data["baseline"], drift),
     }
@@ -95,6 +99,12 @@ def _fmt(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
+def _share_unit(row: dict[str, Any], spot_checked: bool) -> str:
+    words = (gettext("share of %(count)s spot-checked, 95%% CI %(low)s–%(high)s") if spot_checked else
+             gettext("share of %(count)s reviewed, 95%% CI %(low)s–%(high)s"))
+    return words % {"count": row["n"], "low": _fmt(row["low"]), "high": _fmt(row["high"])}
+
+
 def csv_rows(content: dict[str, Any], pack: WeeklyPack | None = None) -> list[list[Any]]:
     """The pack as rows. Section, metric and unit names are the file's keys and stay English (a sheet
     that reads them keeps working); the sentences are in the reader's language, and the card titles,
@@ -115,13 +125,28 @@ def csv_rows(content: dict[str, Any], pack: WeeklyPack | None = None) -> list[li
     add(["cycle time", "median", _fmt(ct["median_h"]), "hours"])
     add(["cycle time", "p95", _fmt(ct["p95_h"]), "hours"])
     add(["cycle time", "within SLA", _fmt(ct["within_sla"]), "share"])
+    # Packs signed before spot checks existed hold reviewed accuracy under "nodes" and no "escalations".
+    spot_checked = "escalations" in content["accuracy"]
     for node in content["accuracy"]["nodes"]:
-        add(["accuracy", node["node"], _fmt(node["rate"]),
-             gettext("share of %(count)s reviewed, 95%% CI %(low)s–%(high)s")
-             % {"count": node["n"], "low": _fmt(node["low"]), "high": _fmt(node["high"])}])
+        add(["accuracy", node["node"], _fmt(node["rate"]), _share_unit(node, spot_checked)])
     e2e = content["accuracy"]["end_to_end"]
     add(["accuracy", "end to end", _fmt(e2e["rate"]),
-         gettext("share of %(count)s reviewed documents") % {"count": e2e["n"]}])
+         (gettext("share of %(count)s spot-checked documents") if spot_checked else
+          gettext("share of %(count)s reviewed documents")) % {"count": e2e["n"]}])
+    for node in content["accuracy"].get("escalations") or []:
+        add(["escalation accuracy", node["node"], _fmt(node["rate"]), _share_unit(node, False)])
+    learnt = content.get("learning") or {}
+    for node in learnt.get("nodes") or []:
+        for week in node["weeks"]:
+            add(["learning", f"{node['node']} {week['week']}", _fmt(week["rate"]), _share_unit(week, True)])
+        add(["learning", f"{node['node']} change", _fmt(node["change"]), "share"])
+    for source, count in (learnt.get("labels") or {}).items():
+        add(["labels gained", source, count, "labels"])
+    for card in content["cards"]:
+        add(["change since last week", card["key"], _fmt(card["change"]), card["unit"]])
+    flagged = content.get("label_sets") or {}
+    if flagged.get("documents"):
+        add(["label sets", "documents flagged", flagged["documents"], "documents"])
     # A pack without a baseline has no savings and no costs (None in its content).
     for key, value in (content["savings"] or {}).items():
         add(["savings", key, _fmt(value), "" if key == "documents" else "EUR"])

@@ -2,13 +2,17 @@
 which week; facts.py what is kept).
 
 Which week a document belongs to: the week in which it finished — completed or given up as a dead
-letter. Documents still waiting for a reviewer count in the week they are finally completed.
+letter. A document still waiting for a reviewer counts as waiting (not automated) in the week it was
+parked, and as a completed document in the week a person's decision lets it finish.
 
 Freshness: `ensure_fresh` looks for items finished (and labels written) after the workflow's mark
 and rebuilds only the weeks they fall in — with an idle ledger it costs one indexed query. The mark
-trails the rebuild by REFRESH_MARGIN so a transaction that committed late is still picked up. What
-it does not notice: a dead letter retried into a later week is counted in its old week until
-`rebuild(workflow)` runs (the signed pack keeps what was signed in any case).
+trails the rebuild by REFRESH_MARGIN so a transaction that committed late is still picked up. It
+also notices escalations decided since (the week the item waited in; decided_at has no index, so
+this is a scan of the review tasks, small beside the ledger) and production aliases moved since
+(the label sets documents are judged against: every week of a workflow that used the model is
+counted again). What it does not notice: a dead letter retried into a later week is counted in its
+old week until `rebuild(workflow)` runs (the signed pack keeps what was signed in any case).
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ from workflows.kpi.facts import (
     CascadeFacts,
     Distribution,
     Hits,
+    LabelSetFacts,
     N,
     WeekFacts,
     merge_all,
 )
 from workflows.kpi.isoweeks import conf_bin, week_bounds, week_start_of
 from workflows.models import Decision, Item, KpiRefresh, KpiWeek, NodeStats, ReviewTask, Run
-from workflows.models.registry import Label
+from workflows.models.registry import REF, Alias, Label, ModelVersion
 
 REFRESH_MARGIN = timedelta(seconds=10)  # longer than any micro-batch commit takes
 CHUNK = 2000  # item ids per IN (...) query
@@ -86,6 +91,9 @@ class _Ledger:
     per_call: dict[tuple[int, str], tuple[float, float]]  # (run, node) → (euros, tokens) per large-model call
     reviews: dict[int, int]  # item → decided review tasks
     truth: dict[tuple[int, str], tuple[str, str]]  # (item, node) → (reviewed label, predicted label)
+    escalated: set[int] = field(default_factory=set)  # items a person decided
+    spot: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)  # the same, from spot checks
+    node_labels: dict[tuple[int, str], frozenset[str]] = field(default_factory=dict)  # (run, node) → its labels
 
 
 @dataclass
@@ -116,13 +124,16 @@ def _num(value: Any) -> float | None:
 def compute_week(workflow_id: int, monday: date) -> WeekFacts | None:
     """The facts of one workflow's week straight from the ledger; None when nothing finished in it."""
     items = _finished_items(workflow_id, monday)
-    if not items:
+    waiting = _waiting_items(workflow_id, monday)
+    if not items and not waiting:
         return None
     ledger = _read_ledger(items)
-    facts = WeekFacts()
+    facts = WeekFacts(waiting=waiting)
     per_item = _count_decisions(ledger, facts)
     _count_documents(ledger, per_item, facts)
-    facts.accuracy = _count_accuracy(ledger)
+    facts.accuracy = _count_accuracy(ledger.truth, ledger)
+    facts.spot = _count_accuracy(ledger.spot, ledger)
+    facts.label_sets = _count_label_sets(ledger, per_item)
     return facts
 
 
@@ -134,6 +145,14 @@ def _finished_items(workflow_id: int, monday: date) -> dict[int, _Finished]:
     return {item_id: _Finished(*rest) for item_id, *rest in rows}
 
 
+def _waiting_items(workflow_id: int, monday: date) -> int:
+    """Documents parked for a person in the week (the ledger sets finished_at when it parks an item, and
+    clears it when a decision resumes it) and still waiting."""
+    start, end = week_bounds(monday)
+    return Item.objects.filter(run__workflow_id=workflow_id, status=Item.PARKED, finished_at__gte=start,
+                               finished_at__lt=end).count()
+
+
 def _read_ledger(items: dict[int, _Finished]) -> _Ledger:
     # By (run, item ids), in chunks, along the ledger's unique (run, item, node) index: the same plan
     # on SQLite and PostgreSQL whatever the size of the ledger (a join on the week's range let
@@ -143,8 +162,9 @@ def _read_ledger(items: dict[int, _Finished]) -> _Ledger:
         by_run.setdefault(item.run_id, []).append(item_id)
     chunks = [(run_id, ids[i:i + CHUNK]) for run_id, ids in by_run.items() for i in range(0, len(ids), CHUNK)]
     cpu_share, per_call = _node_costs(set(by_run))
-    reviews, truth = _reviews_and_truth([chunk for _run, chunk in chunks])
-    return _Ledger(items, _decisions(chunks), cpu_share, per_call, reviews, truth)
+    reviews, escalated, truth, spot = _reviews_and_truth([chunk for _run, chunk in chunks])
+    return _Ledger(items, _decisions(chunks), cpu_share, per_call, reviews, truth, escalated, spot,
+                   _node_labels(set(by_run)))
 
 
 def _decisions(chunks: list[tuple[int, list[int]]]) -> list[_Decision]:
@@ -175,23 +195,46 @@ def _node_costs(run_ids: set[int]) -> tuple[dict[tuple[int, str], float], dict[t
     return cpu_share, per_call
 
 
-def _reviews_and_truth(chunks: list[list[int]]) -> tuple[dict[int, int], dict[tuple[int, str], tuple[str, str]]]:
-    """Decided review tasks per item, and the reviewed label with the prediction it judged per (item, node)."""
+Truth = dict[tuple[int, str], tuple[str, str]]
+
+
+def _reviews_and_truth(chunks: list[list[int]]) -> tuple[dict[int, int], set[int], Truth, Truth]:
+    """Decided review tasks per item (a person's time, spot checks included); the items a person decided
+    (escalations: a spot check is the factory measuring itself, its item went on without anyone); and
+    per (item, node) the judged label with the prediction it judged, from reviews of escalations and,
+    apart, from spot checks. Class labels only."""
     reviews: dict[int, int] = defaultdict(int)
-    truth: dict[tuple[int, str], tuple[str, str]] = {}
+    escalated: set[int] = set()
+    truth: Truth = {}
+    spot: Truth = {}
     for chunk in chunks:
-        for item_id in ReviewTask.objects.filter(item_id__in=chunk, status=ReviewTask.DECIDED).values_list(
-                "item_id", flat=True):
+        for item_id, kind in ReviewTask.objects.filter(item_id__in=chunk, status=ReviewTask.DECIDED).values_list(
+                "item_id", "kind"):
             reviews[item_id] += 1
-        for item_id, node, label, predicted in Label.objects.filter(item_id__in=chunk, source=Label.REVIEW).values_list(
-                "item_id", "node", "label", "predicted"):
-            truth[(item_id, node)] = (label, predicted)
-    return dict(reviews), truth
+            if kind == ReviewTask.ESCALATION:
+                escalated.add(item_id)
+        for item_id, node, label, predicted, source in Label.objects.filter(
+                item_id__in=chunk, source__in=[Label.REVIEW, Label.SPOT_CHECK], field="").values_list(
+                "item_id", "node", "label", "predicted", "source"):
+            (spot if source == Label.SPOT_CHECK else truth)[(item_id, node)] = (label, predicted)
+    return dict(reviews), escalated, truth, spot
+
+
+def _node_labels(run_ids: set[int]) -> dict[tuple[int, str], frozenset[str]]:
+    """Per (run, node): the labels the node itself names (a zero-shot classify step's, a cascade's), as
+    the version the run ran had them."""
+    out: dict[tuple[int, str], frozenset[str]] = {}
+    for run_id, graph in Run.objects.filter(id__in=run_ids).values_list("id", "version__graph"):
+        for n in (graph or {}).get("nodes") or []:
+            labels = (n.get("config") or {}).get("labels") if isinstance(n, dict) else None
+            if isinstance(labels, dict | list) and labels:
+                out[(run_id, str(n.get("id")))] = frozenset(str(x) for x in labels)
+    return out
 
 
 def _count_decisions(ledger: _Ledger, facts: WeekFacts) -> _PerItem:
     """Walk the decisions once: per-item CPU, euros, tokens and first answer; models used; cascade facts."""
-    per_item = _PerItem(human=set(ledger.reviews))
+    per_item = _PerItem(human=set(ledger.escalated))
     for d in ledger.decisions:
         share = ledger.cpu_share.get((d.run_id, d.node), 0.0)
         per_item.cpu[d.item_id] += share
@@ -290,12 +333,12 @@ def _count_documents(ledger: _Ledger, per_item: _PerItem, facts: WeekFacts) -> N
     facts.answer = Distribution.of(answer)
 
 
-def _count_accuracy(ledger: _Ledger) -> AccuracyFacts:
-    """Per node: reviewed predictions and right ones; end to end: reviewed documents all of whose reviewed
+def _count_accuracy(truth: Truth, ledger: _Ledger) -> AccuracyFacts:
+    """Per node: judged predictions and right ones; end to end: judged documents all of whose judged
     predictions were right."""
     nodes: dict[str, Hits] = {}
     e2e: dict[int, bool] = {}
-    for (item_id, node), (label, predicted) in ledger.truth.items():
+    for (item_id, node), (label, predicted) in truth.items():
         if not predicted or item_id not in ledger.items:
             continue
         hits = nodes.setdefault(node, Hits())
@@ -303,6 +346,60 @@ def _count_accuracy(ledger: _Ledger) -> AccuracyFacts:
         hits.correct += int(label == predicted)
         e2e[item_id] = e2e.get(item_id, True) and label == predicted
     return AccuracyFacts(nodes, Hits(len(e2e), sum(e2e.values())))
+
+
+def _count_label_sets(ledger: _Ledger, per_item: _PerItem) -> LabelSetFacts:
+    """Completed documents a model labelled with a label set that no longer matches: a label outside the
+    node's own labels ("node"), or a model version whose labels differ from its model's current
+    production version ("production": a promotion changed the label set since, or this version was
+    the mistake). Read against production as it is now: ensure_fresh rebuilds a workflow's weeks when a
+    production alias it used moves."""
+    refs = {d.model_ref for d in ledger.decisions if d.label is not None and d.model_ref}
+    versions = _version_labels(refs)
+    production = _production_labels({name for name, _labels in versions.values()})
+    found = LabelSetFacts()
+    flagged: dict[int, bool] = {}
+    for d in ledger.decisions:
+        item = ledger.items.get(d.item_id)
+        if d.label is None or item is None or item.status != Item.DONE:
+            continue
+        own = ledger.node_labels.get((d.run_id, d.node))
+        version = versions.get(d.model_ref)
+        why = None
+        if own and d.label not in own:
+            why = "node"
+        elif version is not None and version[1] and production.get(version[0]) not in (None, version[1]):
+            why = "production"
+        if why is None:
+            continue
+        counts = found.nodes.setdefault(d.node, {}).setdefault(d.model_ref, [0, why])
+        counts[0] += 1
+        flagged[d.item_id] = True
+    found.documents = len(flagged)
+    found.automated = sum(per_item.path_of(item_id) != "human" for item_id in flagged)
+    return found
+
+
+def _version_labels(refs: set[str]) -> dict[str, tuple[str, frozenset[str]]]:
+    """model ref → (model name, its labels), for references to a registered version ("name:v3")."""
+    wanted: dict[tuple[str, int], str] = {}
+    for ref in refs:
+        match = REF.match(ref)
+        if match and match["number"]:
+            wanted[(match["name"], int(match["number"]))] = ref
+    out: dict[str, tuple[str, frozenset[str]]] = {}
+    if not wanted:
+        return out
+    for name, number, labels in ModelVersion.objects.filter(model__name__in={n for n, _ in wanted}).values_list(
+            "model__name", "number", "labels"):
+        if (name, number) in wanted:
+            out[wanted[(name, number)]] = (name, frozenset(str(x) for x in labels or []))
+    return out
+
+
+def _production_labels(names: set[str]) -> dict[str, frozenset[str]]:
+    return {name: frozenset(str(x) for x in labels or []) for name, labels in Alias.objects.filter(
+        name="production", model__name__in=names).values_list("model__name", "version__labels")}
 
 
 # --- keeping KpiWeek rows fresh -------------------------------------------------------------------
@@ -365,7 +462,11 @@ def ensure_fresh(workflow_ids: list[int]) -> None:
     if not known:
         return
     started = timezone.now()
-    changes = _changes_since(min(marks[w] for w in known))
+    lowest = min(marks[w] for w in known)
+    for w in _moved_production(known, marks, lowest):
+        rebuild(w)
+        known.remove(w)
+    changes = _changes_since(lowest)
     if not changes:
         return
     workflow_of = dict(Run.objects.filter(id__in={c[0] for c in changes}, workflow_id__in=known).values_list(
@@ -381,10 +482,29 @@ def ensure_fresh(workflow_ids: list[int]) -> None:
         _set_mark(w, started - REFRESH_MARGIN)
 
 
+def _moved_production(known: list[int], marks: dict[int, datetime], lowest: datetime) -> list[int]:
+    """Workflows whose weeks used a model whose production alias moved after their mark: the label sets
+    their documents are judged against changed, so each of their weeks is counted again (promotions
+    are rare; a rebuild costs a workflow's weeks once)."""
+    moved = dict(Alias.objects.filter(name="production", updated_at__gt=lowest)
+                 .values_list("model__name", "updated_at"))
+    if not moved:
+        return []
+    stale = set()
+    for w, models in KpiWeek.objects.filter(workflow_id__in=known).values_list("workflow_id", "facts__models"):
+        names = {ref.split(":")[0] for refs in (models or {}).values() for ref in refs}
+        if any(moved[name] > marks[w] for name in names & set(moved)):
+            stale.add(w)
+    return sorted(stale)
+
+
 def _changes_since(lowest: datetime) -> list[tuple[int, datetime, datetime]]:
-    """(run, moment that made it stale, week-defining finish time) of items finished or labelled since."""
+    """(run, moment that made it stale, week-defining time) of items finished (or parked) or labelled
+    since, and of escalations decided since: the item leaves the week it waited in."""
     changes = [(run, finished, finished) for run, finished in
                Item.objects.filter(finished_at__gt=lowest).values_list("run_id", "finished_at")]
+    changes += [(run, decided, parked) for run, decided, parked in ReviewTask.objects.filter(
+        decided_at__gt=lowest, kind=ReviewTask.ESCALATION).values_list("run_id", "decided_at", "created_at")]
     labels = Label.objects.filter(created_at__gt=lowest, item__isnull=False)
     labelled = dict(labels.values_list("item_id", "created_at"))
     if labelled:
