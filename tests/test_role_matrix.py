@@ -268,7 +268,10 @@ def governance_rows() -> list[Row]:
         Row("model-import", "post", "/models/import/", TRAINERS, "onnx", api=False),
         Row("labelled-set-upload", "post", "/models/labelled-sets/", TRAINERS, "csv", api=False),
         Row("model-train", "post", "/models/{model}/train/", TRAINERS, {"labelled_set": "{labelled}"}, api=False),
-        Row("model-optimise", "post", "/models/{model}/v1/optimise/", TRAINERS, {}, api=False),
+        Row("model-optimise", "post", "/models/{enc}/v1/optimise/", TRAINERS, {}, api=False),
+        Row("classifier-create", "post", "/models/new/", TRAINERS, {"name": "{model}-new", "labels": "a\nb"},
+            api=False),
+        Row("node-classifier", "post", "/workflows/{zs}/nodes/cls/classifier/", TRAINERS, {}, api=False),
         Row("model-job", "get", "/models/jobs/{job}/", EVERY_ROLE, api=False),
         Row("model-rollback", "post", "/models/{model}/rollback/", REQUESTERS,
             {"alias": "production", "reason": "x"}, api=False),
@@ -288,7 +291,10 @@ def governance_rows() -> list[Row]:
         Row("api-model", "get", "/api/models/{model}/", EVERY_ROLE),
         Row("api-model-import", "post", "/api/models/import/", TRAINERS, "onnx"),
         Row("api-model-train", "post", "/api/models/{model}/train/", TRAINERS, {"labelled_set": "{labelled}"}),
-        Row("api-model-optimise", "post", "/api/models/{model}/v1/optimise/", TRAINERS, {}),
+        Row("api-model-optimise", "post", "/api/models/{enc}/v1/optimise/", TRAINERS, {}),
+        Row("api-classifier-create", "post", "/api/classifiers/", TRAINERS,
+            {"name": "{model}-new", "labels": ["a", "b"]}),
+        Row("api-node-classifier", "post", "/api/workflows/{zs}/nodes/cls/classifier/", TRAINERS, {}),
         Row("api-job", "get", "/api/jobs/{job}/", EVERY_ROLE),
         Row("api-labelled-sets", "get", "/api/labelled-sets/", EVERY_ROLE),
         Row("api-labelled-sets", "post", "/api/labelled-sets/", TRAINERS, "csv"),
@@ -325,7 +331,18 @@ def _governance_objects(personas, n: int) -> dict[str, object]:
                                               requested_by=personas["designer"], status=PromotionRequest.READY)
     job = create_job(kind=ModelJob.OPTIMISE, model=v1.model, base_version=v1, created_by=personas["trainer"])
     ReviewTask.objects.filter(pk=ids["review"]).update(proposal={"label": "billing", "confidence": 0.5})
-    return {**ids, "model": name, "labelled": labelled.pk, "request": request.pk, "job": job.pk}
+    from tests.builders import edge, make_workflow, node
+
+    zero_shot = make_workflow(personas["designer"], {
+        "nodes": [node("src", "source.upload", fields=["text"]),
+                  node("cls", "classify", model="minilm@production", method="zero_shot",
+                       labels={"billing": "invoices", "technical": "errors"}), node("out", "sink.table")],
+        "edges": [edge("src", "cls"), edge("cls", "out")]}, name=f"Zero-shot {n}")
+    # Optimising is offered for encoders only (a trained head is refused: int8 buys it nothing).
+    register_version(model_name=f"enc{n}", kind="embedder", runtime="minilm", source="packaged",
+                     meta={"sha256": f"{n + 500:064d}", "size": 1})
+    return {**ids, "model": name, "labelled": labelled.pk, "request": request.pk, "job": job.pk, "zs": zero_shot.pk,
+            "enc": f"enc{n}"}
 
 
 def _governance_request(client: Client, row: Row, ids: dict[str, object], n: int):

@@ -31,7 +31,8 @@ def test_a_correction_becomes_a_label_and_resumes_the_item(personas, keyword_mod
     run = launch.create_run(workflow, user=personas["operator"],
                             items=[{"text": "fattura"}, {"text": "invoice"}, {"text": "crash"}])
     drain()
-    tasks = {t.item.payload["text"]: t for t in ReviewTask.objects.filter(run=run).select_related("item")}
+    escalations = ReviewTask.objects.filter(run=run, kind=ReviewTask.ESCALATION).select_related("item")
+    tasks = {t.item.payload["text"]: t for t in escalations}
     assert set(tasks) == {"fattura", "crash"}
     client.force_login(personas["operator"])
     page = client.get("/review/").content.decode()
@@ -53,9 +54,10 @@ def test_a_correction_becomes_a_label_and_resumes_the_item(personas, keyword_mod
     item = Item.objects.get(run=run, payload__text="fattura")
     assert item.status == "done" and Decision.objects.filter(item=item, node="out").exists()
     assert Run.objects.get(pk=run.pk).items_parked == 0
-    from workflows.governance.review import live_accuracy
+    from workflows.governance.accuracy import node_accuracy
 
-    assert [(a["node"], a["reviewed"], a["correct"], a["accuracy"]) for a in live_accuracy()] == [("cls", 2, 1, 0.5)]
+    assert [(a.node, a.escalated.n, a.escalated.correct, a.escalated.rate, a.spot.n) for a in node_accuracy()] == [
+        ("cls", 2, 1, 0.5, 0)]
     assert "50.0 %" in client.get("/review/").content.decode()
 
 
@@ -63,7 +65,7 @@ def test_a_wrong_label_is_refused(personas, keyword_models, client):
     workflow = make_workflow(personas["designer"], review_graph(), name="Reviewed")
     run = launch.create_run(workflow, user=personas["operator"], items=[{"text": "crash"}])
     drain()
-    task = ReviewTask.objects.get(run=run)
+    task = ReviewTask.objects.get(run=run, kind=ReviewTask.ESCALATION)
     client.force_login(personas["operator"])
     client.post(f"/review/{task.pk}/decide/", {"label": "sport"})
     task.refresh_from_db()
@@ -126,7 +128,7 @@ def test_drift_actions_route_everything_to_review_and_request_a_rollback(persona
     run = launch.create_run(workflow, user=personas["operator"], items=[{"text": "invoice"}])
     drain()
     assert Decision.objects.get(run=run, node="route").port == "else"  # even a sure 'billing' goes to review
-    assert ReviewTask.objects.filter(run=run).count() == 1
+    assert ReviewTask.objects.filter(run=run, kind=ReviewTask.ESCALATION).count() == 1
     # Roll back: there is no earlier production yet, so it says so; operators may not ask.
     client.force_login(personas["operator"])
     assert client.post("/drift/action/", {"action": "rollback", "model": "tickets", "node": "cls"}).status_code == 403

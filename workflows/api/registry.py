@@ -28,6 +28,7 @@ from workflows.access import (
 )
 from workflows.design import texts
 from workflows.governance import drift, evaluation, labelsets, optimise, promotion, review, training
+from workflows.governance.accuracy import node_accuracy
 from workflows.governance.artifacts import import_model
 from workflows.governance.importer import ModelRejected
 from workflows.governance.usage import version_usage, workflows_using
@@ -66,9 +67,15 @@ class ModelImportForm(serializers.Serializer):
 
 
 class LabelledSetForm(serializers.Serializer):
-    file = serializers.FileField(help_text="CSV or XLSX with `text` and `label` columns.")
+    file = serializers.FileField(help_text="CSV or XLSX, one document a row.")
     name = serializers.CharField(required=False, allow_blank=True, max_length=120, help_text="Default: the file name.")
     model = serializers.CharField(required=False, allow_blank=True, max_length=80)
+    mapping = serializers.JSONField(required=False, binary=True,
+                                    help_text='{"text": column, "label": column, "segments": [columns]}; guessed '
+                                    "from the columns' names when omitted (as `preview` shows).")
+    preview = serializers.BooleanField(required=False, default=False,
+                                       help_text="Only read the file: its columns, first rows and the mapping "
+                                       "guessed; nothing is saved.")
 
 
 class PromotionRequestSerializer(serializers.Serializer):
@@ -83,12 +90,16 @@ class PromotionRequestSerializer(serializers.Serializer):
 class PromotionDecisionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["approve", "reject", "cancel"])
     reason = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="", max_length=2000)
+    acknowledge_label_change = serializers.BooleanField(
+        required=False, default=False, help_text="Approving a version whose labels differ from what the alias gives "
+        "today (see the request's `label_change`) changes every workflow on it: say so explicitly.")
 
 
 class TrainSerializer(serializers.Serializer):
     labelled_set = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="", max_length=120)
     use_reviews = serializers.BooleanField(required=False, default=True)
-    C = serializers.FloatField(required=False, default=10.0, min_value=1e-6, max_value=1e6)
+    # Fixes the regularisation; left out, cross-validation chooses it.
+    C = serializers.FloatField(required=False, default=None, allow_null=True, min_value=1e-6, max_value=1e6)
 
 
 class OptimiseSerializer(serializers.Serializer):
@@ -148,11 +159,15 @@ def promotion_json(r: PromotionRequest) -> dict[str, Any]:
             "previous_version": r.previous_version.ref if r.previous_version_id else None,
             "labelled_set": r.labelled_set.name if r.labelled_set_id else None,
             "evidence": evaluation.for_display(r.evidence) if r.evidence else r.evidence,
-            "evidence_error": r.evidence_error}
+            "evidence_error": r.evidence_error,
+            "label_change": promotion.label_change(r) if r.is_open else None,
+            "label_change_acknowledged": r.label_change_acknowledged,
+            "approval_blockers": promotion.approval_blockers(r) if r.is_open else []}
 
 
 def job_json(j: ModelJob) -> dict[str, Any]:
-    return {"id": j.pk, "kind": j.kind, "model": j.model.name, "base_version": j.base_version.ref, "status": j.status,
+    return {"id": j.pk, "kind": j.kind, "model": j.model.name,
+            "base_version": j.base_version.ref if j.base_version_id else None, "status": j.status,
             "progress": j.progress, "message": j.message, "error": j.error, "report": j.report,
             "result_version": j.result_version.ref if j.result_version_id else None,
             "labelled_set": j.labelled_set.name if j.labelled_set_id else None,
@@ -197,7 +212,9 @@ def model_import(request: Request) -> Response:
 @doc(methods=["GET"], operation_id="labelled_sets_list", responses=ARRAY,
      description="Every labelled set (without items).")
 @doc(methods=["POST"], operation_id="labelled_sets_create", request={"multipart/form-data": LabelledSetForm},
-     responses={201: OpenApiTypes.OBJECT}, description="Upload a labelled set (CSV or XLSX).")
+     responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+     description="Upload a labelled set (CSV or XLSX) with an optional column `mapping`; with `preview` the file is "
+     "only read (200: columns, first rows, suggested mapping).")
 @api_view(["GET", "POST"])
 @parser_classes([MultiPartParser, FormParser])
 def labelled_sets(request: Request) -> Response:
@@ -210,7 +227,13 @@ def labelled_sets(request: Request) -> Response:
     form = parsed(LabelledSetForm, request)
     upload = form["file"]
     try:
-        items = labelsets.parse_labelled_file(upload.name, upload.read())
+        read = labelsets.read_file(upload.name, upload.read())
+        if form["preview"]:
+            shown = labelsets.preview(read)
+            return Response({**read.preview(), "suggested_mapping": {
+                "text": shown.suggested.text or None, "label": shown.suggested.label or None,
+                "segments": list(shown.suggested.segments)}})
+        items = labelsets.items_from(read, labelsets.mapping_from(form.get("mapping")))
         labelled = labelsets.create_labelled_set(
             name=form["name"] or upload.name.rsplit(".", 1)[0], items=items, user=request.user,
             model=RegisteredModel.objects.filter(name=form["model"]).first() if form.get("model") else None)
@@ -270,7 +293,8 @@ def promotion_decide(request: Request, pk: int) -> Response:
     action, reason = form["action"], form["reason"] or ""
     try:
         if action == "approve":
-            req = promotion.approve(req, user=request.user, reason=reason)
+            req = promotion.approve(req, user=request.user, reason=reason,
+                                    acknowledge_label_change=form["acknowledge_label_change"])
         elif action == "reject":
             req = promotion.reject(req, user=request.user, reason=reason)
         else:
@@ -314,36 +338,39 @@ def job_detail(request: Request, pk: int) -> Response:
     return Response(job_json(get_job_for_user(request.user, pk)))
 
 
-@doc(parameters=[OpenApiParameter("queue", str)], description="Items waiting for review, with the model's proposal, "
-     "and live accuracy per node.")
+@doc(parameters=[OpenApiParameter("queue", str),
+                 OpenApiParameter("kind", str, description="'escalation' or 'spot_check'; both when absent.")],
+     description="Items waiting for review, each with the model's label and its alternatives, every output the "
+                 "line produced so far (extracted fields, summary, drafted answer) and a large model's suggestion; "
+                 "live accuracy per node on escalations and on spot checks, apart.")
 @api_view(["GET"])
 def review_tasks(request: Request) -> Response:
     require(request.user, "review.work")
-    tasks = []
-    for task in review.open_tasks(text_query(request).get("queue") or "")[:200]:
-        decision = review.model_decision(task)
-        proposal = review.proposal_of(task)
-        tasks.append({"id": task.pk, "run": task.run_id, "item": task.item_id, "seq": task.item.seq,
-                      "queue": task.queue, "text": (task.item.payload or {}).get("text"),
-                      "proposal": proposal.get("label"),
-                      "confidence": proposal.get("confidence"), "labels": review.allowed_labels(task, decision),
-                      "model_ref": decision.model_ref if decision else None})
-    return Response({"tasks": tasks, "accuracy": review.live_accuracy()})
+    query = text_query(request)
+    views = review.task_views(review.open_tasks(query.get("queue") or "", review.kind_of(query.get("kind")))[:200])
+    return Response({"tasks": [v.as_json() for v in views], "accuracy": [a.as_json() for a in node_accuracy()]})
 
 
 @doc(request=ReviewLabelSerializer, responses={200: OpenApiTypes.OBJECT, 409: CONFLICT},
-     description="Accept (the proposal) or correct; the label is kept and the item resumes downstream.")
+     description="Accept (the proposal) or correct the label, and correct any output: `fields` (an object of "
+                 "extracted fields, each a text or a list of texts; empty removes), `summary`, `answer`. Each "
+                 "correction becomes a label; an escalated item resumes downstream with the corrected values, a "
+                 "spot check is only recorded. An output this item does not have is refused, by name.")
 @api_view(["POST"])
 def review_label(request: Request, pk: int) -> Response:
     task = get_review_task_for_user(request.user, pk)
     form = parsed(ReviewLabelSerializer, request)
     try:
-        label = review.decide(task, user=request.user, label=form["label"])
+        _, fields, texts, extra = review.decision_body(request.data)
+        decided = review.decide_task(task, user=request.user, label=form["label"], fields=fields, texts=texts,
+                                     extra=extra)
     except ValidationError as exc:
         return _bad(exc)
-    if label is None:
+    if decided is None or decided.label is None:
         return Response({"detail": gettext("This item was already decided.")}, status=status.HTTP_409_CONFLICT)
-    return Response({"task": task.pk, "label": label.label, "predicted": label.predicted, "corrected": label.corrected})
+    label = decided.label
+    return Response({"task": task.pk, "label": label.label, "predicted": label.predicted, "corrected": label.corrected,
+                     "corrections": [c.field for c in decided.corrections]})
 
 
 @doc(responses=ARRAY)

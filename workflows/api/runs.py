@@ -286,7 +286,11 @@ class ReviewDecisionSerializer(serializers.Serializer):
 
 
 @extend_schema(request=ReviewDecisionSerializer, responses=OpenApiTypes.OBJECT,
-               description="Decide a parked item; it resumes downstream of its review node.")
+               description="Decide a review task: `label` (accept the proposal or correct it), and any output to "
+                           "correct: `fields` (an object of extracted fields, each a text or a list of texts; empty "
+                           "removes), `summary`, `answer`. An escalated item resumes downstream with the corrected "
+                           "values; a spot check is only recorded. Corrections need the label too; an output this "
+                           "item does not have is refused, by name.")
 @api_view(["POST"])
 def review_decide(request: Request, pk: int) -> Response:
     require(request.user, "review.work")
@@ -296,17 +300,23 @@ def review_decide(request: Request, pk: int) -> Response:
     data = ReviewDecisionSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     label = data.validated_data.get("label")
-    extra = {k: v for k, v in data.validated_data.items() if k != "label" and v not in (None, "")}
-    if label:
-        # A label is a correction or an acceptance: it becomes a Label row (training data, live accuracy).
+    extra = {"note": data.validated_data["note"]} if data.validated_data.get("note") else {}
+    fields = data.validated_data.get("fields") or {}
+    # Every other key names a text output (summary, answer): a misspelt one is refused, not ignored.
+    texts = {k: v for k, v in request.data.items() if k not in ("label", "fields", "note")}
+    if label or fields or texts or task.kind == ReviewTask.SPOT_CHECK:
+        # A label is a correction or an acceptance: it becomes a Label row (training data, live accuracy),
+        # and so does each corrected output.
         from django.core.exceptions import ValidationError as DjangoValidationError
 
         try:
-            decided = decide(task, user=request.user, label=label, extra=extra) is not None
+            made = decide(task, user=request.user, label=label or "", extra=extra, fields=fields, texts=texts)
         except DjangoValidationError as exc:
             return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
-    else:
-        decided = launch.decide_review(task, user=request.user, result=extra)
-    if not decided:
+        if made is None:
+            return Response({"detail": gettext("This item was already decided.")}, status=status.HTTP_409_CONFLICT)
+        return Response({"decided": task.pk, "label": made.label, "corrected": made.corrected,
+                         "corrections": [c.field for c in made.corrections]})
+    if not launch.decide_review(task, user=request.user, result=extra):
         return Response({"detail": gettext("This item was already decided.")}, status=status.HTTP_409_CONFLICT)
     return Response({"decided": task.pk})

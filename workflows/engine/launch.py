@@ -284,9 +284,12 @@ def retry_dead_letters(run: Any, *, user: Any) -> int:
 
 
 def decide_review(task: Any, *, user: Any, result: dict[str, Any]) -> bool:
-    """Record a reviewer's answer and resume the item downstream of its review node."""
+    """Record a reviewer's answer and resume the item downstream of its review node.
+
+    `result` (the label, corrected fields, summary, answer) is merged into the item when it resumes.
+    A spot check never comes here: its item was not parked and has gone on already."""
     with transaction.atomic():
-        changed = ReviewTask.objects.filter(pk=task.pk, status=ReviewTask.OPEN).update(
+        changed = ReviewTask.objects.filter(pk=task.pk, status=ReviewTask.OPEN, kind=ReviewTask.ESCALATION).update(
             status=ReviewTask.DECIDED, result={**result, "reviewed": True}, decided_by=user, decided_at=timezone.now())
         if not changed:
             return False

@@ -384,6 +384,8 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
             "cost_eur": usage.get("cost_eur") if usage else None, "review": review_of(reviews.get(d.node))})
         if d.port not in ("dead", "parked") and isinstance(d.output, dict):
             merge_fields(data, d.output)
+        elif d.port == "parked" and isinstance(answer := _answer(reviews.get(d.node)), dict):
+            merge_fields(data, answer)  # what the item resumed with, as the executor merges it
     return {
         "id": item.pk, "seq": item.seq, "status": item.status, "payload": item.payload, "result": data,
         "decisions": steps,
@@ -416,6 +418,13 @@ def as_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _answer(task: Any) -> dict[str, Any] | None:
+    """What a decided escalation resumed its item with (the reviewer's label and edits)."""
+    if task is None or task.status != task.DECIDED or getattr(task, "kind", "escalation") != task.ESCALATION:
+        return None
+    return task.result
+
+
 def review_of(task: Any) -> dict[str, Any] | None:
     """A review node's human decision: the reviewer's override of what the models proposed."""
     if task is None:
@@ -442,13 +451,18 @@ def result_rows(run: Run, node: str | None) -> Iterator[dict[str, Any]]:
         chunk = list(items.filter(seq__gte=start, seq__lt=start + 1000).values_list("id", "seq", "status", "payload"))
         outputs: dict[int, dict] = {}
         errors: dict[int, str] = {}
-        for item_id, port, output, error in Decision.objects.filter(
-                run=run, item_id__in=[c[0] for c in chunk]).order_by("id").values_list(
-                "item_id", "port", "output", "error"):
+        ids = [c[0] for c in chunk]
+        answers = {(item_id, node): result for item_id, node, result in ReviewTask.objects.filter(
+            run=run, item_id__in=ids, status=ReviewTask.DECIDED, kind=ReviewTask.ESCALATION).values_list(
+            "item_id", "node", "result")}
+        for item_id, node_id, port, output, error in Decision.objects.filter(
+                run=run, item_id__in=ids).order_by("id").values_list("item_id", "node", "port", "output", "error"):
             if port == "dead":
                 errors[item_id] = error or ""
             elif port != "parked":
                 merge_fields(outputs.setdefault(item_id, {}), output)
+            elif isinstance(answer := answers.get((item_id, node_id)), dict):
+                merge_fields(outputs.setdefault(item_id, {}), answer)  # a reviewer's edits go downstream
         for item_id, seq, status, payload in chunk:
             # item_status/item_error, not status/error: tickets often carry a "status" column of their own.
             row = {"seq": seq, "item_status": status, **payload}

@@ -153,7 +153,7 @@ def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items
     size = min(window, len(rows) // 2)
     reference_rows, recent_rows = rows[:size], rows[-size:]
     items = [r[0] for r in reference_rows + recent_rows]
-    truth = dict(Label.objects.filter(item_id__in=items, node=node).values_list("item_id", "label"))
+    truth = dict(Label.objects.filter(item_id__in=items, node=node, field="").values_list("item_id", "label"))
     result.reference, result.recent = _window(reference_rows, truth), _window(recent_rows, truth)
     result.psi_labels = psi(result.reference.mix, result.recent.mix)
     result.psi_confidence = psi(result.reference.confidence_bins, result.recent.confidence_bins)

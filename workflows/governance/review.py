@@ -1,34 +1,75 @@
-"""The review queue's domain side: deciding a parked item makes a label and resumes the item.
+"""The review queue's domain side: what a reviewer sees of an item, and what deciding it records.
 
-Accepting the proposal confirms the model (a label equal to its prediction); correcting it records
-the true label. Both are labels: they give live accuracy per node and train the next candidate.
+Two kinds of task. An escalation parks its item until a person decides it; the decision resumes the
+item downstream (engine/launch.py `decide_review`). A spot check samples an item a model decided
+alone: the item has gone on, so deciding one records a label and resumes nothing; only spot checks
+measure accuracy without the bias of looking at unsure items only.
+
+A reviewer sees everything the line produced for the item so far (the label with its alternatives,
+every extracted field, the summary, the drafted answer, a large model's suggestion) and may correct
+any of it. Each correction is a label of its own: the class label has `field` "", a corrected output
+names it ("fields.iban", "summary", "answer"). Labels give live accuracy per node and train the next
+candidate; the corrected values themselves travel downstream in the task's result, which the executor
+merges into the item when it resumes.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
+from workflows import statuses
 from workflows.engine.launch import decide_review
+from workflows.engine.state import merge_fields
 from workflows.governance.classifiers import classifier_for_node
+from workflows.graph import CATALOG
 from workflows.models import Decision, ReviewTask
+from workflows.models.audit import record
 from workflows.models.registry import Label, RegisteredModel, parse_ref
 from workflows.roles import require
 
+# Output fields where a large model proposes rather than decides (the llm node of the triage
+# template asks for a label; the cascade keeps the large model's unsure answer): shown, not edited.
+SUGGESTIONS = ("suggested_label", "large_answer")
+SEGMENT_KEYS = ("language", "lang", "channel", "customer_type", "segment")
+LABEL_LENGTH = 120  # Label.label; the full corrected value travels in the task's result
+TEXT_LIMIT = 20_000
 
-def open_tasks(queue: str = ""):
-    tasks = ReviewTask.objects.filter(status=ReviewTask.OPEN).select_related("item", "run__workflow")
+
+def open_tasks(queue: str = "", kind: str | None = None):
+    tasks = (ReviewTask.objects.filter(status=ReviewTask.OPEN)
+             .select_related("item", "run__workflow", "run__version"))
+    if kind:
+        tasks = tasks.filter(kind=kind)
     return tasks.filter(queue=queue) if queue else tasks
 
 
+def kind_of(value: Any) -> str | None:
+    """A kind of task as a query names it, or None (every kind)."""
+    return value if value in (ReviewTask.ESCALATION, ReviewTask.SPOT_CHECK) else None
+
+
+def _pick_model_decision(task: ReviewTask, decisions: Iterable[Decision]) -> Decision | None:
+    """The model's decision a task checks. An escalation checks the latest labelled one before its
+    review node; a spot check the decision of the node it samples (else the latest labelled one)."""
+    labelled = [d for d in decisions if d.label is not None and d.model_ref]
+    if task.kind == ReviewTask.SPOT_CHECK:
+        own = [d for d in labelled if d.node == task.node]
+        return (own or labelled or [None])[-1]
+    before = [d for d in labelled if d.node != task.node]
+    return before[-1] if before else None
+
+
 def model_decision(task: ReviewTask) -> Decision | None:
-    """The model node's decision whose proposal this review checks: the latest labelled one before it."""
-    return (Decision.objects.filter(run_id=task.run_id, item_id=task.item_id, label__isnull=False)
-            .exclude(model_ref="").exclude(node=task.node).order_by("-id").first())
+    return _pick_model_decision(task, Decision.objects.filter(run_id=task.run_id, item_id=task.item_id,
+                                                              label__isnull=False).order_by("id"))
 
 
 def allowed_labels(task: ReviewTask, decision: Decision | None = None) -> list[str]:
@@ -72,49 +113,328 @@ def label_owner(task: ReviewTask, decision: Decision | None) -> RegisteredModel 
     return model
 
 
-def decide(task: ReviewTask, *, user: Any, label: str, extra: dict[str, Any] | None = None) -> Label | None:
-    """Accept (label == proposal) or correct; resumes the item downstream. None if already decided.
+# --- what the line produced for an item -----------------------------------------------------------
 
-    `extra` (edited fields, a note) travels with the decision into the item's downstream payload."""
-    require(user, "review.work", task)
-    label = (label or "").strip()
-    decision = model_decision(task)
-    labels = allowed_labels(task, decision)
-    if not label:
-        raise ValidationError(gettext("Pick a label."))
-    if labels and label not in labels:
-        raise ValidationError(gettext("'%(label)s' is not one of the labels: %(labels)s.")
-                              % {"label": label, "labels": ", ".join(labels)})
+
+@dataclass(frozen=True)
+class LineOutputs:
+    """What a line can produce that a reviewer may correct, read from its graph: each extracted field
+    and each text output (the summary, a drafted answer) with the node that writes it."""
+
+    fields: dict[str, str]
+    texts: dict[str, str]
+    suggestions: tuple[str, ...]
+
+    @classmethod
+    def of(cls, graph: Mapping[str, Any]) -> LineOutputs:
+        fields: dict[str, str] = {}
+        texts: dict[str, str] = {}
+        suggestions = list(SUGGESTIONS)
+        for n in graph.get("nodes") or []:
+            if not isinstance(n, dict):
+                continue
+            kind, config, node = n.get("type"), n.get("config") or {}, str(n.get("id"))
+            if kind == "extract":
+                for name in sorted(CATALOG["extract"].adds(config)):
+                    if name.startswith("fields."):
+                        fields.setdefault(name.removeprefix("fields."), node)
+            elif kind == "summarise":
+                texts.setdefault("summary", node)
+            elif kind == "llm":
+                output = str(config.get("output_field") or "answer")
+                if output in SUGGESTIONS or output.endswith("label"):
+                    suggestions.append(output)
+                else:
+                    texts.setdefault(output, node)
+        return cls(fields, texts, tuple(dict.fromkeys(suggestions)))
+
+
+def values_of(found: Any) -> list[str]:
+    """An extracted field as the values a person reads: spans by their text, scalars as text."""
+    if found is None:
+        return []
+    values = []
+    for v in found if isinstance(found, list) else [found]:
+        v = v.get("value") if isinstance(v, dict) else v
+        if v is not None and str(v).strip():
+            values.append(str(v))
+    return values
+
+
+@dataclass
+class TaskView:
+    """A task as the queue shows it: the document, the model's label with its alternatives, and every
+    output the line produced so far (the item's payload merged with each node's output, the way the
+    executor and the read side merge them)."""
+
+    task: ReviewTask
+    decision: Decision | None
+    proposal: dict[str, Any]
+    choices: list[str]
+    text: str
+    data: dict[str, Any]
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    field_nodes: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    text_nodes: dict[str, str] = field(default_factory=dict)
+    suggestion: str = ""
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    refs: dict[str, str] = field(default_factory=dict)  # node → model_ref of its decision
+
+    @property
+    def is_spot_check(self) -> bool:
+        return self.task.kind == ReviewTask.SPOT_CHECK
+
+    @property
+    def field_rows(self) -> list[tuple[str, str]]:
+        return [(name, "; ".join(values)) for name, values in self.fields.items()]
+
+    def as_json(self) -> dict[str, Any]:
+        task = self.task
+        return {"id": task.pk, "kind": task.kind, "run": task.run_id, "item": task.item_id, "seq": task.item.seq,
+                "node": task.node, "queue": task.queue, "instructions": task.instructions, "text": self.text,
+                "proposal": self.proposal.get("label"), "confidence": self.proposal.get("confidence"),
+                "labels": self.choices, "alternatives": self.alternatives,
+                "model_ref": self.decision.model_ref if self.decision else None,
+                "fields": self.fields, "summary": self.texts.get("summary"), "answer": self.texts.get("answer"),
+                "texts": self.texts, "suggestion": self.suggestion or None}
+
+
+def task_views(tasks: Iterable[ReviewTask]) -> list[TaskView]:
+    """The queue's tasks with what the line produced for each: one query for every item's decisions."""
+    tasks = list(tasks)
+    decisions: dict[int, list[Decision]] = defaultdict(list)
+    for d in (Decision.objects.filter(item_id__in={t.item_id for t in tasks}).order_by("id")
+              .only("id", "item_id", "node", "port", "output", "label", "confidence", "model_ref")):
+        decisions[d.item_id].append(d)
+    outputs: dict[int, LineOutputs] = {}
+    views = []
+    for task in tasks:
+        version = task.run.version
+        if version.pk not in outputs:
+            outputs[version.pk] = LineOutputs.of(version.graph or {})
+        views.append(_view(task, decisions[task.item_id], outputs[version.pk]))
+    return views
+
+
+def _view(task: ReviewTask, decisions: list[Decision], line: LineOutputs) -> TaskView:
+    payload = task.item.payload if isinstance(task.item.payload, dict) else {}
+    data = dict(payload)
+    refs: dict[str, str] = {}
+    for d in decisions:
+        refs[d.node] = d.model_ref
+        if d.port not in (statuses.DEAD, statuses.PARKED) and isinstance(d.output, dict):
+            merge_fields(data, d.output)
+    decision = _pick_model_decision(task, decisions)
     proposal = proposal_of(task)
-    predicted = (decision.label if decision else None) or proposal.get("label") or ""
+    view = TaskView(task=task, decision=decision, proposal=proposal, choices=allowed_labels(task, decision),
+                    text=str(payload.get("text") or payload.get("subject") or ""), data=data, refs=refs)
+    # Fields: what any extract node that handled the item looks for (empty when it found nothing,
+    # to be filled in), and whatever else the item carries under "fields".
+    found = data.get("fields") if isinstance(data.get("fields"), dict) else {}
+    for name, node in line.fields.items():
+        if node in refs:
+            view.fields[name], view.field_nodes[name] = values_of(found.get(name)), node
+    for name, value in found.items():
+        if name not in view.fields:
+            view.fields[name], view.field_nodes[name] = values_of(value), _writer(decisions, "fields", name)
+    # Texts a node already wrote; the held large-model node's own output, which the person writes.
+    for name, node in line.texts.items():
+        if name in data or node == task.node:
+            view.texts[name], view.text_nodes[name] = _as_text(data.get(name)), node
+    view.suggestion = next((str(v) for v in (proposal.get(s) or data.get(s) for s in line.suggestions) if v), "")
+    scores = (decision.output or {}).get("scores") if decision is not None else None
+    if isinstance(scores, dict):
+        view.alternatives = [{"label": str(k), "score": v} for k, v in
+                             sorted(scores.items(), key=lambda kv: -kv[1] if isinstance(kv[1], int | float) else 0)]
+    return view
+
+
+def _writer(decisions: list[Decision], key: str, name: str) -> str:
+    """The last node whose output holds `key` (`name` inside it, for fields)."""
+    for d in reversed(decisions):
+        output = d.output if isinstance(d.output, dict) else {}
+        if key in output and (not name or (isinstance(output[key], dict) and name in output[key])):
+            return d.node
+    return ""
+
+
+def _as_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+# --- corrections ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One output a reviewer changed: `field` as Label.field names it, what the line said, what is true."""
+
+    field: str
+    node: str
+    before: list[str] | str
+    after: list[str] | str
+
+    @staticmethod
+    def shown(value: list[str] | str) -> str:
+        return "; ".join(value) if isinstance(value, list) else value
+
+
+def _clean(value: str) -> str:
+    # Browsers send a textarea's line breaks as CRLF: the same text must not count as a correction.
+    return value.replace("\r\n", "\n").strip()
+
+
+def _field_values(name: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in (_clean(part) for part in value.split(";")) if v]
+    if isinstance(value, list) and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+        return [v for v in (_clean(str(part)) for part in value) if v]
+    raise ValidationError(gettext("fields.%(field)s: give the value as text (several separated by ;) or a list "
+                                  "of texts.") % {"field": name})
+
+
+def read_corrections(view: TaskView, *, fields: Mapping[str, Any] | None = None,
+                     texts: Mapping[str, Any] | None = None) -> list[Correction]:
+    """The outputs the reviewer changed, or a ValidationError that names every unknown one and says
+    which outputs this item has."""
+    unknown = [f"fields.{name}" for name in (fields or {}) if name not in view.fields]
+    unknown += [name for name in (texts or {}) if name not in view.texts]
+    if unknown:
+        known = [f"fields.{name}" for name in view.fields] + list(view.texts)
+        raise ValidationError(
+            gettext("Unknown output %(fields)s: this item has %(known)s.")
+            % {"fields": ", ".join(f"'{u}'" for u in unknown),
+               "known": ", ".join(known) if known else gettext("no output a reviewer can correct")})
+    found = []
+    for name, value in (fields or {}).items():
+        after = _field_values(name, value)
+        if after != view.fields[name]:
+            found.append(Correction(f"fields.{name}", view.field_nodes.get(name, ""), view.fields[name], after))
+    for name, value in (texts or {}).items():
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(gettext("%(field)s: give the corrected text.") % {"field": name})
+        after = _clean(value or "")
+        if len(after) > TEXT_LIMIT:
+            raise ValidationError(gettext("%(field)s: at most %(limit)s characters.")
+                                  % {"field": name, "limit": TEXT_LIMIT})
+        if after != _clean(view.texts[name]):
+            found.append(Correction(name, view.text_nodes.get(name, ""), view.texts[name], after))
+    return found
+
+
+def downstream(corrections: list[Correction]) -> dict[str, Any]:
+    """The corrected values as the item carries them on (merged into it when it resumes): extracted
+    fields as spans marked as a person's, texts whole."""
+    result: dict[str, Any] = {}
+    for c in corrections:
+        if c.field.startswith("fields."):
+            result.setdefault("fields", {})[c.field.removeprefix("fields.")] = [
+                {"value": v, "source": "review"} for v in c.after]
+        else:
+            result[c.field] = c.after
+    return result
+
+
+def decision_body(data: Mapping[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """An API decision as (label or None, corrected fields, corrected texts, extra): `fields` is an
+    object of extracted fields; every other key but `label` and `note` names a text output ("summary",
+    "answer"), so a misspelt one is refused by read_corrections rather than ignored."""
+    label = data.get("label")
+    fields = data.get("fields") or {}
+    if not isinstance(fields, Mapping):
+        raise ValidationError(gettext("fields: give an object of field names and their values."))
+    texts = {k: v for k, v in data.items() if k not in ("label", "fields", "note")}
+    note = data.get("note")
+    return (str(label) if label else None), dict(fields), texts, ({"note": str(note)[:2000]} if note else {})
+
+
+# --- deciding -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decided:
+    label: Label | None  # the class label; None when the reviewer gave none (an API decision on outputs only)
+    corrections: list[Label]
+
+
+def decide(task: ReviewTask, *, user: Any, label: str, extra: dict[str, Any] | None = None,
+           fields: Mapping[str, Any] | None = None, texts: Mapping[str, Any] | None = None) -> Label | None:
+    """Accept (label == proposal) or correct; None if already decided. See decide_task. The label
+    carries the field labels made with it as `corrections`."""
+    decided = decide_task(task, user=user, label=label or "", extra=extra, fields=fields, texts=texts)
+    if decided is None or decided.label is None:
+        return None
+    decided.label.corrections = decided.corrections
+    return decided.label
+
+
+def decide_task(task: ReviewTask, *, user: Any, label: str | None, extra: dict[str, Any] | None = None,
+                fields: Mapping[str, Any] | None = None, texts: Mapping[str, Any] | None = None) -> Decided | None:
+    """Decide a task: the class label (None: give none) and the corrected outputs. An escalation
+    resumes its item with the corrected values; a spot check only records. None if already decided.
+
+    `extra` (a note) travels with the decision into the item's downstream payload."""
+    require(user, "review.work", task)
+    view = task_views([task])[0]
+    spot = view.is_spot_check
+    decision = view.decision
+    # A spot check of a classifier needs its class; one of an extractor has none, only its fields.
+    if label is not None or (spot and view.proposal.get("label")):
+        label = (label or "").strip()
+        if not label:
+            raise ValidationError(gettext("Pick a label."))
+        if view.choices and label not in view.choices:
+            raise ValidationError(gettext("'%(label)s' is not one of the labels: %(labels)s.")
+                                  % {"label": label, "labels": ", ".join(view.choices)})
+    corrections = read_corrections(view, fields=fields, texts=texts)
+    predicted = (decision.label if decision else None) or view.proposal.get("label") or ""
+    result = {**(extra or {}), **downstream(corrections)}
+    if label:
+        result.update({"label": label, "corrected": bool(predicted) and label != predicted})
     with transaction.atomic():
-        result = {**(extra or {}), "label": label, "corrected": bool(predicted) and label != predicted}
-        if not decide_review(task, user=user, result=result):
+        claimed = _close_spot_check(task, user, result) if spot else decide_review(task, user=user, result=result)
+        if not claimed:
             return None
+        source = Label.SPOT_CHECK if spot else Label.REVIEW
         payload = task.item.payload or {}
-        segment = {k: str(payload[k]) for k in ("language", "lang", "channel", "customer_type", "segment")
-                   if isinstance(payload.get(k), str | int)}
-        return Label.objects.create(
-            model=label_owner(task, decision), run_id=task.run_id, item_id=task.item_id,
-            review_task=task, node=decision.node if decision else task.node,
-            model_ref=decision.model_ref if decision else "",
-            text=str(payload.get("text") or payload.get("subject") or "")[:20_000], label=label, predicted=predicted,
-            confidence=decision.confidence if decision else proposal.get("confidence"), segment=segment,
-            source=Label.REVIEW, created_by=user)
+        text = str(payload.get("text") or payload.get("subject") or "")[:TEXT_LIMIT]
+        segment = {k: str(payload[k]) for k in SEGMENT_KEYS if isinstance(payload.get(k), str | int)}
+        made = None
+        if label:
+            made = Label.objects.create(
+                model=label_owner(task, decision), run_id=task.run_id, item_id=task.item_id,
+                review_task=task, node=decision.node if decision else task.node,
+                model_ref=decision.model_ref if decision else "", text=text, label=label, predicted=predicted,
+                confidence=decision.confidence if decision else view.proposal.get("confidence"), segment=segment,
+                source=source, created_by=user)
+        # Field labels name the node that produced the value; Label.review_task is one-to-one, so only
+        # the class label links the task (the field labels share its run, item and time).
+        owners = {c.node: _field_owner(view.refs.get(c.node, "")) for c in corrections}
+        fixed = Label.objects.bulk_create([
+            Label(model=owners[c.node], run_id=task.run_id, item_id=task.item_id, node=c.node,
+                  model_ref=view.refs.get(c.node, ""), text=text, field=c.field,
+                  label=Correction.shown(c.after)[:LABEL_LENGTH], predicted=Correction.shown(c.before)[:LABEL_LENGTH],
+                  value=Correction.shown(c.after) if len(Correction.shown(c.after)) > LABEL_LENGTH else "",
+                  segment=segment, source=source, created_by=user)
+            for c in corrections])
+    return Decided(made, fixed)
 
 
-def live_accuracy(workflow_id: int | None = None) -> list[dict[str, Any]]:
-    """Per (workflow, node, model version): reviewed items and how many the model got right."""
-    labels = Label.objects.filter(source=Label.REVIEW).exclude(predicted="").select_related("run__workflow")
-    if workflow_id is not None:
-        labels = labels.filter(run__workflow_id=workflow_id)
-    groups: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    names: dict[tuple, str] = {}
-    for lab in labels:
-        key = (lab.run.workflow_id if lab.run else None, lab.node, lab.model_ref)
-        names[key] = lab.run.workflow.name if lab.run else "—"
-        groups[key][0] += 1
-        groups[key][1] += int(lab.predicted == lab.label)
-    return [{"workflow_id": k[0], "workflow": names[k], "node": k[1], "model_ref": k[2], "reviewed": n, "correct": c,
-             "accuracy": round(c / n, 4) if n else None}
-            for k, (n, c) in sorted(groups.items(), key=lambda kv: str(kv[0]))]
+def _field_owner(model_ref: str) -> RegisteredModel | None:
+    """A corrected field trains the extractor that found it; summaries and answers have no model to
+    train here (a large model, or an embedder that only ranks sentences)."""
+    model = _model_of(model_ref) if model_ref else None
+    return model if model is not None and model.kind == "extractor" else None
+
+
+def _close_spot_check(task: ReviewTask, user: Any, result: dict[str, Any]) -> bool:
+    """Mark a spot check decided (once: the conditional UPDATE lets one reviewer win); its item has gone
+    on already, so nothing resumes."""
+    changed = ReviewTask.objects.filter(pk=task.pk, status=ReviewTask.OPEN, kind=ReviewTask.SPOT_CHECK).update(
+        status=ReviewTask.DECIDED, result={**result, "reviewed": True}, decided_by=user, decided_at=timezone.now())
+    if changed:
+        record("review.spot_check", actor=user, obj=task, run=task.run_id, item=task.item_id, result=result)
+    return bool(changed)

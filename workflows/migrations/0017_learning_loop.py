@@ -52,6 +52,11 @@ class Migration(migrations.Migration):
             name="field",
             field=models.CharField(blank=True, default="", max_length=120),
         ),
+        migrations.AddField(
+            model_name="label",
+            name="value",
+            field=models.TextField(blank=True, default=""),
+        ),
         migrations.AlterField(
             model_name="modeljob",
             name="base_version",

@@ -393,6 +393,9 @@ class Label(models.Model):
     # "" for the document's class; else the output field a reviewer corrected ("fields.iban", "summary",
     # "answer"): field-level labels, kept apart from the classes training reads.
     field = models.CharField(max_length=120, blank=True, default="")
+    # A field label's whole corrected value when `label` (120 characters, for grouping) cannot hold it:
+    # a reviewer's rewritten summary or answer.
+    value = models.TextField(blank=True, default="")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -1,6 +1,13 @@
-"""The review queue: operators accept or correct the model's proposal; each decision resumes the item."""
+"""The review queue: operators check what the line produced for an item and accept or correct it.
+
+Escalations (items parked for a person) and spot checks (a sample of items a model decided alone)
+are two tabs of one page; governance/review.py decides both.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,47 +15,80 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_review_task_for_user
 from workflows.governance import review
+from workflows.governance.accuracy import node_accuracy
 from workflows.models import ReviewTask
 from workflows.roles import require
+
+
+def _kind(value: str | None) -> str:
+    return ReviewTask.SPOT_CHECK if value == ReviewTask.SPOT_CHECK else ReviewTask.ESCALATION
 
 
 @login_required
 def review_queue(request: HttpRequest) -> HttpResponse:
     require(request.user, "review.work")
     queue = request.GET.get("queue") or ""
-    tasks = list(review.open_tasks(queue)[:100])
-    for task in tasks:
-        decision = review.model_decision(task)
-        task.proposed = review.proposal_of(task)
-        task.decision = decision
-        task.choices = review.allowed_labels(task, decision)
-        task.text = (task.item.payload or {}).get("text") or (task.item.payload or {}).get("subject") or ""
-    queues = sorted(set(ReviewTask.objects.filter(status=ReviewTask.OPEN).values_list("queue", flat=True)))
-    context = {"tasks": tasks, "queue": queue, "queues": queues, "accuracy": review.live_accuracy(),
-               "open_count": review.open_tasks(queue).count()}
+    kind = _kind(request.GET.get("kind"))
+    open_kind = ReviewTask.objects.filter(status=ReviewTask.OPEN, kind=kind)
+    context = {
+        "tasks": review.task_views(review.open_tasks(queue, kind)[:100]), "queue": queue, "kind": kind,
+        "spot": kind == ReviewTask.SPOT_CHECK, "queues": sorted(set(open_kind.values_list("queue", flat=True))),
+        "open_count": review.open_tasks(queue, kind).count(),
+        "escalations_open": ReviewTask.objects.filter(status=ReviewTask.OPEN, kind=ReviewTask.ESCALATION).count(),
+        "spot_checks_open": ReviewTask.objects.filter(status=ReviewTask.OPEN, kind=ReviewTask.SPOT_CHECK).count(),
+        **accuracy_tables(),
+    }
     return render(request, "review/queue.html", context)
+
+
+def accuracy_tables() -> dict[str, list[dict[str, Any]]]:
+    """Live accuracy per node and model version, spot checks and escalations as two tables (never mixed:
+    governance/accuracy.py says why), each rate with its 95 % interval."""
+    rows = node_accuracy()
+
+    def table(part: str) -> list[dict[str, Any]]:
+        return [{"workflow": a.workflow, "node": a.node, "model_ref": a.model_ref, "reviewed": rate.n,
+                 "correct": rate.correct, "accuracy": rate.rate, "low": rate.low, "high": rate.high}
+                for a in rows if (rate := getattr(a, part)).n]
+
+    return {"spot_accuracy": table("spot"), "accuracy": table("escalated")}
 
 
 @login_required
 @require_http_methods(["POST"])
 def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_review_task_for_user(request.user, pk)
+    # Each output is its own input: "field.<name>" for an extracted field, "text.<name>" for the
+    # summary or the drafted answer; only what the page sent is compared with what the line produced.
+    fields = {k.removeprefix("field."): v for k, v in request.POST.items() if k.startswith("field.")}
+    texts = {k.removeprefix("text."): v for k, v in request.POST.items() if k.startswith("text.")}
     try:
-        label = review.decide(task, user=request.user, label=request.POST.get("label") or "")
-        if label is None:
+        decided = review.decide_task(task, user=request.user, label=request.POST.get("label") or "",
+                                     fields=fields, texts=texts)
+        if decided is None:
             messages.error(request, gettext("Someone else decided this item already."))
-        elif label.corrected:
-            messages.success(request, gettext("Item %(item)s: corrected to '%(label)s'.")
-                             % {"item": task.item.seq, "label": label.label})
         else:
-            messages.success(request, gettext("Item %(item)s: accepted '%(label)s'.")
-                             % {"item": task.item.seq, "label": label.label})
+            messages.success(request, _said(task, decided))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    queue = request.POST.get("queue") or ""
-    return redirect(f"{reverse('review-queue')}?queue={queue}" if queue else "review-queue")
+    query = {k: request.POST[k] for k in ("queue", "kind") if request.POST.get(k)}
+    return redirect(f"{reverse('review-queue')}?{urlencode(query)}" if query else "review-queue")
+
+
+def _said(task: ReviewTask, decided: review.Decided) -> str:
+    label = decided.label
+    if label is not None and label.corrected:
+        said = gettext("Item %(item)s: corrected to '%(label)s'.") % {"item": task.item.seq, "label": label.label}
+    else:
+        said = gettext("Item %(item)s: accepted '%(label)s'.") % {"item": task.item.seq,
+                                                                   "label": label.label if label else "—"}
+    if decided.corrections:
+        count = len(decided.corrections)
+        said += " " + ngettext("%(count)s output corrected: %(fields)s.", "%(count)s outputs corrected: %(fields)s.",
+                               count) % {"count": count, "fields": ", ".join(c.field for c in decided.corrections)}
+    return said
