@@ -295,6 +295,7 @@ def governance_rows() -> list[Row]:
         Row("api-classifier-create", "post", "/api/classifiers/", TRAINERS,
             {"name": "{model}-new", "labels": ["a", "b"]}),
         Row("api-node-classifier", "post", "/api/workflows/{zs}/nodes/cls/classifier/", TRAINERS, {}),
+        Row("api-node-classifier", "get", "/api/workflows/{zs}/nodes/cls/classifier/", EVERY_ROLE),
         Row("api-job", "get", "/api/jobs/{job}/", EVERY_ROLE),
         Row("api-labelled-sets", "get", "/api/labelled-sets/", EVERY_ROLE),
         Row("api-labelled-sets", "post", "/api/labelled-sets/", TRAINERS, "csv"),
@@ -338,6 +339,9 @@ def _governance_objects(personas, n: int) -> dict[str, object]:
                   node("cls", "classify", model="minilm@production", method="zero_shot",
                        labels={"billing": "invoices", "technical": "errors"}), node("out", "sink.table")],
         "edges": [edge("src", "cls"), edge("cls", "out")]}, name=f"Zero-shot {n}")
+    from workflows.governance.classifiers import classifier_for_node
+
+    classifier_for_node(zero_shot, "cls")  # made by a first label: GET reads it, POST answers it again
     # Optimising is offered for encoders only (a trained head is refused: int8 buys it nothing).
     register_version(model_name=f"enc{n}", kind="embedder", runtime="minilm", source="packaged",
                      meta={"sha256": f"{n + 500:064d}", "size": 1})

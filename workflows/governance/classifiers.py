@@ -47,6 +47,8 @@ def _clean_labels(labels: Any) -> dict[str, str]:
         labels = parse_labels(labels)
     if isinstance(labels, list | tuple):
         labels = {str(label).strip(): "" for label in labels}
+    if not isinstance(labels, dict):
+        raise ValidationError(gettext("Give the labels as a list, or as an object of labels and their descriptions."))
     cleaned = {str(k).strip()[:120]: str(v or "").strip() for k, v in (labels or {}).items() if str(k).strip()}
     if len(cleaned) < 2:
         raise ValidationError(gettext("A classifier needs at least two labels."))
