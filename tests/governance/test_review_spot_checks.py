@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def alone_graph():
     """No review node: the classifier decides every item alone."""
     return {"nodes": [node("src", "source.upload", fields=["text"]),
-                      node("cls", "classify", model="tickets@production"), node("out", "sink.table")],
+                      node("cls", "classify", model="tickets@production", spot_check=0), node("out", "sink.table")],
             "edges": [edge("src", "cls"), edge("cls", "out")]}
 
 
