@@ -20,7 +20,7 @@ from django.utils.translation import gettext
 
 from workflows.models.audit import record
 from workflows.models.graph import Workflow
-from workflows.models.registry import RegisteredModel, parse_ref
+from workflows.models.registry import RegisteredModel, model_named
 from workflows.roles import can, require
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -55,9 +55,23 @@ def _clean_labels(labels: Any) -> dict[str, str]:
     return cleaned
 
 
-def create_classifier(*, name: str, labels: Any, user: Any, description: str = "",
-                      origin_workflow: Workflow | None = None, origin_node: str = "") -> RegisteredModel:
-    """Register a new classifier (no version yet: its first comes from training). Audited."""
+def _register(*, name: str, seed_labels: dict[str, str], description: str, user: Any,
+              workflow: Workflow | None = None, node: str = "") -> RegisteredModel:
+    """The one way a classifier without versions enters the registry (audited); IntegrityError when
+    its step has one already."""
+    with transaction.atomic():
+        model = RegisteredModel.objects.create(
+            name=name, kind="classifier", description=description, seed_labels=seed_labels,
+            origin_workflow=workflow, origin_node=node,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+            attribution=gettext("Trained here on this firm's labelled documents"))
+        record("model.create", actor=user, obj=model, name=name, labels=list(seed_labels),
+               workflow=workflow.pk if workflow else None, node=node)
+    return model
+
+
+def create_classifier(*, name: str, labels: Any, user: Any, description: str = "") -> RegisteredModel:
+    """Register a new classifier with its labels (no version yet: its first comes from training)."""
     require(user, "model.train")
     name = (name or "").strip().lower()
     if not NAME.match(name) or len(name) > 80 or name in RESERVED:
@@ -65,18 +79,7 @@ def create_classifier(*, name: str, labels: Any, user: Any, description: str = "
                                       "'.', starting with a letter or digit.") % {"name": name})
     if RegisteredModel.objects.filter(name=name).exists():
         raise ValidationError(gettext("A model named '%(name)s' exists already; choose another name.") % {"name": name})
-    cleaned = _clean_labels(labels)
-    try:
-        with transaction.atomic():
-            model = RegisteredModel.objects.create(
-                name=name, kind="classifier", description=description.strip(), created_by=user,
-                origin_workflow=origin_workflow, origin_node=origin_node, seed_labels=cleaned,
-                attribution=gettext("Trained here on this firm's labelled documents"))
-            record("model.create", actor=user, obj=model, name=name, labels=list(cleaned),
-                   workflow=origin_workflow.pk if origin_workflow else None, node=origin_node)
-    except IntegrityError:
-        raise ValidationError(gettext("This step has a classifier already.")) from None
-    return model
+    return _register(name=name, seed_labels=_clean_labels(labels), description=description.strip(), user=user)
 
 
 def node_config(workflow: Workflow, node_id: str) -> dict[str, Any] | None:
@@ -99,8 +102,8 @@ def _free_name(base: str) -> str:
 
 def classifier_for_node(workflow: Workflow, node_id: str, *, user: Any = None,
                         create: bool = True) -> RegisteredModel | None:
-    """The classifier of a workflow's classify step: the classifier it names, else its own
-    classifier-to-be (made on first need with the node's labels when `create`)."""
+    """A workflow's classify step's own classifier (its classifier-to-be), made on first need with the
+    step's labels when `create`; None when the step is not a classify step of the latest version."""
     found = RegisteredModel.objects.filter(origin_workflow=workflow, origin_node=node_id).first()
     if found is not None or not create:
         return found
@@ -108,21 +111,14 @@ def classifier_for_node(workflow: Workflow, node_id: str, *, user: Any = None,
     if config is None:
         return None
     labels = config.get("labels") or {}
-    name = _free_name(f"{workflow.name}-{node_id}")
     try:
-        with transaction.atomic():
-            model = RegisteredModel.objects.create(
-                name=name, kind="classifier", origin_workflow=workflow, origin_node=node_id,
-                seed_labels={str(k): str(v or "") for k, v in labels.items()} if isinstance(labels, dict) else {},
-                description=gettext("Learns step '%(node)s' of '%(workflow)s' from its reviewers' labels.")
-                % {"node": node_id, "workflow": workflow.name},
-                created_by=user if getattr(user, "is_authenticated", False) else None,
-                attribution=gettext("Trained here on this firm's labelled documents"))
-            record("model.create", actor=user, obj=model, name=name, labels=list(labels), workflow=workflow.pk,
-                   node=node_id)
+        return _register(name=_free_name(f"{workflow.name}-{node_id}"),
+                         seed_labels={str(k): str(v or "") for k, v in labels.items()} if isinstance(labels, dict)
+                         else {},
+                         description=gettext("Learns step '%(node)s' of '%(workflow)s' from its reviewers' labels.")
+                         % {"node": node_id, "workflow": workflow.name}, user=user, workflow=workflow, node=node_id)
     except IntegrityError:  # another request made it a moment ago
         return RegisteredModel.objects.get(origin_workflow=workflow, origin_node=node_id)
-    return model
 
 
 def label_set(model: RegisteredModel) -> list[str]:
@@ -140,21 +136,13 @@ def step_learning(workflow: Workflow, node_id: str, config: dict[str, Any], user
     model = classifier_for_node(workflow, node_id, create=False)
     zero_shot = config.get("method") == "zero_shot" or _is_embedder(config.get("model"))
     if model is None and not zero_shot:
-        model = _named_model(config.get("model"))
+        model = model_named(str(config.get("model") or ""))
     production = model.alias("production") if model is not None else None
     return {"model": model, "zero_shot": zero_shot, "production": production,
             "labels": model.truth_labels.filter(field="").count() if model is not None else 0,
             "can_train": can(user, "model.train"), "node": node_id}
 
 
-def _named_model(ref: Any) -> RegisteredModel | None:
-    try:
-        name = parse_ref(str(ref or ""))[0]
-    except LookupError:
-        return None
-    return RegisteredModel.objects.filter(name=name).first()
-
-
 def _is_embedder(ref: Any) -> bool:
-    model = _named_model(ref)
+    model = model_named(str(ref or ""))
     return model is not None and model.kind == "embedder"

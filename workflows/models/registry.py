@@ -200,6 +200,16 @@ def resolve(ref: str) -> ModelVersion:
         raise LookupError(f"Model '{name}' has no version {number}.") from None
 
 
+def model_named(ref: str) -> RegisteredModel | None:
+    """The registered model a reference names, whichever alias or version it points at (None when the
+    reference is malformed or names no model)."""
+    try:
+        name = parse_ref(ref)[0]
+    except LookupError:
+        return None
+    return RegisteredModel.objects.filter(name=name).first()
+
+
 def alias_exists(ref: str) -> bool:
     try:
         resolve(ref)

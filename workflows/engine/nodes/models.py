@@ -42,11 +42,14 @@ class _ModelHandler(Handler):
     def prepare(self, step: Step, context: RunContext) -> None:
         super().prepare(step, context)
         self.input_field = step.config.get("input_field") or ("file" if step.node.type == "ocr" else "text")
-        self.pin = pinned(context, step.config["model"])
+        self.pin = self.pin_for(step, context)
         self.model_ref = self.pin["ref"]
-        options = self.options(step)  # may choose self.purpose and self.pin (classify: zero-shot, learned)
+        options = self.options(step)  # may choose self.purpose (classify: zero-shot on an embedder)
         self.runtime = loader.load(self.pin["version_id"], purpose=self.purpose, input_field=self.input_field,
                                    **options)
+
+    def pin_for(self, step: Step, context: RunContext) -> dict[str, Any]:
+        return pinned(context, step.config["model"])
 
     def options(self, step: Step) -> dict[str, Any]:
         return {}
@@ -68,20 +71,19 @@ class ClassifyHandler(_ModelHandler):
                 self.shadow = loader.load(shadow_pin["version_id"], purpose=self.purpose, input_field=self.input_field,
                                           **options)
 
+    def pin_for(self, step: Step, context: RunContext) -> dict[str, Any]:
+        configured = pinned(context, step.config["model"])
+        zero_shot = step.config.get("method") == "zero_shot" or configured.get("kind") == "embedder"
+        # A zero-shot step whose own classifier has a production version decides with it instead.
+        learned = context.models.get(learned_key(step.node.id)) if zero_shot else None
+        return learned or configured
+
     def options(self, step: Step) -> dict[str, Any]:
-        learned = self.context.models.get(learned_key(step.node.id))
-        if learned is not None and self._zero_shot(step):
-            # The step's own classifier has a production version: it decides, zero-shot no longer.
-            self.pin, self.model_ref = learned, learned["ref"]
-        elif self._zero_shot(step):
+        if self.pin.get("kind") == "embedder":  # no trained classifier decides the step: zero-shot
             self.purpose = "zero_shot"
             return {"labels": step.config.get("labels") or {}}
         self.purpose = ""
         return {}
-
-    def _zero_shot(self, step: Step) -> bool:
-        return step.config.get("method") == "zero_shot" or self.context.models.get(
-            step.config["model"], {}).get("kind") == "embedder"
 
     def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
         items = [s.data for s in batch]
