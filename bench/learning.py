@@ -96,9 +96,8 @@ def main() -> None:
 
     embedder = Embedder(embedder_meta)
     start = time.perf_counter()
-    test_vectors = np.concatenate([embedder.encode(test_x[i:i + 64]).vectors for i in range(0, len(test_x), 64)])
-    train_vectors = np.concatenate([embedder.encode([texts[i] for i in train_idx[j:j + 64]]).vectors
-                                    for j in range(0, len(train_idx), 64)])
+    test_vectors = embedder.encode(test_x).vectors  # in the embedder's own batches
+    train_vectors = embedder.encode([texts[i] for i in train_idx]).vectors
     print(f"embedded {len(test_x) + len(train_idx)} tweets with {embedder_meta['name']} "
           f"in {time.perf_counter() - start:.0f} s")
 

@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from workflows.runtimes.base import softmax
+
 # The runtime feeds a text head what training fitted on: whitespace runs as one space (scikit-learn's
-# character n-grams collapse them; the graph's tokenizer would not).
-from workflows.runtimes.classify import normalise_text
+# character n-grams collapse them; the graph's tokenizer would not). The graph check feeds it the same way.
+from workflows.runtimes.classify import head_feed, normalise_text
 
 FAMILIES = ("embedding", "tfidf", "both")
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -110,12 +112,6 @@ def _fit(X: Any, y: np.ndarray, C: float) -> Linear:
     return Linear.of(clf.fit(X, y))
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _full(linear: Linear, logits: np.ndarray, classes: list[str]) -> np.ndarray:
     """Logits over every class: a class missing from a fold's training part cannot win."""
     out = np.full((logits.shape[0], len(classes)), -30.0)
@@ -191,6 +187,10 @@ class Folds:
             self._text[fold] = TextFeatures.fit([self.texts[i] for i in train])
         return self._text[fold]
 
+    def score(self, test: np.ndarray, scores: np.ndarray) -> float:
+        """Macro-F1 on a held-out part, from its scores over every class (`_full`)."""
+        return macro_f1(self.y[test], np.array(self.classes)[scores.argmax(axis=1)], self.classes)
+
     def matrices(self, family: str, fold: int, train: np.ndarray, test: np.ndarray,
                  text: TextFeatures | None = None) -> tuple[Any, Any]:
         if family != "embedding" and text is None:
@@ -217,10 +217,8 @@ def cross_validate(folds: Folds, *, families: tuple[str, ...], grid: tuple[float
             X_train, X_test = folds.matrices(family, fold, train, test)
             for C in grid:
                 linear = _fit(X_train, folds.y[train], C)
-                fold_logits = _full(linear, linear.logits(X_test), folds.classes)
-                logits[C][test] = fold_logits
-                predicted = np.array(folds.classes)[fold_logits.argmax(axis=1)]
-                scores[C].append(macro_f1(folds.y[test], predicted, folds.classes))
+                logits[C][test] = _full(linear, linear.logits(X_test), folds.classes)
+                scores[C].append(folds.score(test, logits[C][test]))
             done += 1
             if progress:
                 progress(done / steps, f"cross-validating {family} (fold {fold + 1}/{len(folds.splits)})")
@@ -260,22 +258,27 @@ def _subsample(train: np.ndarray, y: np.ndarray, fraction: float, rng: np.random
     return np.sort(np.concatenate(keep))
 
 
-def learning_curve(folds: Folds, family: str, C: float, fractions: tuple[float, ...] = CURVE_FRACTIONS,
+def learning_curve(folds: Folds, winner: dict[str, Any], fractions: tuple[float, ...] = CURVE_FRACTIONS,
                    seed: int = 0) -> list[dict[str, Any]]:
-    """Labels → macro-F1: the winner refit on a share of each fold's training part, scored on the
-    fold's held-out part (the same folds as the CV table)."""
+    """Labels → macro-F1: the winner (its CV table row) refit on a share of each fold's training
+    part, scored on the fold's held-out part (the same folds as the CV table). At every label the
+    point is the winner's own row: the table measured exactly that fit."""
+    family, C = winner["family"], winner["C"]
     rng = np.random.default_rng(seed)
     curve = []
     for fraction in fractions:
+        if fraction >= 1.0:
+            sizes = [len(train) for train, _ in folds.splits]
+            curve.append({"fraction": fraction, "labels": round(float(np.mean(sizes))),
+                          "macro_f1_mean": winner["macro_f1_mean"], "macro_f1_std": winner["macro_f1_std"]})
+            continue
         scores, sizes = [], []
         for fold, (train, test) in enumerate(folds.splits):
-            part = train if fraction >= 1.0 else _subsample(train, folds.y, fraction, rng)
-            refit = family != "embedding" and fraction < 1.0
-            text = TextFeatures.fit([folds.texts[i] for i in part]) if refit else None
+            part = _subsample(train, folds.y, fraction, rng)
+            text = TextFeatures.fit([folds.texts[i] for i in part]) if family != "embedding" else None
             X_train, X_test = folds.matrices(family, fold, part, test, text)
             linear = _fit(X_train, folds.y[part], C)
-            predicted = np.array(folds.classes)[_full(linear, linear.logits(X_test), folds.classes).argmax(axis=1)]
-            scores.append(macro_f1(folds.y[test], predicted, folds.classes))
+            scores.append(folds.score(test, _full(linear, linear.logits(X_test), folds.classes)))
             sizes.append(len(part))
         curve.append({"fraction": fraction, "labels": round(float(np.mean(sizes))),
                       "macro_f1_mean": round(float(np.mean(scores)), 4),
@@ -304,7 +307,7 @@ def choose(texts: list[str], labels: list[str], vectors: np.ndarray | None, *, g
     predicted = [folds.classes[i] for i in logits.argmax(axis=1)]
     return {"family": family, "C": C, "folds": len(folds.splits), "classes": folds.classes, "cv": table,
             "calibration": calibration(folds, logits), "onnx": onnx,
-            "learning_curve": learning_curve(folds, family, C) if curve else [],
+            "learning_curve": learning_curve(folds, winner) if curve else [],
             "truth": folds.y.tolist(), "out_of_fold": predicted}
 
 
@@ -313,13 +316,11 @@ def choose(texts: list[str], labels: list[str], vectors: np.ndarray | None, *, g
 
 @dataclass
 class Head:
-    """A fitted candidate: its family, the text features it reads (if any) and its linear layer."""
+    """A fitted candidate: its family, its linear layer and the text features it reads (if any)."""
 
     family: str
-    C: float
     linear: Linear
     text: TextFeatures | None
-    dim: int | None
 
     @property
     def inputs(self) -> list[str]:
@@ -334,8 +335,7 @@ def fit_head(family: str, C: float, texts: list[str], labels: list[str], vectors
     normalised = [normalise_text(t) for t in texts]
     text = TextFeatures.fit(normalised) if family != "embedding" else None
     X = _matrix(family, text, normalised, vectors)
-    return Head(family, C, _fit(X, np.array([str(label) for label in labels]), C), text,
-                int(vectors.shape[1]) if vectors is not None and family != "tfidf" else None)
+    return Head(family, _fit(X, np.array([str(label) for label in labels]), C), text)
 
 
 def _tfidf_block(vectorizer: Any, source: str, prefix: str, nodes: list, inits: list) -> str:
@@ -435,13 +435,7 @@ def run_onnx(data: bytes, texts: list[str], vectors: np.ndarray | None) -> np.nd
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    feed: dict[str, Any] = {}
-    for spec in session.get_inputs():
-        if spec.name == "text":
-            feed["text"] = np.array([normalise_text(t) for t in texts], dtype=object).reshape(-1, 1)
-        else:
-            feed[spec.name] = np.asarray(vectors, dtype=np.float32)
-    return np.asarray(session.run(["probabilities"], feed)[0])
+    return np.asarray(session.run(["probabilities"], head_feed(session.get_inputs(), texts, vectors))[0])
 
 
 def onnx_check(folds: Folds, family: str, C: float) -> dict[str, Any]:
@@ -449,17 +443,12 @@ def onnx_check(folds: Folds, family: str, C: float) -> dict[str, Any]:
     was: macro-F1 of the graph, and the largest probability gap to scikit-learn."""
     scores, gap = [], 0.0
     for fold, (train, test) in enumerate(folds.splits):
-        texts = [folds.texts[i] for i in train]
-        vectors = folds.vectors[train] if folds.vectors is not None else None
-        text = folds.text_of(fold, train) if family != "embedding" else None
-        linear = _fit(_matrix(family, text, texts, vectors), folds.y[train], C)
-        head = Head(family, C, linear, text, None)
-        test_texts = [folds.texts[i] for i in test]
-        test_vectors = folds.vectors[test] if folds.vectors is not None else None
-        expected = head.probabilities(test_texts, test_vectors)
-        got = run_onnx(export(head), test_texts, test_vectors)
-        gap = max(gap, float(np.abs(got - expected).max()))
-        predicted = np.array(linear.classes)[got.argmax(axis=1)]
-        scores.append(macro_f1(folds.y[test], predicted, folds.classes))
+        X_train, X_test = folds.matrices(family, fold, train, test)
+        linear = _fit(X_train, folds.y[train], C)
+        head = Head(family, linear, folds.text_of(fold, train) if family != "embedding" else None)
+        got = run_onnx(export(head), [folds.texts[i] for i in test],
+                       folds.vectors[test] if folds.vectors is not None else None)
+        gap = max(gap, float(np.abs(got - softmax(linear.logits(X_test))).max()))
+        scores.append(folds.score(test, _full(linear, got, folds.classes)))
     return {"family": family, "C": C, "onnx_macro_f1_mean": round(float(np.mean(scores)), 4),
             "max_abs_diff": float(f"{gap:.3g}")}

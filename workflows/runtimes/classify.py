@@ -7,6 +7,7 @@ use more than the winner.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,6 @@ from .embed import Embedder, truncation_warning
 from .sessions import ArtifactError, get_session
 
 TFIDF_MAX_CHARS = 100_000  # bag-of-words saturates long before; beyond this is a pasted dump
-
 
 
 def _decide(labels: list[str], probs: np.ndarray) -> Output:
@@ -104,6 +104,32 @@ def normalise_text(text: str) -> str:
     return " ".join(text.split())
 
 
+def head_feed(inputs: list[Any], texts: list[str], vectors: np.ndarray | None) -> dict[str, Any]:
+    """What a trained head's graph is fed, input by input (`session.get_inputs()`). Training checks
+    its exported graph through this too, so the check feeds it as production does."""
+    feed: dict[str, Any] = {}
+    for spec in inputs:
+        if _input_role(spec) == "text":
+            feed[spec.name] = np.array([normalise_text(t) for t in texts], dtype=object).reshape(-1, 1)
+        else:
+            feed[spec.name] = np.asarray(vectors, dtype=np.float32)
+    return feed
+
+
+def _decide_whole_texts(labels: list[str], texts: list[str], batch_size: int,
+                        probabilities: Callable[[list[str]], np.ndarray]) -> list[Output]:
+    """For graphs that read the text itself (no tokens to count): decided chunk by chunk, a text
+    longer than TFIDF_MAX_CHARS read up to there (`probabilities` cuts it) and warned about."""
+    outputs: list[Output] = []
+    for group in chunks(texts, batch_size):
+        for text, p in zip(group, probabilities(list(group)), strict=True):
+            out = _decide(labels, p)
+            if len(text) > TFIDF_MAX_CHARS:
+                out["warnings"] = [f"text truncated to its first {TFIDF_MAX_CHARS} characters"]
+            outputs.append(out)
+    return outputs
+
+
 class HeadClassifier(_TextRuntime):
     """A trained head: one ONNX graph over sentence embeddings, raw text (TF-IDF inside the graph), or
     both. It is fed what its graph declares; a head that reads only text needs no embedder."""
@@ -136,26 +162,14 @@ class HeadClassifier(_TextRuntime):
                 )
 
     def predict(self, vectors: np.ndarray | None, texts: list[str] | None = None) -> np.ndarray:
-        feed: dict[str, Any] = {}
-        if "embedding" in self.inputs:
-            feed[self.inputs["embedding"].name] = np.asarray(vectors, dtype=np.float32)
-        if "text" in self.inputs:
-            feed[self.inputs["text"].name] = np.array(
-                [normalise_text(t[:TFIDF_MAX_CHARS]) for t in texts or []], dtype=object).reshape(-1, 1)
+        feed = head_feed(self.session.get_inputs(), [t[:TFIDF_MAX_CHARS] for t in texts or []], vectors)
         return np.asarray(self.session.run(None, feed)[self.output_index])
 
     def classify(self, texts: list[str]) -> list[Output]:
         if self.embedder is not None:
             encoded = self.embedder.encode(texts)
             return _decide_all(self.labels, self.predict(encoded.vectors, texts), encoded, self.embedder.max_tokens)
-        outputs: list[Output] = []
-        for group in chunks(texts, self.batch_size):
-            for text, p in zip(group, self.predict(None, list(group)), strict=True):
-                out = _decide(self.labels, p)
-                if len(text) > TFIDF_MAX_CHARS:
-                    out["warnings"] = [f"text truncated to its first {TFIDF_MAX_CHARS} characters"]
-                outputs.append(out)
-        return outputs
+        return _decide_whole_texts(self.labels, texts, self.batch_size, lambda group: self.predict(None, group))
 
 
 class TfidfClassifier(_TextRuntime):
@@ -171,17 +185,12 @@ class TfidfClassifier(_TextRuntime):
         self.input_name = self.session.get_inputs()[0].name
         self.output_index = _probabilities_index(self.session, meta)
 
+    def predict(self, texts: list[str]) -> np.ndarray:
+        feed = np.array([t[:TFIDF_MAX_CHARS] for t in texts], dtype=object).reshape(-1, 1)
+        return np.asarray(self.session.run(None, {self.input_name: feed})[self.output_index])
+
     def classify(self, texts: list[str]) -> list[Output]:
-        outputs: list[Output] = []
-        for group in chunks(texts, self.batch_size):
-            feed = np.array([t[:TFIDF_MAX_CHARS] for t in group], dtype=object).reshape(-1, 1)
-            probs = np.asarray(self.session.run(None, {self.input_name: feed})[self.output_index])
-            for text, p in zip(group, probs, strict=True):
-                out = _decide(self.labels, p)
-                if len(text) > TFIDF_MAX_CHARS:
-                    out["warnings"] = [f"text truncated to its first {TFIDF_MAX_CHARS} characters"]
-                outputs.append(out)
-        return outputs
+        return _decide_whole_texts(self.labels, texts, self.batch_size, self.predict)
 
 
 def _probabilities_index(session: Any, meta: Meta) -> int:
