@@ -12,18 +12,24 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .audit import record
 from .immutable import ImmutableModel
 
+# Choice labels are lazy translations: get_FOO_display() then speaks the reader's language (the English
+# label is what migrations record, so wrapping it changes no schema).
 KINDS = [
-    ("embedder", "Embedder"),
-    ("classifier", "Classifier"),
-    ("extractor", "Extractor"),
-    ("generator", "Generative model"),
+    ("embedder", _("Embedder")),
+    ("classifier", _("Classifier")),
+    ("extractor", _("Extractor")),
+    ("generator", _("Generative model")),
     ("ocr", "OCR"),
 ]
-SOURCES = [("packaged", "Packaged"), ("trained", "Trained"), ("quantised", "Quantised"), ("imported", "Imported")]
+SOURCES = [("packaged", _("Packaged")), ("trained", _("Trained")), ("quantised", _("Quantised")),
+           ("imported", _("Imported"))]
+LOCATIONS = [("on_premise", _("On premise")), ("external", _("External"))]
 ALIASES = [("production", "production"), ("candidate", "candidate"), ("shadow", "shadow")]
 REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<alias>[a-z]+)|:v(?P<number>[0-9]+))$")
 
@@ -128,7 +134,7 @@ class LLMEndpoint(models.Model):
     name = models.SlugField(max_length=80, unique=True)
     base_url = models.URLField(help_text="Up to and including /v1, e.g. http://127.0.0.1:8088/v1")
     model_name = models.CharField(max_length=120)
-    location = models.CharField(max_length=20, choices=[(ON_PREMISE, "On premise"), (EXTERNAL, "External")])
+    location = models.CharField(max_length=20, choices=LOCATIONS)
     region = models.CharField(max_length=40, help_text="Where the data goes, e.g. 'local', 'EU (Milan)', 'US'.")
     api_key_env = models.CharField(max_length=80, blank=True, help_text="Environment variable holding the API key.")
     price_in_per_1k = models.DecimalField(max_digits=10, decimal_places=6, default=0)
@@ -157,7 +163,7 @@ class WebhookDestination(models.Model):
     ON_PREMISE, EXTERNAL = LLMEndpoint.ON_PREMISE, LLMEndpoint.EXTERNAL
     name = models.SlugField(max_length=80, unique=True)
     url = models.URLField(max_length=500, help_text="http(s) URL the results are POSTed to.")
-    location = models.CharField(max_length=20, choices=[(ON_PREMISE, "On premise"), (EXTERNAL, "External")],
+    location = models.CharField(max_length=20, choices=LOCATIONS,
                                 help_text="External destinations must resolve to public addresses; on-premise ones "
                                           "may be private or loopback addresses.")
     region = models.CharField(max_length=40, help_text="Where the data goes, e.g. 'local', 'EU (Milan)', 'US'.")
@@ -320,7 +326,9 @@ class LabelledSet(models.Model):
     model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="labelled_sets", help_text="The model this set evaluates by default.")
     source = models.CharField(max_length=20,
-                              choices=[("packaged", "Packaged"), ("upload", "Upload"), ("reviews", "Reviews")])
+                              choices=[("packaged", _("Packaged")), ("upload", pgettext_lazy("a labelled set's source",
+                                                                                                 "Upload")),
+                                       ("reviews", _("Reviews"))])
     # [{"text": …, "label": …, "segment": {"language": "it", …}}]; kept small (evaluation, not a data lake).
     items = models.JSONField(default=list)
     labels = models.JSONField(default=list)
@@ -338,7 +346,10 @@ class LabelledSet(models.Model):
 class PromotionRequest(models.Model):
     EVALUATING, READY, EVIDENCE_FAILED, APPROVED, REJECTED, CANCELLED = (
         "evaluating", "ready", "evidence_failed", "approved", "rejected", "cancelled")
-    STATUSES = [(s, s.replace("_", " ")) for s in (EVALUATING, READY, EVIDENCE_FAILED, APPROVED, REJECTED, CANCELLED)]
+    STATUSES = [(EVALUATING, pgettext_lazy("promotion", "evaluating")), (READY, pgettext_lazy("promotion", "ready")),
+                (EVIDENCE_FAILED, pgettext_lazy("promotion", "evidence failed")),
+                (APPROVED, pgettext_lazy("promotion", "approved")), (REJECTED, pgettext_lazy("promotion", "rejected")),
+                (CANCELLED, pgettext_lazy("promotion", "cancelled"))]
     OPEN = (EVALUATING, READY, EVIDENCE_FAILED)
 
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotion_requests")
@@ -385,7 +396,9 @@ class Label(models.Model):
     # A review answers an escalation (the model was unsure); a spot check answers a random sample of
     # what the model decided alone: only spot checks measure accuracy without bias.
     REVIEW, UPLOAD, SPOT_CHECK = "review", "upload", "spot_check"
-    SOURCES = [(REVIEW, "review"), (UPLOAD, "upload"), (SPOT_CHECK, "spot check")]
+    SOURCES = [(REVIEW, pgettext_lazy("a label's source", "review")),
+               (UPLOAD, pgettext_lazy("a label's source", "upload")),
+               (SPOT_CHECK, pgettext_lazy("a label's source", "spot check"))]
     model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.CASCADE,
                               related_name="truth_labels")
     run = models.ForeignKey("workflows.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -427,9 +440,11 @@ class ModelJob(models.Model):
 
     TRAIN, OPTIMISE = "train", "optimise"
     QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
-    STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED)]
+    STATUSES = [(QUEUED, pgettext_lazy("model job", "queued")), (RUNNING, pgettext_lazy("model job", "running")),
+                (SUCCEEDED, pgettext_lazy("model job", "succeeded")), (FAILED, pgettext_lazy("model job", "failed"))]
 
-    kind = models.CharField(max_length=10, choices=[(TRAIN, "train"), (OPTIMISE, "optimise")])
+    kind = models.CharField(max_length=10, choices=[(TRAIN, pgettext_lazy("model job", "train")),
+                                                    (OPTIMISE, pgettext_lazy("model job", "optimise"))])
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="jobs")
     base_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                      help_text="Training: the production version (parent; none for a new "

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 
 class ReviewTask(models.Model):
@@ -18,7 +19,8 @@ class ReviewTask(models.Model):
     # An escalation parks its item until decided; a spot check samples an item the model decided alone
     # (the item has gone on) so that accuracy is measured on what ran unattended too.
     ESCALATION, SPOT_CHECK = "escalation", "spot_check"
-    KINDS = [(ESCALATION, "escalation"), (SPOT_CHECK, "spot check")]
+    KINDS = [(ESCALATION, pgettext_lazy("review task", "escalation")),
+             (SPOT_CHECK, pgettext_lazy("review task", "spot check"))]
 
     run = models.ForeignKey("workflows.Run", on_delete=models.CASCADE, related_name="review_tasks")
     item = models.ForeignKey("workflows.Item", on_delete=models.CASCADE, related_name="review_tasks")
