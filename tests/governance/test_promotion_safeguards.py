@@ -219,6 +219,21 @@ def test_reject_is_as_prominent_as_approve_and_comes_first(personas, keyword_mod
     assert "css/promotion.css" in page
 
 
+def test_a_decided_request_shows_no_empty_decision_card(personas, keyword_models, fixed_set, client):
+    _, v2 = keyword_models
+    rejected = evidence_for(promotion.request_promotion(v2, "production", user=personas["designer"], reason="x",
+                                                        labelled_set=fixed_set))
+    promotion.reject(rejected, user=personas["validator"], reason="not yet")
+    client.force_login(personas["validator"])
+    assert 'id="decide"' not in client.get(f"/promotions/{rejected.pk}/").content.decode()
+    approved = evidence_for(promotion.request_promotion(v2, "production", user=personas["designer"], reason="y",
+                                                        labelled_set=fixed_set))
+    promotion.approve(approved, user=personas["validator"], reason="ok")
+    client.force_login(personas["designer"])  # who may request, and so roll back
+    page = client.get(f"/promotions/{approved.pk}/").content.decode()
+    assert 'id="decide"' in page and 'id="rollback"' in page  # the card still offers the rollback
+
+
 # --- four eyes -------------------------------------------------------------------------------------
 
 

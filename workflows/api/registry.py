@@ -229,10 +229,10 @@ def labelled_sets(request: Request) -> Response:
     try:
         read = labelsets.read_file(upload.name, upload.read())
         if form["preview"]:
-            shown = labelsets.preview(read)
+            suggested = labelsets.suggest(read)
             return Response({**read.preview(), "suggested_mapping": {
-                "text": shown.suggested.text or None, "label": shown.suggested.label or None,
-                "segments": list(shown.suggested.segments)}})
+                "text": suggested.text or None, "label": suggested.label or None,
+                "segments": list(suggested.segments)}})
         items = labelsets.items_from(read, labelsets.mapping_from(form.get("mapping")))
         labelled = labelsets.create_labelled_set(
             name=form["name"] or upload.name.rsplit(".", 1)[0], items=items, user=request.user,

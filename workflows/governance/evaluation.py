@@ -21,12 +21,14 @@ from django.utils import timezone
 from workflows.design.texts import translate
 from workflows.engine.nodes import loader
 from workflows.governance.classifiers import node_config
-from workflows.governance.labelsets import candidate_labels, check_evaluation_set, set_labels
+from workflows.governance.labelsets import SEGMENT_KEYS, candidate_labels, check_evaluation_set, set_labels
 from workflows.graph.text import Text, _
 from workflows.models.registry import resolve
 from workflows.models.runs import Decision
 
 BATCH = getattr(settings, "ENGINE_BATCH_SIZE", 32)
+REPLAY_ROWS = 100
+TEXT_SHOWN = 160
 
 
 def _note(text: Text) -> dict[str, Any]:
@@ -176,7 +178,7 @@ def classifier_evaluation(version: Any, labelled: Any, baseline: dict[str, Any])
         for i, (a, b) in enumerate(zip(candidate["predictions"], base["predictions"], strict=True)):
             if a != b:
                 changed.append({"index": i, "truth": labelled.items[i]["label"], "candidate": a, "production": b,
-                                "text": labelled.items[i]["text"][:160]})
+                                "text": labelled.items[i]["text"][:TEXT_SHOWN]})
     for result in (candidate, base):
         if result is not None:
             result.pop("predictions")
@@ -293,17 +295,12 @@ def shadow_evidence(version: Any, production: Any, limit: int = 2000) -> dict[st
             "production_refs": sorted({d.model_ref for d in decisions})}
 
 
-SEGMENT_KEYS = ("language", "channel", "customer_type", "segment")
-REPLAY_ROWS = 100
-TEXT_SHOWN = 160
-
-
 def shorten(text: Any, limit: int = TEXT_SHOWN) -> str:
     text = " ".join(str(text or "").split())
     return text if len(text) <= limit else text[:limit].rstrip() + "…"
 
 
-def _replayed_decisions(version: Any, baseline: dict[str, Any], size: int) -> list[Any]:
+def _replayed_decisions(baseline: dict[str, Any], size: int) -> list[Any]:
     decisions = Decision.objects.filter(error="").select_related("item")
     if baseline["kind"] == "production":
         decisions = decisions.filter(model_ref=baseline["ref"])
@@ -321,7 +318,7 @@ def replay(version: Any, baseline: dict[str, Any], size: int) -> dict[str, Any] 
     if version.model.kind != "classifier":
         return {"n": 0, **_note(_("replay compares labels; embedders are compared by cosine agreement in the "
                                   "evaluation"))}
-    decisions = _replayed_decisions(version, baseline, size)
+    decisions = _replayed_decisions(baseline, size)
     if not decisions:
         return {"n": 0, **_note(_("production has not processed any document yet"))}
     runtime = loader.load(version.pk)

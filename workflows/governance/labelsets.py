@@ -28,6 +28,8 @@ from workflows.models.registry import Label, LabelledSet, ModelVersion, Register
 MAX_ITEMS = 20_000
 MAX_BYTES = 20 * 1024 * 1024
 RESERVED_ORDER = ("text", "label")
+# The keys runs' payloads carry segments under: an uploaded segment column goes by one when its name
+# says so, and the evidence's replay reads the same keys, so the two break accuracy down alike.
 SEGMENT_KEYS = ("language", "channel", "customer_type", "segment")
 FORMATS = (".csv", ".tsv", ".txt", ".xlsx")
 
@@ -53,10 +55,10 @@ class Mapping:
 
 @dataclass(frozen=True)
 class Preview:
-    """What the person checks before a set is saved: the first rows, every column with sample values,
-    and the columns guessed for text and label ("" where none fits: the person chooses)."""
+    """What the person checks before a set is saved, beside the first rows (intake's Parsed.preview):
+    every column with sample values, and the columns guessed for text and label ("" where none fits:
+    the person chooses)."""
 
-    parsed: intake.Parsed
     columns: list[mapping_guess.Column]
     suggested: Mapping
 
@@ -79,11 +81,15 @@ def read_file(name: str, data: bytes) -> intake.Parsed:
         raise ValidationError(exc.message) from None
 
 
+def _sample(parsed: intake.Parsed) -> list[dict[str, Any]]:
+    """The first rows' values: what the column guesses read."""
+    return [values for _, values in parsed.rows[:mapping_guess.SAMPLE_ROWS]]
+
+
 def suggest(parsed: intake.Parsed) -> Mapping:
     """Text and label guessed as the run upload guesses its fields (by name, then by content: a column
     of identifiers is never text); every other column is offered as a segment."""
-    sample = [values for _, values in parsed.rows[:mapping_guess.SAMPLE_ROWS]]
-    chosen = {c.field: c.column for c in mapping_guess.guess(list(RESERVED_ORDER), parsed.columns, sample)}
+    chosen = {c.field: c.column for c in mapping_guess.guess(list(RESERVED_ORDER), parsed.columns, _sample(parsed))}
     # A column named `text` is the text even when its values are single words (a keyword set): the
     # guess only refuses identifiers for text when nothing says otherwise.
     named = {mapping_guess.normalise(c): c for c in parsed.columns}
@@ -102,8 +108,7 @@ def _named_as_id(column: str) -> bool:
 
 
 def preview(parsed: intake.Parsed) -> Preview:
-    sample = [values for _, values in parsed.rows[:mapping_guess.SAMPLE_ROWS]]
-    return Preview(parsed, mapping_guess.describe(parsed.columns, sample), suggest(parsed))
+    return Preview(mapping_guess.describe(parsed.columns, _sample(parsed)), suggest(parsed))
 
 
 def mapping_from(raw: Any) -> Mapping | None:
@@ -124,8 +129,7 @@ def mapping_from(raw: Any) -> Mapping | None:
 def _segment_keys(parsed: intake.Parsed, columns: tuple[str, ...]) -> dict[str, str]:
     """{column: segment key}: the keys runs' payload columns go by (language, channel, customer_type,
     segment) when a column's name says so, its normalised name otherwise, so evidence and replay meet."""
-    sample = [values for _, values in parsed.rows[:mapping_guess.SAMPLE_ROWS]]
-    known = {c.column: c.field for c in mapping_guess.guess(list(SEGMENT_KEYS), list(columns), sample)
+    known = {c.column: c.field for c in mapping_guess.guess(list(SEGMENT_KEYS), list(columns), _sample(parsed))
              if c.column and c.reason == "name"}
     return {column: known.get(column) or mapping_guess.normalise(column) or column for column in columns}
 
@@ -176,10 +180,6 @@ def items_from(parsed: intake.Parsed, chosen: Mapping | None = None) -> list[dic
     if len({i["label"] for i in items}) < 2:
         raise ValidationError(gettext("A labelled set needs at least two different labels."))
     return items
-
-
-def parse_labelled_file(name: str, data: bytes, chosen: Mapping | None = None) -> list[dict[str, Any]]:
-    return items_from(read_file(name, data), chosen)
 
 
 def create_labelled_set(*, name: str, items: list[dict[str, Any]], user: Any, model: RegisteredModel | None = None,

@@ -119,6 +119,12 @@ def labelled_set_upload(request: HttpRequest) -> HttpResponse:
     token = request.POST.get("staged", "") if upload is None else ""
     model = RegisteredModel.objects.filter(name=request.POST.get("model") or "").first()
     parsed = None
+
+    def keep() -> str:
+        """A page showing the mapping form keeps a new file, so choosing the columns does not send it
+        again; a file saved at once is never written to disk."""
+        return staging.stage(request.session, LABELLED_SET_STAGING, name, data) if upload is not None else token
+
     try:
         if upload is not None:  # over the cap, UploadCapHandler refused it; read_file checks again
             name, data = upload.name, upload.read()
@@ -130,17 +136,15 @@ def labelled_set_upload(request: HttpRequest) -> HttpResponse:
         else:
             raise ValidationError(gettext("Choose a CSV or XLSX file."))
         parsed = labelsets.read_file(name, data)
-        if upload is not None:  # kept for the preview, or for the mapping form should saving fail
-            token = staging.stage(request.session, LABELLED_SET_STAGING, name, data)
         chosen = _posted_mapping(request)
         if "preview" in request.POST:
-            return _labelled_upload_page(request, _preview_context(request, parsed, token, chosen))
+            return _labelled_upload_page(request, _preview_context(request, parsed, keep(), chosen))
         items = labelsets.items_from(parsed, chosen)
         labelled = labelsets.create_labelled_set(name=request.POST.get("name") or name.rsplit(".", 1)[0],
                                                  items=items, user=request.user, model=model,
                                                  description=request.POST.get("description", ""))
     except ValidationError as exc:
-        context = _preview_context(request, parsed, token, _posted_mapping(request)) if parsed else {}
+        context = _preview_context(request, parsed, keep(), _posted_mapping(request)) if parsed else {}
         return _labelled_upload_page(request, {**context, "error": _errors(exc)}, status=400)
     if token:
         staging.discard(request.session, token)
