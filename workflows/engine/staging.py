@@ -1,9 +1,9 @@
 """Uploads kept between "Preview" and "Start the run", so a large file crosses the network once.
 
 The preview stores the file under VAR_DIR/uploads with a random name and remembers that name in the
-uploader's session, next to the workflow it was previewed for: a token is worth nothing in another
-session or for another workflow. Staged files older than STAGED_MAX_AGE are removed whenever a new
-one is staged; a started run removes its own.
+uploader's session, next to the scope it was previewed for (a workflow's id for run uploads, a page's
+name for others): a token is worth nothing in another session or for another scope. Staged files
+older than STAGED_MAX_AGE are removed whenever a new one is staged; a started run removes its own.
 """
 
 from __future__ import annotations
@@ -36,29 +36,29 @@ def _sweep(folder: Path) -> None:
             pass
 
 
-def stage(session: Any, workflow_id: int, name: str, data: bytes) -> str:
-    """Keep an upload for this session and workflow; returns its token."""
+def stage(session: Any, scope: int | str, name: str, data: bytes) -> str:
+    """Keep an upload for this session and scope; returns its token."""
     folder = _folder()
     _sweep(folder)
     token = secrets.token_urlsafe(18)
     (folder / f"{token}.upload").write_bytes(data)
     staged = dict(session.get(SESSION_KEY) or {})
-    staged[token] = {"workflow": workflow_id, "name": name[:200], "size": len(data), "at": time.time()}
+    staged[token] = {"scope": scope, "name": name[:200], "size": len(data), "at": time.time()}
     for old in sorted(staged, key=lambda t: staged[t]["at"])[:-MAX_PER_SESSION]:
         discard(session, old, staged)
     session[SESSION_KEY] = staged
     return token
 
 
-def _entry(session: Any, workflow_id: int, token: str) -> dict[str, Any] | None:
-    """This session's record of a staged file, if it was staged for this workflow."""
+def _entry(session: Any, scope: int | str, token: str) -> dict[str, Any] | None:
+    """This session's record of a staged file, if it was staged for this scope."""
     entry = (session.get(SESSION_KEY) or {}).get(token)
-    return entry if entry and entry.get("workflow") == workflow_id else None
+    return entry if entry and entry.get("scope") == scope else None
 
 
-def load(session: Any, workflow_id: int, token: str) -> tuple[str, bytes] | None:
-    """The staged (name, bytes) for this session and workflow, or None (unknown, expired, elsewhere)."""
-    entry = _entry(session, workflow_id, token)
+def load(session: Any, scope: int | str, token: str) -> tuple[str, bytes] | None:
+    """The staged (name, bytes) for this session and scope, or None (unknown, expired, elsewhere)."""
+    entry = _entry(session, scope, token)
     if entry is None:
         return None
     try:
@@ -67,8 +67,8 @@ def load(session: Any, workflow_id: int, token: str) -> tuple[str, bytes] | None
         return None
 
 
-def describe(session: Any, workflow_id: int, token: str) -> dict[str, Any] | None:
-    entry = _entry(session, workflow_id, token)
+def describe(session: Any, scope: int | str, token: str) -> dict[str, Any] | None:
+    entry = _entry(session, scope, token)
     if entry is None or not (_folder() / f"{token}.upload").exists():
         return None
     return {"token": token, "name": entry["name"], "size": entry["size"]}

@@ -221,12 +221,10 @@ def training_hashes(version: ModelVersion) -> set[str]:
     """Content hashes of the documents the version learnt from. A quantised version is a copy of its
     parent, so it learnt what its parent learnt: the lineage is followed through such copies."""
     hashes: set[str] = set()
-    seen: set[int] = set()
-    current: ModelVersion | None = version
-    while current is not None and current.pk not in seen:
-        seen.add(current.pk)
+    for current in version.lineage():
         hashes.update((current.meta.get("params") or {}).get("training_hashes") or [])
-        current = current.parent if current.source == "quantised" else None
+        if current.source != "quantised":
+            break
     return hashes
 
 

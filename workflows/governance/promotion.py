@@ -93,18 +93,6 @@ def _enqueue_evidence(request_id: int) -> None:
     compute_evidence.enqueue(request_id)
 
 
-def lineage(version: ModelVersion) -> list[ModelVersion]:
-    """The version and every version it was made from, nearest first (parent links)."""
-    chain: list[ModelVersion] = []
-    seen: set[int] = set()
-    current: ModelVersion | None = version
-    while current is not None and current.pk not in seen:
-        seen.add(current.pk)
-        chain.append(current)
-        current = current.parent
-    return chain
-
-
 def why_not_decide(request: PromotionRequest, user: Any) -> str:
     """Why `user` may not decide this request (the four-eyes rule), or "" when they may. In English, as
     the audit log keeps it; gettext() it where a person reads it."""
@@ -112,7 +100,7 @@ def why_not_decide(request: PromotionRequest, user: Any) -> str:
         return gettext_noop("Only a validator can approve or reject.")
     if user.pk == request.requested_by_id:
         return gettext_noop("You requested this promotion; another validator must decide it.")
-    makers = {who for v in lineage(request.version) for who in (v.trained_by_id, v.author_id)} - {None}
+    makers = {who for v in request.version.lineage() for who in (v.trained_by_id, v.author_id)} - {None}
     if user.pk in makers:
         # Optimising records the optimiser: whoever trained the version it copies made it too.
         return gettext_noop("You trained or registered this version, or a version it was made from; another "

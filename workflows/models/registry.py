@@ -108,6 +108,18 @@ class ModelVersion(ImmutableModel):
         """The build metadata with absolute paths under this installation's ARTIFACTS_DIR."""
         return absolutise(self.meta)
 
+    def lineage(self) -> list[ModelVersion]:
+        """This version and every version it was made from, nearest first (parent links; a loop,
+        which immutability should make impossible, is cut rather than followed)."""
+        chain: list[ModelVersion] = []
+        seen: set[int] = set()
+        current: ModelVersion | None = self
+        while current is not None and current.pk not in seen:
+            seen.add(current.pk)
+            chain.append(current)
+            current = current.parent
+        return chain
+
     def pin(self) -> dict[str, Any]:
         """What a run records for each model reference it resolved."""
         return {"version_id": self.pk, "ref": self.ref, "model": self.model.name, "number": self.number,

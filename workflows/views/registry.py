@@ -88,9 +88,8 @@ def model_import(request: HttpRequest) -> HttpResponse:
     return redirect("model-version", name=version.model.name, number=version.number)
 
 
-# Staged files are kept as run uploads keep theirs (engine/staging.py), which ties a file to the
-# workflow it was previewed for; a labelled set belongs to no workflow, so it uses an id none has.
-LABELLED_SET_STAGING = 0
+# Staged files are kept as run uploads keep theirs (engine/staging.py), under this page's own scope.
+LABELLED_SET_STAGING = "labelled-set"
 
 
 def _posted_mapping(request: HttpRequest) -> labelsets.Mapping | None:
