@@ -89,12 +89,18 @@ def exported_row(run, item) -> dict:
     return Decision.objects.get(run=run, item=item, node="out").output["row"]
 
 
-def test_the_page_shows_the_extracted_fields_and_the_alternatives(personas, keyword_models, client):
+def escalated_invoice(personas):
+    """The invoice line run on IBAN_TEXT until the item waits at its review node: (run, task, the spans
+    the extractor found)."""
     workflow = make_workflow(personas["designer"], extract_graph(), name="Invoices")
     run = launch.create_run(workflow, user=personas["operator"], items=[{"text": IBAN_TEXT}])
     drain()
     task = ReviewTask.objects.get(run=run, kind=ReviewTask.ESCALATION)
-    spans = Decision.objects.get(run=run, node="ext").output["fields"]
+    return run, task, Decision.objects.get(run=run, node="ext").output["fields"]
+
+
+def test_the_page_shows_the_extracted_fields_and_the_alternatives(personas, keyword_models, client):
+    run, task, spans = escalated_invoice(personas)
     iban, email = spans["iban"][0]["value"], spans["email"][0]["value"]
     client.force_login(personas["operator"])
     page = html.unescape(client.get("/review/").content.decode())
@@ -111,11 +117,7 @@ def test_the_page_shows_the_extracted_fields_and_the_alternatives(personas, keyw
 
 
 def test_a_corrected_field_becomes_a_field_label_and_goes_downstream(personas, keyword_models, client):
-    workflow = make_workflow(personas["designer"], extract_graph(), name="Invoices")
-    run = launch.create_run(workflow, user=personas["operator"], items=[{"text": IBAN_TEXT}])
-    drain()
-    task = ReviewTask.objects.get(run=run, kind=ReviewTask.ESCALATION)
-    spans = Decision.objects.get(run=run, node="ext").output["fields"]
+    run, task, spans = escalated_invoice(personas)
     found_iban, found_email = spans["iban"][0]["value"], spans["email"][0]["value"]
     client.force_login(personas["operator"])
     response = client.post(f"/review/{task.pk}/decide/", {

@@ -21,7 +21,7 @@ from tests.builders import (
     node,
     register_model,
 )
-from tests.kpi.ledger import ROME, W12, W13, W14
+from tests.kpi.ledger import ROME, TUESDAY, W12, W13, W14
 from workflows.kpi import pack as kpi_pack
 from workflows.kpi import readers as kpis
 from workflows.kpi import rollup
@@ -29,8 +29,6 @@ from workflows.models import Item, ReviewTask
 from workflows.models.registry import Alias, Label, PromotionRequest
 
 pytestmark = pytest.mark.django_db
-
-TUESDAY = datetime(2025, 3, 25, 9, 0, tzinfo=ROME)
 
 
 def line(labels: dict | None = None) -> dict:

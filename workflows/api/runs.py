@@ -29,7 +29,7 @@ from workflows.engine.results import (
     table_page,
 )
 from workflows.exports import export_response
-from workflows.governance.review import decide
+from workflows.governance import review
 from workflows.models import Run
 from workflows.models.review import ReviewTask
 from workflows.roles import require
@@ -300,23 +300,23 @@ def review_decide(request: Request, pk: int) -> Response:
     data = ReviewDecisionSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     label = data.validated_data.get("label")
-    extra = {"note": data.validated_data["note"]} if data.validated_data.get("note") else {}
-    fields = data.validated_data.get("fields") or {}
-    # Every other key names a text output (summary, answer): a misspelt one is refused, not ignored.
-    texts = {k: v for k, v in request.data.items() if k not in ("label", "fields", "note")}
+    # Every key but label, fields and note names a text output (summary, answer): a misspelt one is
+    # refused, not ignored.
+    _, fields, texts, extra = review.decision_body(request.data)
     if label or fields or texts or task.kind == ReviewTask.SPOT_CHECK:
         # A label is a correction or an acceptance: it becomes a Label row (training data, live accuracy),
         # and so does each corrected output.
         from django.core.exceptions import ValidationError as DjangoValidationError
 
         try:
-            made = decide(task, user=request.user, label=label or "", extra=extra, fields=fields, texts=texts)
+            decided = review.decide_task(task, user=request.user, label=label or "", extra=extra, fields=fields,
+                                         texts=texts)
         except DjangoValidationError as exc:
             return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
-        if made is None:
+        if decided is None:
             return Response({"detail": gettext("This item was already decided.")}, status=status.HTTP_409_CONFLICT)
-        return Response({"decided": task.pk, "label": made.label, "corrected": made.corrected,
-                         "corrections": [c.field for c in made.corrections]})
+        return Response({"decided": task.pk, "label": decided.label.label, "corrected": decided.label.corrected,
+                         "corrections": [c.field for c in decided.corrections]})
     if not launch.decide_review(task, user=request.user, result=extra):
         return Response({"detail": gettext("This item was already decided.")}, status=status.HTTP_409_CONFLICT)
     return Response({"decided": task.pk})

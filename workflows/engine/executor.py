@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from workflows import statuses
 from workflows.design.references import graph_resolvers
-from workflows.graph.catalog import CATALOG
+from workflows.graph.catalog import CATALOG, SPOT_CHECK
 from workflows.graph.plan import Plan, Step, plan
 from workflows.models import DeadLetter, Decision, Item, ReviewTask, Run, Shard, WorkflowVersion
 
@@ -167,8 +167,7 @@ class ShardRunner:
         if node not in self.sampling:
             node_type = CATALOG.get(step.node.type)
             threshold = spot_threshold(step.config.get("spot_check"))
-            usable = node_type is not None and any(f.name == "spot_check" for f in node_type.config) and \
-                node_type.uses_model(step.config)
+            usable = node_type is not None and SPOT_CHECK in node_type.config and node_type.uses_model(step.config)
             self.sampling[node] = (spot_key(self.run.pk, node), threshold) if usable and threshold else None
         return self.sampling[node]
 

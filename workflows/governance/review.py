@@ -56,20 +56,16 @@ def kind_of(value: Any) -> str | None:
     return value if value in (ReviewTask.ESCALATION, ReviewTask.SPOT_CHECK) else None
 
 
-def _pick_model_decision(task: ReviewTask, decisions: Iterable[Decision]) -> Decision | None:
-    """The model's decision a task checks. An escalation checks the latest labelled one before its
-    review node; a spot check the decision of the node it samples (else the latest labelled one)."""
+def model_decision(task: ReviewTask, decisions: Iterable[Decision]) -> Decision | None:
+    """The model's decision a task checks, among the item's decisions in ledger order. An escalation
+    checks the latest labelled one before its review node; a spot check the decision of the node it
+    samples (else the latest labelled one)."""
     labelled = [d for d in decisions if d.label is not None and d.model_ref]
     if task.kind == ReviewTask.SPOT_CHECK:
         own = [d for d in labelled if d.node == task.node]
         return (own or labelled or [None])[-1]
     before = [d for d in labelled if d.node != task.node]
     return before[-1] if before else None
-
-
-def model_decision(task: ReviewTask) -> Decision | None:
-    return _pick_model_decision(task, Decision.objects.filter(run_id=task.run_id, item_id=task.item_id,
-                                                              label__isnull=False).order_by("id"))
 
 
 def allowed_labels(task: ReviewTask, decision: Decision | None = None) -> list[str]:
@@ -221,11 +217,16 @@ def _view(task: ReviewTask, decisions: list[Decision], line: LineOutputs) -> Tas
     payload = task.item.payload if isinstance(task.item.payload, dict) else {}
     data = dict(payload)
     refs: dict[str, str] = {}
+    writers: dict[str, str] = {}  # extracted field → the last node whose output holds it
     for d in decisions:
         refs[d.node] = d.model_ref
-        if d.port not in (statuses.DEAD, statuses.PARKED) and isinstance(d.output, dict):
+        if not isinstance(d.output, dict):
+            continue
+        if isinstance(d.output.get("fields"), dict):
+            writers.update(dict.fromkeys(d.output["fields"], d.node))
+        if d.port not in (statuses.DEAD, statuses.PARKED):
             merge_fields(data, d.output)
-    decision = _pick_model_decision(task, decisions)
+    decision = model_decision(task, decisions)
     proposal = proposal_of(task)
     view = TaskView(task=task, decision=decision, proposal=proposal, choices=allowed_labels(task, decision),
                     text=str(payload.get("text") or payload.get("subject") or ""), data=data, refs=refs)
@@ -237,7 +238,7 @@ def _view(task: ReviewTask, decisions: list[Decision], line: LineOutputs) -> Tas
             view.fields[name], view.field_nodes[name] = values_of(found.get(name)), node
     for name, value in found.items():
         if name not in view.fields:
-            view.fields[name], view.field_nodes[name] = values_of(value), _writer(decisions, "fields", name)
+            view.fields[name], view.field_nodes[name] = values_of(value), writers.get(name, "")
     # Texts a node already wrote; the held large-model node's own output, which the person writes.
     for name, node in line.texts.items():
         if name in data or node == task.node:
@@ -248,15 +249,6 @@ def _view(task: ReviewTask, decisions: list[Decision], line: LineOutputs) -> Tas
         view.alternatives = [{"label": str(k), "score": v} for k, v in
                              sorted(scores.items(), key=lambda kv: -kv[1] if isinstance(kv[1], int | float) else 0)]
     return view
-
-
-def _writer(decisions: list[Decision], key: str, name: str) -> str:
-    """The last node whose output holds `key` (`name` inside it, for fields)."""
-    for d in reversed(decisions):
-        output = d.output if isinstance(d.output, dict) else {}
-        if key in output and (not name or (isinstance(output[key], dict) and name in output[key])):
-            return d.node
-    return ""
 
 
 def _as_text(value: Any) -> str:
@@ -362,13 +354,10 @@ class Decided:
 
 def decide(task: ReviewTask, *, user: Any, label: str, extra: dict[str, Any] | None = None,
            fields: Mapping[str, Any] | None = None, texts: Mapping[str, Any] | None = None) -> Label | None:
-    """Accept (label == proposal) or correct; None if already decided. See decide_task. The label
-    carries the field labels made with it as `corrections`."""
+    """Accept (label == proposal) or correct; the class label, or None if already decided. See
+    decide_task, which also returns the field labels made with it."""
     decided = decide_task(task, user=user, label=label or "", extra=extra, fields=fields, texts=texts)
-    if decided is None or decided.label is None:
-        return None
-    decided.label.corrections = decided.corrections
-    return decided.label
+    return decided.label if decided is not None else None
 
 
 def decide_task(task: ReviewTask, *, user: Any, label: str | None, extra: dict[str, Any] | None = None,
@@ -400,7 +389,7 @@ def decide_task(task: ReviewTask, *, user: Any, label: str | None, extra: dict[s
             return None
         source = Label.SPOT_CHECK if spot else Label.REVIEW
         payload = task.item.payload or {}
-        text = str(payload.get("text") or payload.get("subject") or "")[:TEXT_LIMIT]
+        text = view.text[:TEXT_LIMIT]
         segment = {k: str(payload[k]) for k in SEGMENT_KEYS if isinstance(payload.get(k), str | int)}
         made = None
         if label:
@@ -412,14 +401,16 @@ def decide_task(task: ReviewTask, *, user: Any, label: str | None, extra: dict[s
                 source=source, created_by=user)
         # Field labels name the node that produced the value; Label.review_task is one-to-one, so only
         # the class label links the task (the field labels share its run, item and time).
-        owners = {c.node: _field_owner(view.refs.get(c.node, "")) for c in corrections}
-        fixed = Label.objects.bulk_create([
-            Label(model=owners[c.node], run_id=task.run_id, item_id=task.item_id, node=c.node,
-                  model_ref=view.refs.get(c.node, ""), text=text, field=c.field,
-                  label=Correction.shown(c.after)[:LABEL_LENGTH], predicted=Correction.shown(c.before)[:LABEL_LENGTH],
-                  value=Correction.shown(c.after) if len(Correction.shown(c.after)) > LABEL_LENGTH else "",
-                  segment=segment, source=source, created_by=user)
-            for c in corrections])
+        owners = {node: _field_owner(view.refs.get(node, "")) for node in {c.node for c in corrections}}
+        rows = []
+        for c in corrections:
+            after = Correction.shown(c.after)
+            rows.append(Label(model=owners[c.node], run_id=task.run_id, item_id=task.item_id, node=c.node,
+                              model_ref=view.refs.get(c.node, ""), text=text, field=c.field,
+                              label=after[:LABEL_LENGTH], predicted=Correction.shown(c.before)[:LABEL_LENGTH],
+                              value=after if len(after) > LABEL_LENGTH else "",
+                              segment=segment, source=source, created_by=user))
+        fixed = Label.objects.bulk_create(rows)
     return Decided(made, fixed)
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,22 +26,20 @@ from workflows.models import ReviewTask
 from workflows.roles import require
 
 
-def _kind(value: str | None) -> str:
-    return ReviewTask.SPOT_CHECK if value == ReviewTask.SPOT_CHECK else ReviewTask.ESCALATION
-
-
 @login_required
 def review_queue(request: HttpRequest) -> HttpResponse:
     require(request.user, "review.work")
     queue = request.GET.get("queue") or ""
-    kind = _kind(request.GET.get("kind"))
-    open_kind = ReviewTask.objects.filter(status=ReviewTask.OPEN, kind=kind)
+    kind = review.kind_of(request.GET.get("kind")) or ReviewTask.ESCALATION
+    open_tasks = ReviewTask.objects.filter(status=ReviewTask.OPEN)
+    per_kind = dict(open_tasks.order_by().values_list("kind").annotate(n=Count("id")).values_list("kind", "n"))
     context = {
         "tasks": review.task_views(review.open_tasks(queue, kind)[:100]), "queue": queue, "kind": kind,
-        "spot": kind == ReviewTask.SPOT_CHECK, "queues": sorted(set(open_kind.values_list("queue", flat=True))),
-        "open_count": review.open_tasks(queue, kind).count(),
-        "escalations_open": ReviewTask.objects.filter(status=ReviewTask.OPEN, kind=ReviewTask.ESCALATION).count(),
-        "spot_checks_open": ReviewTask.objects.filter(status=ReviewTask.OPEN, kind=ReviewTask.SPOT_CHECK).count(),
+        "spot": kind == ReviewTask.SPOT_CHECK,
+        "queues": sorted(set(open_tasks.filter(kind=kind).values_list("queue", flat=True))),
+        "open_count": review.open_tasks(queue, kind).count() if queue else per_kind.get(kind, 0),
+        "escalations_open": per_kind.get(ReviewTask.ESCALATION, 0),
+        "spot_checks_open": per_kind.get(ReviewTask.SPOT_CHECK, 0),
         **accuracy_tables(),
     }
     return render(request, "review/queue.html", context)
