@@ -21,7 +21,7 @@ from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils.translation import gettext
 
-from workflows.engine.state import merge_fields
+from workflows.engine.state import apply_decision, merge_fields
 from workflows.formats import number, parse_decimal
 from workflows.graph import CATALOG
 from workflows.graph.plan import plan
@@ -368,6 +368,7 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
     types = {n["id"]: n.get("type", "") for n in nodes}
     decisions = sorted(Decision.objects.filter(run=run, item=item), key=lambda d: (order.get(d.node, 0), d.id))
     reviews = {t.node: t for t in item.review_tasks.select_related("decided_by")}
+    answers = review_answers([item.pk])
     data = dict(item.payload)
     steps = []
     for d in decisions:
@@ -382,10 +383,7 @@ def item_trace(run: Run, item_id: Any) -> dict[str, Any]:
             "batch_id": d.batch_id, "batch_size": d.batch_size, "at": d.created_at.isoformat(),
             "tokens": (usage.get("tokens_in", 0) + usage.get("tokens_out", 0)) if usage else None,
             "cost_eur": usage.get("cost_eur") if usage else None, "review": review_of(reviews.get(d.node))})
-        if d.port not in ("dead", "parked") and isinstance(d.output, dict):
-            merge_fields(data, d.output)
-        elif d.port == "parked" and isinstance(answer := _answer(reviews.get(d.node)), dict):
-            merge_fields(data, answer)  # what the item resumed with, as the executor merges it
+        apply_decision(data, d.port, d.output, answers.get((item.pk, d.node)))
     return {
         "id": item.pk, "seq": item.seq, "status": item.status, "payload": item.payload, "result": data,
         "decisions": steps,
@@ -418,11 +416,12 @@ def as_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def _answer(task: Any) -> dict[str, Any] | None:
-    """What a decided escalation resumed its item with (the reviewer's label and edits)."""
-    if task is None or task.status != task.DECIDED or getattr(task, "kind", "escalation") != task.ESCALATION:
-        return None
-    return task.result
+def review_answers(item_ids: list[int]) -> dict[tuple[int, str], dict[str, Any]]:
+    """What each decided escalation of these items resumed its item with (the reviewer's label and
+    edits), by (item, review node): what apply_decision merges at a parked decision."""
+    return {(item_id, node): result for item_id, node, result in ReviewTask.objects.filter(
+        item_id__in=item_ids, status=ReviewTask.DECIDED, kind=ReviewTask.ESCALATION).values_list(
+        "item_id", "node", "result") if isinstance(result, dict)}
 
 
 def review_of(task: Any) -> dict[str, Any] | None:
@@ -452,17 +451,12 @@ def result_rows(run: Run, node: str | None) -> Iterator[dict[str, Any]]:
         outputs: dict[int, dict] = {}
         errors: dict[int, str] = {}
         ids = [c[0] for c in chunk]
-        answers = {(item_id, node): result for item_id, node, result in ReviewTask.objects.filter(
-            run=run, item_id__in=ids, status=ReviewTask.DECIDED, kind=ReviewTask.ESCALATION).values_list(
-            "item_id", "node", "result")}
+        answers = review_answers(ids)
         for item_id, node_id, port, output, error in Decision.objects.filter(
                 run=run, item_id__in=ids).order_by("id").values_list("item_id", "node", "port", "output", "error"):
             if port == "dead":
                 errors[item_id] = error or ""
-            elif port != "parked":
-                merge_fields(outputs.setdefault(item_id, {}), output)
-            elif isinstance(answer := answers.get((item_id, node_id)), dict):
-                merge_fields(outputs.setdefault(item_id, {}), answer)  # a reviewer's edits go downstream
+            apply_decision(outputs.setdefault(item_id, {}), port, output, answers.get((item_id, node_id)))
         for item_id, seq, status, payload in chunk:
             # item_status/item_error, not status/error: tickets often carry a "status" column of their own.
             row = {"seq": seq, "item_status": status, **payload}
@@ -500,21 +494,23 @@ class NodeSamples:
 def node_samples(run: Run, node: str, limit: int = SAMPLE_LIMIT) -> NodeSamples:
     """The node's last `limit` decisions in the run, newest first: what reached it, what it gave.
 
-    What reached it is rebuilt as the executor builds it: the item's fields, then, merged the way
-    engine/state.py merges them, the outputs of the nodes that handled the item before this one (dead
-    and parked outputs carry nothing). Two queries for the rows, bounded by `limit` items."""
+    What reached it is rebuilt as the executor builds it: the item's fields, then what each node that
+    handled the item before this one added (engine/state.py: apply_decision, a reviewer's answer
+    included). Three queries for the rows, bounded by `limit` items."""
     decisions = list(Decision.objects.filter(run=run, node=node).select_related("item").order_by("-id")[:limit])
-    before: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-    for item_id, decision_id, output in (
-            Decision.objects.filter(run=run, item_id__in=[d.item_id for d in decisions]).exclude(node=node)
-            .exclude(port__in=("dead", "parked")).order_by("id").values_list("item_id", "id", "output")):
-        before.setdefault(item_id, []).append((decision_id, output))
+    ids = [d.item_id for d in decisions]
+    answers = review_answers(ids)
+    before: dict[int, list[tuple[int, str, str, Any]]] = {}
+    for item_id, decision_id, node_id, port, output in (
+            Decision.objects.filter(run=run, item_id__in=ids).exclude(node=node).exclude(port="dead")
+            .order_by("id").values_list("item_id", "id", "node", "port", "output")):
+        before.setdefault(item_id, []).append((decision_id, node_id, port, output))
     rows = []
     for d in decisions:
         received = dict(d.item.payload)
-        for decision_id, output in before.get(d.item_id, []):
+        for decision_id, node_id, port, output in before.get(d.item_id, []):
             if decision_id < d.pk:
-                merge_fields(received, output)
+                apply_decision(received, port, output, answers.get((d.item_id, node_id)))
         rows.append(NodeSample(seq=d.item.seq, item_id=d.item_id, received=received, output=d.output, port=d.port,
                                label=d.label, confidence=d.confidence, error=d.error))
     dead = list(run.dead_letters.filter(node=node).order_by("-id")

@@ -16,6 +16,7 @@ from workflows.statuses import (
     DEAD,
     ERROR_PORT,
     FAILED,
+    PARKED,
     SUCCEEDED,
     WAITING,
 )
@@ -52,6 +53,17 @@ def merge_fields(data: dict[str, Any], added: Mapping[str, Any]) -> None:
             data[key] = {**current, **value}
         else:
             data[key] = value
+
+
+def apply_decision(data: dict[str, Any], port: str, output: Any, answer: Any = None) -> None:
+    """What one recorded decision adds to an item, as the executor's replay adds it: the node's output;
+    for an item parked there, the reviewer's answer once decided (nothing before); nothing when dead.
+    The read side (results, trace, node samples, the review queue) rebuilds items with this."""
+    if port == PARKED:
+        if isinstance(answer, Mapping):
+            merge_fields(data, answer)
+    elif port != DEAD and isinstance(output, Mapping):
+        merge_fields(data, output)
 
 
 @dataclass

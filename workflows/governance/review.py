@@ -25,9 +25,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from workflows import statuses
 from workflows.engine.launch import decide_review
-from workflows.engine.state import merge_fields
+from workflows.engine.results import review_answers
+from workflows.engine.state import apply_decision
 from workflows.governance.classifiers import classifier_for_node
 from workflows.graph import CATALOG
 from workflows.models import Decision, ReviewTask
@@ -203,17 +203,19 @@ def task_views(tasks: Iterable[ReviewTask]) -> list[TaskView]:
     for d in (Decision.objects.filter(item_id__in={t.item_id for t in tasks}).order_by("id")
               .only("id", "item_id", "node", "port", "output", "label", "confidence", "model_ref")):
         decisions[d.item_id].append(d)
+    answers = review_answers(list(decisions))
     outputs: dict[int, LineOutputs] = {}
     views = []
     for task in tasks:
         version = task.run.version
         if version.pk not in outputs:
             outputs[version.pk] = LineOutputs.of(version.graph or {})
-        views.append(_view(task, decisions[task.item_id], outputs[version.pk]))
+        views.append(_view(task, decisions[task.item_id], outputs[version.pk], answers))
     return views
 
 
-def _view(task: ReviewTask, decisions: list[Decision], line: LineOutputs) -> TaskView:
+def _view(task: ReviewTask, decisions: list[Decision], line: LineOutputs,
+          answers: dict[tuple[int, str], dict[str, Any]]) -> TaskView:
     payload = task.item.payload if isinstance(task.item.payload, dict) else {}
     data = dict(payload)
     refs: dict[str, str] = {}
@@ -224,8 +226,8 @@ def _view(task: ReviewTask, decisions: list[Decision], line: LineOutputs) -> Tas
             continue
         if isinstance(d.output.get("fields"), dict):
             writers.update(dict.fromkeys(d.output["fields"], d.node))
-        if d.port not in (statuses.DEAD, statuses.PARKED):
-            merge_fields(data, d.output)
+        # The item as the model that is checked saw it: a reviewer's earlier edits included.
+        apply_decision(data, d.port, d.output, answers.get((task.item_id, d.node)))
     decision = model_decision(task, decisions)
     proposal = proposal_of(task)
     view = TaskView(task=task, decision=decision, proposal=proposal, choices=allowed_labels(task, decision),
