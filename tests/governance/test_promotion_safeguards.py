@@ -155,8 +155,11 @@ def test_a_label_change_is_a_blocking_warning_listing_workflows_and_needs_acknow
     answer = api(personas["validator"]).post(f"/api/promotions/{request.pk}/decide/", {"action": "approve"},
                                              format="json")
     assert answer.status_code == 409 and "acknowledge" in answer.data["detail"]
-    client.post(f"/promotions/{request.pk}/decide/", {"action": "approve", "reason": "x"})
+    client.post(f"/promotions/{request.pk}/decide/", {"action": "approve", "reason": "sentiment is the plan"})
     assert Alias.objects.get(model__name="tickets", name="production").version == v1
+    # The refusal keeps what the validator typed; the browser itself asks for the tick before Approve.
+    page = client.get(f"/promotions/{request.pk}/").content.decode()
+    assert 'value="sentiment is the plan"' in page and 'id="acknowledge-label-change" required' in page
     client.post(f"/promotions/{request.pk}/decide/", {"action": "approve", "reason": "sentiment is the plan",
                                                       "acknowledge_label_change": "on"})
     request.refresh_from_db()

@@ -260,7 +260,9 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
                "label_change": promotion.label_change(req) if req.is_open else None,
                "shadow": evidence.get("shadow") or {}, **_decision_rights(request.user, req),
                "may_rollback": (req.status == PromotionRequest.APPROVED and req.previous_version_id
-                                and can(request.user, "promotion.request"))}
+                                and can(request.user, "promotion.request")),
+               # A refused decision brings its reason back, so the validator need not type it again.
+               "reason": request.session.pop(f"promotion-reason-{req.pk}", "")}
     template = "registry/promotion.html#evidence" if request.htmx else "registry/promotion.html"
     return render(request, template, context)
 
@@ -287,6 +289,7 @@ def promotion_decide(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, gettext("Choose approve, reject or cancel."))
     except ValidationError as exc:
         messages.error(request, _errors(exc))
+        request.session[f"promotion-reason-{req.pk}"] = reason[:2000]
     return redirect("promotion-detail", pk=req.pk)
 
 
