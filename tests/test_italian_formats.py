@@ -183,3 +183,12 @@ def test_live_figures_are_short_and_in_the_locale():
         assert [formats.short(v) for v in (0.4234, 3.21, 57.4, 1234.0, None)] == ["0,42", "3,2", "57", "1.234", "–"]
     with translation.override("en"):
         assert formats.short(1234.0) == "1,234"
+
+
+def test_a_time_kept_as_an_iso_string_is_shown_in_the_locale_with_its_zone():
+    from workflows.templatetags.factory import when
+
+    with translation.override("it"):
+        # Evidence and signed packs keep their times in JSON (ISO strings with microseconds, in UTC).
+        assert when("2026-12-05T12:12:29.840358+00:00") == "05/12/2026 13:12 CET"
+    assert when("not a time") == "not a time"

@@ -20,10 +20,15 @@ def when(value: Any, style: str = "datetime") -> str:
 
     Every displayed time says its zone because operators compare them with e-mails and logs written
     elsewhere; "14/09/2026 10:05 CEST" cannot be misread, "10:05" can. `style` is "datetime",
-    "date" (no zone: a day is a day) or "time".
+    "date" (no zone: a day is a day) or "time". ISO strings (times stored in JSON) are read first.
     """
     if not value:
         return "—"
+    if isinstance(value, str):  # a time kept in JSON (evidence, a signed pack) is an ISO string
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if isinstance(value, datetime):
         local = timezone.localtime(value) if timezone.is_aware(value) else value
         if style == "date":
