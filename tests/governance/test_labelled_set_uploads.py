@@ -13,8 +13,8 @@ from workflows.models import LabelledSet
 
 pytestmark = pytest.mark.django_db
 
-# Italian headers no rule knows for the label; the channel cell of the second row is empty.
-CSV = ("Ticket;Messaggio;Categoria;Lingua;Canale\n"
+# A label header no rule knows ("Esito"); the channel cell of the second row is empty.
+CSV = ("Ticket;Messaggio;Esito;Lingua;Canale\n"
        "T-1;La fattura di marzo è sbagliata;billing;it;email\n"
        "T-2;The app crashes at login;technical;en;\n"
        "T-3;Non riesco a cambiare la password;account;it;phone\n").encode()
@@ -31,7 +31,7 @@ def test_the_page_previews_then_saves_with_the_chosen_columns(personas, client):
     assert 'name="map_label"' in page and 'name="segments"' in page
     token = page.split('name="staged" value="', 1)[1].split('"', 1)[0]
     saved = client.post("/models/labelled-sets/", {"staged": token, "name": "Tickets IT", "map_text": "Messaggio",
-                                                   "map_label": "Categoria", "segments": ["Lingua", "Canale"]})
+                                                   "map_label": "Esito", "segments": ["Lingua", "Canale"]})
     assert saved.status_code == 302
     labelled = LabelledSet.objects.get(name="tickets-it")
     assert labelled.labels == ["account", "billing", "technical"]
@@ -55,10 +55,10 @@ def test_the_api_previews_and_takes_a_mapping(personas, api):
     preview = client.post("/api/labelled-sets/", {"file": SimpleUploadedFile("t.csv", CSV), "preview": "true"},
                           format="multipart")
     assert preview.status_code == 200 and not LabelledSet.objects.exists()
-    assert preview.data["columns"] == ["Ticket", "Messaggio", "Categoria", "Lingua", "Canale"]
+    assert preview.data["columns"] == ["Ticket", "Messaggio", "Esito", "Lingua", "Canale"]
     assert preview.data["rows"][0]["Messaggio"] == "La fattura di marzo è sbagliata"
     assert preview.data["suggested_mapping"]["text"] == "Messaggio"
-    mapping = {"text": "Messaggio", "label": "Categoria", "segments": ["Lingua", "Canale"]}
+    mapping = {"text": "Messaggio", "label": "Esito", "segments": ["Lingua", "Canale"]}
     created = client.post("/api/labelled-sets/", {"file": SimpleUploadedFile("t.csv", CSV), "name": "api-set",
                                                   "mapping": json.dumps(mapping)}, format="multipart")
     assert created.status_code == 201, created.data
@@ -67,3 +67,12 @@ def test_the_api_previews_and_takes_a_mapping(personas, api):
                                                 "mapping": json.dumps({"text": "Messaggio", "label": "Nope"})},
                         format="multipart")
     assert wrong.status_code == 400 and "Nope" in wrong.data["detail"]
+
+
+def test_a_label_column_named_as_people_name_it_is_guessed_and_not_offered_as_a_segment(personas, api):
+    named = CSV.replace(b"Esito", b"Categoria")
+    preview = api(personas["trainer"]).post("/api/labelled-sets/", {"file": SimpleUploadedFile("t.csv", named),
+                                                                    "preview": "true"}, format="multipart")
+    suggested = preview.data["suggested_mapping"]
+    assert (suggested["text"], suggested["label"]) == ("Messaggio", "Categoria")
+    assert "Categoria" not in suggested["segments"]

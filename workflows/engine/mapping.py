@@ -29,6 +29,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "sender": ("sender", "mittente", "from", "email", "e_mail"),
     "date": ("date", "data", "created", "created_at", "received", "ricevuto"),
     "id": ("id", "ticket_id", "codice", "code", "numero", "number", "ref", "riferimento"),
+    # A labelled set's true class (governance/labelsets.py guesses it like a run field).
+    "label": ("label", "etichetta", "category", "categoria", "class", "classe", "classification",
+              "classificazione", "tag", "target", "sentiment", "intent", "topic", "argomento"),
 }
 # A column's name that says "identifier" (whole name, or its last word).
 ID_NAMES = frozenset({"id", "uid", "uuid", "key", "code", "codice", "cod", "numero", "number", "num", "no", "nr",
