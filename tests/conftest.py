@@ -10,6 +10,18 @@ from workflows.roles import ROLES
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: LocaleMiddleware activates a request's language in
+    the thread and leaves it there, so an Italian request in one test would make the next one's
+    messages Italian (they then failed or passed by test order)."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _plain_static_storage(settings):
     # The manifest storage needs collectstatic; tests render templates without it.
     settings.STORAGES = {**settings.STORAGES,
