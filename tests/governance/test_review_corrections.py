@@ -199,6 +199,11 @@ def test_an_unknown_field_is_refused_naming_it(personas, api):
     response = client.post(f"/api/reviews/{task.pk}/decide/", {"label": "billing", "fields": {"ibn": "x"}},
                            format="json")
     assert response.status_code == 400 and "fields.ibn" in str(response.data)
+    for endpoint in (f"/api/reviews/{task.pk}/decide/", f"/api/review/{task.pk}/label/"):
+        for body, kind in (({"label": "billing", "fields": "false"}, "json"),
+                           ({"label": "billing", "fields": "false"}, "multipart")):
+            response = client.post(endpoint, body, format=kind)
+            assert response.status_code == 400 and "fields" in str(response.data)
     response = client.post(f"/api/review/{task.pk}/label/", {"label": "billing", "summry": "x"}, format="json")
     assert response.status_code == 400 and "summry" in str(response.data)
     task.refresh_from_db()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
@@ -300,21 +301,22 @@ def review_decide(request: Request, pk: int) -> Response:
     data = ReviewDecisionSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     label = data.validated_data.get("label")
-    # Every key but label, fields and note names a text output (summary, answer): a misspelt one is
-    # refused, not ignored.
-    _, fields, texts, extra = review.decision_body(request.data)
-    if label or fields or texts or task.kind == ReviewTask.SPOT_CHECK:
-        # A label is a correction or an acceptance: it becomes a Label row (training data, live accuracy),
-        # and so does each corrected output.
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
-        try:
+    try:
+        # Every key but label, fields and note names a text output (summary, answer): a misspelt one is
+        # refused, not ignored.
+        _, fields, texts, extra = review.decision_body(request.data)
+        decided = None
+        if label or fields or texts or task.kind == ReviewTask.SPOT_CHECK:
+            # A label is a correction or an acceptance: it becomes a Label row (training data, live
+            # accuracy), and so does each corrected output.
             decided = review.decide_task(task, user=request.user, label=label or "", extra=extra, fields=fields,
                                          texts=texts)
-        except DjangoValidationError as exc:
-            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
-        if decided is None:
-            return Response({"detail": gettext("This item was already decided.")}, status=status.HTTP_409_CONFLICT)
+            if decided is None:
+                return Response({"detail": gettext("This item was already decided.")},
+                                status=status.HTTP_409_CONFLICT)
+    except DjangoValidationError as exc:
+        return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+    if decided is not None:
         return Response({"decided": task.pk, "label": decided.label.label, "corrected": decided.label.corrected,
                          "corrections": [c.field for c in decided.corrections]})
     if not launch.decide_review(task, user=request.user, result=extra):
