@@ -1,8 +1,9 @@
 """The layout's rules, read from the source with `ast` (every import, at module level or inside a
 function), so a change that breaks a direction fails here before anyone has to find the cycle.
 
-The layers, lowest first: pure modules (graph/, runtimes/, statuses, latency) · models/ · design/ ·
-engine/ · governance/ and kpi/ · pages (views/), API (api/) and sockets (live/).
+The layers, lowest first: pure modules (graph/, runtimes/, documents/, statuses, latency) · models/ ·
+notifications/ · design/ · engine/ · governance/, kpi/ and inbound/ · pages (views/), API (api/) and
+sockets (live/).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "workflows"
-PURE = ("workflows.graph", "workflows.runtimes", "workflows.statuses", "workflows.latency")
+PURE = ("workflows.graph", "workflows.runtimes", "workflows.documents", "workflows.statuses", "workflows.latency")
 # What the live sockets may read: the executor's observer hook and read-side modules, never the
 # engine's write path (they run in the web process and must not reach into a worker's machinery).
 LIVE_MAY_IMPORT = ("workflows.live", "workflows.engine.observers", "workflows.engine.results", "workflows.models",
@@ -100,12 +101,20 @@ def test_pages_and_api_do_not_borrow_from_each_other():
 
 @pytest.mark.parametrize("lower, higher", [
     ("workflows.models", ("workflows.engine", "workflows.design", "workflows.governance", "workflows.kpi",
-                          "workflows.live", "workflows.views", "workflows.api", "workflows.access")),
+                          "workflows.live", "workflows.views", "workflows.api", "workflows.access",
+                          "workflows.notifications", "workflows.inbound")),
+    # anyone may tell people something: notifications sit just above the tables
+    ("workflows.notifications", ("workflows.engine", "workflows.design", "workflows.governance", "workflows.kpi",
+                                 "workflows.live", "workflows.views", "workflows.api", "workflows.inbound")),
     ("workflows.design", ("workflows.engine", "workflows.governance", "workflows.kpi", "workflows.live",
                           "workflows.views", "workflows.api")),
     ("workflows.engine", ("workflows.governance", "workflows.kpi", "workflows.live", "workflows.views",
-                          "workflows.api", "workflows.design.versions", "workflows.design.gallery")),
-    ("workflows.governance", ("workflows.kpi", "workflows.live", "workflows.views", "workflows.api")),
+                          "workflows.api", "workflows.design.versions", "workflows.design.gallery",
+                          "workflows.inbound")),
+    # mailboxes and signed webhooks feed runs through the engine, as pages and the API do
+    ("workflows.inbound", ("workflows.kpi", "workflows.live", "workflows.views", "workflows.api")),
+    ("workflows.governance", ("workflows.kpi", "workflows.live", "workflows.views", "workflows.api",
+                              "workflows.inbound")),
     ("workflows.kpi", ("workflows.live", "workflows.views", "workflows.api")),
 ])
 def test_lower_layers_never_import_higher_ones(lower, higher):
@@ -141,7 +150,8 @@ def test_one_extract_handler():
 def test_pure_packages_import_alone_in_a_fresh_interpreter():
     """Every module of graph/ and runtimes/ (found, not listed by hand) imports without Django, torch
     or the Hugging Face stack: workers and the validator load them without the web framework."""
-    modules = [module_name(p) for package in ("graph", "runtimes") for p in sorted((PACKAGE / package).rglob("*.py"))]
+    modules = [module_name(p) for package in ("graph", "runtimes", "documents")
+               for p in sorted((PACKAGE / package).rglob("*.py"))]
     modules += ["workflows.statuses", "workflows.latency"]
     code = ("import importlib, sys\n"
             f"for name in {modules!r}:\n    importlib.import_module(name)\n"
