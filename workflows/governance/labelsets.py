@@ -280,7 +280,10 @@ def default_evaluation_set(version: ModelVersion) -> LabelledSet:
                 continue
             return labelled
     labels = candidate_labels(version)
+    if not labels:
+        raise ValidationError(gettext("No labelled set can judge %(ref)s: none carries its labels without holding "
+                                      "documents it was trained on. Upload one (Models → Upload a labelled set) and "
+                                      "choose it.") % {"ref": version.ref})
     raise ValidationError(gettext("No labelled set can judge %(ref)s: none is labelled %(labels)s without holding "
                                   "documents it was trained on. Upload one (Models → Upload a labelled set) and "
-                                  "choose it.")
-                          % {"ref": version.ref, "labels": _said(labels) if labels else gettext("like it")})
+                                  "choose it.") % {"ref": version.ref, "labels": _said(labels)})
