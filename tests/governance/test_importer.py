@@ -96,3 +96,74 @@ def test_garbage_empty_and_oversized_files_are_refused(data, fragment):
 def test_truncated_model_is_refused():
     data = tiny_model().SerializeToString()
     assert "not" in reasons_for(data[: len(data) // 2])
+
+
+# --- runtime bombs: graphs that pass the checker but would take a worker's memory or time -----------
+
+
+def _graph_model(nodes: list, initializers: list, *, rank: int, output_type=TensorProto.FLOAT) -> bytes:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
+    y = helper.make_tensor_value_info("y", output_type, [None] * rank)
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="tests")
+    model.ir_version = 9
+    return model.SerializeToString()
+
+
+def _counting_loop(trip_count: str) -> bytes:
+    """y = a Loop that adds 1 to a counter trip_count times ('' = no bound: only its condition stops it)."""
+    i = helper.make_tensor_value_info("i", TensorProto.INT64, [])
+    cond_in = helper.make_tensor_value_info("cond_in", TensorProto.BOOL, [])
+    acc_in = helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [])
+    cond_out = helper.make_tensor_value_info("cond_out", TensorProto.BOOL, [])
+    acc_out = helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [])
+    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+                              helper.make_node("Add", ["acc_in", "one"], ["acc_out"])],
+                             "body", [i, cond_in, acc_in], [cond_out, acc_out],
+                             initializer=[helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    loop = helper.make_node("Loop", [trip_count, "keep_going", "zero"], ["y"], name="spin", body=body)
+    inits = [helper.make_tensor("keep_going", TensorProto.BOOL, [], [True]),
+             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])]
+    if trip_count:
+        inits.append(helper.make_tensor(trip_count, TensorProto.INT64, [], [10**12]))
+    return _graph_model([loop], inits, rank=0)
+
+
+def test_a_loop_with_a_trillion_iterations_is_refused():
+    assert "Loop 'spin' may run 1000000000000 times" in reasons_for(_counting_loop("trips"))
+
+
+def test_a_loop_bounded_only_by_its_condition_is_refused():
+    assert "Loop 'spin' has no iteration bound" in reasons_for(_counting_loop(""))
+
+
+def test_a_constant_of_shape_bomb_is_refused():
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [1 << 20, 1 << 20])
+    data = _graph_model([helper.make_node("ConstantOfShape", ["shape"], ["y"], name="fill")], [shape], rank=2)
+    assert "'fill' (ConstantOfShape) would make 1099511627776 values" in reasons_for(data)
+
+
+def test_an_expand_bomb_through_a_constant_node_is_refused():
+    nodes = [helper.make_node("Constant", [], ["shape"], name="c",
+                              value=helper.make_tensor("v", TensorProto.INT64, [3], [1 << 14, 1 << 14, 3])),
+             helper.make_node("Expand", ["x", "shape"], ["y"], name="grow")]
+    assert "'grow' (Expand) would make 805306368 values" in reasons_for(_graph_model(nodes, [], rank=3))
+
+
+def test_a_range_bomb_is_refused():
+    inits = [helper.make_tensor("start", TensorProto.INT64, [], [0]),
+             helper.make_tensor("limit", TensorProto.INT64, [], [10**12]),
+             helper.make_tensor("delta", TensorProto.INT64, [], [1])]
+    data = _graph_model([helper.make_node("Range", ["start", "limit", "delta"], ["y"], name="count")], inits,
+                        rank=1, output_type=TensorProto.INT64)
+    assert "'count' (Range) would make 1000000000000 values" in reasons_for(data)
+
+
+def test_small_constant_shapes_and_bounded_loops_are_accepted():
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [4, 3])
+    inspect(_graph_model([helper.make_node("ConstantOfShape", ["shape"], ["y"], name="fill")], [shape], rank=2))
+    bounded = onnx.load_from_string(_counting_loop("trips"))
+    for tensor in bounded.graph.initializer:
+        if tensor.name == "trips":
+            tensor.CopyFrom(helper.make_tensor("trips", TensorProto.INT64, [], [8]))
+    inspect(bounded.SerializeToString())

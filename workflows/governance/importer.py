@@ -3,6 +3,8 @@ no data outside the upload, bounded size. Each refusal says why and what to do i
 
 A model file is code-adjacent: pickle and joblib run code when loaded, custom operator domains load
 native libraries, and external-data paths can point anywhere on the disk. None of that is accepted.
+Nor is a graph that would hold a worker for ever or fill its memory the first time it runs: a Loop
+with no bound or a huge constant one, a tensor built from a constant shape of billions of values.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from workflows.graph.text import _
 # exports such as optimum's). Anything else needs a native custom-op library: refused.
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+# Runtime bounds of an imported graph, read from its constants before any worker runs it. A classifier
+# or encoder needs neither: sequence models loop over their input's length, which is computed, not constant.
+MAX_LOOP_TRIPS = 100_000
+MAX_BUILT_VALUES = 1 << 28  # a gigabyte of float32
+# Operators that build a tensor whose size is given by a constant input: (input index, how to count).
+SIZE_FROM_INPUT = {"ConstantOfShape": 0, "Expand": 1, "Tile": 1}
 
 
 class ModelRejected(ValueError):
@@ -154,6 +162,9 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
                 graphs.extend(attr.graphs)
     if reasons:
         raise ModelRejected(sorted(set(reasons), key=reasons.index))
+    reasons = _runtime_bombs(model)
+    if reasons:
+        raise ModelRejected(reasons)
 
     try:
         onnx.checker.check_model(model)
@@ -176,3 +187,81 @@ def inspect(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelReport:
         inputs=describe(model.graph.input), outputs=describe(model.graph.output), node_count=len(model.graph.node),
         producer=f"{model.producer_name} {model.producer_version}".strip(),
     )
+
+
+def _small_constants(graph: Any) -> dict[str, list[float]]:
+    """The graph's small constants (initializers and Constant nodes), flattened: shapes and bounds are
+    tiny, so anything over 64 values (weights) is skipped without being decoded."""
+    from onnx import numpy_helper
+
+    out: dict[str, list[float]] = {}
+    tensors = list(graph.initializer)
+    for node in graph.node:
+        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or not node.output:
+            continue
+        for attr in node.attribute:
+            if attr.name == "value" and attr.HasField("t"):
+                tensor = type(attr.t)()
+                tensor.CopyFrom(attr.t)
+                tensor.name = node.output[0]
+                tensors.append(tensor)
+            elif attr.name in ("value_int", "value_float"):
+                out[node.output[0]] = [float(attr.i if attr.name == "value_int" else attr.f)]
+            elif attr.name in ("value_ints", "value_floats"):
+                out[node.output[0]] = [float(v) for v in (attr.ints if attr.name == "value_ints" else attr.floats)]
+    for tensor in tensors:
+        count = 1
+        for dim in tensor.dims:
+            count *= dim
+        if count > 64 or tensor.data_location == 1:  # 1: EXTERNAL (refused earlier anyway)
+            continue
+        try:
+            out[tensor.name] = [float(v) for v in numpy_helper.to_array(tensor).reshape(-1)]
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def _runtime_bombs(model: Any) -> list[str]:
+    """Nodes whose constant inputs would make a worker loop for ever or build a gigantic tensor."""
+    reasons: list[str] = []
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        constants = _small_constants(graph)
+        for node in graph.node:
+            name = node.name or node.op_type
+            graphs.extend(attr.g for attr in node.attribute if attr.HasField("g"))
+            graphs.extend(g for attr in node.attribute for g in attr.graphs)
+            if node.domain not in ("", "ai.onnx"):
+                continue
+            built: float | None = None
+            if node.op_type == "Loop":
+                bound = node.input[0] if node.input else ""
+                if not bound:
+                    reasons.append(_("Loop '%(node)s' has no iteration bound: only its condition stops it. Export it "
+                                     "with a maximum trip count.", node=name))
+                elif bound in constants and constants[bound] and constants[bound][0] > MAX_LOOP_TRIPS:
+                    reasons.append(_("Loop '%(node)s' may run %(n)s times; the limit is %(limit)s.", node=name,
+                                     n=f"{int(constants[bound][0])}", limit=f"{MAX_LOOP_TRIPS}"))
+            elif node.op_type in SIZE_FROM_INPUT:
+                index = SIZE_FROM_INPUT[node.op_type]
+                shape = constants.get(node.input[index]) if len(node.input) > index else None
+                if shape:
+                    built = 1.0
+                    for dim in shape:
+                        built *= max(dim, 1.0)
+            elif node.op_type == "Range" and all(i in constants and constants[i] for i in node.input[:3]):
+                start, limit, delta = (constants[i][0] for i in node.input[:3])
+                built = (limit - start) / delta if delta else float("inf")
+            elif node.op_type in ("RandomNormal", "RandomUniform"):
+                shape = [a.ints for a in node.attribute if a.name == "shape"]
+                if shape:
+                    built = 1.0
+                    for dim in shape[0]:
+                        built *= max(dim, 1)
+            if built is not None and built > MAX_BUILT_VALUES:
+                reasons.append(_("Node '%(node)s' (%(operator)s) would make %(n)s values from its constants; the "
+                                 "limit is %(limit)s.", node=name, operator=node.op_type,
+                                 n=f"{built:.0f}" if built != float("inf") else "∞", limit=f"{MAX_BUILT_VALUES}"))
+    return reasons
