@@ -18,6 +18,12 @@ from workflows.models import DeadLetter, Item, WebhookDestination, Workflow
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _personal_data_model(packaged_models):
+    """Workflows require redaction by default, and names and addresses need the real personal-data
+    model (registered before the tests' pattern-only workflows register their placeholder)."""
+
+
 class Receiver:
     """A loopback HTTP server that records every request and answers with `status` (and `location`)."""
 
@@ -101,6 +107,20 @@ def test_a_registered_destination_receives_each_result_redacted_with_its_key(per
     assert request["headers"]["Idempotency-Key"] == f"{run.pk}:hook:{Item.objects.get(run=run).pk}"
     assert request["body"]["data"]["text"] == "Write to [EMAIL]"  # the workflow requires redaction by default
     assert Item.objects.get(run=run).status == Item.DONE
+
+
+def test_names_and_addresses_are_redacted_though_the_graph_has_no_extract_step(personas, receiver):
+    """Redaction must not depend on what else the graph uses: a line of a source and a webhook sink
+    pins no personal-data model, and names went out in clear (patterns alone never find a name)."""
+    inside = receiver()
+    destination("crm", inside.url + "/hook")
+    workflow = make_runnable_workflow(personas["designer"], webhook_graph(destination="crm"))
+    text = "Il signor Mario Rossi abita in Via Roma 12, Milano. Scrivere a m.rossi@example.it"
+    launch.create_run(workflow, user=personas["operator"], items=[{"text": text}])
+    drain()
+    (request,) = inside.requests
+    text = request["body"]["data"]["text"]
+    assert "Mario Rossi" not in text and "Via Roma 12" not in text and "m.rossi@example.it" not in text, text
 
 
 def test_a_redirect_is_not_followed(personas, receiver):

@@ -32,8 +32,8 @@ from workflows.graph.plan import Step
 from workflows.models import WebhookDestination, Workflow
 from workflows.runtimes.llm import redact
 
-from . import loader
 from .base import Handler, Outcome, RunContext, register
+from .llm import redaction_extractor
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +136,9 @@ class WebhookSinkHandler(Handler):
                 and not workflow.allow_external_endpoints):
             raise PermissionError(f"the workflow's data-residency policy forbids the external destination '{name}'")
         self.redact = workflow is None or workflow.require_redaction
-        self.extractor = None
-        rampart = next((p for p in context.models.values() if p.get("runtime") == "rampart"), None)
-        if self.redact and rampart is not None:
-            self.extractor = loader.load(rampart["version_id"], purpose="extract", patterns=[],
-                                         entities=["person", "address"])
+        # Names and addresses need the personal-data model whether or not the graph uses one; without
+        # it a workflow that requires redaction sends nothing (as the large-model node does).
+        self.extractor = redaction_extractor(context, required=True) if self.redact else None
 
     def process(self, batch: list[ItemState], step: Step) -> list[Outcome]:
         return [self.deliver(s, step) for s in batch]
