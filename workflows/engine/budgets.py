@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from workflows.formats import money, number
 from workflows.models import LLMEndpoint, NodeStats, Run, SpendBudget
+from workflows.notifications import events as notifications
 from workflows.runtimes.llm import Budget, BudgetExceeded
 
 T = TypeVar("T")
@@ -128,8 +129,15 @@ class DatabaseBudget(Budget):
                         refused = pk
                         raise BudgetExceeded("")  # rolls back the rows already reserved
         except BudgetExceeded:
-            SpendBudget.objects.using(self.using).filter(pk=refused).update(refused=F("refused") + 1)
-            raise BudgetExceeded(refusal(SpendBudget.objects.using(self.using).get(pk=refused))) from None
+            spent = SpendBudget.objects.using(self.using).filter(pk=refused)
+            # The first refusal is the news: the conditional UPDATE picks one caller among concurrent ones.
+            first = spent.filter(refused=0).update(refused=1) == 1
+            if not first:
+                spent.update(refused=F("refused") + 1)
+            row = spent.get()
+            if first:
+                notifications.budget_exhausted(row)
+            raise BudgetExceeded(refusal(row)) from None
 
     def _settle(self, reserved_tokens: int, reserved_eur: Decimal, tokens: int, eur: Decimal) -> None:
         with transaction.atomic(using=self.using):

@@ -20,6 +20,7 @@ from workflows.engine.intake import IntakeError, load_items
 from workflows.engine.launch import StartError, create_run
 from workflows.models.audit import record
 from workflows.models.datasets import Dataset, Schedule
+from workflows.notifications import events as notifications
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,9 @@ def fire_due_schedules(now: dt.datetime | None = None) -> int:
     """Start a run for every schedule that is due; returns how many runs started."""
     now = now or timezone.now()
     started = 0
-    for schedule in Schedule.objects.filter(enabled=True, next_fire_at__lte=now).select_related("workflow"):
+    # An archived workflow fires nothing: its schedules wait, and fire again once it is restored.
+    due = Schedule.objects.filter(enabled=True, next_fire_at__lte=now, workflow__archived=False)
+    for schedule in due.select_related("workflow"):
         following = next_fire(schedule.cron, now)
         claimed = Schedule.objects.filter(pk=schedule.pk, next_fire_at=schedule.next_fire_at).update(
             next_fire_at=following, last_fired_at=now)
@@ -52,4 +55,6 @@ def fire(schedule: Any) -> int:
         logger.warning("schedule %s did not start: %s", schedule.pk, reason)
         Schedule.objects.filter(pk=schedule.pk).update(last_error=reason[:2000])
         record("schedule.failed", obj=schedule.workflow, node=schedule.node, reason=reason[:500])
+        # The firing it claimed names the event: the next failure of the same schedule is news again.
+        notifications.schedule_failed(schedule, reason, schedule.next_fire_at or timezone.now())
         return 0

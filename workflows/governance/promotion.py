@@ -33,6 +33,7 @@ from workflows.models.registry import (
     PromotionRequest,
     RegisteredModel,
 )
+from workflows.notifications import events as notifications
 from workflows.roles import can, deny, require
 
 
@@ -73,6 +74,7 @@ def request_promotion(version: ModelVersion, alias: str, *, user: Any, reason: s
                                                     replay_size=replay_size)
         record("promotion.request", actor=user, obj=promotion, version=version.ref, alias=alias,
                current=current.ref if current else None, reason=promotion.reason)
+        notifications.promotion_waiting(promotion, may_decide=lambda who: not why_not_decide(promotion, who))
         transaction.on_commit(lambda: _enqueue_evidence(promotion.pk))
     return promotion
 
@@ -221,6 +223,7 @@ def approve(request: PromotionRequest, *, user: Any, reason: str = "",
                requested_by=request.requested_by.get_username(), reason=reason,
                label_change=({"from": change["from"], "to": change["to"],
                               "workflows": [w["name"] for w in change["workflows"]]} if change else None))
+        notifications.promotion_decided(request)
     return request
 
 
@@ -240,6 +243,7 @@ def reject(request: PromotionRequest, *, user: Any, reason: str) -> PromotionReq
         request.save()
         record("promotion.reject", actor=user, obj=request, version=request.version.ref, alias=request.alias,
                reason=reason)
+        notifications.promotion_decided(request)
     return request
 
 

@@ -12,19 +12,21 @@ alike: both first fetch the workflow with `access.get_kpi_workflow(user, pk, "pa
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from workflows.exports import write_csv_rows
 from workflows.kpi import isoweeks, readers
-from workflows.models import WeeklyPack
+from workflows.models import Run, WeeklyPack, Workflow
 from workflows.models.audit import record
+from workflows.notifications import events as notifications
 from workflows.roles import require
 
 # ValidationError codes `sign` refuses with (the API answers both with 409 Conflict).
@@ -93,6 +95,19 @@ def sign(workflow: Any, monday: date, *, user: Any, note: str = "", partial_ok: 
     except IntegrityError:
         raise already from None  # signed by a concurrent request since the check above
     return pack
+
+
+def notify_ready_packs(now: datetime | None = None) -> int:
+    """The monitor's periodic check (notifications.Duty): once last week is over, tell the business
+    owners of each workflow that worked in it (a run open at some point of the week) and has no signed
+    pack for it. The event's key tells each person once per workflow and week."""
+    monday = isoweeks.week_start_of(now or timezone.now()) - timedelta(days=7)
+    start, end = isoweeks.week_bounds(monday)
+    worked = (Run.objects.filter(created_at__lt=end).filter(Q(finished_at__isnull=True) | Q(finished_at__gte=start))
+              .values("workflow_id"))
+    signed = WeeklyPack.objects.filter(week_start=monday).values("workflow_id")
+    workflows = Workflow.objects.filter(pk__in=worked, archived=False).exclude(pk__in=signed).order_by("pk")
+    return sum(notifications.pack_ready(workflow, monday, isoweeks.week_label(monday)) for workflow in workflows)
 
 
 def _fmt(value: Any) -> Any:
