@@ -240,9 +240,10 @@ def test_upload_refuses_bad_files_and_says_why(personas, document, message):
 # ---------------------------------------------------------------- templates gallery
 
 
-def test_there_are_four_templates_and_each_validates_without_problems():
+def test_there_are_five_templates_and_each_validates_without_problems():
     found = {t["slug"]: t for t in templates()}
-    assert set(found) == {"ticket-triage", "contract-review", "catalogue-enrichment", "help-desk-answers"}
+    assert set(found) == {"ticket-triage", "contract-review", "catalogue-enrichment", "help-desk-answers",
+                          "fatture-passive"}
     for slug, template in found.items():
         graph = parse_graph(template["graph"])
         assert validate(graph) == [], (slug, validate(graph))
@@ -261,13 +262,14 @@ def test_templates_cover_their_use_cases():
     assert {"extract", "summarise", "classify", "route", "review"} <= found["contract-review"]
     assert {"classify", "extract", "summarise"} <= found["catalogue-enrichment"]
     assert {"classify", "embed", "llm", "review"} <= found["help-desk-answers"]
+    assert {"extract", "route", "review", "sink.export"} <= found["fatture-passive"]
 
 
 def test_gallery_lists_templates_and_offers_them_to_designers_only(personas):
     html = client_for(personas["designer"]).get("/templates/").content.decode()
     for template in templates():
         assert template["name"] in html
-    assert html.count(">Use template</button>") == 4
+    assert html.count(">Use template</button>") == len(templates())
     operator_html = client_for(personas["operator"]).get("/templates/").content.decode()
     assert "Ticket triage" in operator_html and ">Use template</button>" not in operator_html
     assert client_for(personas["outsider"]).get("/templates/").status_code == 403

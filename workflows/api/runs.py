@@ -19,9 +19,9 @@ from rest_framework.response import Response
 
 from workflows.access import get_run_for_user, get_workflow_for_user
 from workflows.design.texts import status_label
-from workflows.engine import launch
+from workflows.engine import documents, launch
 from workflows.engine import mapping as mapping_guess
-from workflows.engine.intake import MAX_CELL_CHARS, IntakeError, json_loads, load_items, oversized_fields, parse
+from workflows.engine.intake import MAX_CELL_CHARS, IntakeError, json_loads, oversized_fields
 from workflows.engine.results import (
     FilterError,
     item_trace,
@@ -96,9 +96,14 @@ def _intake_error(exc: IntakeError) -> Response:
                description="The workflow's runs, newest first (at most 100).")
 @extend_schema(methods=["POST"], operation_id="workflows_runs_create", request={
     "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"},
-                                                             "mapping": {"type": "string"}}, "required": ["file"]},
+                                                             "mapping": {"type": "string"},
+                                                             "pages_per_document": {"type": "integer", "minimum": 0}},
+                            "required": ["file"]},
     "application/json": ItemsSerializer}, responses={201: RunSerializer},
     description="Start a run: upload a CSV, JSONL or XLSX file (optional `mapping` JSON {item field: column}), "
+    "or documents — a PDF, a PNG, JPEG or TIFF image, a ZIP of them, a FatturaPA XML or P7M e-invoice — each "
+    "an item with `text`, `file_name`, `pages` and `original` (optional `pages_per_document`: 1 for one item "
+    "per page, N for every N pages; pages without a text layer are read by OCR before the first station), "
     "or send JSON {\"items\": [...]}. All items are imported or none.")
 @api_view(["GET", "POST"])
 @parser_classes([MultiPartParser, FormParser, BoundedJSONParser])
@@ -112,7 +117,9 @@ def workflow_runs(request: Request, pk: int) -> Response:
     try:
         if upload is not None:  # over the cap, UploadCapHandler refused it; intake.parse checks again
             mapping = _mapping(request.data.get("mapping"))
-            _, items = load_items(upload.read(), upload.name, mapping, launch.source_fields(workflow))
+            split = documents.pages_per_document(request.data.get("pages_per_document"))
+            _, items = documents.load_upload(upload.read(), upload.name, mapping, launch.source_fields(workflow),
+                                             pages_per_document=split)
             name, origin = upload.name, "upload"
         else:
             data = ItemsSerializer(data=request.data)
@@ -129,11 +136,15 @@ def workflow_runs(request: Request, pk: int) -> Response:
 
 
 @extend_schema(request={"multipart/form-data": {"type": "object",
-                                                "properties": {"file": {"type": "string", "format": "binary"}}}},
+                                                "properties": {"file": {"type": "string", "format": "binary"},
+                                                               "pages_per_document": {"type": "integer",
+                                                                                      "minimum": 0}}}},
                responses=OpenApiTypes.OBJECT,
                description="Preview an upload: detected format, encoding, delimiter, columns and the first rows, "
                "and `suggested_mapping` {item field: column} guessed from the columns' names and values (a field "
-               "no column fits is left out; a column of identifiers is never suggested for text).")
+               "no column fits is left out; a column of identifiers is never suggested for text). For documents: "
+               "`format` \"documents\", `documents` (name, pages, the start of the text, `ocr_pages` to read by "
+               "OCR), `total`, `pages`, `ocr_pages`.")
 @api_view(["POST"])
 @parser_classes([MultiPartParser])
 def upload_preview(request: Request, pk: int) -> Response:
@@ -141,12 +152,16 @@ def upload_preview(request: Request, pk: int) -> Response:
     upload = request.FILES.get("file")
     if upload is None:
         return Response({"detail": gettext("Attach the file as 'file'.")}, status=status.HTTP_400_BAD_REQUEST)
+    fields = launch.source_fields(workflow)
     try:
-        parsed = parse(upload.read(), upload.name)
+        split = documents.pages_per_document(request.data.get("pages_per_document"))
+        parsed = documents.preview_upload(upload.read(), upload.name, pages_per_document=split, required=fields)
     except IntakeError as exc:
         return _intake_error(exc)
+    if isinstance(parsed, documents.Upload):
+        return Response(parsed.preview())
     sample = [values for _, values in parsed.rows[: mapping_guess.SAMPLE_ROWS]]
-    choices = mapping_guess.guess(launch.source_fields(workflow), parsed.columns, sample)
+    choices = mapping_guess.guess(fields, parsed.columns, sample)
     return Response({**parsed.preview(), "suggested_mapping": {c.field: c.column for c in choices if c.column}})
 
 

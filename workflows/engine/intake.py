@@ -1,4 +1,6 @@
 """Files to items: CSV, JSONL and XLSX, with a preview, a column mapping and all-or-nothing errors.
+(Documents — PDF, scans, images, ZIPs of them, e-invoices — are read by engine/documents.py; which
+kind a file is, is decided here, by detect_format.)
 
 Every check runs before anything is stored; a bad file raises IntakeError listing every row at fault
 (the first 20, then how many more), so a run is created with all its items or not at all.
@@ -17,7 +19,10 @@ from typing import Any
 from django.conf import settings
 from django.utils.translation import gettext, ngettext
 
+from workflows.documents import archive_problem, is_document_name
+
 FORMATS = {"csv": "csv", "tsv": "csv", "txt": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "xlsx": "xlsx"}
+DOCUMENT = "document"  # a PDF, an image, a ZIP of them, an e-invoice: engine/documents.py reads it
 MAX_ROWS_LISTED = 20
 # XLSX is a zip: refuse archives that inflate beyond this many times the upload cap, or with a part
 # that inflates more than XLSX_MAX_RATIO times its compressed size (zip bombs), before inflating any.
@@ -120,13 +125,22 @@ class Parsed:
                 "rows": [values for _, values in self.rows[:count]], "total_rows": len(self.rows)}
 
 
-def detect_format(filename: str) -> str:
+def detect_format(filename: str, *, documents: bool = False) -> str:
+    """"csv", "jsonl", "xlsx", or DOCUMENT where documents are taken (run uploads), by the extension."""
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    try:
+    if extension in FORMATS:
         return FORMATS[extension]
-    except KeyError:
-        raise IntakeError(gettext("'%(name)s' is not a CSV, JSONL or XLSX file (by its extension).")
-                          % {"name": filename}) from None
+    if is_document_name(filename):
+        if documents:
+            return DOCUMENT
+        raise IntakeError(gettext("'%(name)s' is a document, not a CSV, JSONL or XLSX file: documents start runs, "
+                                  "but here only data files are taken.") % {"name": filename})
+    if documents:
+        raise IntakeError(gettext("'%(name)s' is neither a data file (CSV, JSONL, XLSX) nor a document (PDF; PNG, "
+                                  "JPEG or TIFF image; a ZIP of them; a FatturaPA XML or P7M e-invoice), by its "
+                                  "extension.") % {"name": filename})
+    raise IntakeError(gettext("'%(name)s' is not a CSV, JSONL or XLSX file (by its extension).")
+                      % {"name": filename})
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -163,7 +177,7 @@ def decode(data: bytes) -> tuple[str, str]:
     return str(best), best.encoding
 
 
-def _check_size(data: bytes) -> None:
+def check_size(data: bytes) -> None:
     cap = settings.ENGINE_UPLOAD_MAX_BYTES
     if len(data) > cap:
         raise IntakeError(gettext("The file is %(size)s MB; the limit is %(limit)s MB. Split it into smaller files.")
@@ -326,24 +340,23 @@ def parse_jsonl(data: bytes) -> Parsed:
 def _check_archive(archive: zipfile.ZipFile) -> None:
     """Refuse a zip bomb from the sizes the archive declares, before inflating anything. (Python's
     zipfile never inflates a part beyond its declared size: a part that lies fails its CRC check.)"""
-    parts = archive.infolist()
-    if len(parts) > XLSX_MAX_PARTS:
-        raise IntakeError(gettext("The workbook has %(count)s parts; an XLSX file has a few dozen. Save the sheet as "
-                                  "CSV.") % {"count": len(parts)})
     limit = settings.ENGINE_UPLOAD_MAX_BYTES * XLSX_INFLATE_FACTOR
-    inflated = sum(info.file_size for info in parts)
-    if inflated > limit:
+    problem = archive_problem(archive.infolist(), max_parts=XLSX_MAX_PARTS, max_inflated=limit,
+                              max_ratio=XLSX_MAX_RATIO, ratio_from=XLSX_RATIO_FROM_BYTES)
+    if problem is None:
+        return
+    if problem.kind == "parts":
+        raise IntakeError(gettext("The workbook has %(count)s parts; an XLSX file has a few dozen. Save the sheet as "
+                                  "CSV.") % {"count": problem.count})
+    if problem.kind == "inflated":
         raise IntakeError(gettext("The workbook inflates to %(size)s MB (limit %(limit)s MB): refused as a possible "
                                   "zip bomb. Save the sheet as CSV.")
-                          % {"size": f"{inflated / 1e6:.0f}", "limit": f"{limit / 1e6:.0f}"})
-    for info in parts:
-        if info.file_size > XLSX_RATIO_FROM_BYTES and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
-            raise IntakeError(gettext("The workbook part '%(part)s' inflates from %(packed)s MB to %(size)s MB "
-                                      "(%(ratio)s times; real sheets compress less than %(limit)s times): refused as "
-                                      "a possible zip bomb.")
-                              % {"part": info.filename, "packed": f"{info.compress_size / 1e6:.2f}",
-                                 "size": f"{info.file_size / 1e6:.0f}",
-                                 "ratio": info.file_size // max(info.compress_size, 1), "limit": XLSX_MAX_RATIO})
+                          % {"size": f"{problem.inflated / 1e6:.0f}", "limit": f"{limit / 1e6:.0f}"})
+    raise IntakeError(gettext("The workbook part '%(part)s' inflates from %(packed)s MB to %(size)s MB "
+                              "(%(ratio)s times; real sheets compress less than %(limit)s times): refused as "
+                              "a possible zip bomb.")
+                      % {"part": problem.part, "packed": f"{problem.packed / 1e6:.2f}",
+                         "size": f"{problem.size / 1e6:.0f}", "ratio": problem.ratio, "limit": XLSX_MAX_RATIO})
 
 
 def _xlsx_value(value: Any) -> Any:
@@ -416,7 +429,7 @@ def parse_xlsx(data: bytes) -> Parsed:
 
 
 def parse(data: bytes, filename: str) -> Parsed:
-    _check_size(data)
+    check_size(data)
     kind = detect_format(filename)
     parsed = {"csv": parse_csv, "jsonl": parse_jsonl, "xlsx": parse_xlsx}[kind](data)
     if not parsed.rows:

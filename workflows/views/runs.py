@@ -10,16 +10,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_run_for_user, get_workflow_for_user
-from workflows.engine import launch, staging
+from workflows.engine import documents, launch, staging
 from workflows.engine import mapping as mapping_guess
 from workflows.engine.budgets import budget_rows
-from workflows.engine.intake import IntakeError, load_items, parse
+from workflows.engine.intake import IntakeError
 from workflows.engine.results import (
     FilterError,
     label_values,
@@ -64,19 +64,26 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
                 raise IntakeError(gettext("The previewed file is no longer kept (a day has passed, or you logged "
                                           "out): choose it again."))
             else:
-                raise IntakeError(gettext("Choose a CSV, JSONL or XLSX file."))
+                raise IntakeError(gettext("Choose a CSV, JSONL or XLSX file, or documents (PDF, images, a ZIP of "
+                                          "them)."))
+            split = documents.pages_per_document(request.POST.get("pages_per_document"))
+            context["pages_per_document"] = split or ""
             if "preview" in request.POST:
-                parsed = parse(data, name)
+                read = documents.preview_upload(data, name, pages_per_document=split, required=fields)
+                if upload is not None:
+                    token = staging.stage(request.session, workflow.pk, name, data)
+                context["staged"] = staging.describe(request.session, workflow.pk, token)
+                if isinstance(read, documents.Upload):
+                    context["documents"] = read.preview()
+                    return render(request, "runs/start.html", context)
+                parsed = read
                 sample = [values for _, values in parsed.rows[:mapping_guess.SAMPLE_ROWS]]
                 context["preview"] = parsed.preview()
                 context["columns"] = mapping_guess.describe(parsed.columns, sample)
                 context["choices"] = mapping_guess.guess(fields, parsed.columns, sample)
-                if upload is not None:
-                    token = staging.stage(request.session, workflow.pk, name, data)
-                context["staged"] = staging.describe(request.session, workflow.pk, token)
                 return render(request, "runs/start.html", context)
             mapping = {f: request.POST[f"map_{f}"] for f in fields if request.POST.get(f"map_{f}")} or None
-            _, items = load_items(data, name, mapping, fields)
+            _, items = documents.load_upload(data, name, mapping, fields, pages_per_document=split)
             run = launch.create_run(workflow, user=request.user, items=items, input_name=name, mapping=mapping or {})
         except IntakeError as exc:
             context["error"], context["rows"] = exc.message, exc.rows[:50]
@@ -150,7 +157,35 @@ def run_results(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def run_item(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, pk)
-    return render(request, "runs/item.html", {"run": run, **trace_page(run, item_id)})
+    page = trace_page(run, item_id)
+    sha = page["trace"]["payload"].get("original")
+    original = documents.original_of(run, sha) if isinstance(sha, str) else None
+    return render(request, "runs/item.html", {"run": run, **page, "original": original})
+
+
+# Types a browser may be told an original is; anything else goes as bytes. Always as an attachment, in a
+# sandbox: an uploaded file is never rendered as a page of this site.
+SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/tiff", "application/xml",
+                "application/pkcs7-mime"}
+
+
+@login_required
+def run_original(request: HttpRequest, pk: int, sha256: str) -> FileResponse:
+    """The original file of a run's document, to whoever may see the run."""
+    run = get_run_for_user(request.user, pk)
+    original = documents.original_of(run, sha256)
+    if original is None:
+        raise Http404(gettext("This run has no such original file."))
+    try:
+        handle = documents.original_path(original).open("rb")
+    except (FileNotFoundError, LookupError):
+        raise Http404(gettext("The original file is no longer in the store.")) from None
+    content_type = original.content_type if original.content_type in SERVED_TYPES else "application/octet-stream"
+    response = FileResponse(handle, as_attachment=True, filename=documents.download_name(original),
+                            content_type=content_type)
+    response["Content-Security-Policy"] = "sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @login_required

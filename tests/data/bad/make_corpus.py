@@ -253,9 +253,134 @@ def onnx_files() -> None:
     write("empty.onnx", b"")
 
 
+# --- documents: PDF, images, ZIPs of them ---------------------------------------------------------
+
+def _pdf(objects: list[bytes], trailer: bytes = b"") -> bytes:
+    """A PDF of these objects (numbered from 1, the first the catalogue) with a correct xref table."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer, xref)
+    return bytes(out)
+
+
+def _stream(data: bytes) -> bytes:
+    import zlib
+
+    packed = zlib.compress(data, 9)
+    return b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed) + packed + b"\nendstream"
+
+
+def _pages(count: int, declared: int | None = None, extra: bytes = b"") -> list[bytes]:
+    """Catalogue, page tree, a font, one shared content stream and `count` pages (objects 5…)."""
+    kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(count))
+    page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Contents 4 0 R" + extra + b" >>")
+    return [b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % (count if declared is None else declared),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            _stream(b"BT /F1 12 Tf 72 720 Td (Fattura 118 del 12/03/2025, importo 99,00 EUR) Tj ET"),
+            *[page] * count]
+
+
+def _zip(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(zipfile.ZipInfo(name, STAMP), data, compress_type=method)
+    return out.getvalue()
+
+
+def _png(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """A greyscale PNG of width × height, white unless `rows` (filtered scanlines) are given."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    if rows is None:
+        line = b"\x00" + b"\xff" * width
+        packer = zlib.compressobj(9)
+        rows = b"".join(packer.compress(line) for _ in range(height)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def _object_stream_bomb(count: int = 1_000_000_000) -> bytes:
+    """The catalogue inside an object stream that declares `count` objects (a reader that believes /N
+    allocates for a billion), reached through a cross-reference stream (PDF 1.5)."""
+    import struct
+
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    body = b"1 0 << /Type /Catalog /Pages 3 0 R >>"
+    offsets = {2: len(out)}
+    out += b"2 0 obj\n<< /Type /ObjStm /N %d /First 4 /Length %d >>\nstream\n" % (count, len(body)) + body
+    out += b"\nendstream\nendobj\n"
+    offsets[3] = len(out)
+    out += b"3 0 obj\n<< /Type /Pages /Kids [4 0 R] /Count 1 >>\nendobj\n"
+    offsets[4] = len(out)
+    out += b"4 0 obj\n<< /Type /Page /Parent 3 0 R /MediaBox [0 0 612 792] >>\nendobj\n"
+    offsets[5] = len(out)
+    rows = [b"\x00" + struct.pack(">IH", 0, 65535), b"\x02" + struct.pack(">IH", 2, 0)]
+    rows += [b"\x01" + struct.pack(">IH", offsets[n], 0) for n in (2, 3, 4, 5)]
+    table = b"".join(rows)
+    out += b"5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 2] /Root 1 0 R /Length %d >>\nstream\n" % len(table) + table
+    out += b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % offsets[5]
+    return bytes(out)
+
+
+def document_files() -> None:
+    import zlib
+
+    text_layer = _pdf(_pages(1))
+    write("text_layer.pdf", text_layer)
+    # The standard security handler (RC4, revision 2) with an owner and a user key that no password,
+    # the empty one included, opens.
+    write("encrypted.pdf", _pdf(_pages(1) + [b"<< /Filter /Standard /V 1 /R 2 /Length 40 /P -44 /O <"
+                                             + b"7a" * 32 + b"> /U <" + b"3c" * 32 + b"> >>"],
+                                trailer=b"/Encrypt 6 0 R /ID [<0123456789abcdef0123456789abcdef> "
+                                        b"<0123456789abcdef0123456789abcdef>] "))
+    write("not_a_pdf.pdf", b"text,lang\nCiao, fattura 12,it\n")
+    write("damaged.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 8)
+    write("empty.pdf", b"")
+    # A page tree that declares a million pages; one that declares 1 and holds 2,001 (the cap is 2,000).
+    write("page_count_bomb.pdf", _pdf(_pages(1, declared=1_000_000)))
+    write("understated_pages.pdf", _pdf(_pages(2001, declared=1)))
+    write("object_stream_bomb.pdf", _object_stream_bomb())
+    write("deep_nesting.pdf", _pdf(_pages(1, extra=b" /Nest " + b"[" * 50_000 + b"]" * 50_000)))
+    # A page whose drawing instructions inflate from 100 KB to 100 MB.
+    bomb = _pages(1)
+    bomb[3] = _stream(b" " * 100_000_000)
+    write("inflation_bomb.pdf", _pdf(bomb))
+    write("image_bomb.png", _png(100_000, 100_000, rows=zlib.compress(b"\x00" * 64)))
+    write("too_many_pixels.png", _png(8000, 6000))
+    jpeg = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (400, 300), (200, 120, 40)).save(jpeg, format="JPEG", quality=90)
+    write("truncated.jpg", jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    write("not_an_image.png", b"<html><body>not an image</body></html>\n")
+    sheet = b"\x00" * (310 * 1024 * 1024)
+    write("zip_bomb.zip", _zip({"scan.pdf": sheet}))
+    write("nested.zip", _zip({"letters.zip": _zip({"a.pdf": text_layer})}))
+    write("other_file_in_zip.zip", _zip({"a.pdf": text_layer, "notes.docx": b"PK\x03\x04 not really"}))
+    locked = bytearray(_zip({"a.pdf": text_layer}))
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # general-purpose flag bit 0: encrypted
+        at = locked.find(signature)
+        locked[at + offset] |= 0x1
+    write("encrypted_member.zip", bytes(locked))
+
+
 if __name__ == "__main__":
     csv_files()
     jsonl_files()
     json_files()
     xlsx_files()
     onnx_files()
+    document_files()

@@ -43,6 +43,17 @@ MSGIDS = frozenset({
     gettext_noop("Draft an answer"),
     gettext_noop("Approve answer"),
     gettext_noop("Answers"),
+    # fatture-passive
+    gettext_noop("Incoming invoices"),
+    gettext_noop("Check incoming Italian e-invoices (FatturaPA XML or signed .p7m) before they are registered: the "
+                 "supplier's VAT number, total = taxable amount + VAT, the VAT of each rate, a due date, a valid "
+                 "IBAN, the signature. Clean invoices go to the 'to register' export; the doubtful ones to a "
+                 "person, with the reason."),
+    gettext_noop("VAT numbers, IBAN, amounts, dates"),
+    gettext_noop("Checks passed?"),
+    gettext_noop("Accounts check"),
+    gettext_noop("To register"),
+    gettext_noop("Checked by a person"),
     # ticket-triage
     gettext_noop("Ticket triage"),
     gettext_noop("Classify incoming support tickets (English or Italian) by zero-shot label descriptions and route "
