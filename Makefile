@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test lint ci-deps chromium setup clean-var messages translations
+.PHONY: run test lint ci-deps chromium imap-server setup clean-var messages translations
 
 # torch is needed only to export the packaged models at set-up, and is installed on its own, first.
 # Its CPU build (2.13.0+cpu, ~190 MB) is not on PyPI: it is taken from a folder of local wheels when
@@ -61,22 +61,25 @@ setup: $(VENV)/.models messages
 	$(BIN)/python manage.py setup_models
 	$(BIN)/python manage.py load_templates
 
-# The embedded demo adds one user per role, with the passwords the README publishes.
+# The embedded demo adds one user per role, with the passwords the README publishes. It is a
+# development profile: DEBUG is on for it (and for what it runs first) unless the environment says.
+run: export DEBUG ?= 1
 run: setup
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # The Italian interface: locale/*/LC_MESSAGES/*.po compiled to .mo with GNU gettext's msgfmt
 # (Debian's gettext, installed here when missing). The .mo files are build output, not committed.
+# Compiling needs no production settings: DEBUG=1 unless the environment says (then SECRET_KEY too).
 messages: $(VENV)/.runtime
 	@if ! command -v msgfmt >/dev/null 2>&1; then 		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then 			echo "Installing Debian gettext to compile the translations"; 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; 		else echo "msgfmt is missing: install gettext (apt-get install gettext)"; exit 1; fi; fi
-	cd $(CURDIR) && $(BIN)/python manage.py compilemessages --locale it --ignore '.venv' >/dev/null
+	cd $(CURDIR) && DEBUG=$${DEBUG:-1} $(BIN)/python manage.py compilemessages --locale it --ignore '.venv' >/dev/null
 
 # After changing user-visible strings: refresh the catalogues, then translate what is new (the suite
 # fails on any untranslated or fuzzy entry, and on a string of the code the catalogues lack).
 translations: $(VENV)/.runtime
-	$(BIN)/python manage.py makemessages -l it -d django --no-obsolete --no-location --ignore '.venv' --ignore 'var'
-	$(BIN)/python manage.py makemessages -l it -d djangojs --no-obsolete --no-location --ignore '.venv' \
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py makemessages -l it -d django --no-obsolete --no-location --ignore '.venv' --ignore 'var'
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py makemessages -l it -d djangojs --no-obsolete --no-location --ignore '.venv' \
 		--ignore 'var' --ignore 'static/vendor'
 
 # Browser tests drive Debian's chromium (never a downloaded browser build).
@@ -87,7 +90,16 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium is missing and cannot be installed here: browser tests will be skipped"; fi
 
-test: $(VENV)/.dev chromium messages
+# The mailbox tests run Debian's dovecot as a standalone IMAP server of their own, with its own config on
+# high loopback ports (tests/inbound/mail/imap_server.py); a system dovecot service is never used.
+imap-server:
+	@if [ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian dovecot-imapd for the mailbox tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+	else echo "dovecot is missing and cannot be installed here: mailbox tests will be skipped"; fi
+
+test: $(VENV)/.dev chromium imap-server messages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
