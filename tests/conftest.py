@@ -21,6 +21,17 @@ def _default_language():
     translation.deactivate()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _credentials_key():
+    """Channel secrets (inbound/secrets.py) need a key when DEBUG is off, as it is under pytest: one per
+    session, in the environment so that worker subprocesses started by the tests have it too."""
+    import os
+
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("FACTORY_CREDENTIALS_KEY", Fernet.generate_key().decode())
+
+
 @pytest.fixture(autouse=True)
 def _plain_static_storage(settings):
     # The manifest storage needs collectstatic; tests render templates without it.
@@ -32,6 +43,21 @@ def _plain_static_storage(settings):
     # a key prefix of its own per test, as a database of its own, so that one test's failed logins lock no
     # other test out. Never cache.clear(): on Redis it flushes the database other processes use.
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database allows TRUNCATE of the audit log (migration 0022 refuses it elsewhere): the
+    suite empties every table between transactional tests with one TRUNCATE. Set on the database for
+    the connections to come and on the one already open."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            name = connection.ops.quote_name(connection.settings_dict["NAME"])
+            cursor.execute(f"ALTER DATABASE {name} SET workflows.allow_audit_truncate = 'on'")
+            cursor.execute("SET workflows.allow_audit_truncate = 'on'")
+    yield
 
 
 def pytest_sessionstart(session):

@@ -68,5 +68,5 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 def audit_verify(request: HttpRequest) -> HttpResponse:
     require(request.user, "audit.view")
     count, broken, why = verify_chain_for(request.user)
-    verification = {"count": count, "broken": broken, "why": why, "ok": broken is None}
+    verification = {"count": count, "broken": broken, "why": why, "ok": not why}
     return _page(request, verification)
