@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from workflows.engine.intake import IntakeError, json_loads, load_items
@@ -44,6 +45,8 @@ def store(*, name: str, filename: str, data: bytes, mapping: dict[str, str], use
     with transaction.atomic():
         dataset, created = Dataset.objects.update_or_create(
             name=name, defaults={"filename": filename[:255], "content": data, "size": len(data), "rows": len(items),
-                                 "columns": parsed.columns, "mapping": mapping, "created_by": user})
+                                 "columns": parsed.columns, "mapping": mapping, "created_by": user,
+                                 # retention ages a data set from when its content was stored
+                                 "created_at": timezone.now()})
         record("dataset.store", actor=user, obj=dataset, name=name, rows=len(items), replaced=not created)
     return dataset

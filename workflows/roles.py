@@ -52,6 +52,13 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     # register endpoints and destinations and set a workflow's data-residency policy.
     "endpoint.view": ANY_ROLE,
     "endpoint.manage": frozenset({ADMIN}),
+    # The data lifecycle: how long a workflow keeps documents (a data-protection policy, set like the
+    # residency policy), archiving (reversible: the workflow's editors) and what cannot be undone —
+    # deleting a workflow and erasing a person's data on request — administrators only.
+    "data.retention": frozenset({ADMIN}),
+    "workflow.archive": frozenset({DESIGNER, ADMIN}),
+    "workflow.delete": frozenset({ADMIN}),
+    "data.erase": frozenset({ADMIN}),
 }
 
 

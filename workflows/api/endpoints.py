@@ -22,6 +22,8 @@ from workflows.governance import endpoints as governance
 from workflows.models import LLMEndpoint, WebhookDestination, Workflow
 from workflows.roles import require
 
+MAX_MONTHLY_TOKENS = 10**15
+
 
 class UsedBySerializer(serializers.Serializer):
     id = serializers.IntegerField()
@@ -60,6 +62,12 @@ class EndpointSerializer(_WhereSerializer):
     url_field = "base_url"
     price_in_per_1k = LocaleDecimalSerializerField(max_digits=10, decimal_places=6, min_value=0, required=False)
     price_out_per_1k = LocaleDecimalSerializerField(max_digits=10, decimal_places=6, min_value=0, required=False)
+    monthly_budget_tokens = serializers.IntegerField(
+        min_value=0, max_value=MAX_MONTHLY_TOKENS, required=False,
+        help_text="What all runs together may spend on this endpoint in a calendar month, in tokens; 0: no cap.")
+    monthly_budget_eur = LocaleDecimalSerializerField(
+        max_digits=12, decimal_places=2, min_value=0, required=False,
+        help_text="The same monthly cap in euros (a number, or text as typed: \"28,50\"); 0: no cap.")
     api_key_set = serializers.SerializerMethodField(help_text="Whether the server's environment holds the key "
                                                               "(the key itself is never answered).")
 

@@ -56,8 +56,10 @@ class WorkflowSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "head", "template", "created_by", "created_at", "latest"]
-        read_only_fields = ["id", "head", "template", "created_by", "created_at", "latest"]
+        fields = ["id", "name", "description", "head", "template", "created_by", "created_at", "latest", "archived",
+                  "archived_at", "retention_days"]
+        read_only_fields = ["id", "head", "template", "created_by", "created_at", "latest", "archived", "archived_at",
+                            "retention_days"]
 
     def get_latest(self, obj: Workflow) -> dict[str, Any] | None:
         latest = obj.latest

@@ -23,6 +23,7 @@ from workflows.graph.plan import build_plan
 from workflows.models import Workflow, WorkflowVersion
 from workflows.roles import ROLE_TITLES, capabilities_of, require, roles_of
 
+from . import lifecycle
 from . import serializers as s
 
 CONFLICT = OpenApiResponse(s.ConflictSerializer, description="The version you edited is no longer the latest.")
@@ -64,12 +65,16 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     pagination_class = Pagination
 
     def get_queryset(self):
-        return Workflow.objects.listed()
+        listed = Workflow.objects.listed()
+        if self.request.query_params.get("archived") in ("true", "1"):  # archived ones instead
+            return Workflow.objects.filter(archived=True).select_related("created_by")
+        return listed
 
     def workflow(self, capability: str = "workflow.view") -> Workflow:
         return get_workflow_for_user(self.request.user, self.kwargs["pk"], capability)
 
-    @extend_schema(responses=s.WorkflowSerializer(many=True))
+    @extend_schema(responses=s.WorkflowSerializer(many=True), parameters=[
+        OpenApiParameter("archived", bool, required=False, description="true: the archived workflows instead.")])
     def list(self, request: Request) -> Response:
         require(request.user, "workflow.view")
         page = self.paginate_queryset(self.get_queryset())
@@ -86,6 +91,12 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     @extend_schema(responses=s.WorkflowSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(s.WorkflowSerializer(self.workflow()).data)
+
+    @lifecycle.DELETE_SCHEMA
+    def destroy(self, request: Request, pk: str) -> Response:
+        """Delete an archived workflow with no active run and no signed weekly pack: its runs, documents,
+        versions and schedules go, its audit entries stay. Needs `workflow.delete`; 409 says what to do first."""
+        return lifecycle.delete_workflow(request, self.workflow("workflow.delete"))
 
     @extend_schema(request=s.WorkflowUpdateSerializer, responses=s.WorkflowSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:

@@ -15,9 +15,11 @@ from workflows.graph import CATALOG
 from workflows.models import LLMEndpoint, WebhookDestination, Workflow
 from workflows.models.audit import record
 
-# What a page or an API client may set; the budget columns have their own home (workflows/engine/budgets.py).
+# What a page or an API client may set. The monthly caps are what every run together may spend on the
+# endpoint in a calendar month (0: no cap); engine/budgets.py reserves against them, and a changed cap
+# applies from the next call on.
 ENDPOINT_FIELDS = ("name", "base_url", "model_name", "location", "region", "api_key_env",
-                   "price_in_per_1k", "price_out_per_1k", "enabled")
+                   "price_in_per_1k", "price_out_per_1k", "monthly_budget_tokens", "monthly_budget_eur", "enabled")
 DESTINATION_FIELDS = ("name", "url", "location", "region", "enabled")
 POLICY_FIELDS = ("allow_external_endpoints", "require_redaction")
 # The create pages live at …/new/, so an object with that name could not be opened.
@@ -37,6 +39,13 @@ def url_problem(location: str, url: str) -> str | None:
 def name_problem(name: str) -> str | None:
     if name in RESERVED_NAMES:
         return gettext("'%(name)s' is reserved; choose another name.") % {"name": name}
+    return None
+
+
+def cap_problem(value: Any) -> str | None:
+    """A monthly cap (tokens or euros) must be 0 (no cap) or more."""
+    if value is not None and value < 0:
+        return gettext("A monthly cap cannot be negative; 0 means no cap.")
     return None
 
 

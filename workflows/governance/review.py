@@ -32,6 +32,7 @@ from workflows.governance.classifiers import classifier_for_node
 from workflows.graph import CATALOG
 from workflows.models import Decision, ReviewTask
 from workflows.models.audit import record
+from workflows.models.lifecycle import review_answer_for_audit
 from workflows.models.registry import Label, RegisteredModel, parse_ref
 from workflows.roles import require
 
@@ -429,5 +430,6 @@ def _close_spot_check(task: ReviewTask, user: Any, result: dict[str, Any]) -> bo
     changed = ReviewTask.objects.filter(pk=task.pk, status=ReviewTask.OPEN, kind=ReviewTask.SPOT_CHECK).update(
         status=ReviewTask.DECIDED, result={**result, "reviewed": True}, decided_by=user, decided_at=timezone.now())
     if changed:
-        record("review.spot_check", actor=user, obj=task, run=task.run_id, item=task.item_id, result=result)
+        record("review.spot_check", actor=user, obj=task, run=task.run_id, item=task.item_id,
+               result=review_answer_for_audit(result))
     return bool(changed)

@@ -45,7 +45,7 @@ from workflows.kpi.facts import (
     merge_all,
 )
 from workflows.kpi.isoweeks import conf_bin, week_bounds, week_start_of
-from workflows.models import Decision, Item, KpiRefresh, KpiWeek, NodeStats, ReviewTask, Run
+from workflows.models import Decision, Item, KpiRefresh, KpiWeek, NodeStats, ReviewTask, Run, Workflow
 from workflows.models.registry import REF, Alias, Label, ModelVersion
 
 REFRESH_MARGIN = timedelta(seconds=10)  # longer than any micro-batch commit takes
@@ -404,7 +404,17 @@ def _production_labels(names: set[str]) -> dict[str, frozenset[str]]:
 
 # --- keeping KpiWeek rows fresh -------------------------------------------------------------------
 
+def frozen_until(workflow_id: int) -> date | None:
+    """The Monday of the last week whose ledger retention purged (in part): such weeks keep the facts
+    they had, since counting them again from what is left would lose what was purged."""
+    purged = Workflow.objects.filter(pk=workflow_id).values_list("purged_before", flat=True).first()
+    return week_start_of(purged) if purged else None
+
+
 def store_week(workflow_id: int, monday: date) -> WeekFacts | None:
+    frozen = frozen_until(workflow_id)
+    if frozen is not None and monday <= frozen:
+        return None
     facts = compute_week(workflow_id, monday)
     if facts is None:
         KpiWeek.objects.filter(workflow_id=workflow_id, week_start=monday).delete()
@@ -442,7 +452,9 @@ def rebuild(workflow_id: int) -> int:
         lo=Min("finished_at"), hi=Max("finished_at"))
     weeks = _weeks_between(span["lo"], span["hi"]) if span["lo"] else []
     stored = sum(store_week(workflow_id, monday) is not None for monday in weeks)
-    KpiWeek.objects.filter(workflow_id=workflow_id).exclude(week_start__in=weeks).delete()
+    frozen = frozen_until(workflow_id)
+    KpiWeek.objects.filter(workflow_id=workflow_id).exclude(week_start__in=weeks).exclude(
+        week_start__lte=frozen or date.min).delete()
     _set_mark(workflow_id, started - REFRESH_MARGIN)
     return stored
 

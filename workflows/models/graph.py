@@ -42,7 +42,16 @@ class Workflow(models.Model):
     # a save built on an older version (never last-save-wins).
     head = models.PositiveIntegerField(default=0)
     template = models.SlugField(blank=True, help_text="The gallery template this workflow was created from.")
+    # Archived: hidden from lists, takes no new runs or intake, fires no schedule; reversible
+    # (workflows/lifecycle/archive.py). `archived` is what lists filter on; `archived_at` says since when.
     archived = models.BooleanField(default=False)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # Retention: documents and what was made from them are purged this many days after they finished
+    # (NULL: kept); the monitor duty claims a workflow by moving `retention_checked_at`
+    # (workflows/lifecycle/retention.py). KPI weeks up to `purged_before` are frozen: their ledger is gone.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    retention_checked_at = models.DateTimeField(null=True, blank=True)
+    purged_before = models.DateTimeField(null=True, blank=True)
     # Data residency: whether large-model nodes may call endpoints outside the firm, and whether
     # personal data must be redacted before any text leaves (enforced by the large-model nodes).
     allow_external_endpoints = models.BooleanField(default=False)

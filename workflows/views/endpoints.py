@@ -15,7 +15,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
-from workflows.formats import LocaleDecimalField
+from workflows.formats import DecimalInput, LocaleDecimalField, parse_decimal
 from workflows.governance import endpoints as governance
 from workflows.models import LLMEndpoint, WebhookDestination, Workflow
 from workflows.roles import can, require
@@ -51,6 +51,26 @@ class _WhereForm(forms.ModelForm):
         return cleaned
 
 
+CAPS = ("monthly_budget_tokens", "monthly_budget_eur")
+
+
+class WholeNumberField(forms.IntegerField):
+    """A count typed the way people write it ("1.000.000" in Italian, "1,000,000" in English), whole."""
+
+    widget = DecimalInput
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        try:
+            number = parse_decimal(value)
+        except ValueError:
+            number = None
+        if number is None or number != number.to_integral_value():
+            raise forms.ValidationError(gettext("Enter a whole number, such as 1000000."), code="invalid")
+        return int(number)
+
+
 class EndpointForm(_WhereForm):
     url_field = "base_url"
     base_url = forms.URLField(assume_scheme="https", max_length=200, label=_("Base URL"),
@@ -59,21 +79,38 @@ class EndpointForm(_WhereForm):
     class Meta:
         model = LLMEndpoint
         fields = list(governance.ENDPOINT_FIELDS)
-        field_classes = {"price_in_per_1k": LocaleDecimalField, "price_out_per_1k": LocaleDecimalField}
+        field_classes = {"price_in_per_1k": LocaleDecimalField, "price_out_per_1k": LocaleDecimalField,
+                         "monthly_budget_tokens": WholeNumberField, "monthly_budget_eur": LocaleDecimalField}
         labels = {**LOCATION_LABELS, "model_name": _("Model name"),
                   "api_key_env": _("Environment variable holding the API key"),
                   "price_in_per_1k": _("Price of input (€ per 1k tokens)"),
-                  "price_out_per_1k": _("Price of output (€ per 1k tokens)")}
+                  "price_out_per_1k": _("Price of output (€ per 1k tokens)"),
+                  "monthly_budget_tokens": _("Monthly cap in tokens"),
+                  "monthly_budget_eur": _("Monthly cap in euros")}
         help_texts = {**LOCATION_HELP,
                       "api_key_env": _("The key itself stays in the server's environment and is never shown; "
-                                       "to replace it, change the variable or name another one.")}
+                                       "to replace it, change the variable or name another one."),
+                      "monthly_budget_tokens": _("What all runs together may spend on this endpoint in a calendar "
+                                                 "month; 0 for no cap. Once spent, documents go to a person."),
+                      "monthly_budget_eur": _("The same cap in euros, e.g. 28,50; 0 for no cap.")}
         error_messages = {"name": {"unique": _("An endpoint with this name already exists.")}}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in CAPS:
+            self.fields[name].required = False  # empty: no cap, as 0
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         for name in ("price_in_per_1k", "price_out_per_1k"):
             if cleaned.get(name) is not None and cleaned[name] < 0:
                 self.add_error(name, gettext("A price cannot be negative."))
+        for name in CAPS:
+            problem = governance.cap_problem(cleaned.get(name))
+            if problem:
+                self.add_error(name, problem)
+            elif name in cleaned and cleaned[name] is None:
+                cleaned[name] = 0
         return cleaned
 
 

@@ -20,8 +20,9 @@ from workflows.roles import require
 @login_required
 def workflow_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "workflow.view")
-    workflows = Workflow.objects.listed()
-    return render(request, "workflows/list.html", {"workflows": workflows})
+    archived = request.GET.get("archived") == "1"  # archived workflows are listed only when asked for
+    workflows = Workflow.objects.filter(archived=True) if archived else Workflow.objects.listed()
+    return render(request, "workflows/list.html", {"workflows": workflows, "archived": archived})
 
 
 @login_required
