@@ -3,6 +3,10 @@
 This is the embedded profile's one command. In production run `daphne factory.asgi:application` and
 as many `manage.py run_worker --no-reload` processes (db_worker plus the executor monitor) as you like,
 on as many machines as you like.
+
+The workers wait for wake-ups (engine/wakeup.py): on SQLite the web process writes into each
+worker's FIFO after the commit that enqueued, on PostgreSQL every worker LISTENs. They poll every
+--poll-seconds besides, which only matters when a wake-up is lost.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from workflows.runtimes import llm_server
 from workflows.runtimes.language import NAMES
@@ -27,17 +31,24 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1, help="How many db_worker processes to start.")
+        parser.add_argument("--poll-seconds", type=float, default=settings.ENGINE_WORKER_POLL_SECONDS,
+                            help="How often an idle worker polls the queue besides its wake-ups "
+                                 "(default: ENGINE_WORKER_POLL_SECONDS, %(default)s).")
         parser.add_argument("--llm-port", type=int, default=8088,
                             help="Port of the local large-model server (0: do not start it).")
 
-    def handle(self, *args, host: str, port: int, workers: int, llm_port: int = 8088, **options):
+    def handle(self, *args, host: str, port: int, workers: int, llm_port: int = 8088, poll_seconds: float = 5.0,
+               **options):
+        if poll_seconds <= 0:
+            raise CommandError("--poll-seconds must be more than 0 (a lost wake-up waits at most that long).")
         if not settings.DEBUG:
             call_command("collectstatic", "--noinput", verbosity=0)
         python = sys.executable
         commands = [[python, "-m", "daphne", "-b", host, "-p", str(port), "factory.asgi:application"]]
-        # run_worker = db_worker + the executor's monitor (stale shards, live-run flushes, schedules).
+        # run_worker = db_worker + the executor's monitor (stale shards, live-run flushes, schedules),
+        # woken by the enqueues of this web process (and of each other).
         commands += [[python, "manage.py", "run_worker", "--no-reload", "--queue-name", "*",
-                      "--worker-id", f"embedded-{i + 1}"] for i in range(workers)]
+                      "--interval", f"{poll_seconds:g}", "--worker-id", f"embedded-{i + 1}"] for i in range(workers)]
         model = llm_server.LOCAL_MODELS[llm_server.DEFAULT_MODEL]
         if llm_port and llm_server.available():
             try:
