@@ -9,9 +9,15 @@ class WorkflowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Both imports wait for ready(): they import models, importable only once the registry is.
+        # The imports wait for ready(): they import models, importable only once the registry is.
         from workflows import accounts_audit  # who may do what changes through accounts: audited too
-        from workflows.live import broadcast  # the worker broadcasts a coalesced update after each commit
+        from workflows.engine import wakeup  # every enqueue wakes the idle workers (LISTEN/NOTIFY, FIFOs)
+
+        # the worker broadcasts a coalesced update after each commit; sockets end with the session or
+        # the role that opened them
+        from workflows.live import broadcast, revocation
 
         broadcast.install()
+        revocation.install()
+        wakeup.install()
         accounts_audit.install()

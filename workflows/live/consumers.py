@@ -7,6 +7,11 @@ the worker's broadcaster after commit (push mode, channels-redis) or by this pro
 the run (poll mode, live/watch.py). Either way one render serves every socket. Each socket also
 looks at its run row now and then (a cancel, a new run for the canvas). A client message closes
 the socket: every change goes through HTTP, where CSRF and permissions live.
+
+A socket lives no longer than the right to watch: logging out closes the sockets of that session,
+and a change of the user's roles (or deactivation) makes each of the user's sockets check again
+(live/revocation.py sends both). One user holds at most LIVE_MAX_SOCKETS_PER_USER sockets in a web
+process: each one costs a poller and a share of every broadcast.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.http import Http404
 from django.utils import translation
@@ -36,10 +43,13 @@ from .groups import (
     CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
     CLOSE_READ_ONLY,
+    CLOSE_TOO_MANY,
     SAFETY_POLL_SECONDS,
     SLOW_POLL_SECONDS,
     push_mode,
     run_group,
+    session_group,
+    user_group,
     workflow_group,
 )
 
@@ -47,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 
 ANONYMOUS_AUDIT_WINDOW = 600  # seconds
+# Open sockets per user in this process (consumers share one event loop: no lock needed).
+OPEN_SOCKETS: Counter[int] = Counter()
 
 
 class Refused(Exception):
@@ -216,12 +228,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.watched: int | None = None
         self.lock = asyncio.Lock()
         self.joined: list[str] = []
+        self.counted: int | None = None
         try:
             self.tracker, groups = await database_sync_to_async(self.authorise)()
         except Refused as refused:
             await self.close(code=refused.code)
             return
+        user_id = self.scope["user"].pk
+        if OPEN_SOCKETS[user_id] >= settings.LIVE_MAX_SOCKETS_PER_USER:
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        OPEN_SOCKETS[user_id] += 1
+        self.counted = user_id
         self.push = push_mode()
+        groups = [*groups, user_group(user_id)]
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        if session_key:
+            groups.append(session_group(session_key))
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
@@ -261,15 +284,39 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 logger.exception("live poll failed")
 
     async def disconnect(self, code: int) -> None:
-        if self.poller is not None:
+        if getattr(self, "counted", None) is not None:
+            OPEN_SOCKETS[self.counted] -= 1
+            if OPEN_SOCKETS[self.counted] <= 0:
+                del OPEN_SOCKETS[self.counted]
+            self.counted = None
+        if getattr(self, "poller", None) is not None:
             self.poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.poller
         if getattr(self, "watched", None) is not None:
             await watch.release(self.watched)
             self.watched = None
-        for group in self.joined:
+        for group in getattr(self, "joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def live_revoke(self, event: dict[str, Any]) -> None:
+        """Close with the event's code, or (no code: the user's roles changed) when the right is gone."""
+        code = event.get("code")
+        if code is None:
+            try:
+                await database_sync_to_async(self.reauthorise)()
+                return
+            except Refused as refused:
+                code = refused.code
+        await self.close(code=code)
+
+    def reauthorise(self) -> None:
+        """The user as the database has it now must still pass authorise(); Refused otherwise."""
+        user = get_user_model().objects.filter(pk=self.scope["user"].pk, is_active=True).first()
+        if user is None:
+            raise Refused(CLOSE_FORBIDDEN)
+        self.scope["user"] = user
+        self.authorise()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self.close(code=CLOSE_READ_ONLY)

@@ -30,6 +30,7 @@ CLOSE_ANONYMOUS = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_READ_ONLY = 4405
+CLOSE_TOO_MANY = 4429
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -40,6 +41,16 @@ def run_group(run_id: int) -> str:
 
 def workflow_group(workflow_id: int) -> str:
     return f"live.workflow.{workflow_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Every socket of a user: told to check its right again when the user's roles change."""
+    return f"live.user.{user_id}"
+
+
+def session_group(session_key: str) -> str:
+    """Every socket opened with one login session: closed when that session logs out."""
+    return f"live.session.{_UNSAFE.sub('', session_key)}"
 
 
 def dom_id(node: str) -> str:
