@@ -68,3 +68,13 @@ def test_wilson_interval():
     low, high = accuracy.wilson(50, 100)
     assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
     assert accuracy.Rate(0, 0).as_json() == {"n": 0, "correct": 0, "rate": None, "low": None, "high": None}
+
+
+def test_the_live_tables_count_the_recent_window_only(ledger, settings):
+    """The review page and API read live accuracy over ACCURACY_WINDOW_DAYS, not every label ever made:
+    a query that grows with the firm's whole history would slow every page view."""
+    settings.ACCURACY_WINDOW_DAYS = 28
+    Label.objects.filter(model_ref="tickets:v2").update(created_at=timezone.now() - timedelta(days=60))
+    refs = [r.model_ref for r in accuracy.live_accuracy()]
+    assert refs == ["tickets:v1"]
+    assert [r.model_ref for r in accuracy.node_accuracy(ledger.pk)] == ["tickets:v1", "tickets:v2"]

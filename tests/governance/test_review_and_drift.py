@@ -132,3 +132,19 @@ def test_drift_actions_route_everything_to_review_and_request_a_rollback(persona
     # Roll back: there is no earlier production yet, so it says so; operators may not ask.
     client.force_login(personas["operator"])
     assert client.post("/drift/action/", {"action": "rollback", "model": "tickets", "node": "cls"}).status_code == 403
+
+
+def test_drift_looks_at_steps_active_in_the_window_and_reads_only_its_two_windows(personas, keyword_models, settings):
+    """The periodic drift check must not aggregate the whole ledger: steps whose runs are older than
+    DRIFT_ACTIVE_DAYS are not looked at, and a step's drift reads its first and last windows only."""
+    settings.DRIFT_ACTIVE_DAYS = 30
+    old = make_workflow(personas["designer"], review_graph(), name="Dormant")
+    _decisions(old, personas, [("billing", 0.9, None)] * 70, timezone.now() - timedelta(days=90))
+    Run.objects.filter(workflow=old).update(created_at=timezone.now() - timedelta(days=90))
+    active = make_workflow(personas["designer"], review_graph(), name="Active")
+    reference = [("billing", 0.9, None)] * 100
+    _decisions(active, personas, reference, timezone.now() - timedelta(days=2))
+    _decisions(active, personas, [("technical", 0.5, None)] * 300, timezone.now() - timedelta(days=1))
+    assert [(w.name, node) for w, node in drift.model_nodes()] == [("Active", "cls")]
+    result = drift.node_drift(active, "cls", window=100)
+    assert result.reference.n == 100 and result.recent.n == 100 and result.alert

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
@@ -28,7 +29,7 @@ from workflows.access import (
 )
 from workflows.design import texts
 from workflows.governance import drift, evaluation, labelsets, optimise, promotion, review, training
-from workflows.governance.accuracy import node_accuracy
+from workflows.governance.accuracy import live_accuracy
 from workflows.governance.artifacts import import_model
 from workflows.governance.importer import ModelRejected
 from workflows.governance.usage import version_usage, workflows_using
@@ -348,7 +349,8 @@ def review_tasks(request: Request) -> Response:
     require(request.user, "review.work")
     query = text_query(request)
     views = review.task_views(review.open_tasks(query.get("queue") or "", review.kind_of(query.get("kind")))[:200])
-    return Response({"tasks": [v.as_json() for v in views], "accuracy": [a.as_json() for a in node_accuracy()]})
+    return Response({"tasks": [v.as_json() for v in views], "accuracy": [a.as_json() for a in live_accuracy()],
+                     "accuracy_window_days": settings.ACCURACY_WINDOW_DAYS})
 
 
 @doc(request=ReviewLabelSerializer, responses={200: OpenApiTypes.OBJECT, 409: CONFLICT},
@@ -401,4 +403,4 @@ def audit_list(request: Request) -> Response:
 def audit_verify(request: Request) -> Response:
     require(request.user, "audit.view")
     count, broken, why = verify_chain_for(request.user)
-    return Response({"ok": broken is None, "checked": count, "broken": broken.pk if broken else None, "why": why})
+    return Response({"ok": not why, "checked": count, "broken": broken.pk if broken else None, "why": why})

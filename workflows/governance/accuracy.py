@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, F, Q
+from django.utils import timezone
 
 from workflows.models.registry import Label
 
@@ -113,3 +115,10 @@ def node_accuracy(workflow_id: int | None = None, *, model_name: str | None = No
         entry[part] = entry[part] + Rate(row["n"], row["correct"])
     return [NodeAccuracy(key[0], entry["name"], key[1], key[2], entry["spot"], entry["escalated"])
             for key, entry in sorted(grouped.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1], kv[0][2]))]
+
+
+def live_accuracy(workflow_id: int | None = None) -> list[NodeAccuracy]:
+    """What the review page and API show: labels of the last ACCURACY_WINDOW_DAYS only, so the query
+    reads a bounded slice of the labels table, not the firm's whole history."""
+    since = timezone.now() - timedelta(days=settings.ACCURACY_WINDOW_DAYS)
+    return node_accuracy(workflow_id, since=since)

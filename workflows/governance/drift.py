@@ -10,12 +10,14 @@ route everything to review (a new workflow version, so it is versioned and rever
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max
 from django.utils import dateformat, timezone
@@ -24,9 +26,11 @@ from django.utils.translation import gettext
 from workflows.access import get_workflow_for_user
 from workflows.design.versions import save_version
 from workflows.graph import parse_graph
-from workflows.models import Decision, Workflow
+from workflows.models import Decision, Run, Workflow
 from workflows.models.registry import Label, RegisteredModel, parse_ref, resolve
+from workflows.notifications import events as notifications
 
+logger = logging.getLogger(__name__)
 WINDOW = 200
 MIN_ITEMS = 30
 PSI_ALERT = 0.2
@@ -137,8 +141,13 @@ def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items
     ref = production.ref if production else latest_ref
     result = NodeDrift(workflow_id=workflow.pk, workflow=workflow.name, node=node, model=model_name, model_ref=ref,
                        status="insufficient")
-    rows = list(Decision.objects.filter(run__workflow=workflow, node=node, model_ref=ref, label__isnull=False, error="")
-                .order_by("id").values_list("item_id", "label", "confidence", "created_at"))
+    # Only the two windows are read: the first 2×window rows (all of them when there are no more) and
+    # the last window; a version with a year of decisions costs the same as one with a week.
+    decided = Decision.objects.filter(run__workflow=workflow, node=node, model_ref=ref, label__isnull=False, error="")
+    columns = ("item_id", "label", "confidence", "created_at")
+    rows = list(decided.order_by("id").values_list(*columns)[:2 * window])
+    if len(rows) == 2 * window:
+        rows = rows[:window] + list(reversed(decided.order_by("-id").values_list(*columns)[:window]))
     if len(rows) < 2 * min_items and not ref:
         result.message = gettext("Not enough labelled decisions at '%(node)s' yet (%(count)s; drift needs %(needed)s: "
                                  "%(window)s for the reference window after promotion and %(window)s recent).") % {
@@ -197,15 +206,33 @@ def node_drift(workflow: Workflow, node: str, *, window: int = WINDOW, min_items
 
 
 def model_nodes() -> list[tuple[Workflow, str]]:
-    """Every (workflow, node) that has made labelled model decisions, most recently active first."""
-    groups = (Decision.objects.filter(label__isnull=False).exclude(model_ref="").values("run__workflow_id", "node")
-              .annotate(n=Count("id"), last=Max("id")).order_by("-last"))
+    """Every (workflow, node) that made labelled model decisions in runs of the last DRIFT_ACTIVE_DAYS,
+    most recently active first (older steps are not looked at: the check must not scan the whole ledger)."""
+    since = timezone.now() - timedelta(days=settings.DRIFT_ACTIVE_DAYS)
+    runs = list(Run.objects.filter(created_at__gte=since).values_list("id", flat=True))
+    groups = (Decision.objects.filter(run_id__in=runs, label__isnull=False).exclude(model_ref="")
+              .values("run__workflow_id", "node").annotate(n=Count("id"), last=Max("id")).order_by("-last"))
     workflows = Workflow.objects.in_bulk({g["run__workflow_id"] for g in groups})
     return [(workflows[g["run__workflow_id"]], g["node"]) for g in groups if g["run__workflow_id"] in workflows]
 
 
 def report(**kwargs: Any) -> list[NodeDrift]:
     return [node_drift(workflow, node, **kwargs) for workflow, node in model_nodes()]
+
+
+def notify_alerts(now: Any = None) -> int:
+    """The monitor's periodic check (notifications.Duty): tell people of every step whose drift is an
+    alert (once per model version at a step: the event's key)."""
+    told = 0
+    for workflow, node in model_nodes():
+        try:
+            result = node_drift(workflow, node)
+        except Exception:  # one step's odd ledger must not silence the alerts of the others
+            logger.exception("drift of %s/%s not computed", workflow.pk, node)
+            continue
+        if result.alert:
+            told += notifications.drift_alert(workflow, node, result.model_ref)
+    return told
 
 
 def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_http_methods
 
 from workflows.access import get_review_task_for_user
 from workflows.governance import review
-from workflows.governance.accuracy import node_accuracy
+from workflows.governance.accuracy import live_accuracy
 from workflows.models import ReviewTask
 from workflows.roles import require
 
@@ -48,14 +49,15 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 def accuracy_tables() -> dict[str, list[dict[str, Any]]]:
     """Live accuracy per node and model version, spot checks and escalations as two tables (never mixed:
     governance/accuracy.py says why), each rate with its 95 % interval."""
-    rows = node_accuracy()
+    rows = live_accuracy()
 
     def table(part: str) -> list[dict[str, Any]]:
         return [{"workflow": a.workflow, "node": a.node, "model_ref": a.model_ref, "reviewed": rate.n,
                  "correct": rate.correct, "accuracy": rate.rate, "low": rate.low, "high": rate.high}
                 for a in rows if (rate := getattr(a, part)).n]
 
-    return {"spot_accuracy": table("spot"), "accuracy": table("escalated")}
+    return {"spot_accuracy": table("spot"), "accuracy": table("escalated"),
+            "accuracy_window_days": settings.ACCURACY_WINDOW_DAYS}
 
 
 @login_required
