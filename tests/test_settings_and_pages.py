@@ -115,6 +115,19 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
+def test_debug_is_off_unless_asked_for(tmp_path):
+    """A process started with the project's own settings and no DEBUG in its environment (a
+    production set-up that forgot it) runs with DEBUG off: no tracebacks, no dev key."""
+    code = "from django.conf import settings; print('DEBUG', settings.DEBUG)"
+    base = {"FACTORY_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "factory.settings"}
+    off = _manage("shell", "-c", code, env={**base, "SECRET_KEY": "x7!k2" * 12})
+    assert off.returncode == 0 and "DEBUG False" in off.stdout, off.stderr[-2000:]
+    refused = _manage("shell", "-c", code, env=base)
+    assert refused.returncode != 0 and "SECRET_KEY must be set" in refused.stderr
+    on = _manage("shell", "-c", code, env={**base, "DEBUG": "1"})
+    assert on.returncode == 0 and "DEBUG True" in on.stdout
+
+
 def test_bad_boolean_setting_says_what_to_write(tmp_path):
     result = _manage("check", env={"DEBUG": "maybe", "FACTORY_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0 and "DEBUG must be 1/0" in result.stderr
