@@ -48,7 +48,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: a production set-up that forgets DEBUG must not serve tracebacks with a
+# development key. `make run` (the embedded demo) and the test suite (factory/test_settings.py) turn it on.
+DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
@@ -160,6 +162,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Live sockets one user may hold open in one web process (a poller and a share of every broadcast each).
+LIVE_MAX_SOCKETS_PER_USER = env_int("LIVE_MAX_SOCKETS_PER_USER", 64)
+
 # Cache: login throttling counts failures here, so in production every web process must share it.
 if REDIS_URL:
     CACHES = {
@@ -180,6 +185,17 @@ TASKS = {
     }
 }
 
+# Keyed checkpoints of the audit chain (models/audit.py): how often, the key (else derived from
+# SECRET_KEY) and an optional file, on another disk or a mount shipped off the box, that gets a copy.
+AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", 3600)
+AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
+AUDIT_CHECKPOINT_FILE = env_str("AUDIT_CHECKPOINT_FILE")
+
+# Governance pages read bounded windows: live accuracy from the labels of the last ACCURACY_WINDOW_DAYS,
+# drift over the model steps of runs started in the last DRIFT_ACTIVE_DAYS.
+ACCURACY_WINDOW_DAYS = env_int("ACCURACY_WINDOW_DAYS", 28)
+DRIFT_ACTIVE_DAYS = env_int("DRIFT_ACTIVE_DAYS", 30)
+
 # The executor (workflows/engine): shard = contiguous items per Django task; micro-batch = items per
 # node call. A running shard whose heartbeat is older than ENGINE_STALE_SECONDS is re-enqueued by
 # the monitor that runs inside every `run_worker` loop every ENGINE_MONITOR_SECONDS.
@@ -195,6 +211,9 @@ ENGINE_MAX_SHARD_ATTEMPTS = env_int("ENGINE_MAX_SHARD_ATTEMPTS", 5)
 # and failed with the reason after this many silent attempts (they are long and costly to repeat).
 GOVERNANCE_MAX_ATTEMPTS = env_int("GOVERNANCE_MAX_ATTEMPTS", 2)
 ENGINE_MONITOR_SECONDS = float(env_str("ENGINE_MONITOR_SECONDS", "5"))
+# An idle worker is woken as soon as a task is enqueued (engine/wakeup.py) and polls the queue only
+# this often besides, so that a lost wake-up delays a task by at most this much.
+ENGINE_WORKER_POLL_SECONDS = float(env_str("ENGINE_WORKER_POLL_SECONDS", "5"))
 ENGINE_INTAKE_FLUSH_SECONDS = float(env_str("ENGINE_INTAKE_FLUSH_SECONDS", "2"))
 ENGINE_RETRY_BACKOFF_SECONDS = float(env_str("ENGINE_RETRY_BACKOFF_SECONDS", "0.5"))
 # PostgreSQL: the executor's micro-batch commits do not wait for the WAL flush (see executor.commit);
@@ -202,7 +221,27 @@ ENGINE_RETRY_BACKOFF_SECONDS = float(env_str("ENGINE_RETRY_BACKOFF_SECONDS", "0.
 ENGINE_SYNCHRONOUS_COMMIT = env_bool("ENGINE_SYNCHRONOUS_COMMIT", False)
 ENGINE_UPLOAD_MAX_BYTES = env_int("ENGINE_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 ENGINE_UPLOAD_MAX_ROWS = env_int("ENGINE_UPLOAD_MAX_ROWS", 1_000_000)
+# Documents (PDF, scans, images; engine/documents.py): the pages one upload may bring, all its files
+# together, and the pixels of one image or rendered page (A4 at 600 dpi is 35 million).
+DOCUMENT_MAX_PAGES = env_int("DOCUMENT_MAX_PAGES", 2000)
+DOCUMENT_MAX_PIXELS = env_int("DOCUMENT_MAX_PIXELS", 40_000_000)
 ENGINE_INTAKE_MAX_ITEMS = env_int("ENGINE_INTAKE_MAX_ITEMS", 1000)
+# Inbound webhooks (/hooks/<slug>/, workflows/inbound/webhooks.py): the largest body taken, requests per
+# minute per client address, and failed authentications (unknown address, bad signature) per address
+# within WEBHOOK_FAILURE_WINDOW seconds before that address is refused until the window ends.
+WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 5 * 1024 * 1024)
+WEBHOOK_RATE_LIMIT = env_int("WEBHOOK_RATE_LIMIT", 1200)
+WEBHOOK_FAILURE_LIMIT = env_int("WEBHOOK_FAILURE_LIMIT", 30)
+WEBHOOK_FAILURE_WINDOW = env_int("WEBHOOK_FAILURE_WINDOW", 15 * 60)
+# Mailboxes polled by the workers (workflows/inbound/mailboxes.py): the largest message taken, its
+# attachments (how many, how large each), messages per poll, the timeout of every IMAP socket operation,
+# and a PEM file of extra certificate authorities to trust (a firm's own mail server's CA).
+MAILBOX_MAX_MESSAGE_BYTES = env_int("MAILBOX_MAX_MESSAGE_BYTES", 25 * 1024 * 1024)
+MAILBOX_MAX_ATTACHMENTS = env_int("MAILBOX_MAX_ATTACHMENTS", 20)
+MAILBOX_MAX_ATTACHMENT_BYTES = env_int("MAILBOX_MAX_ATTACHMENT_BYTES", 15 * 1024 * 1024)
+MAILBOX_MESSAGES_PER_POLL = env_int("MAILBOX_MESSAGES_PER_POLL", 50)
+MAILBOX_TIMEOUT_SECONDS = float(env_str("MAILBOX_TIMEOUT_SECONDS", "30"))
+MAILBOX_CA_FILE = env_str("MAILBOX_CA_FILE")
 # Modules that register node handlers (workflows.engine.nodes.base.register) beside the built-in flow nodes.
 ENGINE_HANDLER_MODULES = env_list("ENGINE_HANDLER_MODULES",
                                   ["workflows.engine.nodes.models", "workflows.engine.nodes.llm"])
@@ -340,3 +379,22 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Notifications (workflows/notifications): the inbox always; e-mail only when EMAIL_HOST names an SMTP
+# server (`make run` needs none). E-mails are digests: one per person at most every NOTIFY_DIGEST_MINUTES.
+# Periodic checks (review backlog, drift, weekly packs to sign) run once every NOTIFY_CHECK_MINUTES; the
+# review backlog alarms above NOTIFY_REVIEW_BACKLOG open escalations or when the oldest is older than
+# NOTIFY_REVIEW_SLA_HOURS (0 turns either off). NOTIFY_SITE_URL (https://factory.example.it) makes the
+# links in e-mails absolute.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cognitive-factory@localhost")
+NOTIFY_DIGEST_MINUTES = env_int("NOTIFY_DIGEST_MINUTES", 15)
+NOTIFY_CHECK_MINUTES = env_int("NOTIFY_CHECK_MINUTES", 60)
+NOTIFY_REVIEW_BACKLOG = env_int("NOTIFY_REVIEW_BACKLOG", 50)
+NOTIFY_REVIEW_SLA_HOURS = env_int("NOTIFY_REVIEW_SLA_HOURS", 24)
+NOTIFY_SITE_URL = env_str("NOTIFY_SITE_URL")

@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from factory.middleware import csp_update
 from workflows import login_throttle
+from workflows.views import notifications as notification_views
 
 # The API docs are third-party single-page apps with relaxations of their own; scripts stay 'self' on both
 # (drf-spectacular's split Swagger view serves its start-up script as a file instead of inline).
@@ -40,6 +41,8 @@ urlpatterns = [
     path("api/", include("workflows.api.urls")),
     # The language switcher in the top bar posts to set_language (i18n/setlang/); the browser scripts'
     # strings come from the djangojs catalogue of the active language (gettext() in static/js/).
+    # Before Django's own: the switch also sets the language of the signed-in user's e-mails.
+    path("i18n/setlang/", notification_views.set_language, name="set_language"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("", include("workflows.urls")),

@@ -2,7 +2,7 @@
 function), so a change that breaks a direction fails here before anyone has to find the cycle.
 
 The layers, lowest first: pure modules (graph/, runtimes/, documents/, statuses, latency) · models/ ·
-notifications/ · design/ · engine/ · governance/, kpi/ and inbound/ · pages (views/), API (api/) and
+notifications/ · design/ · engine/ · governance/, kpi/, inbound/ and lifecycle/ · pages (views/), API (api/) and
 sockets (live/).
 """
 
@@ -102,20 +102,24 @@ def test_pages_and_api_do_not_borrow_from_each_other():
 @pytest.mark.parametrize("lower, higher", [
     ("workflows.models", ("workflows.engine", "workflows.design", "workflows.governance", "workflows.kpi",
                           "workflows.live", "workflows.views", "workflows.api", "workflows.access",
-                          "workflows.notifications", "workflows.inbound")),
+                          "workflows.notifications", "workflows.inbound", "workflows.lifecycle")),
     # anyone may tell people something: notifications sit just above the tables
     ("workflows.notifications", ("workflows.engine", "workflows.design", "workflows.governance", "workflows.kpi",
-                                 "workflows.live", "workflows.views", "workflows.api", "workflows.inbound")),
+                                 "workflows.live", "workflows.views", "workflows.api", "workflows.inbound",
+                                 "workflows.lifecycle")),
     ("workflows.design", ("workflows.engine", "workflows.governance", "workflows.kpi", "workflows.live",
-                          "workflows.views", "workflows.api")),
+                          "workflows.views", "workflows.api", "workflows.lifecycle")),
     ("workflows.engine", ("workflows.governance", "workflows.kpi", "workflows.live", "workflows.views",
                           "workflows.api", "workflows.design.versions", "workflows.design.gallery",
-                          "workflows.inbound")),
+                          "workflows.inbound", "workflows.lifecycle")),
     # mailboxes and signed webhooks feed runs through the engine, as pages and the API do
-    ("workflows.inbound", ("workflows.kpi", "workflows.live", "workflows.views", "workflows.api")),
+    ("workflows.inbound", ("workflows.kpi", "workflows.live", "workflows.views", "workflows.api",
+                           "workflows.lifecycle")),
     ("workflows.governance", ("workflows.kpi", "workflows.live", "workflows.views", "workflows.api",
-                              "workflows.inbound")),
-    ("workflows.kpi", ("workflows.live", "workflows.views", "workflows.api")),
+                              "workflows.inbound", "workflows.lifecycle")),
+    ("workflows.kpi", ("workflows.live", "workflows.views", "workflows.api", "workflows.lifecycle")),
+    # the data lifecycle sits beside governance: it purges what the engine wrote and freezes KPI weeks
+    ("workflows.lifecycle", ("workflows.live", "workflows.views", "workflows.api", "workflows.inbound")),
 ])
 def test_lower_layers_never_import_higher_ones(lower, higher):
     bad = [i for i in IMPORTS if within(i.module, lower) and within(i.target, *higher)]

@@ -85,6 +85,7 @@ EXEMPT = {
     "set_language": "sets the caller's own language cookie (Django's set_language)",
     "javascript-catalog": "the scripts' translation catalogue, the same for everyone",
     "favicon": "the site icon, the same for everyone",
+    "webhook-receive": "inbound webhooks authenticate by signature (tests/inbound/test_webhooks.py)",
 }
 
 
@@ -151,8 +152,13 @@ def _walk(patterns, prefix=""):
 
 
 def test_every_route_has_a_row():
+    # the channels' rows live in a module of their own, which imports this one
+    from tests.test_role_matrix_channels import lifecycle_rows, mailbox_rows, notification_rows, webhook_source_rows
+
     covered = ({r.name for r in rows()} | {r.name for r in run_rows()} | {r.name for r in governance_rows()}
-               | {r.name for r in kpi_rows()} | {r.name for r in endpoint_rows()} | set(EXEMPT))
+               | {r.name for r in kpi_rows()} | {r.name for r in endpoint_rows()}
+               | {r.name for r in notification_rows()} | {r.name for r in webhook_source_rows()}
+               | {r.name for r in mailbox_rows()} | {r.name for r in lifecycle_rows()} | set(EXEMPT))
     missing = sorted({f"{name} ({route})" for name, route in _walk(get_resolver().url_patterns) if name not in covered})
     assert not missing, f"Routes without a role-matrix row: {missing}"
     from workflows.live.routing import websocket_urlpatterns
@@ -190,6 +196,7 @@ def run_rows() -> list[Row]:
         Row("run-retry", "post", "/runs/{run}/retry/", RUNNERS, {}, api=False),
         Row("run-results", "get", "/runs/{run}/results/", EVERY_ROLE, api=False),
         Row("run-item", "get", "/runs/{run}/items/{item}/", EVERY_ROLE, api=False),
+        Row("run-original", "get", "/runs/{run}/originals/{original}/", EVERY_ROLE, api=False),
         Row("run-download", "get", "/runs/{run}/download.csv", EVERY_ROLE, api=False),
         Row("api-datasets", "get", "/api/datasets/", EVERY_ROLE),
         Row("api-datasets", "post", "/api/datasets/", RUNNERS, "dataset"),
@@ -199,8 +206,10 @@ def run_rows() -> list[Row]:
     ]
 
 
-def _run_objects(personas) -> dict[str, int]:
+def _run_objects(personas) -> dict[str, Any]:
+    from tests.documents.files import text_pdf
     from tests.engine.helpers import make_runnable_workflow, pattern_graph
+    from workflows.engine.documents import items_from_file
     from workflows.engine.launch import create_run
     from workflows.models import ReviewTask
 
@@ -208,13 +217,15 @@ def _run_objects(personas) -> dict[str, int]:
     graph["nodes"].append({"id": "rest", "type": "source.rest", "config": {"fields": ["text", "lang"]}})
     graph["edges"].append({"source": "rest", "source_port": "out", "target": "ext", "target_port": "in"})
     workflow = make_runnable_workflow(personas["designer"], graph)
-    run = create_run(workflow, user=personas["operator"], items=[{"text": "a", "lang": "en"}])
+    document = items_from_file(text_pdf(["a"]), "a.pdf")[0]  # the item's original, served by run-original
+    run = create_run(workflow, user=personas["operator"], items=[{**document, "lang": "en"}])
     item = run.items.get()
     review = ReviewTask.objects.create(run=run, item=item, node="ext")
     sample = make_runnable_workflow(personas["designer"], pattern_graph())
     sample.template = "catalogue-enrichment"  # any template with sample documents
     sample.save(update_fields=["template"])
-    return {"wf": workflow.pk, "run": run.pk, "item": item.pk, "review": review.pk, "sample_wf": sample.pk}
+    return {"wf": workflow.pk, "run": run.pk, "item": item.pk, "review": review.pk, "sample_wf": sample.pk,
+            "original": document["original"]}
 
 
 def _run_request(client: Client, row: Row, ids: dict[str, int]):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from workflows.views import audit, canvas, classifiers, datasets, endpoints, gallery, kpi, runs
 from workflows.views import registry as registry_views
@@ -29,6 +29,7 @@ urlpatterns = [
     path("runs/<int:pk>/retry/", runs.run_retry, name="run-retry"),
     path("runs/<int:pk>/results/", runs.run_results, name="run-results"),
     path("runs/<int:pk>/items/<int:item_id>/", runs.run_item, name="run-item"),
+    path("runs/<int:pk>/originals/<str:sha256>/", runs.run_original, name="run-original"),
     path("runs/<int:pk>/download.<str:fmt>", runs.run_download, name="run-download"),
     # Governance: registry, promotions, model jobs, drift, review queue, audit log.
     path("models/", registry_views.model_list, name="model-list"),
@@ -59,6 +60,10 @@ urlpatterns = [
     path("endpoints/residency/<int:pk>/", endpoints.residency_policy, name="residency-policy"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
+    path("", include("workflows.views.webhook_sources")),  # inbound webhooks: /hooks/<slug>/ and their pages
+    path("", include("workflows.views.mailboxes")),  # a workflow's mailbox page
+    path("", include("workflows.views.lifecycle")),  # retention, archive, delete; erasure on request
+    path("notifications/", include("workflows.views.notifications")),  # the inbox, the bell, preferences
     # Business KPIs
     path("kpis/", kpi.kpi_overview, name="kpi-overview"),
     path("workflows/<int:pk>/kpis/", kpi.kpi_dashboard, name="kpi-dashboard"),

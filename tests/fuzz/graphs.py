@@ -29,6 +29,8 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
     "source.upload": {"fields": ["text", "subject"]},
     "source.rest": {"fields": ["text", "lang"]},
     "source.schedule": {"cron": "0 7 * * 1-5", "dataset": "weekly"},
+    "source.webhook": {"fields": ["text", "lang"]},
+    "source.mailbox": {},
     "ocr": {"input_field": "text"},
     "classify": {"model": "tickets@production"},
     "extract": {"patterns": ["email", "iban"], "entities": []},
@@ -59,7 +61,7 @@ def _config(node_type: str, draw) -> dict[str, Any]:
     return config
 
 
-SOURCES = ["source.upload", "source.rest", "source.schedule"]
+SOURCES = ["source.upload", "source.rest", "source.schedule", "source.webhook", "source.mailbox"]
 # Hypothesis leans towards the first choices: the types with the most to check come first.
 STEPS = ["route", "cascade", "llm", "extract", "classify", "summarise", "embed", "review"]
 SINKS = ["sink.table", "sink.export", "sink.webhook"]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from workflows import login_throttle
@@ -50,6 +50,10 @@ urlpatterns = [
     path("destinations/", endpoints.destination_list, name="api-destinations"),
     path("destinations/<slug:name>/", endpoints.destination_detail, name="api-destination"),
     path("workflows/<int:pk>/residency/", endpoints.residency_policy, name="api-residency"),
+    path("", include("workflows.api.webhook_sources")),  # a workflow's inbound webhooks
+    path("", include("workflows.api.mailboxes")),  # a workflow's mailbox
+    path("", include("workflows.api.lifecycle")),  # retention, archive; erasure on request
+    path("notifications/", include("workflows.api.notifications")),  # the caller's own notifications
     path("kpis/", kpi.kpi_overview, name="api-kpis"),
     path("workflows/<int:pk>/kpis/", kpi.workflow_kpis, name="api-workflow-kpis"),
     path("workflows/<int:pk>/kpis/baseline/", kpi.kpi_baseline, name="api-kpi-baseline"),

@@ -23,9 +23,11 @@ from workflows.design.references import graph_resolvers, policy_problems, resolv
 from workflows.graph.plan import Plan, PlanError, plan
 from workflows.models import DeadLetter, Decision, Item, NodeStats, Run, Shard, Workflow
 from workflows.models.audit import record
+from workflows.models.lifecycle import review_answer_for_audit
 from workflows.models.review import ReviewTask
+from workflows.notifications import events as notifications
 
-from . import state
+from . import documents, state
 from .nodes.base import missing_handlers
 from .tasks import run_shard_task
 
@@ -35,7 +37,8 @@ logger = logging.getLogger(__name__)
 # built for a stream (the gallery's Ticket triage) runs on a file too, its rows checked against the
 # fields of the source they enter by (source_fields). Live intake and schedules keep their own.
 ACCEPTED_SOURCES = {"upload": ("source.upload", "source.rest", "source.schedule"), "rest": ("source.rest",),
-                    "schedule": ("source.schedule",), "api": ("source.upload", "source.rest", "source.schedule")}
+                    "schedule": ("source.schedule",), "api": ("source.upload", "source.rest", "source.schedule"),
+                    "webhook": ("source.webhook",), "mailbox": ("source.mailbox",)}
 ITEM_BATCH = 2000
 
 
@@ -60,6 +63,8 @@ def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict
     except PlanError as exc:
         raise StartError([texts.translate(p.message) for p in exc.problems]) from None
     problems = missing_handlers(the_plan) + policy_problems(version.workflow, graph)
+    if Workflow.objects.filter(pk=version.workflow_id, archived=True).exists():
+        problems.insert(0, gettext("The workflow is archived: restore it to start runs or take items."))
     accepted = ACCEPTED_SOURCES[origin]
     sources = [s.node.id for s in sorted((s for s in the_plan.sources if s.node.type in accepted),
                                          key=lambda s: accepted.index(s.node.type))]
@@ -92,6 +97,7 @@ def source_fields(workflow: Any, origin: str = "upload") -> list[str]:
 
 
 def enqueue_shard(shard: Any) -> None:
+    # The enqueue also wakes the idle workers when the transaction commits (engine/wakeup.py).
     result = run_shard_task.enqueue(shard.pk, shard.attempt)
     type(shard).objects.filter(pk=shard.pk).update(task_id=str(result.id))
 
@@ -129,6 +135,7 @@ def add_items(run: Any, payloads: list[dict]) -> list[int]:
             ids = list(Item.objects.filter(run=run, seq__gte=first).order_by("seq").values_list("id", flat=True))
     Run.objects.filter(pk=run.pk).update(items_total=F("items_total") + len(ids), last_intake_at=now)
     run.items_total = first + len(ids)
+    documents.on_items_added(run, payloads)  # originals recorded; pages to OCR pin the OCR model
     return ids
 
 
@@ -181,16 +188,19 @@ def create_run(workflow: Any, *, user: Any, items: list[dict], origin: str = "up
     return run
 
 
-def append_to_live_run(workflow: Any, items: list[dict], *, user: Any) -> tuple[Any, list[int]]:
-    """REST intake: items join the workflow's live run (created on demand); full shards go at once,
-    the tail when the monitor sees no new items for ENGINE_INTAKE_FLUSH_SECONDS."""
+def append_to_live_run(workflow: Any, items: list[dict], *, user: Any, origin: str = "rest") -> tuple[Any, list[int]]:
+    """REST intake (or another live origin: inbound webhooks): items join the workflow's live run of that
+    origin, entering by its source node (created on demand); full shards go at once, the tail when the
+    monitor sees no new items for ENGINE_INTAKE_FLUSH_SECONDS."""
     with transaction.atomic():
-        Workflow.objects.select_for_update().get(pk=workflow.pk)  # one live run per workflow
-        run = Run.objects.filter(workflow=workflow, is_live=True, status__in=statuses.ACTIVE_RUN_STATUSES).first()
+        if Workflow.objects.select_for_update().get(pk=workflow.pk).archived:  # one live run per workflow and origin
+            raise StartError([gettext("The workflow is archived: restore it to start runs or take items.")])
+        run = Run.objects.filter(workflow=workflow, is_live=True, origin=origin,
+                                 status__in=statuses.ACTIVE_RUN_STATUSES).first()
         if run is None or run.version_id != getattr(workflow.latest, "pk", None):
             if run is not None:
                 close_live_run(run)
-            run = create_run(workflow, user=user, items=[], origin="rest", live=True)
+            run = create_run(workflow, user=user, items=[], origin=origin, live=True)
         run = Run.objects.select_for_update().get(pk=run.pk)
         ids = add_items(run, items)
         full = run.sharded_upto + (run.items_total - run.sharded_upto) // run.shard_size * run.shard_size
@@ -233,8 +243,11 @@ def maybe_finish_run(run_id: int) -> str | None:
         if status == statuses.WAITING:
             Run.objects.filter(pk=run.pk, status=statuses.RUNNING).update(status=status)
             return status
-        Run.objects.filter(pk=run.pk, status=statuses.RUNNING).update(status=status, finished_at=timezone.now())
+        finished_at = timezone.now()
+        Run.objects.filter(pk=run.pk, status=statuses.RUNNING).update(status=status, finished_at=finished_at)
         record("run.finish", obj=run, status=status, done=run.items_done, dead=run.items_dead)
+        if status == statuses.FAILED:
+            notifications.run_failed(run, finished_at)
     return status
 
 
@@ -299,5 +312,6 @@ def decide_review(task: Any, *, user: Any, result: dict[str, Any]) -> bool:
             Run.objects.filter(pk=run.pk).update(items_parked=F("items_parked") - moved)
             if run.status != statuses.CANCELLED:
                 resume_items(run, [task.item_id])
-        record("review.decide", actor=user, obj=task, run=run.pk, item=task.item_id, result=result)
+        record("review.decide", actor=user, obj=task, run=run.pk, item=task.item_id,
+               result=review_answer_for_audit(result))
     return True

@@ -196,13 +196,27 @@ SOURCE_FIELDS = ConfigField("fields", "fields", _("Item fields"), default=["text
 
 register(NodeType(
     "source.upload", "sources", _("Upload"),
-    _("Start from a batch file (CSV, JSONL or XLSX) uploaded when a run starts."),
+    _("Start from a batch file (CSV, JSONL or XLSX), or from documents (PDF, scans and photos, a ZIP of "
+      "them, e-invoices: each with text, file_name, pages and original), uploaded when a run starts."),
     inputs=(), is_source=True, config=(SOURCE_FIELDS,), adds=_source_fields,
 ))
 register(NodeType(
     "source.rest", "sources", _("REST intake"),
     _("Documents posted to the workflow's intake endpoint join its live run as they arrive."),
     inputs=(), is_source=True, config=(SOURCE_FIELDS,), adds=_source_fields,
+))
+register(NodeType(
+    "source.webhook", "sources", _("Inbound webhook"),
+    _("Documents a third-party system pushes with its own JSON to a signed webhook URL (set up on the workflow's "
+      "Inbound webhooks page) join its live run as they arrive."),
+    inputs=(), is_source=True, config=(SOURCE_FIELDS,), adds=_source_fields,
+))
+register(NodeType(
+    "source.mailbox", "sources", _("Mailbox"),
+    _("Messages arriving in an IMAP mailbox (set up on the workflow's Mailbox page) join its live run: subject, "
+      "sender, date and text, and one item per PDF, scan or e-invoice attached."),
+    inputs=(), is_source=True,
+    adds=lambda config: {"text", "subject", "sender", "date", "message_id", "attachments"},
 ))
 register(NodeType(
     "source.schedule", "sources", _("Schedule"),

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from .audit import AuditEntry
+from .audit import AuditCheckpoint, AuditEntry
 from .budgets import SpendBudget
 from .datasets import Dataset, Schedule
 from .graph import Workflow, WorkflowVersion
+from .inbound import Mailbox, MailboxMessage  # noqa: F401  (exported: mailboxes polled by the workers)
 from .kpi import Baseline, KpiRefresh, KpiWeek, WeeklyPack
+from .lifecycle import ErasureRequest
+from .notifications import Notification, NotificationCheck, NotificationPreference, NotificationProfile
+from .originals import Original
 from .registry import (
     Alias,
     Label,
@@ -18,14 +22,17 @@ from .registry import (
 )
 from .review import ReviewTask
 from .runs import DeadLetter, Decision, Item, NodeStats, Run, Shard
+from .webhooks import WebhookDelivery, WebhookSource  # noqa: F401  (exported: inbound webhooks)
 
 __all__ = [
            "Alias",
+           "AuditCheckpoint",
            "AuditEntry",
            "Baseline",
            "Dataset",
            "DeadLetter",
            "Decision",
+           "ErasureRequest",
            "Item",
            "KpiRefresh",
            "KpiWeek",
@@ -35,6 +42,11 @@ __all__ = [
            "ModelJob",
            "ModelVersion",
            "NodeStats",
+           "Notification",
+           "NotificationCheck",
+           "NotificationPreference",
+           "NotificationProfile",
+           "Original",
            "PromotionRequest",
            "RegisteredModel",
            "ReviewTask",

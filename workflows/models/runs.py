@@ -13,6 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from workflows import statuses
 from workflows.latency import quantile
@@ -20,7 +21,8 @@ from workflows.latency import quantile
 
 class Run(models.Model):
     STATUS_CHOICES = [(s, s.replace("_", " ")) for s in statuses.RUN_STATUSES]
-    ORIGINS = [("upload", "upload"), ("rest", "REST intake"), ("schedule", "schedule"), ("api", "API")]
+    ORIGINS = [("upload", _("upload")), ("rest", _("REST intake")), ("schedule", _("schedule")), ("api", _("API")),
+               ("webhook", _("inbound webhook")), ("mailbox", _("mailbox"))]
 
     workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="runs")
     version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")

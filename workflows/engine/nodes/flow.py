@@ -1,5 +1,6 @@
 """The flow nodes: sources, route, human review and the table and export sinks (the webhook sink is
-webhook.py). No model runs here."""
+webhook.py). No model runs here, but for the OCR of a document's pages without a text layer, which
+its source reads before any station sees it (documents.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from workflows.exports import flat_row
 from workflows.graph.plan import Step
 
 from .base import Handler, Outcome, register
+from .documents import DocumentSource
 
 
 def read_field(data: dict[str, Any], name: str) -> Any:
@@ -24,12 +26,14 @@ def read_field(data: dict[str, Any], name: str) -> Any:
 
 
 @register("source.upload")
-class SourceHandler(Handler):
-    pass
+class SourceHandler(DocumentSource):
+    """Items pass as they came; a document with pages to OCR gets its text first."""
 
 
 register("source.rest")(type("RestSourceHandler", (SourceHandler,), {}))
 register("source.schedule")(type("ScheduleSourceHandler", (SourceHandler,), {}))
+register("source.webhook")(type("WebhookSourceHandler", (SourceHandler,), {}))
+register("source.mailbox")(type("MailboxSourceHandler", (SourceHandler,), {}))
 
 
 # --- route ---------------------------------------------------------------------------------------
