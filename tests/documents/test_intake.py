@@ -177,6 +177,23 @@ def test_items_naming_no_kept_file_link_nothing(personas, workflow):
     assert run.items.count() == 2 and not Original.objects.filter(run=run).exists()
 
 
+def test_json_items_cannot_link_an_original_another_run_kept(personas, workflow, api, client):
+    """The sha of a kept file is no key: JSON items (the run API, REST intake, a mapped webhook) naming
+    another run's original must not make it this run's, or whoever may see this run downloads it."""
+    data = text_pdf([INVOICE])
+    items_from_file(data, "riservata.pdf", user=personas["operator"],
+                    run=create_run(workflow, user=personas["operator"], items=[], live=True))
+    sha = hashlib.sha256(data).hexdigest()
+    response = api(personas["operator"]).post(f"/api/workflows/{workflow.pk}/runs/",
+                                              {"items": [{"text": "x", "original": sha, "file_name": "mia.pdf"}]},
+                                              format="json")
+    assert response.status_code == 201, response.data
+    run = Run.objects.get(pk=response.data["id"])
+    assert not Original.objects.filter(run=run).exists()
+    client.force_login(personas["operator"])
+    assert client.get(f"/runs/{run.pk}/originals/{sha}/").status_code == 404
+
+
 # --- OCR at the source, in this process (a real worker process: test_worker_ocr.py) ------------------
 
 

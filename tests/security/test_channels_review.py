@@ -417,7 +417,7 @@ def test_an_item_claiming_a_billion_pages_fails_alone_and_the_worker_lives(packa
 
 @pytest.mark.django_db
 def test_an_original_is_saved_under_a_name_that_says_what_it_is(personas, client, settings, tmp_path):
-    """REST intake takes `file_name` as the sender wrote it; an operator's item can name a kept PDF
+    """A mail attachment's `file_name` is what the sender wrote: it can name a kept PDF
     'Fattura.pdf<RLO>ath.exe' or 'Fattura.hta', which Windows would run as a program when opened."""
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
     data = text_pdf(["Fattura 118"])
@@ -428,8 +428,11 @@ def test_an_original_is_saved_under_a_name_that_says_what_it_is(personas, client
     client.force_login(personas["business_owner"])
     for hostile, saved in [("Fattura.pdf\u202eexe.hta", "Fattura.pdfexe.hta.pdf"),
                            ("..\\..\\Fattura\r\n.hta", "Fattura.hta.pdf"), ("Fattura 118.PDF", "Fattura 118.PDF")]:
-        run = create_run(workflow, user=personas["operator"], items=[{"text": "x", "original": sha,
-                                                                       "file_name": hostile}])
+        # an attachment's name as the sender wrote it (only a file read here can be linked: a bare sha cannot)
+        items = documents.items_from_file(data, "allegato.pdf")
+        assert items[0]["original"] == sha
+        items[0]["file_name"] = hostile
+        run = create_run(workflow, user=personas["operator"], items=items)
         assert Original.objects.filter(run=run).count() == 1
         response = client.get(f"/runs/{run.pk}/originals/{sha}/")
         assert response.status_code == 200 and b"".join(response.streaming_content) == data

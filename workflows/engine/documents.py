@@ -16,12 +16,14 @@ Items carry `text` (the text layers; the worker adds what OCR reads), `file_name
 from __future__ import annotations
 
 import hashlib
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import request_started
 from django.utils.translation import gettext, ngettext
 
 from workflows.design.texts import translate
@@ -108,6 +110,29 @@ def _check_fields(items: list[dict[str, Any]], documents: list[Document], requir
         raise IntakeError(gettext("'%(name)s' has no text to read.") % {"name": empty[0]})
 
 
+# The originals this thread kept and has not yet recorded for a run. A sha is no key: JSON items (the
+# run API, REST intake, a mapped webhook, a CSV column) can carry any `original`, and recording it for
+# their run would let whoever sees that run download another run's file. Only what was read from a
+# file in this thread during this request (an upload, an attachment) is recorded: web threads are
+# reused, so each request starts with nothing kept; the bound keeps a worker thread from growing.
+_HERE = threading.local()
+KEPT_BOUND = 10_000
+
+
+def _forget(**kwargs: Any) -> None:
+    _HERE.shas = set()
+
+
+request_started.connect(_forget, dispatch_uid="documents-forget-kept-originals")
+
+
+def _kept_here() -> set[str]:
+    kept = getattr(_HERE, "shas", None)
+    if kept is None or len(kept) > KEPT_BOUND:
+        kept = _HERE.shas = set()
+    return kept
+
+
 def keep(upload: Upload) -> list[dict[str, Any]]:
     """Store each original once (content-addressed, written atomically); the upload's items."""
     root = store_root()
@@ -116,6 +141,7 @@ def keep(upload: Upload) -> list[dict[str, Any]]:
         if item["original"] not in kept:
             store.keep(root, document.data, {"content_type": document.content_type, "pages": document.file_pages})
             kept.add(item["original"])
+    _kept_here().update(kept)
     return upload.items
 
 
@@ -131,10 +157,12 @@ def items_from_file(data: bytes, filename: str, *, user: Any = None, run: Any = 
 
 
 def record_originals(run: Any, payloads: list[dict[str, Any]], *, user: Any = None) -> int:
-    """An Original row for each kept file the items name, once per run and name; items that name no
-    kept file (an `original` field of someone's own data) link nothing. Returns the rows written."""
+    """An Original row for each file this thread kept that the items name, once per run and name; items
+    that name any other sha (an `original` field of someone's own data) link nothing. Returns the rows
+    written."""
+    mine = _kept_here()
     wanted = {(p["original"], str(p.get("file_name") or "")[:255]) for p in payloads
-              if isinstance(p.get("original"), str) and store.SHA256.match(p["original"])}
+              if isinstance(p.get("original"), str) and p["original"] in mine}
     if not wanted:
         return 0
     have = set(Original.objects.filter(run=run, sha256__in={sha for sha, _ in wanted}).values_list("sha256", "name"))
