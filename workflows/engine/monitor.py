@@ -128,14 +128,20 @@ class MonitorThread(threading.Thread):
         while not self.stopping.wait(self.interval):
             try:
                 close_old_connections()
-                for duty in self.duties:
-                    result: Any = duty()
-                    if any(result.values()):
-                        logger.info("monitor: %s", result)
-            except Exception:
-                # A killed connection or a locked SQLite file: drop the connection, try next tick.
-                logger.exception("monitor tick failed")
+            except Exception:  # a connection that cannot even be closed: drop them all, the duties reconnect
+                logger.exception("monitor could not close old connections")
                 connections.close_all()
+            # Each duty on its own: one that fails (a killed connection, a locked SQLite file, a mail
+            # server down) must not keep the duties after it from running this tick.
+            for duty in self.duties:
+                try:
+                    result: Any = duty()
+                except Exception:
+                    logger.exception("monitor duty %s failed", getattr(duty, "__qualname__", duty))
+                    connections.close_all()
+                    continue
+                if result and any(result.values()):
+                    logger.info("monitor: %s", result)
         connections.close_all()
 
     def stop(self) -> None:

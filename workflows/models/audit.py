@@ -181,11 +181,12 @@ def write_checkpoint() -> AuditCheckpoint | None:
     return checkpoint
 
 
-def checkpoint_tick() -> None:
+def checkpoint_tick() -> dict[str, int]:
     """Monitor duty: a checkpoint every AUDIT_CHECKPOINT_SECONDS when entries were added since."""
     latest = AuditCheckpoint.objects.order_by("-id").values_list("at", flat=True).first()
     if latest is None or (timezone.now() - latest).total_seconds() >= settings.AUDIT_CHECKPOINT_SECONDS:
-        write_checkpoint()
+        return {"audit_checkpoints": int(write_checkpoint() is not None)}
+    return {"audit_checkpoints": 0}
 
 
 def verify_chain() -> tuple[int, AuditEntry | None, str]:
