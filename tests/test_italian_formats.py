@@ -192,3 +192,14 @@ def test_a_time_kept_as_an_iso_string_is_shown_in_the_locale_with_its_zone():
         # Evidence and signed packs keep their times in JSON (ISO strings with microseconds, in UTC).
         assert when("2026-12-05T12:12:29.840358+00:00") == "05/12/2026 13:12 CET"
     assert when("not a time") == "not a time"
+
+
+@pytest.mark.parametrize(("value", "it", "en"), [
+    (123_456_789.12, "123456789,12", "123456789.12"),  # an invoice total over 100 million keeps its cents
+    (1_234_567_890_123.45, "1234567890123,45", "1234567890123.45"),
+    (0.1 + 0.2, "0,3", "0.3"),  # float noise is not printed
+    (28.5, "28,5", "28.5"),
+])
+def test_a_csv_amount_keeps_every_cent_in_both_dialects(value, it, en):
+    assert exports.csv_cell(value, exports.DIALECTS["it"]) == it
+    assert exports.csv_cell(value, exports.DIALECTS["en"]) == en
