@@ -84,6 +84,19 @@ def test_a_field_must_be_added_on_every_path():
     assert [p.node for p in problems_of(graph) if p.code == "missing_field"] == ["r"]
 
 
+def test_a_route_may_branch_on_the_label_a_reviewer_chose():
+    # A review step with allowed labels decides `label`: a route after it needs no classifier upstream.
+    graph = {
+        "nodes": [node("s", "source.upload"), node("v", "review", labels=["approve", "reject"]),
+                  node("r", "route", branches=[{"name": "ok", "labels": ["approve"]}]), node("t", "sink.table")],
+        "edges": [edge("s", "v"), edge("v", "r"), edge("r", "t", source_port="ok"), edge("r", "t", source_port="else")],
+    }
+    assert [p for p in problems_of(graph) if p.code == "missing_field"] == []
+    # Without allowed labels the reviewer keeps the upstream label: nothing new is promised.
+    graph["nodes"][1] = node("v", "review")
+    assert [p.node for p in problems_of(graph) if p.code == "missing_field"] == ["r"]
+
+
 def test_prompt_template_fields_are_needed():
     graph = {
         "nodes": [node("s", "source.rest", fields=["text"]),

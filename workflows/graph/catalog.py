@@ -346,7 +346,9 @@ register(NodeType(
         ConfigField("instructions", "text", _("Instructions for reviewers"), default=""),
         ConfigField("labels", "list", _("Allowed labels"), default=[]),
     ),
-    adds=lambda c: {"reviewed"},
+    # With allowed labels the reviewer picks one (every decision path asks for it):
+    # a route may branch on the reviewer's decision.
+    adds=lambda c: {"reviewed", "label"} if c.get("labels") else {"reviewed"},
 ))
 register(NodeType(
     "sink.table", "sinks", _("Results table"),
