@@ -255,3 +255,23 @@ def test_mask_and_snippet():
     assert matching.mask(NAME) == "M•••• R••••"
     text = f"Scrive {NAME.upper()} per la fattura"
     assert matching.snippet(text, NAME) == "Scrive M•••• R•••• per la fattura"
+
+
+def test_a_name_is_found_and_erased_in_either_order(personas, world, api):
+    # Italian forms and registers write the surname first ("Rossi Mario"): a request for "Mario Rossi"
+    # must reach those rows too, and count a row holding both orders once.
+    run = world["run"]
+    now = timezone.now()
+    surname_first = ledger_item(run, 2, received=now, finished=now,
+                                payload={"text": "Cliente: ROSSI MARIO, via Roma 1.", "lang": "it"})
+    both = ledger_item(run, 3, received=now, finished=now,
+                       payload={"text": "Mario Rossi (in anagrafica Rossi Mario).", "lang": "it"})
+    client = api(personas["admin"])
+    found = client.post("/api/erasure/", {"identifier": NAME}, format="json")
+    assert found.status_code == 200, found.data
+    assert counts(found.data)["items"] == BY_NAME["items"] + 2
+    done = client.post("/api/erasure/confirm/", {"token": found.data["token"], "identifier": NAME}, format="json")
+    assert done.status_code == 200, done.data
+    assert done.data["erased"]["items"] == BY_NAME["items"] + 2
+    assert Item.objects.get(pk=surname_first.pk).payload["text"] == ERASED
+    assert Item.objects.get(pk=both.pk).payload["text"] == ERASED

@@ -63,6 +63,15 @@ def check_identifier(raw: Any) -> tuple[str, str]:
                                "surname are not erased.") % {"value": value[:80]})
 
 
+def needles(value: str, kind: str) -> list[str]:
+    """What is searched for an identifier: a name in each order of its words that keeps them in turn
+    (Italian registers and forms write the surname first: "Rossi Mario", "Bianchi Maria Rosa")."""
+    if kind != "name":
+        return [value]
+    words = value.split(" ")
+    return list(dict.fromkeys(" ".join(words[i:] + words[:i]) for i in range(len(words))))
+
+
 def _key() -> bytes:
     key = getattr(settings, "ERASURE_HASH_KEY", "") or ""
     return key.encode() if key else hashlib.sha256(b"erasure-identifier:" + settings.SECRET_KEY.encode()).digest()
@@ -102,7 +111,7 @@ def search(raw: Any, *, user: Any) -> Search:
     """Find every place holding the identifier; the request to confirm, with its token (shown once)."""
     require(user, "data.erase")
     value, kind = check_identifier(raw)
-    found = places.find_all(value)
+    found = places.find_any(needles(value, kind))
     active = Item.objects.filter(pk__in=found["items"].ids, run__status__in=statuses.ACTIVE_RUN_STATUSES).count()
     token, salt = secrets.token_urlsafe(32), secrets.token_hex(16)
     with transaction.atomic():
@@ -126,7 +135,7 @@ def confirm(token: Any, raw: Any, *, user: Any) -> ErasureRequest:
     if request.expires_at < timezone.now():
         raise ErasureError(gettext("This search expired (confirm within %(minutes)s minutes): search again.")
                            % {"minutes": TOKEN_MINUTES})
-    value, _kind = check_identifier(raw)
+    value, kind = check_identifier(raw)
     if not hmac.compare_digest(identifier_hash(request.salt, value), request.identifier_hash):
         raise ErasureError(gettext("The identifier is not the one this search was made for: confirm with the same "
                                    "e-mail address, codice fiscale or name."))
@@ -135,7 +144,12 @@ def confirm(token: Any, raw: Any, *, user: Any) -> ErasureRequest:
         if ErasureRequest.objects.filter(pk=request.pk, status=ErasureRequest.SEARCHED).update(
                 status=ErasureRequest.ERASED, erased_by=user, erased_at=now) != 1:
             raise ErasureError(gettext("This search was confirmed already; search again to erase more."))
-        erased, shas = places.erase_all(places.find_all(value), value)
+        erased: dict[str, int] = {}
+        shas: set[str] = set()
+        for needle in needles(value, kind):  # each order in turn: what one erased, the next no longer finds
+            done, gone = places.erase_all(places.find_all(needle), needle)
+            erased = {k: erased.get(k, 0) + n for k, n in done.items()}
+            shas |= gone
         ErasureRequest.objects.filter(pk=request.pk).update(erased=erased)
         record("erasure.erase", actor=user, obj=request, kind=request.kind, identifier_hash=request.identifier_hash,
                salt=request.salt, erased=erased)

@@ -223,6 +223,30 @@ def find_all(needle: str) -> dict[str, Found]:
     return {kind: found[kind] for kind in ORDER}
 
 
+def find_any(needles: list[str]) -> dict[str, Found]:
+    """`find_all` for each of `needles` (a name in its word orders), merged: a row holding two of them
+    is listed and counted once."""
+    results = [find_all(needle) for needle in needles]
+    if len(results) == 1:
+        return results[0]
+    merged: dict[str, Found] = {}
+    for kind in ORDER:
+        into = merged[kind] = Found(kind)
+        seen: set[tuple[str, str]] = set()
+        for found in (result[kind] for result in results):
+            into.ids.extend(pk for pk in found.ids if pk not in set(into.ids))
+            for pk, rows in found.rows.items():
+                into.rows[pk] = sorted(set(into.rows.get(pk, [])) | set(rows))
+            for sample in found.samples:
+                if len(into.samples) < SAMPLES and (sample.where, sample.text) not in seen:
+                    seen.add((sample.where, sample.text))
+                    into.samples.append(sample)
+        # Data sets and labelled sets count rows (a data set that no longer reads goes whole: one).
+        into.count = (sum(max(len(rows), 1) for rows in into.rows.values()) if kind in ("datasets", "labelled_sets")
+                      else len(into.ids))
+    return merged
+
+
 # --- erasing (in the caller's transaction) --------------------------------------------------------
 
 
