@@ -2,6 +2,7 @@
 // runs no inline script or event-handler attribute:
 //   <select data-autosubmit>      submits its form when changed (list filters, the language switcher);
 //   <button data-print>           prints the page;
+//   <form data-confirm="…">       asks the question before submitting (what cannot be undone);
 //   cfNumber(value, digits)       a number written the way the page's language writes it ("1.250,5" in
 //                                 Italian, "1,250.5" in English), for the other scripts. Strings shown to
 //                                 people go through gettext() from the catalogue base.html loads first.
@@ -24,4 +25,12 @@
   document.addEventListener("click", function (e) {
     if (e.target.closest && e.target.closest("[data-print]")) window.print();
   });
+  // Capture phase: the question comes before htmx (a boosted form) sees the submit.
+  document.addEventListener("submit", function (e) {
+    const question = e.target.getAttribute && e.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      e.preventDefault();
+      e.stopPropagation();
+    }
+  }, true);
 })();

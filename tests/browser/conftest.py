@@ -76,6 +76,10 @@ def known_problems() -> list[str]:
     return []
 
 
+def accept_dialog(dialog) -> None:
+    dialog.accept()
+
+
 @pytest.fixture
 def page(browser, live_server, request, known_problems):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1500, "height": 900},
@@ -90,7 +94,7 @@ def page(browser, live_server, request, known_problems):
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     page.on("console", lambda msg: problems.append(f"console: {msg.text} at {msg.location}")
             if msg.type == "error" else None)
-    page.on("dialog", lambda dialog: dialog.accept())
+    page.on("dialog", accept_dialog)  # a test that answers a question itself removes this listener
     yield page
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import accept_dialog, shot
 from workflows.inbound import secrets
 from workflows.models import Item, WebhookSource
 
@@ -39,3 +39,21 @@ def test_a_designer_creates_a_webhook_sees_the_secret_once_and_tries_a_sample(pa
     assert page.url == url and "Doppio addebito fattura 118" in page.inner_text("#webhook-preview")
     shot(page, "webhook-detail")
     assert Item.objects.count() == 0
+
+    # Rotating ends the old secret at once: the page asks first, and a dismissed question rotates nothing.
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.remove_listener("dialog", accept_dialog)
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.click("text=Rotate the secret")
+    page.wait_for_timeout(300)
+    assert asked and "old one stops working" in asked[0]
+    assert secrets.decrypt(WebhookSource.objects.get().secret_encrypted) == secret
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.click("text=Rotate the secret")
+    page.wait_for_selector("#webhook-secret-value")
+    assert secrets.decrypt(WebhookSource.objects.get().secret_encrypted) != secret
