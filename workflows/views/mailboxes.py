@@ -45,11 +45,12 @@ class MailboxForm(forms.Form):
     enabled = forms.BooleanField(label=_("Enabled"), required=False, initial=True,
                                  help_text=_("A disabled mailbox keeps its settings and is not read."))
 
-    def __init__(self, *args: Any, password_set: bool = False, **kwargs: Any):
+    def __init__(self, *args: Any, password_set: bool = False, tested: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.password_set = password_set
+        self.password_set = password_set or tested
         self.fields["password"].help_text = (
-            _("A password is stored. Leave blank to keep it; type a new one to replace it.") if password_set
+            _("The password you just tested is kept for saving: leave blank to use it.") if tested
+            else _("A password is stored. Leave blank to keep it; type a new one to replace it.") if password_set
             else _("Stored encrypted; never shown again."))
 
     def clean_host(self) -> str:
@@ -86,6 +87,26 @@ class MailboxForm(forms.Form):
         return {name: self.cleaned_data[name] for name in mailbox_setup.FIELDS}
 
 
+# A password typed for 'Test connection' is not shown back (a password field never is), so the save
+# that follows would find the field empty: it is kept encrypted in the tester's session for that save.
+TESTED_KEY = "mailbox-tested-password:%s"
+
+
+def _remember_tested(request: HttpRequest, workflow_pk: int, password: str) -> None:
+    try:
+        request.session[TESTED_KEY % workflow_pk] = secrets.encrypt(password)
+    except secrets.SecretsUnavailable:
+        pass  # nothing can be kept encrypted: the save asks for the password again
+
+
+def _tested_password(request: HttpRequest, workflow_pk: int) -> str | None:
+    token = request.session.pop(TESTED_KEY % workflow_pk, None)
+    try:
+        return secrets.decrypt(token) if token else None
+    except Exception:  # a key rotated since, or a tampered session: ask again
+        return None
+
+
 def _initial(mailbox: Mailbox | None) -> dict[str, Any]:
     return {name: getattr(mailbox, name) for name in mailbox_setup.FIELDS} if mailbox else {}
 
@@ -95,20 +116,28 @@ def _initial(mailbox: Mailbox | None) -> dict[str, Any]:
 def mailbox_page(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_workflow_for_user(request.user, pk, CAPABILITY)
     mailbox = Mailbox.objects.select_related("created_by").filter(workflow=workflow).first()
-    form = MailboxForm(request.POST or None, initial=_initial(mailbox), password_set=mailbox is not None)
+    form = MailboxForm(request.POST or None, initial=_initial(mailbox), password_set=mailbox is not None,
+                       tested=TESTED_KEY % workflow.pk in request.session)
     outcome = None
     status = 200
     if request.method == "POST":
         if not form.is_valid():
             status = 400
         elif request.POST.get("action") == "test":
+            typed = form.cleaned_data["password"] or None
+            if typed is None and mailbox is None:
+                typed = _tested_password(request, workflow.pk)
             outcome = mailbox_setup.check_connection(workflow, user=request.user, mailbox=mailbox,
-                                                     values=form.values(),
-                                                     password=form.cleaned_data["password"] or None)
+                                                     values=form.values(), password=typed)
+            if typed and outcome.ok:
+                _remember_tested(request, workflow.pk, typed)
+                form = MailboxForm(request.POST, initial=_initial(mailbox), password_set=True, tested=True)
+                form.is_valid()
         else:
+            kept = _tested_password(request, workflow.pk)
             try:
                 mailbox_setup.save_mailbox(workflow, form.values(), user=request.user,
-                                           password=form.cleaned_data["password"] or None)
+                                           password=form.cleaned_data["password"] or kept)
             except secrets.SecretsUnavailable as exc:
                 form.add_error("password", str(exc))
                 status = 400

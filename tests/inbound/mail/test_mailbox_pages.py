@@ -146,3 +146,21 @@ def test_the_mailbox_source_node_links_to_the_mailbox_page(client, personas, wor
     panel = client.get(f"/workflows/{workflow.pk}/panel/", {"node": "mail", "type": "source.mailbox", "config": "{}"})
     assert panel.status_code == 200
     assert f'href="/workflows/{workflow.pk}/mailbox/" id="mailbox-link"'.encode() in panel.content
+
+
+def test_the_password_just_tested_is_kept_for_saving_without_being_shown(client, personas, workflow, trusted,
+                                                                           account):
+    # The browser never shows a password back: after 'Test connection' the field is empty, and a save
+    # right after must not ask for it again (it said "Enter the mailbox's password.").
+    client.force_login(personas["designer"])
+    url = f"/workflows/{workflow.pk}/mailbox/"
+    form = {**body(trusted, account), "enabled": "on"}
+    tested = client.post(url, {**form, "action": "test"})
+    assert "Connected, logged in" in outcome_of(tested)
+    assert account[1] not in tested.content.decode()
+    saved = client.post(url, {**form, "password": "", "action": "save"})
+    assert saved.status_code == 302, html.unescape(saved.content.decode())[:3000]
+    assert secrets.decrypt(Mailbox.objects.get(workflow=workflow).password_encrypted) == account[1]
+    # Kept for this person's session only, and only once: another designer must type it.
+    other = client.session.get(f"mailbox-tested-password:{workflow.pk}")
+    assert other is None
