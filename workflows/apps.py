@@ -10,14 +10,18 @@ class WorkflowsConfig(AppConfig):
 
     def ready(self) -> None:
         # The imports wait for ready(): they import models, importable only once the registry is.
+        from django.contrib.auth.signals import user_logged_in
+
         from workflows import accounts_audit  # who may do what changes through accounts: audited too
         from workflows.engine import wakeup  # every enqueue wakes the idle workers (LISTEN/NOTIFY, FIFOs)
 
         # the worker broadcasts a coalesced update after each commit; sockets end with the session or
         # the role that opened them
         from workflows.live import broadcast, revocation
+        from workflows.notifications import inbox  # e-mails start in the language the pages are read in
 
         broadcast.install()
         revocation.install()
         wakeup.install()
         accounts_audit.install()
+        user_logged_in.connect(inbox.language_at_login, dispatch_uid="notifications-language-at-login")

@@ -173,3 +173,18 @@ def test_the_api_reads_and_writes_preferences_all_or_nothing(personas, api):
     assert not NotificationPreference.objects.filter(kind=kinds.RUN_FAILED).exists()
     assert NotificationProfile.objects.get(user=owner).language == "it"
     assert client.put("/api/notifications/preferences/", ["not", "an", "object"], format="json").status_code == 400
+
+
+def test_the_emails_language_follows_the_browsers_at_the_first_login(personas):
+    # An Italian browser gets Italian pages: the e-mails must not stay English until the person happens
+    # to find the switcher. A language the person chose later is never overwritten by a login.
+    from tests.builders import PASSWORD
+
+    owner = personas["business_owner"]
+    client = Client(HTTP_ACCEPT_LANGUAGE="it-IT,it;q=0.9,en;q=0.5")
+    response = client.post("/accounts/login/", {"username": owner.username, "password": PASSWORD})
+    assert response.status_code == 302
+    assert NotificationProfile.objects.get(user=owner).language == "it"
+    NotificationProfile.objects.filter(user=owner).update(language="en")
+    Client(HTTP_ACCEPT_LANGUAGE="it").post("/accounts/login/", {"username": owner.username, "password": PASSWORD})
+    assert NotificationProfile.objects.get(user=owner).language == "en"

@@ -111,3 +111,14 @@ def remember_language(user: Any, code: str) -> None:
     """The user switched the interface's language: their e-mails follow."""
     if getattr(user, "is_authenticated", False) and code in dict(settings.LANGUAGES):
         NotificationProfile.objects.update_or_create(user=user, defaults={"language": code})
+
+
+def language_at_login(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """At a login, a person who never chose their e-mails' language gets the one their pages are shown
+    in (the browser's, through LocaleMiddleware): an Italian office reads Italian digests from the start."""
+    code = getattr(request, "LANGUAGE_CODE", "") if request is not None else ""
+    if user is None or code not in dict(settings.LANGUAGES):
+        return
+    profile, created = NotificationProfile.objects.get_or_create(user=user, defaults={"language": code})
+    if not created and not profile.language:
+        NotificationProfile.objects.filter(pk=profile.pk, language="").update(language=code)
