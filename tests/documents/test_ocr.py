@@ -59,3 +59,55 @@ def test_a_huge_page_is_rendered_within_the_pixel_bound():
                       b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 14400 14400] >>"])  # 200 × 200 inches
     [(number, image)] = list(render_pages(giant, [1], Limits(max_pixels=4_000_000)))
     assert number == 1 and image.size[0] * image.size[1] <= 4_000_000 and image.size[0] > 1900
+
+
+def nested_patterns(depth: int = 3, step: float = 0.01) -> bytes:
+    """1.3 KB: a page filled with a tiling pattern whose cell is filled with another, `depth` deep, each
+    cell `step` points wide. pdfium draws it cell by cell: at 150 dpi, 0.02 pt took 14 s, 0.01 pt ~1 min,
+    and a 2,000-page file of them would hold a worker for a day. The drawing budget cannot see it (the
+    page draws one rectangle)."""
+    from tests.documents.files import pdf_file, stream
+
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+               b"/Resources << /Pattern << /P0 5 0 R >> >> >>",
+               stream(b"/Pattern cs /P0 scn 0 0 595 842 re f", compress=False)]
+    for level in range(depth):
+        size = step * (depth - level) * 4
+        inner = level < depth - 1
+        cell = b"/Pattern cs /P scn 0 0 %f %f re f" % (size, size) if inner else b"0 0 %f %f re f" % (size / 2,
+                                                                                                     size / 2)
+        resources = b"/Resources << /Pattern << /P %d 0 R >> >>" % (6 + level) if inner else b"/Resources << >>"
+        objects.append(stream(cell, compress=False, extra=b"/Type /Pattern /PatternType 1 /PaintType 1 "
+                              b"/TilingType 1 /BBox [0 0 %f %f] /XStep %f /YStep %f %s"
+                              % (size, size, step, step, resources)))
+    return pdf_file(objects)
+
+
+def test_a_page_that_takes_too_long_to_draw_is_refused_and_the_worker_goes_on():
+    import time
+
+    from workflows.documents import DocumentError
+    from workflows.documents.pdf import render_pages
+
+    started = time.monotonic()
+    with pytest.raises(DocumentError) as refused:
+        list(render_pages(nested_patterns(), [1], Limits(render_seconds=2)))
+    assert "page 1" in refused.value.message and "2 s" in refused.value.message
+    assert time.monotonic() - started < 20  # the drawing was stopped, not waited for (~1 min)
+    # The same process draws the next document as ever.
+    [(number, image)] = list(render_pages(scanned_pdf([COMPLAINT]), [1], Limits()))
+    assert number == 1 and image.size[0] > 1000
+
+
+def test_a_page_that_needs_too_much_memory_to_draw_is_refused():
+    from tests.documents.files import pdf_file
+    from workflows.documents import DocumentError
+    from workflows.documents.pdf import render_pages
+
+    page = pdf_file([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                     b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 2000 2000] >>"])
+    # 40 M pixels in grey need 40 MB besides pdfium itself: not within a 20 MB allowance on top.
+    with pytest.raises(DocumentError) as refused:
+        list(render_pages(page, [1], Limits(render_memory_mb=20, render_dpi=300)))
+    assert "memory" in refused.value.message and "page 1" in refused.value.message

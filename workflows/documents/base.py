@@ -52,6 +52,11 @@ class Limits:
     # Pages rendered for OCR: 12 pt text is 25 px high, which PP-OCR reads as well as at 200 dpi in
     # about half the time (the detector's cost grows with the pixels).
     render_dpi: int = 150
+    # Drawing one page for OCR (render.py, in a child process): a typed or scanned page takes well under a
+    # second, a pathological one minutes; and the child's memory beyond what it starts with (a 40 M-pixel
+    # page in grey is 40 MB, pdfium's working copies a few times that).
+    render_seconds: float = 30.0
+    render_memory_mb: int = 1024
 
 
 @dataclass

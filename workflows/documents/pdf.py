@@ -12,12 +12,12 @@ every image filter a scanner may use (JBIG2, CCITT), each of them another parser
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from workflows.graph.text import _
 
+from . import render
 from .base import DocumentError, Limits, Page, clean_text
 from .drawing import DrawingBudget
 
@@ -160,21 +160,6 @@ def page_text_layers(data: bytes, numbers: list[int], limits: Limits) -> dict[in
 
 def render_pages(data: bytes, numbers: list[int], limits: Limits) -> Iterator[tuple[int, Any]]:
     """(page number, PIL image) for each page, in grey, at limits.render_dpi or smaller so that no
-    page is more than limits.max_pixels. Workers only: this is where pdfium parses the file."""
-    import pypdfium2 as pdfium
-
-    document = pdfium.PdfDocument(data)
-    try:
-        for number in numbers:
-            page = document[number - 1]
-            try:
-                width, height = page.get_size()  # points: 1/72 inch
-                scale = limits.render_dpi / 72
-                pixels = width * height * scale * scale
-                if pixels > limits.max_pixels:
-                    scale *= math.sqrt(limits.max_pixels / pixels)
-                yield number, page.render(scale=scale, grayscale=True).to_pil()
-            finally:
-                page.close()
-    finally:
-        document.close()
+    page is more than limits.max_pixels. Workers only: this is where pdfium parses the file, in a child
+    process that a page cannot hold longer or grow larger than the limits allow (render.py)."""
+    return render.render_pages(data, numbers, limits)
