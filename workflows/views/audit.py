@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
+from workflows import audit_texts
 from workflows.models import AuditEntry
 from workflows.models.audit import verify_chain_for
 from workflows.roles import require
@@ -51,7 +52,10 @@ def _page(request: HttpRequest, verification: dict | None = None, status: int = 
     except BadFilter as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     page = Paginator(entries, PAGE).get_page(request.GET.get("page"))
-    actions = sorted({a.split(".")[0] for a in AuditEntry.objects.values_list("action", flat=True).distinct()[:500]})
+    for entry in page:
+        entry.title, entry.data_text = audit_texts.title(entry.action), audit_texts.data_text(entry.data)
+    families = {a.split(".")[0] for a in AuditEntry.objects.values_list("action", flat=True).distinct()[:500]}
+    actions = sorted(((f, audit_texts.family_title(f)) for f in families), key=lambda pair: pair[1].lower())
     context = {"page": page, "filters": filters, "actions": actions, "verification": verification,
                "query": "&".join(f"{k}={v}" for k, v in filters.items() if v)}
     return render(request, "audit/log.html", context, status=status)
