@@ -245,6 +245,17 @@ MAILBOX_CA_FILE = env_str("MAILBOX_CA_FILE")
 # Modules that register node handlers (workflows.engine.nodes.base.register) beside the built-in flow nodes.
 ENGINE_HANDLER_MODULES = env_list("ENGINE_HANDLER_MODULES",
                                   ["workflows.engine.nodes.models", "workflows.engine.nodes.llm"])
+# A worker keeps the models its runs load; past this many MB the least recently used are dropped
+# (engine/nodes/loader.py), so one worker serving many lines does not hold every model it ever ran.
+WORKER_MODEL_MEMORY_MB = env_int("WORKER_MODEL_MEMORY_MB", 1024)
+# Per registered model, the tokens it reads instead of the length its card gives (runtimes/build.py):
+# MODEL_MAX_TOKENS="minilm=256,e5-multilingual=512".
+MODEL_MAX_TOKENS: dict[str, int] = {}
+for _pair in env_list("MODEL_MAX_TOKENS", []):
+    _name, _, _tokens = _pair.partition("=")
+    if not _name.strip() or not _tokens.strip().isdigit() or int(_tokens) < 8:
+        raise ImproperlyConfigured(f"MODEL_MAX_TOKENS must read model=tokens,… with at least 8 tokens, not {_pair!r}")
+    MODEL_MAX_TOKENS[_name.strip()] = int(_tokens)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
