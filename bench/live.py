@@ -11,9 +11,16 @@ With REDIS_URL the worker pushes through channels-redis; without it the consumer
     commit and client.
 (b) throughput: the same run watched by SOCKETS clients and by none (run.finished_at − started_at),
     interleaved, REPS each; ratio = throughput with sockets / throughput without (1.0 = free).
+
+The run sizes itself: a sizing run of --items grows (×, by the rate it measured) until one run lasts
+at least --min-seconds, so neither figure is a few batches' worth. Each measured run is created with
+the worker paused (SIGSTOP): the sockets connect and each confirms it received the run's snapshot,
+then the worker resumes (SIGCONT) and takes the run's first shard (that sets started_at). So every
+commit of a watched run happens after all sockets subscribed and counts, and the unwatched runs are
+made the same way. The load average is printed beside each run.
 Ends with one line: p95_ms=… throughput_ratio=…
 
-    .venv/bin/python bench/live.py [--items 6000] [--sockets 50] [--reps 3]
+    .venv/bin/python bench/live.py [--items 6000] [--min-seconds 10] [--sockets 50] [--reps 3]
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import math
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -129,7 +138,9 @@ def wait_until(check, timeout: float = 30, step: float = 0.05) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=6000)
+    parser.add_argument("--items", type=int, default=6000, help="the sizing run's items (grown to --min-seconds)")
+    parser.add_argument("--min-seconds", type=float, default=10.0, help="a measured run lasts at least this long")
+    parser.add_argument("--max-items", type=int, default=400_000)
     parser.add_argument("--sockets", type=int, default=50)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
@@ -189,15 +200,36 @@ def main() -> None:
                                       cwd=ROOT, env=web_env, stdout=subprocess.DEVNULL,
                                       stderr=open(tmp / "daphne.log", "w")))
         worker = subprocess.Popen([sys.executable, "manage.py", "run_worker", "--no-reload", "--queue-name", "*",
-                                   "--interval", "0.02", "--no-startup-delay", "-v", "0"], cwd=ROOT, env=env)
+                                   "-v", "0"], cwd=ROOT, env=env)  # serve's settings: woken by NOTIFY
         procs.append(worker)
         wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 30)
         mode = "push (channels-redis)" if os.environ.get("REDIS_URL") else "poll (in-memory layer)"
-        items = tickets(args.items)
+
+        def finished(run_id: int) -> bool:
+            return Run.objects.filter(pk=run_id, status__in=("succeeded", "failed", "cancelled")).exists()
+
+        def run_seconds(run_id: int) -> float:
+            run = Run.objects.get(pk=run_id)
+            if run.status != "succeeded":
+                raise RuntimeError(f"run {run_id} ended {run.status}: see {tmp}/daphne.log and the worker's output")
+            return (run.finished_at - run.started_at).total_seconds()
 
         # Warm-up: the worker imports and caches its plan.
-        launch.create_run(workflow, user=user, items=items[:64])
-        wait_until(lambda: Run.objects.filter(status="succeeded").exists(), 60)
+        warm = launch.create_run(workflow, user=user, items=tickets(64))
+        wait_until(lambda: finished(warm.pk), 60)
+
+        # Sizing: grow the run until it lasts min_seconds (the rate of a short run understates a long
+        # one's, so aim a quarter above and measure again).
+        items_count = args.items
+        while True:
+            run = launch.create_run(workflow, user=user, items=tickets(items_count))
+            wait_until(lambda run=run: finished(run.pk), 600)
+            took = run_seconds(run.pk)
+            print(f"  sizing: {items_count} items in {took:.2f} s (load {os.getloadavg()[0]:.1f})")
+            if took >= args.min_seconds or items_count >= args.max_items:
+                break
+            items_count = min(args.max_items, math.ceil(items_count * max(1.25, 1.25 * args.min_seconds / took)))
+        items = tickets(items_count)
 
         clients = Clients(port, f"sessionid={session.session_key}", args.sockets)
         seconds: dict[bool, list[float]] = {True: [], False: []}
@@ -206,18 +238,23 @@ def main() -> None:
         cpu: dict[bool, dict[str, list[float]]] = {True: defaultdict(list), False: defaultdict(list)}
         for _rep in range(args.reps):
             for watch in (False, True):
-                run = launch.create_run(workflow, user=user, items=items)
-                if watch:
-                    # Commits made before every socket had its snapshot are not counted (see below).
-                    clients.connect(run.pk)
-                    wait_until(lambda run=run: all(a.get(run.pk) for a in clients.arrivals), 10, 0.01)
-                    subscribed[run.pk] = time.time()
+                # The worker waits while the run is created and (watched) every socket takes its snapshot.
+                os.kill(worker.pid, signal.SIGSTOP)
+                try:
+                    run = launch.create_run(workflow, user=user, items=items)
+                    if watch:
+                        clients.connect(run.pk)
+                        wait_until(lambda run=run: all(a.get(run.pk) for a in clients.arrivals), 30, 0.01)
+                        subscribed[run.pk] = time.time()
+                finally:
+                    os.kill(worker.pid, signal.SIGCONT)
                 before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                wait_until(lambda run=run: Run.objects.get(pk=run.pk).status == "succeeded", 300)
+                wait_until(lambda run=run: finished(run.pk), 600)
                 for name, pid in pids.items():
                     cpu[watch][name].append(cpu_seconds(pid) - before[name])
-                run.refresh_from_db()
-                seconds[watch].append((run.finished_at - run.started_at).total_seconds())
+                seconds[watch].append(run_seconds(run.pk))
+                print(f"  {'with' if watch else 'without'} sockets: {seconds[watch][-1]:.2f} s "
+                      f"(load {os.getloadavg()[0]:.1f})")
                 if watch:
                     time.sleep(1.0)  # the last updates
                     clients.close()
@@ -233,7 +270,7 @@ def main() -> None:
             for arrivals in clients.arrivals:
                 got = sorted(arrivals.get(run_id, []))
                 for k, committed in enumerate(commits[run_id], start=1):
-                    if committed <= since:
+                    if committed <= since:  # cannot happen with the worker paused; counted out if it did
                         continue
                     counted += 1
                     first = next((t for t, b in got if b >= k), None)
@@ -242,18 +279,18 @@ def main() -> None:
                     delays.append(max(0.0, first - committed) * 1000)
         delays.sort()
         if not delays:
-            raise RuntimeError("no commit happened after the sockets subscribed: make the run longer (--items); "
-                               f"{dict(seconds)}")
+            raise RuntimeError(f"no commit happened after the sockets subscribed: {dict(seconds)}")
         p95 = delays[int(0.95 * (len(delays) - 1))]
         without, with_ = statistics.median(seconds[False]), statistics.median(seconds[True])
         ratio = without / with_
-        print(f"{connection.vendor}, {mode}: {args.items} items a run, {args.sockets} sockets, "
-              f"{args.reps} runs each way")
+        load = "/".join(f"{v:.1f}" for v in os.getloadavg())
+        print(f"{connection.vendor}, {mode}: {items_count} items a run (sized to ≥ {args.min_seconds:g} s), "
+              f"{args.sockets} sockets, {args.reps} runs each way, load {load}")
         print(f"  delay commit → socket over {len(delays)} (commit, socket) pairs "
               f"({counted // args.sockets} commits after subscribing): p50 {delays[len(delays) // 2]:.0f} ms, "
               f"p95 {p95:.0f} ms, max {delays[-1]:.0f} ms")
-        print(f"  run time without sockets {without:.2f} s ({args.items / without:.0f} items/s), "
-              f"with {args.sockets} sockets {with_:.2f} s ({args.items / with_:.0f} items/s)")
+        print(f"  run time without sockets {without:.2f} s ({items_count / without:.0f} items/s), "
+              f"with {args.sockets} sockets {with_:.2f} s ({items_count / with_:.0f} items/s)")
         for watch in (False, True):
             print(f"  CPU seconds during a run {'with' if watch else 'without'} sockets: "
                   + ", ".join(f"{name} {statistics.median(v):.2f}" for name, v in cpu[watch].items()))

@@ -80,6 +80,8 @@ class Broadcaster:
         self.active: dict[int, tuple] = {}
         self.status_checked = 0.0
         self.busy = False  # the flush thread is between taking work and releasing its connection
+        self.holding = False  # the flush thread keeps its database connection between flushes
+        self.letting_go = False  # quiesce asked the flush thread to close its connection now
 
     # -- the executor's side (worker thread, after commit) ----------------------------------------
 
@@ -100,6 +102,9 @@ class Broadcaster:
         deadline = None if timeout is None else self.clock() + timeout
         with self.cond:
             while True:
+                if self.letting_go:
+                    self.letting_go = False
+                    return []
                 now = self.clock()
                 due_at = self.coalescer.next_due()
                 if due_at is not None and due_at <= now:
@@ -154,30 +159,40 @@ class Broadcaster:
         while True:
             batch = self.wait_for_due(STATUS_SECONDS if self.active else None)
             self.busy = True
+            self.holding = True
             for run_id, nodes in batch:
                 try:
                     self.flush(run_id, nodes)
                 except Exception:  # a broadcast must never stop the next one
                     logger.exception("live update for run %s failed", run_id)
+                    connection.close()  # perhaps a dropped connection: the next flush opens a new one
             if self.active and self.clock() - self.status_checked >= STATUS_SECONDS:
                 self.status_checked = self.clock()
                 try:
                     self.check_statuses()
                 except Exception:
                     logger.exception("checking run statuses failed")
-            # Idle between flushes: do not hold a database connection (tests drop the database).
-            connection.close()
+                    connection.close()
+            # While runs are watched the next flush comes within STATUS_SECONDS: keep this thread's
+            # connection for it (one per flush was a PostgreSQL backend started and ended ~50 times a
+            # run, on the cores the model calls need). With nothing to watch, let it go.
+            if not self.active:
+                connection.close()
+                self.holding = False
             self.busy = False
 
     def quiesce(self, timeout: float = 5.0) -> None:
-        """Drop pending updates and wait for a flush in progress to let go of the database: a test
+        """Drop pending updates and wait for the flush thread to let go of the database: a test
         does this before its tables are emptied (a snapshot read holding its locks while TRUNCATE
-        takes them one table at a time is a deadlock)."""
+        takes them one table at a time is a deadlock) and before the test database is dropped."""
         with self.cond:
             self.coalescer = Coalescer(self.coalescer.interval)
             self.active.clear()
+            if self.holding:
+                self.letting_go = True
+                self.cond.notify()
         deadline = time.monotonic() + timeout
-        while self.busy and time.monotonic() < deadline:
+        while (self.busy or self.holding) and time.monotonic() < deadline:
             time.sleep(0.01)
 
 
