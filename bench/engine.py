@@ -141,7 +141,7 @@ def main() -> None:
             env["SQLITE_PATH"] = str(db["NAME"])
             env.pop("DATABASE_URL", None)
         worker = subprocess.Popen([sys.executable, "manage.py", "run_worker", "--no-reload", "--queue-name", "*",
-                                   "--interval", "0.02", "--no-startup-delay", "-v", "0"], cwd=ROOT, env=env)
+                                   "-v", "0"], cwd=ROOT, env=env)  # serve's settings: woken by NOTIFY
 
         def product_seconds(count: int) -> float:
             started = time.perf_counter()

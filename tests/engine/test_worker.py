@@ -52,8 +52,10 @@ class Workers:
     def start(self, name: str = "w") -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}-{len(self.procs)}.log", "w")
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker", "--no-reload", "--queue-name", "*", "--interval", "0.05",
-             "--no-startup-delay", "--worker-id", f"{name}-{len(self.procs)}", "-v", "0"],
+            # The poll interval serve uses (ENGINE_WORKER_POLL_SECONDS): enqueues wake the workers by
+            # NOTIFY, and a lost wake-up must only delay a shard, never lose it.
+            [sys.executable, "manage.py", "run_worker", "--no-reload", "--queue-name", "*", "--no-startup-delay",
+             "--worker-id", f"{name}-{len(self.procs)}", "-v", "0"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
