@@ -37,6 +37,7 @@ from workflows.models import (
     RegisteredModel,
     Run,
     Shard,
+    StoredBlob,
     Workflow,
     WorkflowVersion,
 )
@@ -129,6 +130,9 @@ def state_of_the_world(artifacts: Path | None = None) -> dict:
     world = {model.__name__: model.objects.count() for model in (
         Workflow, WorkflowVersion, Run, Item, Shard, NodeStats, Decision, DeadLetter, Dataset, LabelledSet,
         RegisteredModel, ModelVersion, DBTaskResult)}
+    # Files in the artifact store, but for a previewed upload, which the page keeps on purpose (the next
+    # try needs no second upload; engine/staging.py): models are permanent, originals carry their facts.
+    world["StoredBlob"] = StoredBlob.objects.exclude(permanent=False, facts={}).count()
     world["datasets"] = sorted((name, hashlib.sha256(bytes(content)).hexdigest())
                                for name, content in Dataset.objects.values_list("name", "content"))
     if artifacts is not None:

@@ -19,7 +19,7 @@ from workflows.engine import documents
 from workflows.engine.documents import OCR_PIN, items_from_file
 from workflows.engine.intake import IntakeError
 from workflows.engine.launch import create_run
-from workflows.models import DeadLetter, Decision, Item, Original, Run
+from workflows.models import DeadLetter, Decision, Item, Original, Run, blobs
 
 pytestmark = pytest.mark.django_db
 INVOICE = "Fattura 118 del 12/03/2025: importo 1.234,56 EUR, scrivere a amministrazione@example.it"
@@ -64,7 +64,7 @@ def test_a_pdf_with_a_text_layer_becomes_an_item_with_its_original(personas, wor
     original = Original.objects.get(run=run)
     assert (original.sha256, original.name, original.content_type, original.size, original.pages,
             original.uploaded_by) == (sha, "fattura 118.pdf", "application/pdf", len(data), 2, personas["operator"])
-    assert (store / sha[:2] / sha).read_bytes() == data
+    assert blobs.read_bytes(sha) == data
     assert OCR_PIN not in run.resolved_models  # nothing to read by OCR: no OCR model pinned
     drain()
     run.refresh_from_db()
@@ -155,7 +155,7 @@ def test_the_original_is_served_to_those_who_may_see_the_run(personas, workflow,
     assert client.get(f"/runs/{run.pk}/originals/{sha}/").status_code == 404
     client.logout()
     assert client.get(f"/runs/{run.pk}/originals/{sha}/").status_code == 302
-    (store / sha[:2] / sha).unlink()
+    blobs.delete(sha)
     client.force_login(personas["operator"])
     assert client.get(f"/runs/{run.pk}/originals/{sha}/").status_code == 404
 
@@ -227,7 +227,7 @@ def test_a_lost_original_is_a_dead_letter_that_says_so(personas, packaged_models
     scanned = scanned_pdf([["Non riesco ad accedere"]])
     response = upload(api, personas["operator"], workflow, "scan.pdf", scanned)
     sha = hashlib.sha256(scanned).hexdigest()
-    (store / sha[:2] / sha).unlink()
+    blobs.delete(sha)
     drain()
     letter = DeadLetter.objects.get(run_id=response.data["id"])
     assert letter.node == "src" and letter.error_code == "original_missing"

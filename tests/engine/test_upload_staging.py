@@ -3,13 +3,16 @@ file is only good for the session and the workflow it was previewed for."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from tests.engine.helpers import make_runnable_workflow
 from workflows.engine import staging
-from workflows.models import Item, Run
+from workflows.models import Item, Run, StoredBlob, blobs
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +39,14 @@ def test_start_uses_the_previewed_file_and_then_forgets_it(personas, settings, t
     workflow = make_runnable_workflow(personas["designer"])
     operator = client_for(personas["operator"])
     token = preview(operator, workflow)
-    assert (tmp_path / "uploads" / f"{token}.upload").read_text() == CSV
+    sha = operator.session[staging.SESSION_KEY][token]["sha256"]
+    assert blobs.read_bytes(sha).decode() == CSV  # in the store every web process reaches
     r = operator.post(f"/workflows/{workflow.pk}/run/", {"staged": token, "map_text": "body", "map_lang": "language"})
     assert r.status_code == 302, r.content.decode()[:500]
     run = Run.objects.get()
     assert run.items_total == 30 and run.input_name == "tickets.csv"
     assert Item.objects.get(run=run, seq=1).payload["lang"] == "it"
-    assert not (tmp_path / "uploads" / f"{token}.upload").exists()
+    assert not blobs.exists(sha)
     again = operator.post(f"/workflows/{workflow.pk}/run/", {"staged": token})
     assert again.status_code == 400 and "choose it again" in again.content.decode()
     assert Run.objects.count() == 1
@@ -88,17 +92,17 @@ def test_a_bad_mapping_keeps_the_file_for_the_next_try(personas, settings, tmp_p
 
 
 def test_old_staged_files_are_swept_and_a_session_keeps_a_few(settings, tmp_path):
-    import os
-    import time
-
     settings.VAR_DIR = tmp_path
     session: dict = {}
     first = staging.stage(session, 1, "a.csv", b"x")
-    old = tmp_path / "uploads" / f"{first}.upload"
-    os.utime(old, (time.time() - staging.STAGED_MAX_AGE - 10,) * 2)
-    tokens = [staging.stage(session, 1, f"{i}.csv", b"y") for i in range(staging.MAX_PER_SESSION + 2)]
-    assert not old.exists()
+    old = session[staging.SESSION_KEY][first]["sha256"]
+    StoredBlob.objects.filter(pk=old).update(held_until=timezone.now() - timedelta(seconds=10))
+    other: dict = {}
+    staging.stage(other, 1, "z.csv", b"z")  # another session's preview sweeps what nobody holds any more
+    assert not blobs.exists(old)
+    tokens = [staging.stage(session, 1, f"{i}.csv", f"y{i}".encode()) for i in range(staging.MAX_PER_SESSION + 2)]
     assert set(session[staging.SESSION_KEY]) == set(tokens[-staging.MAX_PER_SESSION:])
-    assert len(list((tmp_path / "uploads").glob("*.upload"))) == staging.MAX_PER_SESSION
+    assert StoredBlob.objects.count() == staging.MAX_PER_SESSION + 1  # the session's five and the other's one
     assert (staging.load(session, 2, tokens[-1]) is None
-            and staging.load(session, 1, tokens[-1]) == (f"{staging.MAX_PER_SESSION + 1}.csv", b"y"))
+            and staging.load(session, 1, tokens[-1]) == (f"{staging.MAX_PER_SESSION + 1}.csv",
+                                                         f"y{staging.MAX_PER_SESSION + 1}".encode()))

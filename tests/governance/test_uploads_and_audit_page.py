@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.governance.test_importer import external, tiny_model
 from tests.test_audit import _tamper
-from workflows.models import AuditEntry, LabelledSet, ModelVersion
+from workflows.models import AuditEntry, LabelledSet, ModelVersion, StoredBlob, blobs
 from workflows.models.audit import record
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_each_malicious_model_is_refused_with_its_reason_on_the_page_and_the_api
                                            {"file": SimpleUploadedFile("model.onnx", data), "name": "evil",
                                             "kind": "classifier", "labels": "a,b"}, format="multipart")
     assert answer.status_code == 400 and answer.data["refused"] and reason in " ".join(answer.data["reasons"])
-    assert not ModelVersion.objects.exists() and not list(tmp_path.glob("blobs/*"))
+    assert not ModelVersion.objects.exists() and not StoredBlob.objects.exists()
     assert AuditEntry.objects.filter(action="model.import.refused", actor=personas["trainer"]).count() == 2
 
 
@@ -60,7 +60,7 @@ def test_a_clean_model_is_imported_as_an_immutable_version(personas, api, settin
     assert answer.status_code == 201 and answer.data["version"]["source"] == "imported"
     version = ModelVersion.objects.get()
     assert (version.author == personas["trainer"]
-            and (tmp_path / "blobs" / f"{version.sha256}.onnx").read_bytes() == data)
+            and blobs.read_bytes(version.sha256) == data)
     assert api(personas["operator"]).post("/api/models/import/",
                                           {"file": SimpleUploadedFile("m.onnx", data), "name": "x"},
                                           format="multipart").status_code == 403

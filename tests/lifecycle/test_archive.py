@@ -12,7 +12,6 @@ from django.utils import timezone
 from tests.builders import ledger_decision, ledger_item, ledger_run, make_workflow
 from tests.engine.helpers import make_runnable_workflow, pattern_graph
 from workflows.design.versions import save_version
-from workflows.documents import store
 from workflows.engine.schedules import fire_due_schedules
 from workflows.lifecycle import archive
 from workflows.models import (
@@ -26,6 +25,7 @@ from workflows.models import (
     WeeklyPack,
     Workflow,
     WorkflowVersion,
+    blobs,
 )
 
 pytestmark = pytest.mark.django_db
@@ -102,7 +102,7 @@ def test_archiving_from_the_canvas_page(personas):
 def finished_run_with_a_file(workflow, user, root):
     run = ledger_run(workflow, user, finished_at=timezone.now())
     now = timezone.now()
-    sha = store.keep(root, b"%PDF a document", {"content_type": "application/pdf", "pages": 1})
+    sha = blobs.put_bytes(b"%PDF a document", facts={"content_type": "application/pdf", "pages": 1})
     Original.objects.create(run=run, sha256=sha, name="a.pdf", content_type="application/pdf", size=1, pages=1)
     for seq in range(3):
         item = ledger_item(run, seq, received=now, finished=now, payload={"text": f"doc {seq}", "original": sha})
@@ -139,7 +139,7 @@ def test_deleting_removes_everything_it_holds_and_keeps_its_audit_entries(person
     assert not WorkflowVersion.objects.filter(workflow_id=workflow.pk).exists()
     assert not Run.objects.filter(pk=run.pk).exists() and not Item.objects.filter(run_id=run.pk).exists()
     assert not Decision.objects.filter(run_id=run.pk).exists() and not Original.objects.exists()
-    assert not store.path_of(root, sha).exists()
+    assert not blobs.exists(sha)
     assert not Schedule.objects.filter(workflow_id=workflow.pk).exists()
     assert set(Dataset.objects.values_list("name", flat=True)) == {"shared"}
     assert Workflow.objects.filter(pk=other.pk).exists()

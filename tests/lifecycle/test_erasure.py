@@ -12,7 +12,6 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.builders import ledger_decision, ledger_item, ledger_run, make_workflow
-from workflows.documents import store
 from workflows.lifecycle import erasure, matching
 from workflows.models import (
     AuditEntry,
@@ -27,6 +26,7 @@ from workflows.models import (
     Notification,
     Original,
     ReviewTask,
+    blobs,
 )
 
 pytestmark = pytest.mark.django_db
@@ -45,10 +45,10 @@ def world(personas, settings, tmp_path):
     workflow = make_workflow(personas["designer"])
     run = ledger_run(workflow, personas["operator"])
     now = timezone.now()
-    sha = store.keep(root, b"%PDF the contract", {"content_type": "application/pdf", "pages": 1})
+    sha = blobs.put_bytes(b"%PDF the contract", facts={"content_type": "application/pdf", "pages": 1})
     Original.objects.create(run=run, sha256=sha, name="contratto.pdf", content_type="application/pdf", size=17,
                             pages=1)
-    named = store.keep(root, b"%PDF a CV", {"content_type": "application/pdf", "pages": 1})
+    named = blobs.put_bytes(b"%PDF a CV", facts={"content_type": "application/pdf", "pages": 1})
     Original.objects.create(run=run, sha256=named, name=f"CV {NAME}.pdf", content_type="application/pdf", size=9,
                             pages=1)
     theirs = ledger_item(run, 0, received=now, finished=now, payload={
@@ -130,7 +130,7 @@ def test_finds_everywhere_shows_masked_and_erases_on_confirmation(personas, worl
     assert bytes(weekly.content).decode() == "text;lang\r\nciao;it\r\n" and weekly.rows == 1
     assert set(Dataset.objects.values_list("name", flat=True)) == {"weekly", "only-theirs", "clean"}
     assert not Original.objects.filter(sha256=world["sha"]).exists()
-    assert not store.path_of(world["root"], world["sha"]).exists()
+    assert not blobs.exists(world["sha"])
     assert list(Notification.objects.values_list("key", flat=True)) == ["k2"]
     assert MailboxMessage.objects.get().sender == ERASED
     # Searched again: nothing holds it any more.
@@ -157,7 +157,7 @@ def test_the_audit_log_and_the_request_keep_no_personal_data(personas, world, ap
     assert set(Dataset.objects.values_list("name", flat=True)) == {"weekly", "clean"}
     assert len(LabelledSet.objects.get(pk=world["labelled"].pk).items) == 2
     assert not Original.objects.exists()
-    assert not store.path_of(world["root"], world["named"]).exists()
+    assert not blobs.exists(world["named"])
     # The hash is salted and keyed: recomputable with the salt, and not a bare hash of the name.
     assert erasure.identifier_hash(request.salt, NAME) == request.identifier_hash
     import hashlib

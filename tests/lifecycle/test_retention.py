@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from tests.builders import ledger_decision, ledger_item, ledger_run, ledger_stats, make_baseline, make_workflow
 from tests.kpi import ledger as kpi_ledger
-from workflows.documents import store
 from workflows.kpi import readers, rollup
 from workflows.lifecycle import retention
 from workflows.models import (
@@ -28,6 +27,7 @@ from workflows.models import (
     Run,
     Schedule,
     Workflow,
+    blobs,
 )
 from workflows.models.registry import register_version
 
@@ -64,7 +64,7 @@ def finished_run(workflow, user, *, finished, items=3, status="succeeded", text=
 
 
 def keep_file(root, data: bytes, run) -> str:
-    sha = store.keep(root, data, {"content_type": "application/pdf", "pages": 1})
+    sha = blobs.put_bytes(data, facts={"content_type": "application/pdf", "pages": 1})
     Original.objects.create(run=run, sha256=sha, name=f"{sha[:6]}.pdf", content_type="application/pdf",
                             size=len(data), pages=1)
     return sha
@@ -94,8 +94,8 @@ def test_purges_only_what_finished_before_the_cutoff(personas, artifacts):
     assert Label.objects.filter(run=recent).count() == 1 and ReviewTask.objects.filter(run=recent).count() == 1
     assert Item.objects.filter(run=untouched).count() == 3
     # A file goes with the last row naming it; one the recent run still names stays.
-    assert not store.path_of(artifacts, only_old).exists()
-    assert store.path_of(artifacts, shared).exists()
+    assert not blobs.exists(only_old)
+    assert blobs.exists(shared)
     entries = list(AuditEntry.objects.filter(action="retention.purge"))
     assert len(entries) == 1
     assert entries[0].object_id == str(workflow.pk)

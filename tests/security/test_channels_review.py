@@ -27,11 +27,11 @@ from tests.builders import edge, node
 from tests.documents.files import pdf_file, stream, text_pdf
 from tests.engine.helpers import make_runnable_workflow
 from tests.inbound.webhook_helpers import deliver, make_source, make_webhook_workflow, signed
-from workflows.documents import DocumentError, read_documents, store
+from workflows.documents import DocumentError, read_documents
 from workflows.engine import documents, wakeup
 from workflows.engine.launch import create_run
 from workflows.inbound import webhooks
-from workflows.models import Item, Notification, NotificationProfile, Original, WebhookDelivery, WebhookSource
+from workflows.models import Item, Notification, NotificationProfile, Original, WebhookDelivery, WebhookSource, blobs
 from workflows.models import notifications as kinds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -399,7 +399,7 @@ def test_an_item_claiming_a_billion_pages_fails_alone_and_the_worker_lives(packa
     from workflows.models import registry
 
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
-    sha = store.keep(documents.store_root(), text_pdf(["Fattura 1"]), {"content_type": "application/pdf", "pages": 1})
+    sha = blobs.put_bytes(text_pdf(["Fattura 1"]), facts={"content_type": "application/pdf", "pages": 1})
     graph = parse_graph({"nodes": [{"id": "src", "type": "source.rest", "config": {"fields": ["text"]}},
                                    {"id": "out", "type": "sink.table"}],
                          "edges": [{"source": "src", "source_port": "out", "target": "out", "target_port": "in"}]})
@@ -421,7 +421,7 @@ def test_an_original_is_saved_under_a_name_that_says_what_it_is(personas, client
     'Fattura.pdf<RLO>ath.exe' or 'Fattura.hta', which Windows would run as a program when opened."""
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
     data = text_pdf(["Fattura 118"])
-    sha = store.keep(documents.store_root(), data, {"content_type": "application/pdf", "pages": 1})
+    sha = blobs.put_bytes(data, facts={"content_type": "application/pdf", "pages": 1})
     graph = {"nodes": [node("src", "source.upload", fields=["text"]), node("out", "sink.table")],
              "edges": [edge("src", "out")]}
     workflow = make_runnable_workflow(personas["designer"], graph, name="Originals")
@@ -441,12 +441,14 @@ def test_an_original_is_saved_under_a_name_that_says_what_it_is(personas, client
         assert (response["Content-Type"], response["X-Content-Type-Options"]) == ("application/pdf", "nosniff")
 
 
-def test_a_sha256_with_a_trailing_newline_is_not_a_sha256(tmp_path):
-    sha = store.keep(tmp_path, b"%PDF-1.7 x", {"content_type": "application/pdf", "pages": 1})
+@pytest.mark.django_db
+def test_a_sha256_with_a_trailing_newline_is_not_a_sha256(tmp_path, settings):
+    settings.ARTIFACTS_DIR = tmp_path
+    sha = blobs.put_bytes(b"%PDF-1.7 x", facts={"content_type": "application/pdf", "pages": 1})
     for bad in (sha + "\n", "../" + sha[3:], sha.upper()):
-        with pytest.raises(store.OriginalMissing):
-            store.path_of(tmp_path, bad)
-        assert store.facts_of(tmp_path, bad) is None
+        with pytest.raises(blobs.BlobMissing):
+            blobs.ensure_local(bad)
+        assert blobs.facts_of(bad) is None
 
 
 # --- the workers' wake-up FIFOs ---------------------------------------------------------------------------

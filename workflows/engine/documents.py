@@ -3,7 +3,8 @@ items; the originals are kept and recorded for the run that takes them; a run wh
 without a text layer pins the OCR model that its workers will read them with.
 
 The reading itself is pure (workflows/documents/). What needs Django is here: limits from settings, the
-artifact store's folder, the Original rows, refusals as IntakeError in the reader's language, the pin.
+originals in the artifact store every machine reaches (models/blobs.py: the web host keeps them, any
+worker reads them for OCR), the Original rows, refusals as IntakeError in the reader's language, the pin.
 
     upload = read_upload(data, name, pages_per_document=0, required=("text",))   # checks, writes nothing
     items = keep(upload)                                # the originals stored; items name them by sha256
@@ -19,6 +20,7 @@ import hashlib
 import threading
 import unicodedata
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,8 @@ from django.core.signals import request_started
 from django.utils.translation import gettext, ngettext
 
 from workflows.design.texts import translate
-from workflows.documents import OCR_PAGES, Document, DocumentError, Limits, is_document_name, read_documents, store
-from workflows.models import Original, registry
+from workflows.documents import OCR_PAGES, Document, DocumentError, Limits, is_document_name, read_documents
+from workflows.models import Original, blobs, registry
 
 from . import intake
 from .intake import IntakeError
@@ -37,6 +39,9 @@ OCR_REF = "ocr@production"
 # Where a run's pins keep the OCR model its source reads pages with (beside the graph's own references).
 OCR_PIN = "documents:ocr"
 PREVIEW_CHARS = 300
+# How long a kept original stays in the store before a run names it (an Original row): retention and
+# the store's sweep leave it alone meanwhile, however slowly the items reach their run.
+ORIGINAL_HOLD = timedelta(days=1)
 
 
 def limits() -> Limits:
@@ -45,10 +50,6 @@ def limits() -> Limits:
                   max_inflated=settings.ENGINE_UPLOAD_MAX_BYTES * intake.XLSX_INFLATE_FACTOR,
                   max_ratio=intake.XLSX_MAX_RATIO, ratio_from=intake.XLSX_RATIO_FROM_BYTES,
                   max_members=intake.XLSX_MAX_PARTS, max_text=intake.MAX_CELL_CHARS)
-
-
-def store_root() -> Path:
-    return Path(settings.ARTIFACTS_DIR) / "originals"
 
 
 def is_document(filename: str) -> bool:
@@ -134,12 +135,12 @@ def _kept_here() -> set[str]:
 
 
 def keep(upload: Upload) -> list[dict[str, Any]]:
-    """Store each original once (content-addressed, written atomically); the upload's items."""
-    root = store_root()
+    """Store each original once (content-addressed, whole or not at all); the upload's items."""
     kept: set[str] = set()
     for document, item in zip(upload.documents, upload.items, strict=True):
         if item["original"] not in kept:
-            store.keep(root, document.data, {"content_type": document.content_type, "pages": document.file_pages})
+            blobs.put_bytes(document.data, facts={"content_type": document.content_type,
+                                                  "pages": document.file_pages}, hold=ORIGINAL_HOLD)
             kept.add(item["original"])
     _kept_here().update(kept)
     return upload.items
@@ -166,10 +167,10 @@ def record_originals(run: Any, payloads: list[dict[str, Any]], *, user: Any = No
     if not wanted:
         return 0
     have = set(Original.objects.filter(run=run, sha256__in={sha for sha, _ in wanted}).values_list("sha256", "name"))
-    root, rows = store_root(), []
+    rows = []
     user_id = user.pk if getattr(user, "is_authenticated", False) else getattr(run, "created_by_id", None)
     for sha, name in sorted(wanted - have):
-        facts = store.facts_of(root, sha)
+        facts = blobs.facts_of(sha)
         if facts is None:
             continue
         rows.append(Original(run=run, sha256=sha, name=name or sha[:12], uploaded_by_id=user_id,
@@ -227,8 +228,19 @@ def download_name(original: Original) -> str:
 
 
 def original_path(original: Original) -> Path:
-    """Where the original's bytes are (store.OriginalMissing for a malformed sha256)."""
-    return store.path_of(store_root(), original.sha256)
+    """A local copy of the original's bytes, checked against its sha256 (blobs.BlobMissing, a LookupError,
+    when the store no longer has it)."""
+    return blobs.ensure_local(original.sha256)
+
+
+def original_facts(sha256: Any) -> dict[str, Any] | None:
+    """What was recorded about an original when it was kept (content type, pages, size), or None."""
+    return blobs.facts_of(sha256)
+
+
+def original_bytes(sha256: Any) -> bytes:
+    """An original's bytes from the store, checked against its sha256 (blobs.BlobMissing if absent)."""
+    return blobs.read_bytes(blobs.check_sha(sha256))
 
 
 # --- run uploads: a data file or documents, read the same way by the run page and the API -----------

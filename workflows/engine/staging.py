@@ -1,49 +1,34 @@
 """Uploads kept between "Preview" and "Start the run", so a large file crosses the network once.
 
-The preview stores the file under VAR_DIR/uploads with a random name and remembers that name in the
-uploader's session, next to the scope it was previewed for (a workflow's id for run uploads, a page's
-name for others): a token is worth nothing in another session or for another scope. Staged files
-older than STAGED_MAX_AGE are removed whenever a new one is staged; a started run removes its own.
+The preview puts the file in the artifact store (models/blobs.py, in the database: the web process that
+starts the run may not be the one that previewed it) held for STAGED_MAX_AGE, and remembers it under a
+random token in the uploader's session, next to the scope it was previewed for (a workflow's id for run
+uploads, a page's name for others): a token is worth nothing in another session or for another scope.
+Staged files whose hold has passed are deleted whenever a new one is staged; a started run deletes its
+own (unless the same bytes are an original a run names: the store keeps one copy for both).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
+from workflows.models import blobs
 
 SESSION_KEY = "staged_uploads"
 STAGED_MAX_AGE = 24 * 3600
 MAX_PER_SESSION = 5
 
 
-def _folder() -> Path:
-    folder = Path(settings.VAR_DIR) / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _sweep(folder: Path) -> None:
-    cutoff = time.time() - STAGED_MAX_AGE
-    for path in folder.glob("*.upload"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except FileNotFoundError:
-            pass
-
-
 def stage(session: Any, scope: int | str, name: str, data: bytes) -> str:
     """Keep an upload for this session and scope; returns its token."""
-    folder = _folder()
-    _sweep(folder)
+    blobs.sweep()
+    sha = blobs.put_bytes(data, hold=timedelta(seconds=STAGED_MAX_AGE))
     token = secrets.token_urlsafe(18)
-    (folder / f"{token}.upload").write_bytes(data)
     staged = dict(session.get(SESSION_KEY) or {})
-    staged[token] = {"scope": scope, "name": name[:200], "size": len(data), "at": time.time()}
+    staged[token] = {"scope": scope, "name": name[:200], "size": len(data), "at": time.time(), "sha256": sha}
     for old in sorted(staged, key=lambda t: staged[t]["at"])[:-MAX_PER_SESSION]:
         discard(session, old, staged)
     session[SESSION_KEY] = staged
@@ -62,21 +47,23 @@ def load(session: Any, scope: int | str, token: str) -> tuple[str, bytes] | None
     if entry is None:
         return None
     try:
-        return entry["name"], (_folder() / f"{token}.upload").read_bytes()
-    except FileNotFoundError:
+        return entry["name"], blobs.read_bytes(entry.get("sha256"))
+    except LookupError:
         return None
 
 
 def describe(session: Any, scope: int | str, token: str) -> dict[str, Any] | None:
     entry = _entry(session, scope, token)
-    if entry is None or not (_folder() / f"{token}.upload").exists():
+    if entry is None or not blobs.exists(entry.get("sha256")):
         return None
     return {"token": token, "name": entry["name"], "size": entry["size"]}
 
 
 def discard(session: Any, token: str, staged: dict[str, Any] | None = None) -> None:
     mine = staged if staged is not None else dict(session.get(SESSION_KEY) or {})
-    if mine.pop(token, None) is not None:
-        (_folder() / f"{token}.upload").unlink(missing_ok=True)
+    entry = mine.pop(token, None)
+    if entry is not None and entry.get("sha256") not in {e.get("sha256") for e in mine.values()}:
+        blobs.unhold(entry.get("sha256"))
+        blobs.release([entry.get("sha256")])
     if staged is None:
         session[SESSION_KEY] = mine

@@ -1,4 +1,10 @@
-"""Content-addressed artifact files under ARTIFACTS_DIR, and importing an uploaded ONNX model."""
+"""Model files into the artifact store every machine reaches (models/blobs.py), and importing an uploaded
+ONNX model.
+
+Whatever a user makes — an import on the web host, a trained head or an int8 copy on a worker — is put in
+the store before its version is registered, with "store" in its meta, so any worker runs it through a
+verified local copy (registry.localise). Packaged models are built on each machine by setup_models.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,33 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 
 from workflows.graph.text import _  # an English Text: the refusal is audited in English, shown translated
+from workflows.models import blobs
 from workflows.models.audit import record
-from workflows.models.registry import KINDS, ModelVersion, RegisteredModel, register_version
+from workflows.models.registry import IN_STORE, KINDS, ModelVersion, RegisteredModel, register_version, with_paths
 from workflows.roles import require
-from workflows.runtimes.build import _store_bytes
 
 from .importer import ModelRejected, ModelReport, inspect
 
 
 def store_bytes(data: bytes, suffix: str = ".onnx") -> dict[str, Any]:
-    """Write `data` as blobs/<sha256><suffix> in the artifact store (never a half-written blob)."""
-    return _store_bytes(Path(settings.ARTIFACTS_DIR), data, suffix)
+    """Put a model file in the artifact store: the "path", "sha256", "size" and "store" of its meta (the
+    path is a name: each machine reads a local copy, registry.localise)."""
+    sha = blobs.put_bytes(data, permanent=True)
+    return {"path": f"{sha}{suffix}", "sha256": sha, "size": len(data), "store": IN_STORE}
+
+
+def store_files(meta: dict[str, Any]) -> dict[str, Any]:
+    """`meta` (a build's, with paths to files on this machine) with every file it names — the model and
+    its companions (tokenizer, configuration) — put in the artifact store, read a chunk at a time."""
+
+    def put(entry: dict[str, Any]) -> str:
+        path = Path(entry["path"])
+        sha = blobs.put_file(path, permanent=True)
+        if sha != entry["sha256"]:
+            raise blobs.BlobMissing(f"{path} does not match the sha256 its build recorded")
+        return f"{sha}{path.suffix}"
+
+    return {**with_paths(meta, put), "store": IN_STORE}
 
 
 def runtime_for(report: ModelReport, kind: str) -> tuple[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ from workflows.roles import require
 from workflows.runtimes.build import quantise_minilm
 
 from . import jobs
-from .artifacts import store_bytes
+from .artifacts import store_bytes, store_files
 from .evaluation import compare_embedders, evaluate_classifier, run_runtime
 
 SAMPLE = [
@@ -90,13 +90,15 @@ def run_optimise(job: ModelJob) -> tuple[ModelVersion, bool, dict[str, Any]]:
     if parent.runtime == "minilm":
         out = Path(settings.ARTIFACTS_DIR) / "optimised"
         built = quantise_minilm(out, meta, fuse=fuse, per_channel=per_channel, log=lambda m: jobs.progress(job, 0.2, m))
-        new_meta = {**built, "name": f"{parent.model.name}-int8"}
+        # The int8 file and the tokenizer it reads go into the artifact store: any worker runs the copy.
+        new_meta = store_files({**built, "name": f"{parent.model.name}-int8"})
     else:
         stored = store_bytes(_quantise_file(meta["path"], per_channel))
         params = {**(meta.get("params") or {}), "precision": "int8", "quantisation": "dynamic",
                   "per_channel": per_channel}
-        new_meta = {**meta, **stored, "params": params, "source": "quantised", "parent": parent.sha256,
-                    "name": f"{parent.model.name}-int8"}
+        companions = store_files({"files": meta.get("files") or {}})["files"]
+        new_meta = {**meta, **stored, "files": companions, "params": params, "source": "quantised",
+                    "parent": parent.sha256, "name": f"{parent.model.name}-int8"}
     new_meta.pop("build_key", None)
     jobs.progress(job, 0.6, "registering the new version")
     version, created = register_version(model_name=parent.model.name, kind=parent.model.kind, meta=new_meta,

@@ -6,9 +6,9 @@ labels, review tasks, dead letters and decisions first, then the items) holds lo
 only, for a short time, while the executor keeps writing other runs; a purge stopped half-way leaves
 whole documents gone and the rest intact, and the next purge carries on. Nothing locks the tables.
 
-Files: the store is content-addressed, so one file may be the original of rows in many runs. A file
-is deleted after the transaction that removed its last Original row committed, and only if no row
-names its sha256 then.
+Files: the artifact store (models/blobs.py) is content-addressed, so one file may be the original of
+rows in many runs. A file is deleted after the transaction that removed its last Original row
+committed, and only if no row names its sha256 then (nor an upload still on its way to a run holds it).
 """
 
 from __future__ import annotations
@@ -16,24 +16,18 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
-from workflows.documents import store
-from workflows.models import DeadLetter, Decision, Item, Label, Original, ReviewTask, Run
+from workflows.models import DeadLetter, Decision, Item, Label, Original, ReviewTask, Run, blobs
 
 logger = logging.getLogger(__name__)
 
 
 def batch_items() -> int:
     return int(getattr(settings, "RETENTION_BATCH_ITEMS", 2000))
-
-
-def originals_root() -> Path:
-    return Path(settings.ARTIFACTS_DIR) / "originals"
 
 
 def deleted(queryset: QuerySet) -> int:
@@ -79,22 +73,10 @@ def delete_run(run_id: int, tally: Counter, shas: set[str]) -> None:
 
 def remove_unreferenced(shas: Iterable[str]) -> int:
     """Delete the stored files of these shas that no Original row names any more; the number deleted.
-    Called after the deleting transaction committed."""
-    removed = 0
-    root = originals_root()
-    for sha in sorted(set(shas)):
-        if Original.objects.filter(sha256=sha).exists():
-            continue
-        try:
-            path = store.path_of(root, sha)
-        except store.OriginalMissing:
-            continue
-        for target in (path, path.with_suffix(".json")):
-            try:
-                target.unlink()
-                removed += target == path
-            except FileNotFoundError:
-                pass
-            except OSError:
-                logger.exception("could not delete the original %s", target)
-    return removed
+    Called after the deleting transaction committed. A hold does not keep them: the runs that took them
+    are gone (an erasure must not wait a day)."""
+    try:
+        return blobs.release(shas, holds=False)
+    except OSError:  # a local copy that cannot be removed: the rows are gone, the next purge retries
+        logger.exception("could not delete every original of %s", sorted(set(shas))[:5])
+        return 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from .audit import AuditCheckpoint, AuditEntry
+from .blobs import BlobChunk, StoredBlob
 from .budgets import SpendBudget
 from .datasets import Dataset, Schedule
 from .graph import Workflow, WorkflowVersion
@@ -22,6 +23,7 @@ from .registry import (
 )
 from .review import ReviewTask
 from .runs import DeadLetter, Decision, Item, NodeStats, Run, Shard
+from .teams import Membership, Team
 from .webhooks import WebhookDelivery, WebhookSource  # noqa: F401  (exported: inbound webhooks)
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
            "AuditCheckpoint",
            "AuditEntry",
            "Baseline",
+           "BlobChunk",
            "Dataset",
            "DeadLetter",
            "Decision",
@@ -39,6 +42,7 @@ __all__ = [
            "LLMEndpoint",
            "Label",
            "LabelledSet",
+           "Membership",
            "ModelJob",
            "ModelVersion",
            "NodeStats",
@@ -54,6 +58,8 @@ __all__ = [
            "Schedule",
            "Shard",
            "SpendBudget",
+           "StoredBlob",
+           "Team",
            "WebhookDestination",
            "WeeklyPack",
            "Workflow",

@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from . import blobs
 from .audit import record
 from .immutable import ImmutableModel
 
@@ -76,7 +77,8 @@ class ModelVersion(ImmutableModel):
     source = models.CharField(max_length=20, choices=SOURCES)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     runtime = models.CharField(max_length=40, help_text="Which runtime loads it (minilm, head, tfidf, rampart, gguf…).")
-    # Runtime metadata from build.py; file paths stored relative to ARTIFACTS_DIR.
+    # Runtime metadata from build.py; file paths stored relative to ARTIFACTS_DIR (packaged models), or
+    # only their names when "store" says the files are in the artifact store (`localise`).
     meta = models.JSONField(default=dict)
     labels = models.JSONField(default=list, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
@@ -105,8 +107,8 @@ class ModelVersion(ImmutableModel):
         return f"{self.model.name}:v{self.number}"
 
     def runtime_meta(self) -> dict[str, Any]:
-        """The build metadata with absolute paths under this installation's ARTIFACTS_DIR."""
-        return absolutise(self.meta)
+        """The build metadata with paths to files on this machine (`localise`)."""
+        return localise(self.meta)
 
     def lineage(self) -> list[ModelVersion]:
         """This version and every version it was made from, nearest first (parent links; a loop,
@@ -293,6 +295,48 @@ def absolutise(meta: dict[str, Any]) -> dict[str, Any]:
     return _rewrite_paths(meta, lambda p: p if Path(p).is_absolute() else str(root / p))
 
 
+# A version whose meta says so has every file it names (the model and its companions) in the artifact
+# store (models/blobs.py): what users make (imports, trained heads, int8 copies) runs on any machine.
+# Packaged versions do not: setup_models builds their files from PyPI packages on each machine.
+IN_STORE = "database"
+
+
+def file_entries(meta: Any) -> list[dict[str, Any]]:
+    """Every {"path", "sha256", …} entry of a version's meta: the model file and its companions."""
+    if isinstance(meta, list):
+        return [e for v in meta for e in file_entries(v)]
+    if not isinstance(meta, dict):
+        return []
+    own = [meta] if isinstance(meta.get("path"), str) and isinstance(meta.get("sha256"), str) else []
+    return own + [e for k, v in meta.items() if k != "path" for e in file_entries(v)]
+
+
+def with_paths(meta: Any, fn: Any) -> Any:
+    if isinstance(meta, list):
+        return [with_paths(v, fn) for v in meta]
+    if not isinstance(meta, dict):
+        return meta
+    out = {k: with_paths(v, fn) for k, v in meta.items()}
+    if isinstance(meta.get("path"), str) and isinstance(meta.get("sha256"), str):
+        out["path"] = fn(meta)
+    return out
+
+
+def localise(meta: dict[str, Any]) -> dict[str, Any]:
+    """`meta` with paths to files on this machine: for a version in the artifact store, local copies
+    checked against their sha256 (fetched when missing or altered); for a packaged one, its files under
+    ARTIFACTS_DIR, which must be there (blobs.ArtifactMissing says to run setup_models if not)."""
+    if meta.get("store") == IN_STORE:
+        return with_paths(meta, lambda e: str(blobs.ensure_local(e["sha256"], Path(e["path"]).suffix)))
+    resolved = absolutise(meta)
+    missing = [e["path"] for e in file_entries(resolved) if not Path(e["path"]).is_file()]
+    if missing:
+        raise blobs.ArtifactMissing(
+            f"model {meta.get('name') or '?'} is a packaged model whose file {missing[0]} is not on this machine: "
+            f"run 'manage.py setup_models' on this machine (packaged models are built on each machine, not copied)")
+    return resolved
+
+
 def register_version(*, model_name: str, kind: str, meta: dict[str, Any], source: str, runtime: str,
                      parent: ModelVersion | None = None, author: Any = None, trained_by: Any = None,
                      description: str = "", note: str = "") -> tuple[ModelVersion, bool]:
@@ -310,7 +354,8 @@ def register_version(*, model_name: str, kind: str, meta: dict[str, Any], source
         number = (model.versions.aggregate(models.Max("number"))["number__max"] or 0) + 1
         version = ModelVersion.objects.create(
             model=model, number=number, sha256=meta["sha256"], size=meta["size"], source=source, parent=parent,
-            runtime=runtime, meta=relativise(meta), labels=meta.get("labels") or [], metrics=meta.get("metrics") or {},
+            runtime=runtime, meta=meta if meta.get("store") == IN_STORE else relativise(meta),
+            labels=meta.get("labels") or [], metrics=meta.get("metrics") or {},
             licence=meta.get("licence", model.licence), attribution=meta.get("attribution", model.attribution),
             author=author if getattr(author, "is_authenticated", False) else None,
             trained_by=trained_by if getattr(trained_by, "is_authenticated", False) else None, note=note[:300],

@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.documents import OCR_PAGES, document_text
-from workflows.documents.store import OriginalMissing, facts_of, fetch
-from workflows.engine.documents import OCR_PIN, limits, store_root
+from workflows.engine.documents import OCR_PIN, limits, original_bytes, original_facts
 from workflows.engine.intake import MAX_CELL_CHARS
 from workflows.engine.state import ItemState
 from workflows.graph.plan import Step
@@ -65,7 +64,7 @@ class DocumentSource(Handler):
         return self.runtime, pin["ref"]
 
     def read(self, data: dict[str, Any]) -> Outcome:
-        facts = facts_of(store_root(), data.get("original")) or {}
+        facts = original_facts(data.get("original")) or {}
         file_pages = facts.get("pages") if _number(facts.get("pages"), limits().max_pages) else limits().max_pages
         found = _pages(data, file_pages)
         if found is None:
@@ -77,8 +76,8 @@ class DocumentSource(Handler):
             return Outcome(error="pages need OCR, but the run pinned no OCR model when it started (is "
                                  "'ocr@production' registered?)", error_code="no_ocr_model")
         try:
-            original = fetch(store_root(), data.get("original"))
-        except OriginalMissing as exc:
+            original = original_bytes(data.get("original"))
+        except LookupError as exc:  # not in the store, or no longer its sha256
             return Outcome(error=f"the document's original file cannot be read: {exc}", error_code="original_missing",
                            model_ref=ref)
         confidences: list[float] = []
