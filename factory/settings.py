@@ -337,6 +337,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets are both called `decision`: a publication request's state and what a person decides.
+    "ENUM_NAME_OVERRIDES": {
+        "PublicationStateEnum": "workflows.models.graph.PublishRequest.DECISIONS",
+        "PublicationDecisionEnum": ["approve", "reject", "cancel"],
+    },
 }
 
 # Production hardening: on by default whenever DEBUG is off.

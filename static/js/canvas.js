@@ -428,6 +428,8 @@
 
   function refreshHistory() {
     htmx.ajax("GET", boot.urls.history, { target: "#history", swap: "innerHTML" });
+    // The publication card: a save makes a draft, so "Draft vN · Live vM", the diff and Publish move.
+    if (boot.urls.publication) htmx.ajax("GET", boot.urls.publication, { target: "#publication", swap: "innerHTML" });
   }
 
   async function save() {
@@ -569,19 +571,28 @@
     window.location.assign(url);
   }
 
-  // Running runs the saved version: with changes on screen, offer to save them first.
-  document.querySelectorAll("[data-needs-save]").forEach((el) => {
-    const go = async (e) => {
-      if (!boot.canEdit || !(state.dirty || state.panelDirty)) return;
-      e.preventDefault();
-      if (!window.confirm(gettext("You have unsaved changes; a run uses the saved version. Save them now and run the new version?"))) return;
-      const saved = await save();
-      if (!saved || !saved.is_runnable) return; // the save result says why
-      if (el.tagName === "FORM") el.submit();
-      else leave(el.href);
-    };
-    el.addEventListener(el.tagName === "FORM" ? "submit" : "click", go);
-  });
+  // Publishing and a test run use the saved draft: with changes on screen, offer to save them first,
+  // then act on the version just saved. Delegated, since the publication card is re-rendered after
+  // every save. (Ordinary runs use the live version, which saving does not change.)
+  const needsSave = async (e) => {
+    const el = e.target.closest && e.target.closest("[data-needs-save]");
+    if (!el || (e.type === "submit") !== (el.tagName === "FORM")) return;
+    if (!boot.canEdit || !(state.dirty || state.panelDirty)) return;
+    e.preventDefault();
+    if (!window.confirm(gettext("You have unsaved changes; publishing and test runs use the saved draft. Save them now and use the new version?"))) return;
+    const saved = await save();
+    if (!saved || !saved.is_runnable) return; // the save result says why
+    if (el.tagName === "FORM") {
+      if (el.elements.version) el.elements.version.value = saved.number;
+      el.submit();
+    } else {
+      const url = new URL(el.href, window.location.href);
+      if (url.searchParams.has("version")) url.searchParams.set("version", saved.number);
+      leave(url.toString());
+    }
+  };
+  document.addEventListener("click", needsSave);
+  document.addEventListener("submit", needsSave);
 
   // ---------------------------------------------------------------- view, arrange, live metrics
 

@@ -194,20 +194,26 @@ def test_leaving_with_unsaved_changes_asks_first(page, login, registry):
     assert "beforeunload" in dialogs
 
 
-def test_run_asks_to_save_unsaved_changes_first(page, login, registry):
+def test_a_test_run_asks_to_save_unsaved_changes_first(page, login, registry):
+    # Ordinary runs use the live version, which the screen's edits do not touch; a test run of the draft
+    # uses the saved draft, so with edits on screen it offers to save them and runs what was on screen.
+    from workflows.design.versions import save_version
+    from workflows.graph import parse_graph
+
     designer = make_user("designer", "designer", "operator")
     workflow = make_workflow(designer, chain_graph(2), name="Short chain")
+    save_version(workflow, parse_graph(chain_graph(3)), user=designer, parent=1)  # draft v2, live v1
     open_canvas(page, login, designer, workflow)
     messages = []
     page.on("dialog", lambda d: messages.append(d.message))
     node(page, "n1").locator(".cf-node-title").click()
     page.locator(".palette-item[data-type='sink.export']").click()
     expect(page.locator("#dirty")).to_be_visible()
-    with page.expect_navigation(url=re.compile(r"/run/$")):
-        page.get_by_role("link", name="Run…").click()
+    with page.expect_navigation(url=re.compile(r"/run/\?version=3$")):
+        page.click("#test-run")
     assert any("unsaved" in m for m in messages)
     workflow.refresh_from_db()
-    assert workflow.head == 2  # what runs is what was on screen
+    assert workflow.head == 3 and workflow.published == 1  # what the test run uses was on screen; live stays
 
 
 def test_typing_a_name_right_after_editing_labels_keeps_every_letter(page, login, registry):

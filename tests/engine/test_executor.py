@@ -216,6 +216,9 @@ def test_a_version_with_problems_cannot_run(personas):
     from tests.builders import make_workflow
 
     workflow = make_workflow(personas["designer"], {"nodes": [node("x", "route")], "edges": []})
+    # Nothing was published (it cannot be): asked for by its number, as a test run, it says why.
     with pytest.raises(launch.StartError, match="problems to fix"):
+        launch.create_run(workflow, user=personas["designer"], items=tickets(2), version=workflow.latest)
+    with pytest.raises(launch.StartError, match="publish a version first"):
         launch.create_run(workflow, user=personas["operator"], items=tickets(2))
 

@@ -46,15 +46,21 @@ def test_saving_a_version_keeps_schedules_in_step(personas):
     wf = make_workflow(personas["designer"], scheduled_graph())
     schedule = Schedule.objects.get(workflow=wf)
     assert schedule.node == "cron" and schedule.dataset == "weekly" and schedule.next_fire_at is not None
+    from workflows.design.publishing import publish
     from workflows.graph import parse_graph
 
-    save_version(wf, parse_graph(scheduled_graph(cron="30 18 * * *")), user=personas["designer"], parent=1)
+    version = save_version(wf, parse_graph(scheduled_graph(cron="30 18 * * *")), user=personas["designer"], parent=1)
+    schedule.refresh_from_db()
+    assert schedule.cron == "0 7 * * 1-5"  # a draft: the live version's schedule stands
+    publish(wf, version, user=personas["designer"])
     schedule.refresh_from_db()
     assert schedule.cron == "30 18 * * *"
     graph = scheduled_graph()
     graph["nodes"][0] = {"id": "up", "type": "source.upload", "config": {}}
     graph["edges"][0]["source"] = "up"
-    save_version(wf, parse_graph(graph), user=personas["designer"], parent=2)
+    unscheduled = save_version(wf, parse_graph(graph), user=personas["designer"], parent=2)
+    assert Schedule.objects.filter(workflow=wf).exists()  # still the live version's
+    publish(wf, unscheduled, user=personas["designer"])
     assert not Schedule.objects.filter(workflow=wf).exists()
 
 
@@ -122,8 +128,12 @@ def test_external_endpoints_are_refused_by_the_residency_policy(personas, ticket
              "edges": [{"source": "in", "source_port": "out", "target": "llm", "target_port": "in"},
                        {"source": "llm", "source_port": "out", "target": "out", "target_port": "in"}]}
     wf = make_workflow(personas["designer"], graph)
+    assert wf.live is None  # the policy kept it from being published at creation
     with pytest.raises(StartError, match="data-residency"):
-        create_run(wf, user=personas["operator"], items=[{"text": "x"}])
+        create_run(wf, user=personas["designer"], items=[{"text": "x"}], version=wf.latest)
     wf.allow_external_endpoints = True
     wf.save(update_fields=["allow_external_endpoints"])
+    from workflows.design.publishing import publish
+
+    publish(wf, wf.latest, user=personas["designer"])
     assert create_run(wf, user=personas["operator"], items=[{"text": "x"}]).items_total == 1

@@ -140,6 +140,9 @@ def test_an_external_destination_must_resolve_to_a_public_address(personas, rece
     workflow = make_runnable_workflow(personas["designer"], webhook_graph(destination="partner"))
     Workflow.objects.filter(pk=workflow.pk).update(allow_external_endpoints=True)
     workflow.refresh_from_db()
+    from workflows.design.publishing import publish
+
+    publish(workflow, workflow.latest, user=personas["designer"])  # the policy kept it unpublished until now
     run = launch.create_run(workflow, user=personas["operator"], items=[{"text": "hello"}])
     drain()
     assert inside.requests == []
@@ -152,8 +155,8 @@ def test_the_residency_policy_covers_external_destinations(personas, receiver):
     destination("partner", outside.url, location=WebhookDestination.EXTERNAL)
     workflow = make_runnable_workflow(personas["designer"], webhook_graph(destination="partner"))
     with pytest.raises(launch.StartError, match="data-residency policy"):
-        launch.create_run(workflow, user=personas["operator"], items=[{"text": "hello"}])
-    assert outside.requests == []
+        launch.create_run(workflow, user=personas["designer"], items=[{"text": "hello"}], version=workflow.latest)
+    assert workflow.live is None and outside.requests == []
 
 
 def test_a_failed_delivery_says_nothing_about_the_network(personas):

@@ -1,5 +1,5 @@
-"""A workflow's schedules as its latest version declares them: one Schedule row per
-`source.schedule` node, kept in step on every save (engine/schedules.py fires them)."""
+"""A workflow's schedules as its live version declares them: one Schedule row per
+`source.schedule` node, kept in step whenever a version is published (engine/schedules.py fires them)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def next_fire(cron: str, after: dt.datetime) -> dt.datetime:
 
 
 def sync_schedules(workflow: Any, graph: Any, now: dt.datetime | None = None) -> None:
-    """Make the workflow's Schedule rows match the source.schedule nodes of `graph` (its latest version)."""
+    """Make the workflow's Schedule rows match the source.schedule nodes of `graph` (its live version)."""
     now = now or timezone.now()
     wanted = {}
     for node in graph.nodes:

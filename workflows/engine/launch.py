@@ -18,14 +18,14 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from workflows import statuses
-from workflows.design import texts
-from workflows.design.references import graph_resolvers, policy_problems, resolve_models
-from workflows.graph.plan import Plan, PlanError, plan
+from workflows.design.publishing import readiness
+from workflows.graph.plan import Plan
 from workflows.models import DeadLetter, Decision, Item, NodeStats, Run, Shard, Workflow
 from workflows.models.audit import record
 from workflows.models.lifecycle import review_answer_for_audit
 from workflows.models.review import ReviewTask
 from workflows.notifications import events as notifications
+from workflows.roles import require
 
 from . import documents, state
 from .nodes.base import missing_handlers
@@ -52,17 +52,13 @@ class StartError(Exception):
 
 
 def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict]]:
-    """(plan, source node id, resolved models) or StartError listing every reason it cannot run."""
-    if not version.is_runnable:
-        said = "; ".join(texts.problem_json(p)["text"] for p in version.problems if p.get("severity") == "error")
-        raise StartError([gettext("Version %(number)s has problems to fix before it can run: %(problems)s")
-                          % {"number": version.number, "problems": said}])
-    graph = version.as_graph()
-    try:
-        the_plan = plan(graph, **graph_resolvers())
-    except PlanError as exc:
-        raise StartError([texts.translate(p.message) for p in exc.problems]) from None
-    problems = missing_handlers(the_plan) + policy_problems(version.workflow, graph)
+    """(plan, source node id, resolved models) or StartError listing every reason it cannot run: those
+    publishing checks too (design/publishing.py: readiness), and those of this process and origin."""
+    ready = readiness(version)
+    if ready.plan is None:
+        raise StartError(ready.problems)
+    the_plan, models = ready.plan, ready.models
+    problems = missing_handlers(the_plan) + ready.problems
     if Workflow.objects.filter(pk=version.workflow_id, archived=True).exists():
         problems.insert(0, gettext("The workflow is archived: restore it to start runs or take items."))
     accepted = ACCEPTED_SOURCES[origin]
@@ -71,11 +67,6 @@ def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict
     if not sources:
         problems.append(gettext("The workflow has no '%(source)s' source node, so it cannot take items from "
                                 "%(origin)s.") % {"source": "', '".join(accepted), "origin": origin})
-    try:
-        models = resolve_models(graph, version.workflow)
-    except LookupError as exc:
-        problems.append(str(exc))
-        models = {}
     if problems:
         raise StartError(problems)
     return the_plan, sources[0], models
@@ -89,9 +80,10 @@ def entry_source(nodes: list[dict[str, Any]], origin: str) -> dict[str, Any] | N
 
 
 def source_fields(workflow: Any, origin: str = "upload") -> list[str]:
-    """The fields every item from `origin` must carry: those of the source it enters by."""
-    latest = workflow.latest
-    node = entry_source(latest.graph.get("nodes", []) if latest else [], origin)
+    """The fields every item from `origin` must carry: those of the source it enters by (in the live
+    version, which is what the items will run on)."""
+    live = workflow.live
+    node = entry_source(live.graph.get("nodes", []) if live else [], origin)
     fields = ((node or {}).get("config") or {}).get("fields") or ["text"]
     return [f for f in fields if isinstance(f, str)]
 
@@ -162,18 +154,48 @@ def insert_items_pg(run_id: int, first: int, payloads: list[dict], now: Any) -> 
     return ids
 
 
+def not_published() -> StartError:
+    return StartError([gettext("The workflow has no live version: publish a version first (saving makes a "
+                               "draft, which runs only as a test run chosen by its number).")])
+
+
+def test_version(workflow: Any, raw: Any, *, user: Any) -> Any:
+    """The version a test run asks for by its number (None when none is asked: the live one). Running a
+    draft is a designer's test, so it needs workflow.edit (PermissionDenied, audited, otherwise)."""
+    if raw in (None, ""):
+        return None
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        number = 0
+    version = workflow.versions.filter(number=number).first() if 0 < number < 2**31 else None
+    if version is None:
+        raise StartError([gettext("Workflow %(workflow)s has no version %(number)s to run.")
+                          % {"workflow": workflow.pk, "number": str(raw)[:20]}])
+    if version.number != workflow.published:
+        require(user, "workflow.edit", workflow)
+    return version
+
+
 def create_run(workflow: Any, *, user: Any, items: list[dict], origin: str = "upload", input_name: str = "",
                mapping: dict | None = None, live: bool = False, version: Any = None) -> Any:
-    """A run of the workflow's latest version (or `version`) over `items`, shards enqueued."""
-    version = version or workflow.latest
+    """A run of the workflow's live (published) version over `items`, shards enqueued; or a test run of
+    `version`, a designer's explicit choice, marked as a draft run unless it is the live version."""
     if version is None:
-        raise StartError([gettext("The workflow has no saved version yet.")])
+        version = workflow.live
+        if version is None:
+            raise not_published()
+    draft = version.number != workflow.published
+    if draft and live:
+        raise StartError([gettext("Intake runs only on the live version; publish version %(number)s first.")
+                          % {"number": version.number}])
     the_plan, source, models = check_runnable(version, origin)
     if not items and not live:
         raise StartError([gettext("There are no items to run.")])
     with transaction.atomic():
         run = Run.objects.create(
             workflow=workflow, version=version, origin=origin, source_node=source, is_live=live, resolved_models=models,
+            draft=draft,
             shard_size=settings.ENGINE_SHARD_SIZE, batch_size=settings.ENGINE_BATCH_SIZE, input_name=input_name[:255],
             mapping=mapping or {}, created_by=user if getattr(user, "is_authenticated", False) else None,
             status=statuses.RUNNING if live else statuses.QUEUED, started_at=timezone.now() if live else None,
@@ -184,23 +206,28 @@ def create_run(workflow: Any, *, user: Any, items: list[dict], origin: str = "up
         if not live:
             make_shards(run, run.items_total)
         record("run.start", actor=user, obj=run, workflow=workflow.pk, version=version.number, items=len(items),
-               origin=origin, models={ref: pin.get("ref", "") for ref, pin in models.items()})
+               origin=origin, draft=draft, models={ref: pin.get("ref", "") for ref, pin in models.items()})
     return run
 
 
 def append_to_live_run(workflow: Any, items: list[dict], *, user: Any, origin: str = "rest") -> tuple[Any, list[int]]:
     """REST intake (or another live origin: inbound webhooks): items join the workflow's live run of that
     origin, entering by its source node (created on demand); full shards go at once, the tail when the
-    monitor sees no new items for ENGINE_INTAKE_FLUSH_SECONDS."""
+    monitor sees no new items for ENGINE_INTAKE_FLUSH_SECONDS. The run is of the live version: once another
+    version is published, the next intake closes the old run and opens one of the new."""
     with transaction.atomic():
-        if Workflow.objects.select_for_update().get(pk=workflow.pk).archived:  # one live run per workflow and origin
+        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)  # one live run per workflow and origin
+        if locked.archived:
             raise StartError([gettext("The workflow is archived: restore it to start runs or take items.")])
+        live = locked.live
+        if live is None:
+            raise not_published()
         run = Run.objects.filter(workflow=workflow, is_live=True, origin=origin,
                                  status__in=statuses.ACTIVE_RUN_STATUSES).first()
-        if run is None or run.version_id != getattr(workflow.latest, "pk", None):
+        if run is None or run.version_id != live.pk:
             if run is not None:
                 close_live_run(run)
-            run = create_run(workflow, user=user, items=[], origin=origin, live=True)
+            run = create_run(locked, user=user, items=[], origin=origin, live=True, version=live)
         run = Run.objects.select_for_update().get(pk=run.pk)
         ids = add_items(run, items)
         full = run.sharded_upto + (run.items_total - run.sharded_upto) // run.shard_size * run.shard_size

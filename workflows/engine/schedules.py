@@ -1,7 +1,7 @@
 """Scheduled runs: a source.schedule node's cron fires a batch run on a stored data set.
 
-Schedules follow the workflow's latest version (design/schedules.py keeps them in step on every
-save). Any number of workers
+Schedules follow the workflow's live version (design/publishing.py puts them in step when a version
+is published; a saved draft changes nothing) and fire runs of it. Any number of workers
 tick the monitor: firing claims the schedule with a conditional UPDATE on its next fire time, so one
 firing starts exactly one run.
 """
@@ -43,7 +43,8 @@ def fire_due_schedules(now: dt.datetime | None = None) -> int:
 
 def fire(schedule: Any) -> int:
     try:
-        dataset = Dataset.objects.get(name=schedule.dataset)
+        # Only a data set of the workflow's own team: names are unique per team, not across teams.
+        dataset = Dataset.objects.get(team_id=schedule.workflow.team_id, name=schedule.dataset)
         _, items = load_items(bytes(dataset.content), dataset.filename, dataset.mapping or None)
         with transaction.atomic():
             run = create_run(schedule.workflow, user=None, items=items, origin="schedule", input_name=dataset.filename,

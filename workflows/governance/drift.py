@@ -24,6 +24,7 @@ from django.utils import dateformat, timezone
 from django.utils.translation import gettext
 
 from workflows.access import get_workflow_for_user
+from workflows.design.publishing import publish
 from workflows.design.versions import save_version
 from workflows.graph import parse_graph
 from workflows.models import Decision, Run, Workflow
@@ -237,10 +238,12 @@ def notify_alerts(now: Any = None) -> int:
 
 def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
     """Save a new workflow version in which every route right after `node` sends everything to its
-    'else' branch (which must lead to a review node): nothing is decided automatically any more."""
+    'else' branch (which must lead to a review node): nothing is decided automatically any more. It is
+    made from the live version and published at once (a request, where the workflow needs a second
+    person to publish): the action is meant to change what runs now, not a draft."""
     workflow = get_workflow_for_user(user, workflow_id, "workflow.edit")
     latest = workflow.latest
-    graph = latest.graph
+    graph = (workflow.live or latest).graph
     nodes = {n["id"]: n for n in graph["nodes"]}
     review_targets = {e["source"] for e in graph["edges"] if e.get("source_port") == "else"
                       and nodes.get(e["target"], {}).get("type") == "review"}
@@ -255,6 +258,8 @@ def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
     if not changed:
         raise ValidationError(gettext("No route after '%(node)s' sends its 'else' branch to a review node; add one "
                                       "on the canvas.") % {"node": node})
-    return save_version(workflow, parse_graph(graph), user=user, parent=latest.number,
-                        message=f"Drift: route everything after '{node}' to review",
-                        action="drift.route_all_to_review", node=node, routes=changed)
+    version = save_version(workflow, parse_graph(graph), user=user, parent=latest.number,
+                           message=f"Drift: route everything after '{node}' to review",
+                           action="drift.route_all_to_review", node=node, routes=changed)
+    version.publication = publish(workflow, version, user=user)
+    return version

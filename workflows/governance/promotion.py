@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop, ngettext
 
+from workflows.four_eyes import FourEyes, FourEyesRefused
 from workflows.governance import labelsets
 from workflows.governance.classifiers import node_config
 from workflows.governance.tasks import compute_evidence
@@ -37,13 +38,22 @@ from workflows.notifications import events as notifications
 from workflows.roles import can, deny, require
 
 
-class PromotionRefused(PermissionDenied):
+class PromotionRefused(FourEyesRefused):
     pass
 
 
-def _refuse(user: Any, request: PromotionRequest, why: str) -> PromotionRefused:
-    record("promotion.refused", actor=user, obj=request, why=why, version=request.version.ref, alias=request.alias)
-    return PromotionRefused(gettext(why))
+# The four-eyes rule of promotions: the same rule as publishing a workflow (workflows/four_eyes.py).
+FOUR_EYES = FourEyes(
+    capability="promotion.approve", refused="promotion.refused", error=PromotionRefused,
+    no_role=gettext_noop("Only a validator can approve or reject."),
+    requester=gettext_noop("You requested this promotion; another validator must decide it."),
+    # Optimising records the optimiser: whoever trained the version it copies made it too.
+    maker=gettext_noop("You trained or registered this version, or a version it was made from; another "
+                       "validator must decide it."))
+
+
+def _makers(request: PromotionRequest) -> set[int | None]:
+    return {who for v in request.version.lineage() for who in (v.trained_by_id, v.author_id)}
 
 
 def request_promotion(version: ModelVersion, alias: str, *, user: Any, reason: str,
@@ -98,16 +108,7 @@ def _enqueue_evidence(request_id: int) -> None:
 def why_not_decide(request: PromotionRequest, user: Any) -> str:
     """Why `user` may not decide this request (the four-eyes rule), or "" when they may. In English, as
     the audit log keeps it; gettext() it where a person reads it."""
-    if not can(user, "promotion.approve"):
-        return gettext_noop("Only a validator can approve or reject.")
-    if user.pk == request.requested_by_id:
-        return gettext_noop("You requested this promotion; another validator must decide it.")
-    makers = {who for v in request.version.lineage() for who in (v.trained_by_id, v.author_id)} - {None}
-    if user.pk in makers:
-        # Optimising records the optimiser: whoever trained the version it copies made it too.
-        return gettext_noop("You trained or registered this version, or a version it was made from; another "
-                            "validator must decide it.")
-    return ""
+    return FOUR_EYES.why_not(user, requested_by=request.requested_by_id, makers=_makers(request))
 
 
 def label_change(request: PromotionRequest) -> dict[str, Any] | None:
@@ -181,11 +182,8 @@ def _label_change_refusal(change: dict[str, Any]) -> ValidationError:
 
 def check_four_eyes(request: PromotionRequest, user: Any) -> None:
     """Raise PromotionRefused (audited) unless `user` may decide this request."""
-    if not can(user, "promotion.approve"):
-        raise deny(user, "promotion.approve", request)
-    why = why_not_decide(request, user)
-    if why:
-        raise _refuse(user, request, why)
+    FOUR_EYES.check(user, request, requested_by=request.requested_by_id, makers=_makers(request),
+                    version=request.version.ref, alias=request.alias)
 
 
 def approve(request: PromotionRequest, *, user: Any, reason: str = "",

@@ -90,8 +90,8 @@ def reason_text(message: MailboxMessage) -> str:
 
 
 def has_mail_source(workflow: Any) -> bool:
-    latest = workflow.latest
-    return launch.entry_source(latest.graph.get("nodes", []) if latest else [], ORIGIN) is not None
+    live = workflow.live  # mail runs on the published version
+    return launch.entry_source(live.graph.get("nodes", []) if live else [], ORIGIN) is not None
 
 
 # --- checks, shared by the form and the serializer ------------------------------------------------

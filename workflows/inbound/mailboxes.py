@@ -149,10 +149,13 @@ def poll(mailbox: Mailbox) -> PollResult:
 
 
 def _poll(mailbox: Mailbox, result: PollResult) -> None:
-    if launch.entry_source((mailbox.workflow.latest.graph.get("nodes", []) if mailbox.workflow.latest else []),
-                           ORIGIN) is None:
-        raise WorkflowNotReady("The workflow's latest version has no 'source.mailbox' node: add a Mailbox source "
-                               "to the canvas and save, so that messages have a way in.")
+    live = mailbox.workflow.live  # mail runs on the published version, never on a draft
+    if live is None:
+        raise WorkflowNotReady("The workflow has no live version: publish a version first, so that messages have "
+                               "a way in.")
+    if launch.entry_source(live.graph.get("nodes", []), ORIGIN) is None:
+        raise WorkflowNotReady("The workflow's live version has no 'source.mailbox' node: add a Mailbox source "
+                               "to the canvas, save and publish, so that messages have a way in.")
     started = time.monotonic()
     with session_for(account_of(mailbox)) as session:
         uids = session.unseen()[: settings.MAILBOX_MESSAGES_PER_POLL]

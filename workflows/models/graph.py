@@ -7,10 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import F
+from django.utils.translation import gettext_lazy
 
 from workflows.graph import Graph, checksum, errors
 
 from .immutable import ImmutableModel
+from .teams import Team, general_team_pk
 
 
 class VersionConflict(Exception):
@@ -29,7 +31,7 @@ class WorkflowQuerySet(models.QuerySet):
         """Workflows that are not archived, each with its latest version fetched in one extra query
         (lists and serializers read `latest` per row)."""
         heads = WorkflowVersion.objects.filter(number=models.F("workflow__head")).select_related("author", "parent")
-        return self.filter(archived=False).select_related("created_by").prefetch_related(
+        return self.filter(archived=False).select_related("created_by", "team").prefetch_related(
             models.Prefetch("versions", queryset=heads, to_attr="head_versions"))
 
 
@@ -38,6 +40,8 @@ class Workflow(models.Model):
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who may touch it: group roles everywhere, team roles here (workflows/roles.py: roles_on).
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="workflows", default=general_team_pk)
     # The number of the latest version; moved only by a conditional UPDATE, which is what refuses
     # a save built on an older version (never last-save-wins).
     head = models.PositiveIntegerField(default=0)
@@ -56,6 +60,13 @@ class Workflow(models.Model):
     # personal data must be redacted before any text leaves (enforced by the large-model nodes).
     allow_external_endpoints = models.BooleanField(default=False)
     require_redaction = models.BooleanField(default=True)
+    # The live version: the one runs, intake, schedules and channels use (NULL: none yet, so intake is
+    # refused). Saving makes a draft and never moves this; only publishing a runnable version does
+    # (workflows/design/publishing.py), so a half-finished or unreviewed edit never goes live.
+    published = models.PositiveIntegerField(null=True, blank=True)
+    # Four eyes for workflow changes: publishing files a request that a second person decides. A
+    # policy, so only administrators change it (capability workflow.policy).
+    publish_needs_approval = models.BooleanField(default=False)
 
     objects = WorkflowQuerySet.as_manager()
 
@@ -70,6 +81,11 @@ class Workflow(models.Model):
         if "head_versions" in self.__dict__:  # prefetched by Workflow.objects.listed()
             return self.head_versions[0] if self.head_versions else None
         return self.versions.filter(number=self.head).first() if self.head else None
+
+    @property
+    def live(self) -> WorkflowVersion | None:
+        """The published version (what runs use), or None when nothing is published yet."""
+        return self.versions.filter(number=self.published).first() if self.published else None
 
     def append_version(self, graph: Graph, *, author: Any, parent: int | None, message: str, problems: list,
                        restored_from: int | None = None) -> WorkflowVersion:
@@ -133,3 +149,42 @@ class WorkflowVersion(ImmutableModel):
 
     def as_graph(self) -> Graph:
         return Graph.from_json(self.graph, max_nodes=10**6)
+
+
+class PublishRequest(models.Model):
+    """A request to make a draft the live version of a workflow that needs a second person to publish
+    (Workflow.publish_needs_approval). At most one is open per workflow; deciding it is
+    design/publishing.py's, under the four-eyes rule (workflows/four_eyes.py)."""
+
+    OPEN = "open"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    DECISIONS = [(OPEN, gettext_lazy("waiting for a decision")), (APPROVED, gettext_lazy("approved")),
+                 (REJECTED, gettext_lazy("rejected")), (CANCELLED, gettext_lazy("cancelled"))]
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="publish_requests")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="publish_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField(blank=True)
+    decision = models.CharField(max_length=16, choices=DECISIONS, default=OPEN)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    # The live version number when the request was decided: what an approval replaced.
+    previous = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["workflow"], condition=models.Q(decision="open"),
+                                               name="one_open_publish_request")]
+
+    def __str__(self) -> str:
+        return f"publish {self.version} ({self.decision})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.decision == self.OPEN

@@ -22,6 +22,8 @@ SCHEDULE_FAILED = "schedule.failed"
 RUN_FAILED = "run.failed"
 BUDGET_EXHAUSTED = "budget.exhausted"
 PACK_READY = "pack.ready"
+PUBLICATION_WAITING = "publication.waiting"
+PUBLICATION_DECIDED = "publication.decided"
 # What the preferences page lists, in this order, each with its name in the reader's language.
 KINDS = {
     DRIFT: gettext_lazy("Drift alert on a model step"),
@@ -32,6 +34,8 @@ KINDS = {
     RUN_FAILED: gettext_lazy("Run failed"),
     BUDGET_EXHAUSTED: gettext_lazy("Large-model budget spent"),
     PACK_READY: gettext_lazy("Weekly pack ready to sign"),
+    PUBLICATION_WAITING: gettext_lazy("Workflow publication waiting for your decision"),
+    PUBLICATION_DECIDED: gettext_lazy("Decision on your workflow publication request"),
 }
 
 

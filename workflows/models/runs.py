@@ -31,6 +31,9 @@ class Run(models.Model):
     source_node = models.CharField(max_length=64)
     # A live run (REST intake) stays open: items keep arriving and it never finishes on its own.
     is_live = models.BooleanField(default=False)
+    # A test run of a version that was not the live one when it started (a designer's explicit choice):
+    # the run page says so, since its results are not what intake would have produced.
+    draft = models.BooleanField(default=False)
     # Every model reference of the graph resolved at start: {ref: {"name", "version", "sha256", ...}}.
     resolved_models = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     shard_size = models.PositiveIntegerField()

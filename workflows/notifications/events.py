@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from workflows.models import Notification, NotificationPreference
 from workflows.models import notifications as kinds
-from workflows.roles import ADMIN, CAPABILITIES
+from workflows.roles import ADMIN, CAPABILITIES, ORGANISATION_WIDE
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +36,7 @@ WHO = {
     kinds.RUN_FAILED: ("workflow.edit",),
     kinds.BUDGET_EXHAUSTED: ("endpoint.manage",),
     kinds.PACK_READY: ("pack.sign",),
+    kinds.PUBLICATION_WAITING: ("workflow.publish_approve",),
 }
 
 
@@ -44,22 +45,26 @@ def mail_configured() -> bool:
     return bool(settings.EMAIL_HOST)
 
 
-def users_with(capability: str) -> Any:
-    """Active users whose role grants `capability` (superusers count as administrators, as in roles.py)."""
+def users_with(capability: str, team: int | None = None) -> Any:
+    """Active users whose role grants `capability` (superusers count as administrators, as in roles.py):
+    in `team` (an organisation-wide role, or a membership of that team), else anywhere."""
     allowed = CAPABILITIES[capability]
-    who = Q(groups__name__in=allowed)
+    members = Q(memberships__role__in=allowed)
+    if team is not None:
+        members &= Q(memberships__team_id=team)
+    who = Q(groups__name__in=allowed) | (Q() if capability in ORGANISATION_WIDE else members)
     if ADMIN in allowed:
         who |= Q(is_superuser=True)
     return get_user_model().objects.filter(who, is_active=True).distinct()
 
 
-def _recipients(to: Iterable[Any]) -> list[Any]:
-    """Users and capability names, as one list of distinct active users."""
+def _recipients(to: Iterable[Any], team: int | None = None) -> list[Any]:
+    """Users and capability names (held in `team` when given), as one list of distinct active users."""
     users: dict[int, Any] = {}
     for entry in to:
         if entry is None:
             continue
-        for user in (users_with(entry) if isinstance(entry, str) else [entry]):
+        for user in (users_with(entry, team) if isinstance(entry, str) else [entry]):
             if user.is_active:
                 users.setdefault(user.pk, user)
     return list(users.values())
@@ -81,13 +86,15 @@ def never_raises(write: Callable[..., T]) -> Callable[..., T | int]:
 
 
 @never_raises
-def notify(kind: str, params: dict[str, Any], *, key: str, link: str = "", to: Iterable[Any] | None = None) -> int:
+def notify(kind: str, params: dict[str, Any], *, key: str, link: str = "", to: Iterable[Any] | None = None,
+           team: int | None = None) -> int:
     """Tell `to` (users and/or capabilities; default: WHO[kind]) that `kind` happened. `params` fill the
-    kind's sentence in each reader's language; `key` names the event. Answers how many people were told
+    kind's sentence in each reader's language; `key` names the event; an event of a workflow names its
+    `team`, so that capabilities reach only people with a role there. Answers how many people were told
     (a person told of this event before is not told again)."""
     if kind not in kinds.KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    users = _recipients(WHO.get(kind, ()) if to is None else to)
+    users = _recipients(WHO.get(kind, ()) if to is None else to, team)
     if not users:
         return 0
     ids = [u.pk for u in users]
@@ -114,7 +121,7 @@ def notify(kind: str, params: dict[str, Any], *, key: str, link: str = "", to: I
 def drift_alert(workflow: Any, node: str, model_ref: str) -> int:
     # Once per model version at a step: a version promoted later is judged afresh.
     return notify(kinds.DRIFT, {"workflow": workflow.name, "node": node, "model": model_ref},
-                  key=f"drift:{workflow.pk}:{node}:{model_ref}", link=reverse("drift"))
+                  key=f"drift:{workflow.pk}:{node}:{model_ref}", link=reverse("drift"), team=workflow.team_id)
 
 
 @never_raises
@@ -134,6 +141,29 @@ def promotion_decided(request: Any) -> int:
                   key=f"promotion.decided:{request.pk}", link=reverse("promotion-detail", args=[request.pk]))
 
 
+@never_raises
+def publication_waiting(request: Any, may_decide: Callable[[Any], bool]) -> int:
+    """Those who may approve `request` (four eyes: `may_decide`, from design/publishing) are told it waits."""
+    deciders = [u for u in users_with("workflow.publish_approve", request.workflow.team_id) if may_decide(u)]
+    return notify(kinds.PUBLICATION_WAITING, _publication_params(request), to=deciders,
+                  key=f"publication.waiting:{request.pk}", link=reverse("workflow-detail", args=[request.workflow_id]))
+
+
+@never_raises
+def publication_decided(request: Any) -> int:
+    params = {**_publication_params(request), "decision": request.decision,
+              "decided_by": request.decided_by.get_username() if request.decided_by_id else "",
+              "reason": request.decision_reason or ""}
+    return notify(kinds.PUBLICATION_DECIDED, params, to=[request.requested_by] if request.requested_by_id else [],
+                  key=f"publication.decided:{request.pk}", link=reverse("workflow-detail", args=[request.workflow_id]))
+
+
+def _publication_params(request: Any) -> dict[str, Any]:
+    workflow = request.workflow
+    return {"workflow": workflow.name, "version": request.version.number, "live": workflow.published or "-",
+            "requested_by": request.requested_by.get_username() if request.requested_by_id else ""}
+
+
 def _promotion_params(request: Any) -> dict[str, Any]:
     version = request.version
     return {"number": request.pk, "version": version.ref, "alias": f"{version.model.name}@{request.alias}",
@@ -145,7 +175,7 @@ def schedule_failed(schedule: Any, reason: str, fired_at: Any) -> int:
     workflow = schedule.workflow
     return notify(kinds.SCHEDULE_FAILED, {"workflow": workflow.name, "node": schedule.node, "reason": reason[:500]},
                   key=f"schedule.failed:{schedule.pk}:{fired_at.isoformat()}",
-                  link=reverse("workflow-detail", args=[workflow.pk]))
+                  link=reverse("workflow-detail", args=[workflow.pk]), team=workflow.team_id)
 
 
 @never_raises
@@ -155,7 +185,8 @@ def run_failed(run: Any, finished_at: Any) -> int:
     return notify(kinds.RUN_FAILED, {"run": run.pk, "workflow": run.workflow.name, "total": run.items_total,
                                      "dead": run.items_dead},
                   to=[starter] if starter is not None and starter.is_active else None,
-                  key=f"run.failed:{run.pk}:{finished_at.isoformat()}", link=reverse("run-detail", args=[run.pk]))
+                  key=f"run.failed:{run.pk}:{finished_at.isoformat()}", link=reverse("run-detail", args=[run.pk]),
+                  team=run.workflow.team_id)
 
 
 @never_raises
@@ -167,15 +198,17 @@ def budget_exhausted(budget: Any) -> int:
         params = {"scope": budget.scope, "node": budget.node, "run": run.pk, "workflow": run.workflow.name}
         to: list[Any] = ["workflow.edit", run.created_by if run.created_by_id else None]
         link = reverse("run-detail", args=[run.pk])
+        team = run.workflow.team_id
     else:
         params = {"scope": budget.scope, "endpoint": budget.endpoint, "month": budget.month}
         to = ["endpoint.manage"]
         link = reverse("endpoint-list")
-    return notify(kinds.BUDGET_EXHAUSTED, params, to=to, key=f"budget.exhausted:{budget.pk}", link=link)
+        team = None
+    return notify(kinds.BUDGET_EXHAUSTED, params, to=to, key=f"budget.exhausted:{budget.pk}", link=link, team=team)
 
 
 @never_raises
 def pack_ready(workflow: Any, monday: date, week: str) -> int:
     return notify(kinds.PACK_READY, {"workflow": workflow.name, "week": week},
                   key=f"pack.ready:{workflow.pk}:{monday.isoformat()}",
-                  link=reverse("kpi-pack", args=[workflow.pk, week]))
+                  link=reverse("kpi-pack", args=[workflow.pk, week]), team=workflow.team_id)

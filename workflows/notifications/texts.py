@@ -65,6 +65,17 @@ def _pack_ready(p: _Params) -> str:
     return gettext("The weekly pack of %(workflow)s for %(week)s is ready to sign.") % p
 
 
+def _publication_waiting(p: _Params) -> str:
+    return gettext("%(requested_by)s asks to publish version %(version)s of %(workflow)s (live now: "
+                   "%(live)s): it waits for a second person's decision.") % p
+
+
+def _publication_decided(p: _Params) -> str:
+    if p.get("decision") == "approved":
+        return gettext("%(decided_by)s approved publishing version %(version)s of %(workflow)s: it is live now.") % p
+    return gettext("%(decided_by)s rejected publishing version %(version)s of %(workflow)s: %(reason)s") % p
+
+
 SENTENCES = {
     kinds.DRIFT: _drift,
     kinds.REVIEW_BACKLOG: _backlog,
@@ -74,6 +85,8 @@ SENTENCES = {
     kinds.RUN_FAILED: _run_failed,
     kinds.BUDGET_EXHAUSTED: _budget_exhausted,
     kinds.PACK_READY: _pack_ready,
+    kinds.PUBLICATION_WAITING: _publication_waiting,
+    kinds.PUBLICATION_DECIDED: _publication_decided,
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,8 +20,8 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from workflows.access import get_workflow_for_user
-from workflows.design import gallery, texts
+from workflows.access import get_workflow_for_user, team_for_new, visible_workflows
+from workflows.design import gallery, publishing, texts
 from workflows.design.config_forms import (
     PREFIX,
     config_from_query,
@@ -34,7 +35,7 @@ from workflows.design.versions import import_workflow
 from workflows.engine import results
 from workflows.engine.intake import json_loads
 from workflows.governance.classifiers import step_learning
-from workflows.graph import CATALOG
+from workflows.graph import CATALOG, diff
 from workflows.graph.catalog import GROUPS
 from workflows.live import snapshot
 from workflows.live.consumers import current_run_id
@@ -77,19 +78,105 @@ def _history_context(request: HttpRequest, workflow: Workflow) -> dict[str, Any]
     return {
         "workflow": workflow,
         "versions": versions,
-        "can_edit": can(request.user, "workflow.edit"),
+        "can_edit": can(request.user, "workflow.edit", workflow),
         # the pair the radios start on (the previous version and the latest), for the side-by-side link
         "compare_from": versions[1].number if len(versions) > 1 else (versions[0].number if versions else 0),
         "compare_to": versions[0].number if versions else 0,
     }
 
 
+def _publication_context(request: HttpRequest, workflow: Workflow, errors: list[str] | None = None) -> dict[str, Any]:
+    """Draft against live for the canvas: the numbers, what publishing would change (graph/diff.py),
+    the open request and whether this user may decide it (the four-eyes rule says why not)."""
+    latest, live = workflow.latest, workflow.live
+    pending = publishing.open_request(workflow)
+    why_not = publishing.why_not_decide(pending, request.user) if pending is not None else ""
+    ahead = latest is not None and latest.number != workflow.published
+    return {
+        "workflow": workflow, "latest": latest, "live": live, "draft_ahead": ahead, "pending": pending,
+        "why_not_decide": gettext(why_not) if why_not else "",  # why_not_decide answers in English
+        "may_cancel": pending is not None and publishing.may_cancel(pending, request.user),
+        "can_publish": can(request.user, "workflow.publish", workflow),
+        "can_policy": can(request.user, "workflow.policy", workflow),
+        "can_test_run": ahead and latest.is_runnable and can(request.user, "workflow.edit", workflow)
+        and can(request.user, "run.start", workflow) and not workflow.archived,
+        "live_diff": diff(live.as_graph(), latest.as_graph()) if ahead and live is not None else None,
+        "publish_errors": errors or [],
+    }
+
+
 @login_required
-def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
+def canvas_publication(request: HttpRequest, pk: int) -> HttpResponse:
+    """The publication card alone, refreshed by the canvas after each save."""
+    workflow = get_workflow_for_user(request.user, pk)
+    return render(request, "workflows/_publication.html", _publication_context(request, workflow))
+
+
+def _publication_refused(request: HttpRequest, workflow: Workflow, errors: list[str]) -> HttpResponse:
+    response = workflow_canvas(request, workflow.pk, publish_errors=errors)
+    response.status_code = 400
+    return response
+
+
+@login_required
+@require_POST
+def canvas_publish(request: HttpRequest, pk: int) -> HttpResponse:
+    """Publish a version (or ask for its publication where a second person must approve)."""
+    workflow = get_workflow_for_user(request.user, pk, "workflow.publish")
+    number = request.POST.get("version") or ""
+    version = workflow.versions.filter(number=int(number)).first() if number.isdigit() and len(number) < 10 else None
+    if version is None:
+        return _publication_refused(request, workflow, [gettext("Choose a saved version to publish.")])
+    try:
+        publishing.publish(workflow, version, user=request.user, reason=request.POST.get("reason") or "")
+    except publishing.Unpublishable as exc:
+        return _publication_refused(request, workflow, [
+            gettext("Version %(number)s cannot be published:") % {"number": version.number}, *exc.problems])
+    except ValidationError as exc:
+        return _publication_refused(request, workflow, exc.messages)
+    return redirect("workflow-detail", pk=workflow.pk)
+
+
+@login_required
+@require_POST
+def canvas_publish_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Approve, reject or cancel the open request to publish (four eyes: design/publishing.py)."""
+    workflow = get_workflow_for_user(request.user, pk)
+    pending = publishing.open_request(workflow)
+    if pending is None:
+        return _publication_refused(request, workflow, [gettext("No request to publish is open any more.")])
+    decision, reason = request.POST.get("decision"), request.POST.get("reason") or ""
+    try:
+        if decision == "approve":
+            publishing.approve(pending, user=request.user, reason=reason)
+        elif decision == "reject":
+            publishing.reject(pending, user=request.user, reason=reason)
+        elif decision == "cancel":
+            publishing.cancel(pending, user=request.user)
+        else:
+            return _publication_refused(request, workflow, [gettext("Choose approve, reject or cancel.")])
+    except publishing.Unpublishable as exc:
+        return _publication_refused(request, workflow, exc.problems)
+    except ValidationError as exc:
+        return _publication_refused(request, workflow, exc.messages)
+    return redirect("workflow-detail", pk=workflow.pk)
+
+
+@login_required
+@require_POST
+def canvas_publish_policy(request: HttpRequest, pk: int) -> HttpResponse:
+    """Administrators: whether publishing this workflow needs a second person."""
+    workflow = get_workflow_for_user(request.user, pk, "workflow.policy")
+    publishing.set_policy(workflow, needs_approval=request.POST.get("needs_approval") == "on", user=request.user)
+    return redirect("workflow-detail", pk=workflow.pk)
+
+
+@login_required
+def workflow_canvas(request: HttpRequest, pk: int, publish_errors: list[str] | None = None) -> HttpResponse:
     workflow = get_workflow_for_user(request.user, pk)
     latest = workflow.latest
     graph = latest.graph if latest else {"nodes": [], "edges": []}
-    can_edit = can(request.user, "workflow.edit")
+    can_edit = can(request.user, "workflow.edit", workflow)
     boot = {
         "workflow": workflow.pk,
         "name": workflow.name,
@@ -108,13 +195,16 @@ def workflow_canvas(request: HttpRequest, pk: int) -> HttpResponse:
             "samples": reverse("canvas-samples", args=[workflow.pk]),
             "run": reverse("canvas-run", args=[workflow.pk]),
             "canvas": reverse("workflow-detail", args=[workflow.pk]),
+            "publication": reverse("canvas-publication", args=[workflow.pk]),
         },
     }
-    context = {**_history_context(request, workflow), "latest": latest, "palette": palette(), "boot": boot,
+    context = {**_publication_context(request, workflow, publish_errors), **_history_context(request, workflow),
+               "latest": latest, "palette": palette(), "boot": boot,
                "problems": boot["problems"],
                "export_url": f"/api/workflows/{workflow.pk}/export/?format=json",
-               "can_run": can(request.user, "run.start"), "sample_count": len(gallery.sample_items(workflow.template)),
-               "recent_runs": recent_runs(workflow) if can(request.user, "run.view") else []}
+               "can_run": can(request.user, "run.start", workflow),
+               "sample_count": len(gallery.sample_items(workflow.template)),
+               "recent_runs": recent_runs(workflow) if can(request.user, "run.view", workflow) else []}
     return render(request, "workflows/detail.html", context)
 
 
@@ -161,7 +251,7 @@ def canvas_run(request: HttpRequest, pk: int) -> HttpResponse:
     """One run's badges, edge counts and run line for the canvas, as the live socket sends them (fragments
     swapped out of band): a run picked by hand shows its stats as they stand, without a socket."""
     workflow = get_workflow_for_user(request.user, pk)
-    require(request.user, "run.view")
+    require(request.user, "run.view", workflow)
     run = _picked_run(request, workflow)
     state = snapshot.load(run.pk) if run is not None else None
     frames = snapshot.render(state, "canvas") if state is not None else snapshot.render_empty_canvas(workflow.pk)
@@ -200,7 +290,7 @@ def node_panel(request: HttpRequest, pk: int) -> HttpResponse:
     label = label.strip()[:200]
     shown = texts.node_type(node_type) if node_type is not None else None  # title, description, labels translated
     context: dict[str, Any] = {"workflow": workflow, "node_id": node_id, "node_type": shown, "label": label,
-                               "can_edit": can(request.user, "workflow.edit"), "applied": False}
+                               "can_edit": can(request.user, "workflow.edit", workflow), "applied": False}
     if node_type is None:
         return render(request, "workflows/_panel.html", context)
     if posting:
@@ -259,10 +349,16 @@ def workflow_upload(request: HttpRequest) -> HttpResponse:
         name = (request.POST.get("name") or "").strip() or document.get("name")
         data = ImportSerializer(data={**document, "name": name})
         if data.is_valid():
-            workflow, _ = import_workflow(name=data.validated_data["name"], user=request.user,
-                                          description=data.validated_data["description"],
-                                          graph=data.validated_data["graph"])
-            return redirect("workflow-detail", pk=workflow.pk)
-        problems.extend(_flatten(data.errors))
-    workflows = Workflow.objects.listed()
+            try:
+                team = team_for_new(request.user, request.POST.get("team"), "workflow.edit")
+            except ValueError as exc:
+                problems.append(str(exc))
+            else:
+                workflow, _ = import_workflow(name=data.validated_data["name"], user=request.user, team=team,
+                                              description=data.validated_data["description"],
+                                              graph=data.validated_data["graph"])
+                return redirect("workflow-detail", pk=workflow.pk)
+        else:
+            problems.extend(_flatten(data.errors))
+    workflows = visible_workflows(request.user).listed()
     return render(request, "workflows/list.html", {"workflows": workflows, "import_errors": problems}, status=400)

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
-from workflows.access import get_model_for_user, get_promotion_for_user, get_version_for_user
+from workflows.access import get_model_for_user, get_promotion_for_user, get_version_for_user, visible_workflow_ids
 from workflows.design import texts
 from workflows.engine import staging
 from workflows.governance import drift as drift_
@@ -312,7 +312,9 @@ def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 def drift_page(request: HttpRequest) -> HttpResponse:
     require(request.user, "model.view")
-    return render(request, "registry/drift.html", {"nodes": drift_.report()})
+    seen = visible_workflow_ids(request.user)
+    nodes = [d for d in drift_.report() if seen is None or d.workflow_id in seen]
+    return render(request, "registry/drift.html", {"nodes": nodes})
 
 
 @login_required
@@ -324,8 +326,13 @@ def drift_action(request: HttpRequest) -> HttpResponse:
     try:
         if action == "route_review":
             version = drift_.route_all_to_review(int(request.POST.get("workflow") or 0), node, user=request.user)
-            messages.success(request, gettext("Saved version %(number)s: every item after '%(node)s' now goes to "
-                                              "review.") % {"number": version.number, "node": node})
+            if version.publication is not None:  # the workflow needs a second person to publish
+                messages.success(request, gettext("Saved version %(number)s, in which every item after '%(node)s' "
+                                                  "goes to review; its publication waits for a second person.")
+                                 % {"number": version.number, "node": node})
+            else:
+                messages.success(request, gettext("Saved version %(number)s: every item after '%(node)s' now goes "
+                                                  "to review.") % {"number": version.number, "node": node})
         elif action == "rollback":
             require(request.user, "promotion.request")
             created = promotion.request_rollback(request.POST.get("model") or "", "production", user=request.user,
