@@ -154,11 +154,13 @@ def _walk(patterns, prefix=""):
 def test_every_route_has_a_row():
     # the channels' rows live in a module of their own, which imports this one
     from tests.test_role_matrix_channels import lifecycle_rows, mailbox_rows, notification_rows, webhook_source_rows
+    from tests.test_role_matrix_teams import publication_rows, team_rows
 
     covered = ({r.name for r in rows()} | {r.name for r in run_rows()} | {r.name for r in governance_rows()}
                | {r.name for r in kpi_rows()} | {r.name for r in endpoint_rows()}
                | {r.name for r in notification_rows()} | {r.name for r in webhook_source_rows()}
-               | {r.name for r in mailbox_rows()} | {r.name for r in lifecycle_rows()} | set(EXEMPT))
+               | {r.name for r in mailbox_rows()} | {r.name for r in lifecycle_rows()} | {r.name for r in team_rows()}
+               | {r.name for r in publication_rows()} | set(EXEMPT))
     missing = sorted({f"{name} ({route})" for name, route in _walk(get_resolver().url_patterns) if name not in covered})
     assert not missing, f"Routes without a role-matrix row: {missing}"
     from workflows.live.routing import websocket_urlpatterns

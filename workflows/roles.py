@@ -1,8 +1,12 @@
 """Roles and what each may do. The one place where authorisation questions are answered.
 
-Roles are Django groups. Views, API endpoints and sockets ask `can(user, capability)`, or fetch
-objects through workflows/access.py, which asks it for them, so every entry point asks the same
-question the same way. Refusals are written to the audit log.
+A role comes from a Django group (organisation-wide: it applies in every team) or from a membership of
+a team (models/teams.py: it applies to that team's workflows, runs, items, review tasks and data sets
+only). The roles a user has on an object are both together (`roles_on`). Views, API endpoints and
+sockets ask `can(user, capability, obj)`, or fetch objects through workflows/access.py, which asks it
+for them, so every entry point asks the same question the same way. Asked without an object, `can`
+answers whether the user may do it somewhere (pages and lists then narrow to the teams where they may,
+through access.py). Refusals are written to the audit log.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext, gettext_lazy
 
 from workflows.models.audit import record
+from workflows.models.teams import MEMBER_ROLES, Membership
 
 DESIGNER = "designer"
 TRAINER = "trainer"
@@ -32,9 +37,17 @@ ROLE_TITLES = {
 }
 
 ANY_ROLE = frozenset(ROLES)
+assert set(MEMBER_ROLES) == set(ROLES) - {ADMIN}, "a team membership carries any role but administrator"
 CAPABILITIES: dict[str, frozenset[str]] = {
     "workflow.view": ANY_ROLE,
     "workflow.edit": frozenset({DESIGNER, ADMIN}),
+    # Saving makes a draft; publishing makes a draft the version runs, intake and schedules use.
+    # Where a workflow requires a second person, another designer or a validator approves
+    # (never the draft's author or the requester: design/publishing.py).
+    "workflow.publish": frozenset({DESIGNER, ADMIN}),
+    "workflow.publish_approve": frozenset({DESIGNER, VALIDATOR}),
+    # Whether publishing a workflow needs a second person is a policy, set by administrators.
+    "workflow.policy": frozenset({ADMIN}),
     "run.view": ANY_ROLE,
     "run.start": frozenset({OPERATOR, DESIGNER, ADMIN}),
     "review.work": frozenset({OPERATOR, ADMIN}),
@@ -59,6 +72,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "workflow.archive": frozenset({DESIGNER, ADMIN}),
     "workflow.delete": frozenset({ADMIN}),
     "data.erase": frozenset({ADMIN}),
+    # Teams and who belongs to them with which roles.
+    "team.manage": frozenset({ADMIN}),
 }
 
 
@@ -74,17 +89,82 @@ def roles_of(user: Any) -> frozenset[str]:
     return cached
 
 
-def can(user: Any, capability: str) -> bool:
+# What only an organisation-wide role grants: the audit log spans every team.
+ORGANISATION_WIDE = frozenset({"audit.view"})
+
+
+def team_roles(user: Any) -> dict[int, frozenset[str]]:
+    """The user's roles per team from memberships ({team id: roles}), read once per request."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return {}
+    cached = getattr(user, "_factory_team_roles", None)
+    if cached is None:
+        per_team: dict[int, set[str]] = {}
+        for team_id, role in Membership.objects.filter(user=user).values_list("team_id", "role"):
+            per_team.setdefault(team_id, set()).add(role)
+        cached = {team_id: frozenset(roles) for team_id, roles in per_team.items()}
+        user._factory_team_roles = cached
+    return cached
+
+
+def roles_on(user: Any, team: Any) -> frozenset[str]:
+    """The roles the user has in a team (a Team or its id): organisation-wide ones and the team's own."""
+    team_id = getattr(team, "pk", team)
+    return roles_of(user) | team_roles(user).get(team_id, frozenset())
+
+
+def roles_anywhere(user: Any) -> frozenset[str]:
+    """Every role the user has in some team or organisation-wide."""
+    return roles_of(user).union(*team_roles(user).values())
+
+
+def team_of(obj: Any) -> int | None:
+    """The id of the team an object belongs to: a team, a workflow or data set, or anything of a
+    workflow (version, run, schedule, channel) or of a run (item, review task). None: organisation-wide
+    (the model registry, endpoints)."""
+    meta = getattr(obj, "_meta", None)
+    if meta is None:
+        return None
+    if meta.label_lower == "workflows.team":
+        return obj.pk
+    if hasattr(obj, "team_id"):
+        return obj.team_id
+    if getattr(obj, "workflow_id", None) is not None:
+        return obj.workflow.team_id
+    if getattr(obj, "run_id", None) is not None:
+        return obj.run.workflow.team_id
+    return None
+
+
+def _capability(capability: str) -> frozenset[str]:
     try:
-        allowed = CAPABILITIES[capability]
+        return CAPABILITIES[capability]
     except KeyError:
         raise ValueError(f"Unknown capability {capability!r}") from None
-    return bool(roles_of(user) & allowed)
+
+
+def can(user: Any, capability: str, obj: Any = None) -> bool:
+    """Whether the user may do `capability` on `obj` (roles in its team), or without an object anywhere."""
+    allowed = _capability(capability)
+    if capability in ORGANISATION_WIDE:
+        return bool(roles_of(user) & allowed)
+    team_id = team_of(obj)
+    mine = roles_anywhere(user) if team_id is None else roles_on(user, team_id)
+    return bool(mine & allowed)
+
+
+def teams_where(user: Any, capability: str) -> set[int] | None:
+    """The teams where the user may do `capability`: None for every team (an organisation-wide role)."""
+    allowed = _capability(capability)
+    if roles_of(user) & allowed:
+        return None
+    if capability in ORGANISATION_WIDE:
+        return set()
+    return {team_id for team_id, roles in team_roles(user).items() if roles & allowed}
 
 
 def capabilities_of(user: Any) -> dict[str, bool]:
-    mine = roles_of(user)
-    return {name: bool(mine & allowed) for name, allowed in CAPABILITIES.items()}
+    return {name: can(user, name) for name in CAPABILITIES}
 
 
 def deny(user: Any, capability: str, obj: Any = None, **data: Any) -> PermissionDenied:
@@ -93,5 +173,5 @@ def deny(user: Any, capability: str, obj: Any = None, **data: Any) -> Permission
 
 
 def require(user: Any, capability: str, obj: Any = None) -> None:
-    if not can(user, capability):
+    if not can(user, capability, obj):
         raise deny(user, capability, obj)

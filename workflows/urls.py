@@ -16,6 +16,10 @@ urlpatterns = [
     path("workflows/<int:pk>/history/", canvas.canvas_history, name="canvas-history"),
     path("workflows/<int:pk>/samples/", canvas.node_samples, name="canvas-samples"),
     path("workflows/<int:pk>/canvas-run/", canvas.canvas_run, name="canvas-run"),
+    path("workflows/<int:pk>/publication/", canvas.canvas_publication, name="canvas-publication"),
+    path("workflows/<int:pk>/publish/", canvas.canvas_publish, name="canvas-publish"),
+    path("workflows/<int:pk>/publish/decide/", canvas.canvas_publish_decide, name="canvas-publish-decide"),
+    path("workflows/<int:pk>/publish/policy/", canvas.canvas_publish_policy, name="canvas-publish-policy"),
     path("workflows/import/", canvas.workflow_upload, name="workflow-upload"),
     path("templates/", gallery.gallery, name="gallery"),
     path("templates/<slug:slug>/use/", gallery.use_template, name="gallery-use"),
@@ -63,6 +67,7 @@ urlpatterns = [
     path("", include("workflows.views.webhook_sources")),  # inbound webhooks: /hooks/<slug>/ and their pages
     path("", include("workflows.views.mailboxes")),  # a workflow's mailbox page
     path("", include("workflows.views.lifecycle")),  # retention, archive, delete; erasure on request
+    path("", include("workflows.views.teams")),  # administration: teams and their members
     path("notifications/", include("workflows.views.notifications")),  # the inbox, the bell, preferences
     # Business KPIs
     path("kpis/", kpi.kpi_overview, name="kpi-overview"),

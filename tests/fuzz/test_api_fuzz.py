@@ -71,11 +71,13 @@ def allowed_roles() -> dict[tuple[str, str], set[str]]:
     """Who may do what, from the role matrix (tests/test_role_matrix.py), so that there is one table."""
     from tests import test_role_matrix as matrix
     from tests import test_role_matrix_channels as channels
+    from tests import test_role_matrix_teams as teams
 
     table = {(row.name, row.method): set(row.allowed)
              for row in [*matrix.rows(), *matrix.run_rows(), *matrix.governance_rows(), *matrix.kpi_rows(),
                          *matrix.endpoint_rows(), *channels.notification_rows(), *channels.webhook_source_rows(),
-                         *channels.mailbox_rows(), *channels.lifecycle_rows()] if row.api}
+                         *channels.mailbox_rows(), *channels.lifecycle_rows(), *teams.team_rows(),
+                         *teams.publication_rows()] if row.api}
     # The matrix's KPI rows are about a designer's workflow; an operator also sees the ones they ran.
     for name in ("api-workflow-kpis", "api-kpi-what-if", "api-kpi-packs"):
         table[(name, "get")] |= matrix.KPI_VIEW

@@ -63,7 +63,7 @@ def node_classifier(request: Request, pk: int, node: str) -> Response:
             return Response({"detail": gettext("This step has no classifier of its own yet; POST to make it.")},
                             status=status.HTTP_404_NOT_FOUND)
         return Response(classifier_json(model))
-    require(request.user, "model.train")
+    require(request.user, "model.train", workflow)
     existed = classifiers.classifier_for_node(workflow, node, create=False)
     model = existed or classifiers.classifier_for_node(workflow, node, user=request.user)
     if model is None:

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
+from workflows.access import get_workflow_for_user
 from workflows.formats import LocaleDecimalSerializerField
 from workflows.governance import endpoints as governance
 from workflows.models import LLMEndpoint, WebhookDestination, Workflow
@@ -176,9 +177,10 @@ def destination_detail(request: Request, name: str) -> Response:
 def residency_policy(request: Request, pk: int) -> Response:
     """A workflow's data-residency policy: may it use external endpoints and destinations, and must
     personal data be redacted before text leaves. Changing it needs `endpoint.manage`."""
-    require(request.user, "endpoint.view" if request.method == "GET" else "endpoint.manage")
-    workflow = Workflow.objects.filter(pk=pk, archived=False).first()
-    if workflow is None:
+    capability = "endpoint.view" if request.method == "GET" else "endpoint.manage"
+    require(request.user, capability)
+    workflow = get_workflow_for_user(request.user, pk, capability)
+    if workflow.archived:
         raise Http404(gettext("No such workflow."))
     if request.method == "GET":
         return Response(PolicySerializer(workflow).data)

@@ -26,6 +26,8 @@ from workflows.access import (
     get_promotion_for_user,
     get_review_task_for_user,
     get_version_for_user,
+    restrict,
+    visible_workflow_ids,
 )
 from workflows.design import texts
 from workflows.governance import drift, evaluation, labelsets, optimise, promotion, review, training
@@ -348,8 +350,12 @@ def job_detail(request: Request, pk: int) -> Response:
 def review_tasks(request: Request) -> Response:
     require(request.user, "review.work")
     query = text_query(request)
-    views = review.task_views(review.open_tasks(query.get("queue") or "", review.kind_of(query.get("kind")))[:200])
-    return Response({"tasks": [v.as_json() for v in views], "accuracy": [a.as_json() for a in live_accuracy()],
+    tasks = restrict(review.open_tasks(query.get("queue") or "", review.kind_of(query.get("kind"))), request.user,
+                     "review.work", "run__workflow__team")
+    views = review.task_views(tasks[:200])
+    seen = visible_workflow_ids(request.user, "review.work")
+    accuracy = [a for a in live_accuracy() if seen is None or a.workflow_id in seen]
+    return Response({"tasks": [v.as_json() for v in views], "accuracy": [a.as_json() for a in accuracy],
                      "accuracy_window_days": settings.ACCURACY_WINDOW_DAYS})
 
 
@@ -379,7 +385,8 @@ def review_label(request: Request, pk: int) -> Response:
 @api_view(["GET"])
 def drift_report(request: Request) -> Response:
     require(request.user, "model.view")
-    return Response([asdict(d) | {"alert": d.alert} for d in drift.report()])
+    seen = visible_workflow_ids(request.user)
+    return Response([asdict(d) | {"alert": d.alert} for d in drift.report() if seen is None or d.workflow_id in seen])
 
 
 @doc(responses=ARRAY, parameters=[OpenApiParameter("action", str, description="Actions starting with this."),

@@ -17,7 +17,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from workflows.access import get_run_for_user, get_workflow_for_user
+from workflows.access import get_review_task_for_user, get_run_for_user, get_workflow_for_user, restrict
 from workflows.design.texts import status_label
 from workflows.engine import documents, launch
 from workflows.engine import mapping as mapping_guess
@@ -47,9 +47,10 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "workflow", "workflow_name", "version_number", "status", "origin", "is_live", "source_node",
-                  "resolved_models", "shard_size", "batch_size", "input_name", "items_total", "items_done",
-                  "items_dead", "items_parked", "progress", "error", "created_at", "started_at", "finished_at"]
+        fields = ["id", "workflow", "workflow_name", "version_number", "draft", "status", "origin", "is_live",
+                  "source_node", "resolved_models", "shard_size", "batch_size", "input_name", "items_total",
+                  "items_done", "items_dead", "items_parked", "progress", "error", "created_at", "started_at",
+                  "finished_at"]
 
 
 class ItemsSerializer(serializers.Serializer):
@@ -66,6 +67,13 @@ class ItemsSerializer(serializers.Serializer):
                         "uploaded file has the same limit per cell).")
                 % {"limit": f"{MAX_CELL_CHARS:,}", "items": said + (" …" if len(long) > 20 else "")})
         return items
+
+
+class RunStartSerializer(ItemsSerializer):
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
+                                       help_text="A test run of this version (a draft: designers only); "
+                                       "default: the live version.")
+
 
 
 def _mapping(raw: Any) -> dict[str, str] | None:
@@ -97,14 +105,16 @@ def _intake_error(exc: IntakeError) -> Response:
 @extend_schema(methods=["POST"], operation_id="workflows_runs_create", request={
     "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"},
                                                              "mapping": {"type": "string"},
-                                                             "pages_per_document": {"type": "integer", "minimum": 0}},
+                                                             "pages_per_document": {"type": "integer", "minimum": 0},
+                                                             "version": {"type": "integer", "minimum": 1}},
                             "required": ["file"]},
-    "application/json": ItemsSerializer}, responses={201: RunSerializer},
+    "application/json": RunStartSerializer}, responses={201: RunSerializer},
     description="Start a run: upload a CSV, JSONL or XLSX file (optional `mapping` JSON {item field: column}), "
     "or documents — a PDF, a PNG, JPEG or TIFF image, a ZIP of them, a FatturaPA XML or P7M e-invoice — each "
     "an item with `text`, `file_name`, `pages` and `original` (optional `pages_per_document`: 1 for one item "
     "per page, N for every N pages; pages without a text layer are read by OCR before the first station), "
-    "or send JSON {\"items\": [...]}. All items are imported or none.")
+    "or send JSON {\"items\": [...]}. All items are imported or none. The run is of the live (published) "
+    "version; `version` asks for a test run of another one (a draft run: designers only).")
 @api_view(["GET", "POST"])
 @parser_classes([MultiPartParser, FormParser, BoundedJSONParser])
 def workflow_runs(request: Request, pk: int) -> Response:
@@ -115,6 +125,7 @@ def workflow_runs(request: Request, pk: int) -> Response:
     workflow = get_workflow_for_user(request.user, pk, "run.start")
     upload = request.FILES.get("file")
     try:
+        version = launch.test_version(workflow, request.data.get("version"), user=request.user)
         if upload is not None:  # over the cap, UploadCapHandler refused it; intake.parse checks again
             mapping = _mapping(request.data.get("mapping"))
             split = documents.pages_per_document(request.data.get("pages_per_document"))
@@ -127,7 +138,7 @@ def workflow_runs(request: Request, pk: int) -> Response:
             items, name, origin = data.validated_data["items"], "", "api"
             mapping = _mapping(request.data.get("mapping"))
         run = launch.create_run(workflow, user=request.user, items=items, origin=origin, input_name=name,
-                                mapping=mapping or {})
+                                mapping=mapping or {}, version=version)
     except IntakeError as exc:
         return _intake_error(exc)
     except launch.StartError as exc:
@@ -198,7 +209,7 @@ def intake(request: Request, pk: int) -> Response:
 @api_view(["GET"])
 def run_list(request: Request) -> Response:
     require(request.user, "run.view")
-    runs = Run.objects.select_related("workflow", "version")[:200]
+    runs = restrict(Run.objects.select_related("workflow", "version"), request.user, "run.view")[:200]
     return Response(RunSerializer(runs, many=True).data)
 
 
@@ -309,10 +320,7 @@ class ReviewDecisionSerializer(serializers.Serializer):
                            "item does not have is refused, by name.")
 @api_view(["POST"])
 def review_decide(request: Request, pk: int) -> Response:
-    require(request.user, "review.work")
-    task = ReviewTask.objects.filter(pk=pk).first()
-    if task is None:
-        return Response({"detail": gettext("No such review task.")}, status=status.HTTP_404_NOT_FOUND)
+    task = get_review_task_for_user(request.user, pk)
     data = ReviewDecisionSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     label = data.validated_data.get("label")

@@ -53,13 +53,14 @@ class WorkflowSerializer(serializers.ModelSerializer):
     template = serializers.CharField(read_only=True,
                                      help_text="The gallery template this workflow was created from; empty if none.")
     latest = serializers.SerializerMethodField()
+    team_name = serializers.CharField(source="team.name", read_only=True)
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "head", "template", "created_by", "created_at", "latest", "archived",
-                  "archived_at", "retention_days"]
-        read_only_fields = ["id", "head", "template", "created_by", "created_at", "latest", "archived", "archived_at",
-                            "retention_days"]
+        fields = ["id", "name", "description", "team", "team_name", "head", "published", "publish_needs_approval",
+                  "template", "created_by", "created_at", "latest", "archived", "archived_at", "retention_days"]
+        read_only_fields = ["id", "team", "head", "published", "publish_needs_approval", "template", "created_by",
+                            "created_at", "latest", "archived", "archived_at", "retention_days"]
 
     def get_latest(self, obj: Workflow) -> dict[str, Any] | None:
         latest = obj.latest
@@ -71,6 +72,9 @@ class WorkflowCreateSerializer(serializers.Serializer):
     description = TextField(required=False, allow_blank=True, default="")
     graph = GraphField(required=False, help_text="Initial graph; an empty graph when omitted.")
     message = TextField(required=False, allow_blank=True, max_length=500, default="Created")
+    team = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
+                                    help_text="The team's id; needed only by someone in several teams (default: their "
+                                              "only team, else General).")
 
 
 class WorkflowUpdateSerializer(serializers.Serializer):

@@ -53,6 +53,7 @@ urlpatterns = [
     path("", include("workflows.api.webhook_sources")),  # a workflow's inbound webhooks
     path("", include("workflows.api.mailboxes")),  # a workflow's mailbox
     path("", include("workflows.api.lifecycle")),  # retention, archive; erasure on request
+    path("", include("workflows.api.teams")),  # teams and their members (administrators)
     path("notifications/", include("workflows.api.notifications")),  # the caller's own notifications
     path("kpis/", kpi.kpi_overview, name="api-kpis"),
     path("workflows/<int:pk>/kpis/", kpi.workflow_kpis, name="api-workflow-kpis"),

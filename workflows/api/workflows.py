@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.text import slugify
 from django.utils.translation import gettext
@@ -14,14 +15,15 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from workflows.access import get_workflow_for_user
-from workflows.design import texts, versions
+from workflows.access import get_workflow_for_user, team_for_new, visible_teams, visible_workflows
+from workflows.design import publishing, texts, versions
 from workflows.design.exchange import ImportSerializer, export_document
 from workflows.design.references import graph_resolvers
 from workflows.graph import Graph, diff, errors, validate
 from workflows.graph.plan import build_plan
 from workflows.models import Workflow, WorkflowVersion
-from workflows.roles import ROLE_TITLES, capabilities_of, require, roles_of
+from workflows.models.graph import PublishRequest
+from workflows.roles import ROLE_TITLES, capabilities_of, require, roles_of, roles_on
 
 from . import lifecycle
 from . import serializers as s
@@ -47,6 +49,54 @@ def _version(workflow: Workflow, number: Any) -> WorkflowVersion:
                       % {"workflow": workflow.pk, "number": number}) from None
 
 
+class PublishSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=s.MAX_INT, help_text="The version to make live.")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="",
+                                   help_text="Why; shown to whoever decides when a second person must approve.")
+
+
+class PublicationRequestSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.get_username", read_only=True, default=None)
+    decided_by = serializers.CharField(source="decided_by.get_username", read_only=True, default=None)
+    why_not_decide = serializers.SerializerMethodField(
+        help_text="Why you may not approve or reject it (four eyes), or empty when you may.")
+
+    class Meta:
+        model = PublishRequest
+        fields = ["id", "version", "requested_by", "requested_at", "reason", "decision", "decided_by", "decided_at",
+                  "decision_reason", "previous", "why_not_decide"]
+        read_only_fields = fields
+
+    def get_why_not_decide(self, obj: PublishRequest) -> str:
+        user = self.context.get("user")
+        why = publishing.why_not_decide(obj, user) if user is not None else ""
+        return gettext(why) if why else ""  # why_not_decide answers in English
+
+
+class PublishResultSerializer(serializers.Serializer):
+    published = serializers.IntegerField(allow_null=True, help_text="The live version's number now.")
+    request = PublicationRequestSerializer(allow_null=True,
+                                       help_text="The request filed when a second person must approve (202).")
+
+
+class PublishDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["approve", "reject", "cancel"])
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="",
+                                   help_text="Required to reject.")
+
+
+class PublishPolicySerializer(serializers.Serializer):
+    needs_approval = serializers.BooleanField(help_text="Whether publishing needs a second person (four eyes).")
+
+
+def _refused(exc: DjangoValidationError) -> Response:
+    if isinstance(exc, publishing.Unpublishable):
+        return Response({"detail": gettext("The version cannot be published."), "problems": exc.problems},
+                        status=status.HTTP_400_BAD_REQUEST)
+    return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+
+
 def validation_result(graph: Graph) -> dict[str, Any]:
     problems = validate(graph, **graph_resolvers())
     runnable = not errors(problems)
@@ -57,6 +107,14 @@ def validation_result(graph: Graph) -> dict[str, Any]:
     }
 
 
+def _team(request: Request, chosen: Any) -> Any:
+    """The team a new workflow goes to (access.team_for_new); 400 when the caller must choose one."""
+    try:
+        return team_for_new(request.user, chosen, "workflow.edit")
+    except ValueError as exc:
+        raise serializers.ValidationError({"team": [str(exc)]}) from None
+
+
 class WorkflowViewSet(viewsets.GenericViewSet):
     """Workflows: list, create, read, rename; versions: save, list, read, restore, diff; import/export."""
 
@@ -65,10 +123,10 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     pagination_class = Pagination
 
     def get_queryset(self):
-        listed = Workflow.objects.listed()
+        mine = visible_workflows(self.request.user)
         if self.request.query_params.get("archived") in ("true", "1"):  # archived ones instead
-            return Workflow.objects.filter(archived=True).select_related("created_by")
-        return listed
+            return mine.filter(archived=True).select_related("created_by", "team")
+        return mine.listed()
 
     def workflow(self, capability: str = "workflow.view") -> Workflow:
         return get_workflow_for_user(self.request.user, self.kwargs["pk"], capability)
@@ -85,7 +143,8 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         require(request.user, "workflow.edit")
         data = s.WorkflowCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workflow, _ = versions.create_workflow(user=request.user, **data.validated_data)
+        team = _team(request, data.validated_data.pop("team", None))
+        workflow, _ = versions.create_workflow(user=request.user, team=team, **data.validated_data)
         return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.WorkflowSerializer)
@@ -168,6 +227,60 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
+    @extend_schema(request=PublishSerializer, responses={200: PublishResultSerializer, 202: PublishResultSerializer},
+                   description="Make a version live (what runs, intake and schedules use). Every reason it cannot "
+                   "run is listed under `problems` (400). Where the workflow needs a second person, a request is "
+                   "filed instead (202) for another designer or validator to approve.")
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, pk: str) -> Response:
+        workflow = self.workflow("workflow.publish")
+        data = PublishSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = _version(workflow, data.validated_data["version"])
+        try:
+            filed = publishing.publish(workflow, version, user=request.user, reason=data.validated_data["reason"])
+        except DjangoValidationError as exc:
+            return _refused(exc)
+        body = {"published": workflow.published,
+                "request": PublicationRequestSerializer(filed, context={"user": request.user}).data if filed else None}
+        return Response(body, status=status.HTTP_202_ACCEPTED if filed else status.HTTP_200_OK)
+
+    @extend_schema(methods=["GET"], responses=PublicationRequestSerializer,
+                   description="The open request to publish a version (404 when none is open).")
+    @extend_schema(methods=["POST"], request=PublishDecisionSerializer, responses=PublicationRequestSerializer,
+                   description="Approve, reject (with a reason) or cancel the open request. Four eyes: neither the "
+                   "requester nor an author of the draft may approve or reject it (403).")
+    @action(detail=True, methods=["get", "post"], url_path="publish/request")
+    def publish_request(self, request: Request, pk: str) -> Response:
+        workflow = self.workflow()
+        pending = publishing.open_request(workflow)
+        if pending is None:
+            raise Http404(gettext("No request to publish a version of this workflow is open."))
+        if request.method == "POST":
+            data = PublishDecisionSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            decision, reason = data.validated_data["decision"], data.validated_data["reason"]
+            try:
+                if decision == "approve":
+                    pending = publishing.approve(pending, user=request.user, reason=reason)
+                elif decision == "reject":
+                    pending = publishing.reject(pending, user=request.user, reason=reason)
+                else:
+                    pending = publishing.cancel(pending, user=request.user)
+            except DjangoValidationError as exc:
+                return _refused(exc)
+        return Response(PublicationRequestSerializer(pending, context={"user": request.user}).data)
+
+    @extend_schema(request=PublishPolicySerializer, responses=s.WorkflowSerializer,
+                   description="Whether publishing this workflow needs a second person. Administrators only.")
+    @action(detail=True, methods=["post"], url_path="publish/policy")
+    def publish_policy(self, request: Request, pk: str) -> Response:
+        workflow = self.workflow("workflow.policy")
+        data = PublishPolicySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        publishing.set_policy(workflow, needs_approval=data.validated_data["needs_approval"], user=request.user)
+        return Response(s.WorkflowSerializer(workflow).data)
+
     @extend_schema(request=ImportSerializer, responses={201: s.WorkflowSerializer},
                    description="Create a new workflow from an export document. The graph is validated; a graph "
                    "with problems is imported as a draft that cannot run until fixed.")
@@ -177,6 +290,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         data = ImportSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         workflow, _ = versions.import_workflow(name=data.validated_data["name"], user=request.user,
+                                               team=_team(request, request.data.get("team")),
                                                description=data.validated_data["description"],
                                                graph=data.validated_data["graph"])
         return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
@@ -210,6 +324,8 @@ class MeSerializer(serializers.Serializer):
     username = serializers.CharField()
     roles = serializers.ListField(child=serializers.CharField())
     capabilities = serializers.DictField(child=serializers.BooleanField())
+    teams = serializers.ListField(child=serializers.DictField(), help_text="Each team where the caller has a "
+                                  "role: id, name and roles there (organisation-wide roles apply in every team).")
 
 
 @extend_schema(responses=MeSerializer)
@@ -221,4 +337,6 @@ def me(request: Request) -> Response:
         "roles": roles,
         "role_titles": [str(ROLE_TITLES[r]) for r in roles],
         "capabilities": capabilities_of(request.user),
+        "teams": [{"id": team.pk, "name": team.name, "roles": sorted(roles_on(request.user, team))}
+                  for team in visible_teams(request.user, "workflow.view")],
     })

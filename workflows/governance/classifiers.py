@@ -140,7 +140,7 @@ def step_learning(workflow: Workflow, node_id: str, config: dict[str, Any], user
     production = model.alias("production") if model is not None else None
     return {"model": model, "zero_shot": zero_shot, "production": production,
             "labels": model.truth_labels.filter(field="").count() if model is not None else 0,
-            "can_train": can(user, "model.train"), "node": node_id}
+            "can_train": can(user, "model.train", workflow), "node": node_id}
 
 
 def _is_embedder(ref: Any) -> bool:

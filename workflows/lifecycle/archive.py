@@ -99,9 +99,10 @@ def delete(workflow: Workflow, *, user: Any) -> dict[str, int]:
         if problem:  # restored, or a run started, while the runs were being deleted
             raise LifecycleError(problem)
         names = set(Schedule.objects.filter(workflow=workflow).values_list("dataset", flat=True))
-        shared = set(Schedule.objects.filter(dataset__in=names).exclude(workflow=workflow)
-                     .values_list("dataset", flat=True))
-        counts["datasets"] += ledger.deleted(Dataset.objects.filter(name__in=names - shared))
+        # A data set is its team's: kept while another workflow of the team schedules it.
+        shared = set(Schedule.objects.filter(dataset__in=names, workflow__team_id=workflow.team_id)
+                     .exclude(workflow=workflow).values_list("dataset", flat=True))
+        counts["datasets"] += ledger.deleted(Dataset.objects.filter(team_id=workflow.team_id, name__in=names - shared))
         counts["schedules"] = Schedule.objects.filter(workflow=workflow).count()
         counts["versions"] = workflow.versions.count()
         name = locked.name

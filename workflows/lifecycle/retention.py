@@ -120,7 +120,8 @@ def purge(workflow: Workflow, *, now: dt.datetime | None = None, batches: int = 
     result.complete = spend() or not (old_runs.exists() or _old_items(workflow, cutoff).exists())
     with transaction.atomic():
         names = set(Schedule.objects.filter(workflow=workflow).values_list("dataset", flat=True))
-        counts["datasets"] += ledger.deleted(Dataset.objects.filter(name__in=names, created_at__lt=cutoff))
+        counts["datasets"] += ledger.deleted(Dataset.objects.filter(team_id=workflow.team_id, name__in=names,
+                                                                    created_at__lt=cutoff))
         counts["mail_messages"] += (MailboxMessage.objects.filter(mailbox__workflow=workflow, created_at__lt=cutoff)
                                     .exclude(sender="", subject="").update(sender="", subject=""))
     counts["files"] += ledger.remove_unreferenced(shas)

@@ -14,7 +14,9 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from workflows.models import Membership
 
 from .groups import CLOSE_ANONYMOUS, CLOSE_FORBIDDEN, session_group, user_group
 
@@ -51,6 +53,10 @@ def _groups_changed(sender: Any, instance: Any, action: str, reverse: bool, pk_s
         _send(user_group(user_id), None)
 
 
+def _membership_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _send(user_group(instance.user_id), None)
+
+
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created and not instance.is_active:
         _send(user_group(instance.pk), CLOSE_FORBIDDEN)
@@ -61,3 +67,5 @@ def install() -> None:
     user_logged_out.connect(_logged_out, dispatch_uid="live-revoke-logout")
     m2m_changed.connect(_groups_changed, sender=user_model.groups.through, dispatch_uid="live-revoke-groups")
     post_save.connect(_user_saved, sender=user_model, dispatch_uid="live-revoke-deactivated")
+    # A team membership is a role too: removing one makes the user's sockets check again.
+    post_delete.connect(_membership_changed, sender=Membership, dispatch_uid="live-revoke-membership")

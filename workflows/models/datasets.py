@@ -5,12 +5,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from .teams import Team, general_team_pk
+
 
 class Dataset(models.Model):
     """An uploaded batch file kept for scheduled runs (re-read at each run, so a new upload under the
-    same name takes effect at the next firing)."""
+    same name takes effect at the next firing). Named within its team: a schedule reads only the data
+    sets of its workflow's team, and an upload replaces only its own team's data set of that name."""
 
-    name = models.SlugField(max_length=80, unique=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="datasets", default=general_team_pk)
+    name = models.SlugField(max_length=80)
     filename = models.CharField(max_length=255)
     content = models.BinaryField()
     size = models.PositiveIntegerField()
@@ -22,7 +26,8 @@ class Dataset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["name", "team_id"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_dataset_name_per_team")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.rows} rows)"

@@ -39,7 +39,7 @@ def classifier_create(request: HttpRequest) -> HttpResponse:
 def node_classifier(request: HttpRequest, pk: int, node: str) -> HttpResponse:
     """"Train a classifier for this step": the step's own classifier (made now if it has none yet)."""
     workflow = get_workflow_for_user(request.user, pk)
-    require(request.user, "model.train")
+    require(request.user, "model.train", workflow)
     model = classifiers.classifier_for_node(workflow, node[:64], user=request.user)
     if model is None:
         messages.error(request, gettext("Step '%(node)s' is not a classify step of the saved workflow; save the "

@@ -15,9 +15,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
+from workflows.access import get_workflow_for_user, visible_workflows
 from workflows.formats import DecimalInput, LocaleDecimalField, parse_decimal
 from workflows.governance import endpoints as governance
-from workflows.models import LLMEndpoint, WebhookDestination, Workflow
+from workflows.models import LLMEndpoint, WebhookDestination
 from workflows.roles import can, require
 
 LOCATION_LABELS = {"location": _("Location"), "region": _("Region"), "enabled": _("Enabled"), "name": _("Name")}
@@ -146,7 +147,7 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     for destination in destinations:
         destination.used_by = used_by_destination.get(destination.name, [])
     context = {"endpoints": endpoints, "destinations": destinations,
-               "workflows": Workflow.objects.filter(archived=False).order_by("name"),
+               "workflows": visible_workflows(request.user).filter(archived=False).order_by("name"),
                "can_manage": can(request.user, "endpoint.manage")}
     return render(request, "registry/endpoints.html", context)
 
@@ -185,8 +186,8 @@ def endpoint_edit(request: HttpRequest, kind: str, name: str) -> HttpResponse:
 @require_http_methods(["POST"])
 def residency_policy(request: HttpRequest, pk: int) -> HttpResponse:
     require(request.user, "endpoint.manage")
-    workflow = Workflow.objects.filter(pk=pk, archived=False).first()
-    if workflow is None:
+    workflow = get_workflow_for_user(request.user, pk, "endpoint.manage")
+    if workflow.archived:
         raise Http404
     # Unticked checkboxes are not sent: the form posts both fields, so absent means off.
     values = {name: request.POST.get(name) == "on" for name in governance.POLICY_FIELDS}

@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_POST
 
-from workflows.access import get_workflow_for_user
+from workflows.access import get_workflow_for_user, team_for_new
 from workflows.design import gallery as templates_gallery
 from workflows.design import texts
 from workflows.design.versions import create_workflow
@@ -68,9 +68,14 @@ def use_template(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404(gettext("No such template."))
     # The copy is the one the gallery showed: its language came with the form, else the reader's.
     template = templates_gallery.in_language(template, _language(request.POST.get("language")))
+    try:
+        team = team_for_new(request.user, request.POST.get("team"), "workflow.edit")
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect("gallery")
     workflow, _ = create_workflow(name=template["name"], description=template.get("description", ""),
                                   graph=parse_graph(template["graph"]), user=request.user,
-                                  message=f"From template {slug} ({template['language']})", template=slug)
+                                  message=f"From template {slug} ({template['language']})", template=slug, team=team)
     record("workflow.template.use", actor=request.user, obj=workflow, template=slug, language=template["language"])
     return redirect("workflow-detail", pk=workflow.pk)
 
@@ -84,8 +89,8 @@ def run_sample(request: HttpRequest, pk: int) -> HttpResponse:
     items = templates_gallery.sample_items(workflow.template)
     if not items:
         raise Http404(gettext("This workflow has no sample documents."))
-    latest = workflow.latest
-    sources = {n.type for n in latest.as_graph().nodes} if latest else set()
+    live = workflow.live  # what the run will use, not a draft
+    sources = {n.type for n in live.as_graph().nodes} if live else set()
     try:
         if "source.rest" in sources:
             run, _ = append_to_live_run(workflow, items, user=request.user)

@@ -90,7 +90,7 @@ def kpi_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
                for f in data["summary"]["funnel"]}
     return render(request, "kpi/dashboard.html", {
         "workflow": workflow, "data": data, "s": data["summary"], "nav": _nav(monday), "charts": data["trend"],
-        "what_if": what_if, "can_edit_baseline": can(request.user, "baseline.edit"),
+        "what_if": what_if, "can_edit_baseline": can(request.user, "baseline.edit", workflow),
         "signed": WeeklyPack.objects.filter(workflow=workflow, week_start=monday).first()})
 
 
@@ -144,7 +144,7 @@ def kpi_pack(request: HttpRequest, pk: int, week: str) -> HttpResponse:
     return render(request, "kpi/pack.html", {
         "workflow": workflow, "c": content, "pack": pack, "week": isoweeks.week_label(monday),
         "charts": content["trend"], "trend_rows": _trend_rows(content["trend"]), "time_zone": isoweeks.week_zone_name(),
-        "can_sign": can(request.user, "pack.sign"), "week_over": packs.week_is_over(monday)})
+        "can_sign": can(request.user, "pack.sign", workflow), "week_over": packs.week_is_over(monday)})
 
 
 @login_required

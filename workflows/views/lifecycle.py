@@ -33,15 +33,16 @@ def _lifecycle_context(request: HttpRequest, workflow: Any, **extra: Any) -> dic
         "runs": Run.objects.filter(workflow=workflow).count(),
         "schedules": Schedule.objects.filter(workflow=workflow).count(),
         "delete_problem": archive.delete_problem(workflow),
-        "can_retention": can(request.user, "data.retention"), "can_archive": can(request.user, "workflow.archive"),
-        "can_delete": can(request.user, "workflow.delete"), **extra,
+        "can_retention": can(request.user, "data.retention", workflow),
+        "can_archive": can(request.user, "workflow.archive", workflow),
+        "can_delete": can(request.user, "workflow.delete", workflow), **extra,
     }
 
 
 @login_required
 def workflow_lifecycle(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_workflow_for_user(request.user, pk)
-    if not any(can(request.user, c) for c in LIFECYCLE_CAPABILITIES):
+    if not any(can(request.user, c, workflow) for c in LIFECYCLE_CAPABILITIES):
         raise deny(request.user, "workflow.archive", workflow)
     return render(request, "lifecycle/workflow.html", _lifecycle_context(request, workflow))
 

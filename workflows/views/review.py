@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
 
-from workflows.access import get_review_task_for_user
+from workflows.access import get_review_task_for_user, restrict, visible_workflow_ids
 from workflows.governance import review
 from workflows.governance.accuracy import live_accuracy
 from workflows.models import ReviewTask
@@ -32,24 +32,26 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     require(request.user, "review.work")
     queue = request.GET.get("queue") or ""
     kind = review.kind_of(request.GET.get("kind")) or ReviewTask.ESCALATION
-    open_tasks = ReviewTask.objects.filter(status=ReviewTask.OPEN)
+    open_tasks = restrict(ReviewTask.objects.filter(status=ReviewTask.OPEN), request.user, "review.work",
+                          "run__workflow__team")
     per_kind = dict(open_tasks.order_by().values_list("kind").annotate(n=Count("id")).values_list("kind", "n"))
+    mine = restrict(review.open_tasks(queue, kind), request.user, "review.work", "run__workflow__team")
     context = {
-        "tasks": review.task_views(review.open_tasks(queue, kind)[:100]), "queue": queue, "kind": kind,
+        "tasks": review.task_views(mine[:100]), "queue": queue, "kind": kind,
         "spot": kind == ReviewTask.SPOT_CHECK,
         "queues": sorted(set(open_tasks.filter(kind=kind).values_list("queue", flat=True))),
-        "open_count": review.open_tasks(queue, kind).count() if queue else per_kind.get(kind, 0),
+        "open_count": mine.count() if queue else per_kind.get(kind, 0),
         "escalations_open": per_kind.get(ReviewTask.ESCALATION, 0),
         "spot_checks_open": per_kind.get(ReviewTask.SPOT_CHECK, 0),
-        **accuracy_tables(),
+        **accuracy_tables(visible_workflow_ids(request.user, "review.work")),
     }
     return render(request, "review/queue.html", context)
 
 
-def accuracy_tables() -> dict[str, list[dict[str, Any]]]:
+def accuracy_tables(workflow_ids: set[int] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Live accuracy per node and model version, spot checks and escalations as two tables (never mixed:
-    governance/accuracy.py says why), each rate with its 95 % interval."""
-    rows = live_accuracy()
+    governance/accuracy.py says why), each rate with its 95 % interval; of `workflow_ids` only (None: all)."""
+    rows = [a for a in live_accuracy() if workflow_ids is None or a.workflow_id in workflow_ids]
 
     def table(part: str) -> list[dict[str, Any]]:
         return [{"workflow": a.workflow, "node": a.node, "model_ref": a.model_ref, "reviewed": rate.n,

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
 
-from workflows.access import get_run_for_user, get_workflow_for_user
+from workflows.access import get_run_for_user, get_workflow_for_user, restrict
 from workflows.engine import documents, launch, staging
 from workflows.engine import mapping as mapping_guess
 from workflows.engine.budgets import budget_rows
@@ -39,7 +39,7 @@ from workflows.uploads import redirect_after_upload
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "run.view")
-    runs = Run.objects.select_related("workflow", "version")
+    runs = restrict(Run.objects.select_related("workflow", "version"), request.user, "run.view")
     if request.GET.get("workflow", "").isdigit():
         runs = runs.filter(workflow_id=int(request.GET["workflow"]))
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
@@ -50,8 +50,15 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def run_start(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_workflow_for_user(request.user, pk, "run.start")
+    try:  # ?version=N: a designer's test run of a draft, from the canvas
+        version = launch.test_version(workflow, request.POST.get("version") or request.GET.get("version"),
+                                      user=request.user)
+    except launch.StartError as exc:
+        raise Http404(" ".join(exc.problems)) from None
     fields = launch.source_fields(workflow)
-    context: dict[str, Any] = {"workflow": workflow, "fields": fields, "max_mb": settings.ENGINE_UPLOAD_MAX_BYTES / 1e6}
+    context: dict[str, Any] = {"workflow": workflow, "fields": fields, "max_mb": settings.ENGINE_UPLOAD_MAX_BYTES / 1e6,
+                               "test_version": version if version is not None and version.number != workflow.published
+                               else None}
     if request.method == "POST":
         upload = request.FILES.get("file")
         token = request.POST.get("staged", "")
@@ -84,7 +91,8 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
                 return render(request, "runs/start.html", context)
             mapping = {f: request.POST[f"map_{f}"] for f in fields if request.POST.get(f"map_{f}")} or None
             _, items = documents.load_upload(data, name, mapping, fields, pages_per_document=split)
-            run = launch.create_run(workflow, user=request.user, items=items, input_name=name, mapping=mapping or {})
+            run = launch.create_run(workflow, user=request.user, items=items, input_name=name, mapping=mapping or {},
+                                    version=version)
         except IntakeError as exc:
             context["error"], context["rows"] = exc.message, exc.rows[:50]
             context["staged"] = (staging.describe(request.session, workflow.pk, token)
@@ -105,7 +113,7 @@ def run_start(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request.user, pk)
-    context = {"run": run, "nodes": node_rows(run), "can_start": can(request.user, "run.start"),
+    context = {"run": run, "nodes": node_rows(run), "can_start": can(request.user, "run.start", run),
                "dead_letters": run.dead_letters.filter(retried_at__isnull=True).select_related("item")[:100],
                "shards": run.shards.values("status").order_by(), "budgets": budget_rows(run)}
     return render(request, "runs/detail.html", context)

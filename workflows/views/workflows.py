@@ -9,11 +9,10 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
-from workflows.access import get_workflow_for_user
+from workflows.access import get_workflow_for_user, team_for_new, visible_workflows
 from workflows.design.diff_view import side_by_side
 from workflows.design.versions import create_workflow
 from workflows.graph import diff
-from workflows.models import Workflow
 from workflows.roles import require
 
 
@@ -21,7 +20,8 @@ from workflows.roles import require
 def workflow_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "workflow.view")
     archived = request.GET.get("archived") == "1"  # archived workflows are listed only when asked for
-    workflows = Workflow.objects.filter(archived=True) if archived else Workflow.objects.listed()
+    mine = visible_workflows(request.user)
+    workflows = mine.filter(archived=True) if archived else mine.listed()
     return render(request, "workflows/list.html", {"workflows": workflows, "archived": archived})
 
 
@@ -30,14 +30,18 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 def workflow_create(request: HttpRequest) -> HttpResponse:
     require(request.user, "workflow.edit")
     name = (request.POST.get("name") or "").strip()
-    if not name or len(name) > 200:
-        workflows = Workflow.objects.listed()
+    problem = "" if name and len(name) <= 200 else gettext("Give the workflow a name (up to 200 characters).")
+    team = None
+    if not problem:
+        try:
+            team = team_for_new(request.user, request.POST.get("team"), "workflow.edit")
+        except ValueError as exc:
+            problem = str(exc)
+    if problem:
         return render(request, "workflows/list.html",
-                      {"workflows": workflows,
-                       "create_error": gettext("Give the workflow a name (up to 200 characters).")},
-                      status=400)
+                      {"workflows": visible_workflows(request.user).listed(), "create_error": problem}, status=400)
     workflow, _ = create_workflow(name=name, description=request.POST.get("description", ""), graph=None,
-                                  user=request.user, message="Created")
+                                  user=request.user, message="Created", team=team)
     return redirect("workflow-detail", pk=workflow.pk)
 
 
