@@ -148,3 +148,18 @@ def test_drift_looks_at_steps_active_in_the_window_and_reads_only_its_two_window
     assert [(w.name, node) for w, node in drift.model_nodes()] == [("Active", "cls")]
     result = drift.node_drift(active, "cls", window=100)
     assert result.reference.n == 100 and result.recent.n == 100 and result.alert
+
+
+def test_a_drift_action_that_cannot_be_published_leaves_no_version_behind(personas, keyword_models, client):
+    from workflows.models import Workflow
+
+    workflow = make_workflow(personas["designer"], review_graph(), name="Guarded")
+    Workflow.objects.filter(pk=workflow.pk).update(publish_needs_approval=True)
+    head = Workflow.objects.get(pk=workflow.pk).head
+    client.force_login(personas["designer"])
+    client.post("/drift/action/", {"action": "route_review", "workflow": workflow.pk, "node": "cls"})  # a request
+    client.post("/drift/action/", {"action": "route_review", "workflow": workflow.pk, "node": "cls"})  # refused
+    # The second action's publication is refused (a request is open): its version is not kept as a draft.
+    workflow.refresh_from_db()
+    assert workflow.publish_requests.filter(decision="open").count() == 1
+    assert workflow.head == head + 1

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import dateformat, timezone
 from django.utils.translation import gettext
@@ -258,8 +259,9 @@ def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
     if not changed:
         raise ValidationError(gettext("No route after '%(node)s' sends its 'else' branch to a review node; add one "
                                       "on the canvas.") % {"node": node})
-    version = save_version(workflow, parse_graph(graph), user=user, parent=latest.number,
-                           message=f"Drift: route everything after '{node}' to review",
-                           action="drift.route_all_to_review", node=node, routes=changed)
-    version.publication = publish(workflow, version, user=user)
+    with transaction.atomic():  # a version that cannot be published is not left behind as a draft
+        version = save_version(workflow, parse_graph(graph), user=user, parent=latest.number,
+                               message=f"Drift: route everything after '{node}' to review",
+                               action="drift.route_all_to_review", node=node, routes=changed)
+        version.publication = publish(workflow, version, user=user)
     return version
