@@ -4,7 +4,11 @@ Runs pytest subprocesses with CF_RELIABILITY_DIR set to a temporary folder, wher
 their figures, on the database and Redis of the environment (DATABASE_URL, REDIS_URL; on PostgreSQL
 the test database is PG_TEST_DB, by default test_factory_reliability):
   chaos  tests/engine/test_worker.py: a worker SIGKILLed 10 times during a 1,000-item run, and every
-         database connection of the workers killed (pg_terminate_backend) 3 times during another → chaos.json
+         database connection of the workers killed (pg_terminate_backend) 3 times during another;
+         tests/engine/test_partition.py: a worker in its own network namespace cut off mid-run (needs
+         root and iproute2), its shards taken over, its late writes fenced → chaos.json
+  patterns tests/runtimes/test_patterns_adversarial.py: inputs built to make the pattern finders
+         backtrack, each within a budget → patterns.json (how many were tried)
   load   tests/load: 50 websockets watch a live run while 20 clients post to the intake API
          for CF_LOAD_SECONDS (60) → load.json
   fuzz   tests/fuzz: the API fuzzed from its OpenAPI schema, role by role → fuzz.json
@@ -12,7 +16,7 @@ the test database is PG_TEST_DB, by default test_factory_reliability):
 Writes docs/reliability.md (the README links it), stamped with the date, the commit (and whether the
 working tree differed from it) and the machine: cores, CPU, the PostgreSQL server's version (asked of
 the server itself), Redis, Python. Ends with one line of name=value pairs:
-  lost=… duplicates=… server_errors=… schema_violations=… http_errors=… ws_errors=… intake_p95_ms=… push_p95_ms=… …
+  lost=… duplicates=… server_errors=… partition_lost=… pattern_inputs=… schema_violations=… http_errors=… …
 Exits non-zero when an item was lost or duplicated, a request got a 5xx, or a test failed.
 
     DATABASE_URL=postgres://… REDIS_URL=redis://… .venv/bin/python bench/report.py \
@@ -38,11 +42,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS: dict[str, list[str]] = {
-    "chaos": ["tests/engine/test_worker.py", "-k", "sigkill or killed_database_connection"],
+    "chaos": ["tests/engine/test_worker.py", "tests/engine/test_partition.py", "-k",
+              "sigkill or killed_database_connection or partitioned_worker"],
+    "patterns": ["tests/runtimes/test_patterns_adversarial.py"],
     "load": ["tests/load"],
     "fuzz": ["tests/fuzz"],
 }
-FIGURES = {"chaos": "chaos.json", "load": "load.json", "fuzz": "fuzz.json"}
+FIGURES = {"chaos": "chaos.json", "patterns": "patterns.json", "load": "load.json", "fuzz": "fuzz.json"}
 SUMMARY = re.compile(r"^=*\s*(\d+ (?:passed|failed|skipped|error|errors|deselected|xfailed|xpassed).*?)\s*=*$")
 
 
@@ -174,12 +180,15 @@ def num(value: Any) -> str:
     return fmt(value)
 
 
-def totals(chaos: dict | None, load: dict | None, fuzz: dict | None) -> dict[str, Any]:
+def totals(chaos: dict | None, load: dict | None, fuzz: dict | None, patterns: dict | None = None) -> dict[str, Any]:
     c, lo, f = chaos or {}, load or {}, fuzz or {}
+    partition = c.get("tests", {}).get("partition", {})
     return {
         "lost": add(c.get("items_lost"), lo.get("items_lost")),
         "duplicates": add(c.get("duplicates"), lo.get("duplicates")),
         "server_errors": add(f.get("server_errors"), lo.get("http_5xx")),
+        "partition_lost": partition.get("items_lost"),
+        "pattern_inputs": (patterns or {}).get("inputs"),
         "schema_violations": f.get("schema_violations"),
         "role_violations": f.get("role_violations"),
         "http_errors": lo.get("http_errors"),
@@ -196,8 +205,9 @@ def totals(chaos: dict | None, load: dict | None, fuzz: dict | None) -> dict[str
 
 
 def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dict | None, line: str, info: dict,
-             command: str, when: str, commit: str) -> str:
-    t = totals(chaos, load, fuzz)
+             command: str, when: str, commit: str, patterns: dict | None = None) -> str:
+    t = totals(chaos, load, fuzz, patterns)
+    partition = (chaos or {}).get("tests", {}).get("partition")
     c, lo, f = chaos or {}, load or {}, fuzz or {}
     chaos_from = (f"chaos: {num(c.get('items'))} items through {num(c.get('kills'))} worker SIGKILLs and "
                   f"{num(c.get('connection_kills'))} killed database connections") if chaos else "chaos: not run"
@@ -219,9 +229,16 @@ def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dic
     rows = [
         ("items lost", f"**{num(t['lost'])}**", f"{chaos_from}; {load_from}"),
         ("duplicated decisions or item ids", f"**{num(t['duplicates'])}**", f"{chaos_from}; {load_from}"),
+        ("items lost across a network partition", f"**{num(t['partition_lost'])}**",
+         (f"chaos: a worker in its own network namespace cut off mid-run for {fmt(partition.get('cut_seconds'))} s "
+          f"holding {num(partition.get('shards_taken_over'))} shard(s), taken over; its late commits fenced"
+          if partition else "chaos: not run (needs root, iproute2 and PostgreSQL)")),
         ("server errors (5xx)", f"**{num(t['server_errors'])}**",
          f"{fuzz_from}; load: {num(lo.get('requests'))} intake requests"),
         ("responses that break the OpenAPI schema", num(t["schema_violations"]), fuzz_from),
+        ("adversarial inputs given to the pattern finders, each within its budget", num(t["pattern_inputs"]),
+         "patterns: runs of the characters a pattern starts with and never completes, known shapes and generated"
+         if patterns else "patterns: not run"),
         ("answers that break the role matrix", num(f.get("role_violations")) if fuzz else "not run", fuzz_from),
         ("refused requests that left something half written", num(f.get("half_written")) if fuzz else "not run",
          fuzz_from),
@@ -240,7 +257,7 @@ def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dic
          "chaos: both runs, start to final status"),
     ]
     failed = [s["name"] for s in steps if not s["ok"]]
-    bad = [name for name in ("lost", "duplicates", "server_errors") if t[name]]
+    bad = [name for name in ("lost", "duplicates", "server_errors", "partition_lost") if t[name]]
     if failed or bad:
         verdict = ("**Fails**: " + ", ".join([f"{name.replace('_', ' ')} {t[name]}" for name in bad]
                                              + [f"the {name} tests failed" for name in failed]) + ".")
@@ -271,7 +288,15 @@ def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dic
         "- **chaos** (tests/engine/test_worker.py): a `run_worker` process is SIGKILLed ten times at random points "
         "of a 1,000-item run, a fresh one started each time, and the run must finish unattended; in another run "
         "every database connection of the worker is killed with `pg_terminate_backend`, three times two seconds apart. "
-        "Lost = items without a done status and a sink decision; duplicates = decisions beyond one per (item, node).",
+        "Lost = items without a done status and a sink decision; duplicates = decisions beyond one per (item, node). "
+        "In tests/engine/test_partition.py a worker runs in a network namespace of its own, reaching PostgreSQL only "
+        "over a veth pair, with a disk of its own, and runs a model trained after it started (from the database's "
+        "artifact store); its link is cut (`ip link set … down`) while it holds a shard, another worker takes the "
+        "shard over and finishes the run, then the link comes back and the cut worker's late commit must meet the "
+        "fence and write nothing.",
+        "- **patterns** (tests/runtimes/test_patterns_adversarial.py): every pattern finder on inputs built to make "
+        "a regular expression backtrack (known shapes and ones generated by Hypothesis), each under a budget 100× a "
+        "linear scan.",
         "- **load** (tests/load): daphne and two `run_worker` processes on PostgreSQL and channels-redis. Websocket "
         "clients with real session cookies watch the run page socket of a workflow's live run while HTTP clients "
         "post batches of 1–19 items to `/api/workflows/{id}/intake/` with a token, each once a second on a fixed "
@@ -291,7 +316,7 @@ def markdown(steps: list[dict], chaos: dict | None, load: dict | None, fuzz: dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="chaos,load,fuzz", help="comma-separated steps (chaos, load, fuzz)")
+    parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated steps ({', '.join(STEPS)})")
     parser.add_argument("--load-seconds", type=float, default=float(os.environ.get("CF_LOAD_SECONDS", "60")))
     parser.add_argument("--out", default=str(ROOT / "docs" / "reliability.md"))
     args = parser.parse_args()
@@ -301,7 +326,8 @@ def main() -> None:
         parser.error(f"unknown steps {unknown}: choose among {', '.join(STEPS)}")
 
     folder = Path(tempfile.mkdtemp(prefix="cf-reliability-"))
-    env = {**os.environ, "CF_RELIABILITY_DIR": str(folder), "CF_LOAD_SECONDS": f"{args.load_seconds:g}"}
+    env = {**os.environ, "CF_RELIABILITY_DIR": str(folder), "CF_LOAD_SECONDS": f"{args.load_seconds:g}",
+           "CF_PATTERN_EXAMPLES": os.environ.get("CF_PATTERN_EXAMPLES", "300")}
     if env.get("DATABASE_URL", "").startswith("postgres"):
         env.setdefault("PG_TEST_DB", "test_factory_reliability")
     shown_env = [f"{k}={shlex.quote(masked(env[k]))}" for k in ("DATABASE_URL", "REDIS_URL", "PG_TEST_DB")
@@ -316,21 +342,21 @@ def main() -> None:
           f"figures in {folder}", flush=True)
 
     steps = [run_step(name, folder, env) for name in STEPS if name in only]
-    chaos, load, fuzz = (read(folder, name) for name in ("chaos", "load", "fuzz"))
+    chaos, load, fuzz, patterns = (read(folder, name) for name in ("chaos", "load", "fuzz", "patterns"))
     for step in steps:
         if step["ran"] and read(folder, step["name"]) is None:
             step["ok"] = False
             step["result"] += f" (wrote no {FIGURES[step['name']]})"
-    figures = totals(chaos, load, fuzz)
+    figures = totals(chaos, load, fuzz, patterns)
     line = " ".join(f"{k}={fmt(v)}" for k, v in figures.items())
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(steps, chaos, load, fuzz, line, info, command, when, commit))
+    out.write_text(markdown(steps, chaos, load, fuzz, line, info, command, when, commit, patterns))
     print(f"wrote {os.path.relpath(out, ROOT) if str(out).startswith(str(ROOT)) else out}")
     failed = [s["name"] for s in steps if not s["ok"]]
     if failed:
         print(f"failed: {', '.join(failed)}")
     print(line)
-    bad = any(figures[k] for k in ("lost", "duplicates", "server_errors"))
+    bad = any(figures[k] for k in ("lost", "duplicates", "server_errors", "partition_lost"))
     sys.exit(1 if bad or failed else 0)
 
 

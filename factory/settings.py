@@ -207,6 +207,11 @@ ENGINE_HEARTBEAT_SECONDS = float(env_str("ENGINE_HEARTBEAT_SECONDS", str(ENGINE_
 # A shard found stale this many times (each worker running it died or hung) is given up: its pending
 # items become dead letters with the reason, instead of taking down one worker after another.
 ENGINE_MAX_SHARD_ATTEMPTS = env_int("ENGINE_MAX_SHARD_ATTEMPTS", 5)
+# PostgreSQL ends a worker's transaction left idle this long (0: never). A worker never waits inside
+# one (model calls happen before a batch's transaction opens), so an idle one means its worker was cut
+# off between two statements: without this, the row locks it holds (a shard, a task) would stop every
+# other worker from taking that work over until the network came back.
+WORKER_IDLE_TRANSACTION_SECONDS = env_int("WORKER_IDLE_TRANSACTION_SECONDS", 60)
 # A training, optimisation or evidence job whose worker went silent is taken over by another worker,
 # and failed with the reason after this many silent attempts (they are long and costly to repeat).
 GOVERNANCE_MAX_ATTEMPTS = env_int("GOVERNANCE_MAX_ATTEMPTS", 2)

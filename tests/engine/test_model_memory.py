@@ -58,7 +58,7 @@ def test_a_worker_holds_no_model_until_a_run_uses_one_then_only_those(transactio
     w.start()
 
     idle = probe(prober, user, w)
-    assert idle == {"runtimes": [], "sessions": [], "modules": []}, idle
+    assert {k: idle[k] for k in ("runtimes", "sessions", "modules")} == {"runtimes": [], "sessions": [], "modules": []}
 
     run = wait_for(launch.create_run(line, user=user, items=[{"text": ARTICLE}] * 3), w)
     assert run.status == statuses.SUCCEEDED, (run.error, w.logs())

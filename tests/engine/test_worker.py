@@ -38,8 +38,8 @@ def worker_env(**extra: str) -> dict[str, str]:
     else:
         assert str(db["NAME"]) != ":memory:" and "memory" not in str(db["NAME"]), "worker tests need a file database"
         env["SQLITE_PATH"] = str(db["NAME"])
-    env.update(ENGINE_STALE_SECONDS="2", ENGINE_MONITOR_SECONDS="0.3", DEBUG="0", SECRET_KEY="worker-test-" + "x" * 50,
-               LOG_LEVEL="WARNING", **extra)
+    env.update({"ENGINE_STALE_SECONDS": "2", "ENGINE_MONITOR_SECONDS": "0.3", "DEBUG": "0",
+                "SECRET_KEY": "worker-test-" + "x" * 50, "LOG_LEVEL": "WARNING", **extra})
     return env
 
 
@@ -108,7 +108,7 @@ def assert_complete(run: Run, count: int) -> None:
 
 
 def write_chaos_figures(test: str, run: Run, items: int, started: float, kills: int = 0,
-                        connection_kills: int = 0) -> None:
+                        connection_kills: int = 0, **extra: float) -> None:
     """With CF_RELIABILITY_DIR set (bench/report.py): this test's figures in chaos.json, with totals
     over the chaos tests. Written before the assertions, so that a failure shows in the figures too."""
     folder = os.environ.get("CF_RELIABILITY_DIR")
@@ -120,7 +120,7 @@ def write_chaos_figures(test: str, run: Run, items: int, started: float, kills: 
     entry = {"kills": kills, "connection_kills": connection_kills, "items": items,
              "items_lost": items - len(done & reached),
              "duplicates": Decision.objects.filter(run=run).count() - pairs,
-             "seconds": round(time.monotonic() - started, 1)}
+             "seconds": round(time.monotonic() - started, 1), **extra}
     path = Path(folder) / "chaos.json"
     figures = json.loads(path.read_text()) if path.exists() else {"tests": {}}
     figures["tests"][test] = entry

@@ -6,8 +6,11 @@ scan needs, and every span found must lie inside the text. bench/patterns.py mea
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,7 +41,19 @@ def budget(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+def count_input() -> None:
+    """With CF_RELIABILITY_DIR set (bench/report.py): one more input tried, in patterns.json."""
+    folder = os.environ.get("CF_RELIABILITY_DIR")
+    if not folder:
+        return
+    path = Path(folder) / "patterns.json"
+    figures = json.loads(path.read_text()) if path.exists() else {"inputs": 0}
+    figures["inputs"] += 1
+    path.write_text(json.dumps(figures) + "\n")
+
+
 def check(text: str) -> None:
+    count_input()
     with budget(BUDGET_SECONDS):
         spans = find_patterns_all(text)
     for span in spans:
@@ -50,7 +65,9 @@ def test_known_backtracking_shapes_stay_linear(unit):
     check(unit * (300_000 // len(unit)))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# bench/report.py asks for more (CF_PATTERN_EXAMPLES) than a test run can afford.
+@settings(max_examples=int(os.environ.get("CF_PATTERN_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(unit=st.text(alphabet=ALPHABET, min_size=1, max_size=6), prefix=st.text(alphabet=ALPHABET, max_size=20))
 def test_generated_worst_cases_stay_linear(unit, prefix):
     check(prefix + unit * (120_000 // len(unit)))

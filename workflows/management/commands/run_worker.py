@@ -19,6 +19,7 @@ import time
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.db.backends.signals import connection_created
 from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
@@ -124,6 +125,14 @@ class ResilientWorker(db_worker.Worker):
             time.sleep(self.interval)
 
 
+def end_idle_transactions(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
+    """On each new PostgreSQL connection of a worker: WORKER_IDLE_TRANSACTION_SECONDS (settings says why)."""
+    seconds = settings.WORKER_IDLE_TRANSACTION_SECONDS
+    if connection.vendor == "postgresql" and seconds > 0:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)", [f"{seconds}s"])
+
+
 class Command(db_worker.Command):
     help = ("Run a task worker (db_worker) with the executor's monitor (stale shards, live-run flushes, schedules), "
             "woken at once by enqueues.")
@@ -142,6 +151,8 @@ class Command(db_worker.Command):
     def handle(self, *, verbosity, queue_name, interval, batch, backend_name, startup_delay, reload, max_tasks,  # type: ignore[no-untyped-def]
                worker_id, exclude_queues, no_monitor=False, listen=True, **options):
         self.configure_logging(verbosity)
+        connection_created.connect(end_idle_transactions, dispatch_uid="worker-idle-transactions")
+        connections.close_all()  # opened before the receiver (checks at start-up): reopened with it
         if interval is None:
             interval = settings.ENGINE_WORKER_POLL_SECONDS if listen else 1.0
         excluded = exclude_queues.split(",") if exclude_queues else []
