@@ -212,7 +212,9 @@ def product_run(api: Api, workflow_id: int, docs: list[str], poll: float = POLL_
         raise RuntimeError(f"run {run['id']}: {len(rows)} result rows for {len(docs)} documents, "
                            f"first: {rows[:1]}")
     pickup = parse_time(run["started_at"]) - parse_time(run["created_at"])
-    return {"id": run["id"], "seconds": seconds, "readback": readback, "pickup": pickup}
+    # Upload and intake: from the request's start to the run row (the same machine's clock).
+    intake = parse_time(run["created_at"]) - started
+    return {"id": run["id"], "seconds": seconds, "readback": readback, "pickup": pickup, "intake": intake}
 
 
 def _has_outputs(row: dict[str, Any]) -> bool:
@@ -451,7 +453,8 @@ def main() -> None:
                 print(f"  rep {rep + 1} {kind:8s} {sizes[kind]:5d} docs: bare {b['seconds']:.2f} s, "
                       f"product {p['seconds']:.2f} s → {pairs[kind][-1]:.3f}; calls in worker / bare: "
                       f"cls {calls[kind]['cls'][-1]:.3f} sum {calls[kind]['sum'][-1]:.3f}; "
-                      f"outside the nodes {outside[kind][-1]:.2f} s; pickup {p['pickup'] * 1000:.0f} ms; "
+                      f"outside the nodes {outside[kind][-1]:.2f} s (upload and intake {p['intake']:.2f} s); "
+                      f"pickup {p['pickup'] * 1000:.0f} ms; "
                       f"load {loads[-1]}", flush=True)
 
         worker_peak = status_kb(product.worker_pid, "VmHWM") // 1024

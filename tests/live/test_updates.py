@@ -308,3 +308,58 @@ def test_the_broadcaster_announces_a_final_status_written_after_the_last_batch(m
     broadcaster.check_statuses()
     assert len(events) == 2 and events[-1]["nodes"] == [] and 'data-status="cancelled"' in events[-1]["html"]["run"][0]
     assert run.pk not in broadcaster.active  # final: no longer watched
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (channels-redis)")
+def test_with_redis_a_run_nobody_watches_is_not_rendered_and_a_socket_turns_it_on(make_run, personas, settings):
+    """Rendering a run's fragments (every page kind, every language) five times a second took CPU
+    and the GIL from the model calls beside it, for sockets that did not exist: a batch run at night,
+    an API client. A socket marks its workflow watched; only then does the worker render and send."""
+    from workflows.live import watched
+
+    settings.LIVE_MODE = "auto"
+    unwatched = make_run(48)
+    watched.forget(unwatched.workflow_id)
+    sent, skipped = BROADCASTER.sent, BROADCASTER.skipped
+    drain()
+    time.sleep(0.6)  # the broadcaster's thread: leading and trailing flush
+    assert BROADCASTER.sent == sent and BROADCASTER.skipped > skipped
+
+    run = make_run(48)  # the same workflow, now with a socket on it
+
+    async def go():
+        com = communicator(f"/ws/runs/{run.pk}/", personas["operator"])
+        assert (await com.connect())[0]
+        await receive(com)
+        await database_sync_to_async(drain)()
+        best, deadline = 0, time.monotonic() + 15
+        while best != 48 and time.monotonic() < deadline:
+            try:
+                html = await receive(com, max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            best = max(best, processed(html, run.pk, "out") or 0)
+        await com.disconnect()
+        return best
+
+    assert run_async(go) == 48
+    assert BROADCASTER.sent > sent
+    assert watched.anyone(run.workflow_id)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (channels-redis)")
+def test_a_watch_mark_lapses_unless_renewed(settings):
+    from workflows.live import watched
+
+    watched.mark(987654, seconds=1)
+    assert watched.anyone(987654) and not watched.anyone(987655)
+    time.sleep(1.3)
+    assert not watched.anyone(987654)
+
+
+def test_without_a_shared_layer_every_run_counts_as_watched(settings):
+    """The in-memory layer has no place to mark a watch in: the broadcaster must not go silent."""
+    from workflows.live import watched
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert watched.anyone(123456)

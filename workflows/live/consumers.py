@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -38,7 +39,7 @@ from workflows.access import get_run_for_user, get_workflow_for_user
 from workflows.models import Run
 from workflows.roles import can, deny
 
-from . import snapshot, watch
+from . import snapshot, watch, watched
 from .groups import (
     CLOSE_ANONYMOUS,
     CLOSE_FORBIDDEN,
@@ -257,6 +258,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.joined.append(group)
         await self.accept()
         async with self.lock:
+            await self.mark_watched()
             await self.watch(self.tracker.run_id)  # before the snapshot: nothing falls in between
             await self.send_frames(await database_sync_to_async(self.tracker.snapshot)())
         self.poller = asyncio.ensure_future(self.poll_forever())
@@ -265,6 +267,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         run = authorise_run(user, self.scope["url_route"]["kwargs"]["run"], self.address)
         return Tracker("run", run.pk, run.workflow_id, self.language), [run_group(run.pk)]
+
+    async def mark_watched(self) -> None:
+        """Push mode: the worker renders this workflow's runs while a socket is on it (live/watched.py)."""
+        if self.push:
+            await sync_to_async(watched.mark, thread_sensitive=False)(self.tracker.workflow_id)
 
     async def watch(self, run_id: int | None) -> None:
         """Poll mode: share this process's watcher of the run (live/watch.py)."""
@@ -282,6 +289,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(self.poll_seconds)
             try:
                 async with self.lock:
+                    await self.mark_watched()
                     frames = await database_sync_to_async(self.tracker.poll)()
                     await self.watch(self.tracker.run_id)
                     await self.send_frames(frames)
