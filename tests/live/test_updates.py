@@ -351,10 +351,26 @@ def test_with_redis_a_run_nobody_watches_is_not_rendered_and_a_socket_turns_it_o
 def test_a_watch_mark_lapses_unless_renewed(settings):
     from workflows.live import watched
 
-    watched.mark(987654, seconds=1)
-    assert watched.anyone(987654) and not watched.anyone(987655)
+    watched.mark(987654, "run", "it", seconds=1)
+    assert watched.audience(987654) == {("run", "it")} and not watched.anyone(987655)
     time.sleep(1.3)
     assert not watched.anyone(987654)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (channels-redis)")
+def test_a_run_is_rendered_only_for_the_pages_and_languages_watched(make_run, settings, monkeypatch):
+    from workflows.live import broadcast, watched
+
+    settings.LIVE_MODE = "auto"
+    run = make_run(16, run_now=True)
+    watched.forget(run.workflow_id)
+    watched.mark(run.workflow_id, "run", "it")
+    sent: list[dict] = []
+    monkeypatch.setattr(broadcast, "send_to_layer", lambda event, loop: sent.append(event))
+    Broadcaster().flush(run.pk, {"ext"})
+    (event,) = sent
+    assert event["html"] == {} and list(event["translated"]["it"]) == ["run"]
+    assert "Nessuno scarto." in event["translated"]["it"]["run"][0]  # "No dead letters.", in Italian
 
 
 def test_without_a_shared_layer_every_run_counts_as_watched(settings):

@@ -130,7 +130,8 @@ class Broadcaster:
     def flush(self, run_id: int, nodes: set[str]) -> dict[str, Any] | None:
         # A custom sender (a test, a benchmark) is the audience itself; the channel layer's is counted.
         workflow_id = None if self.custom_send is not None else self.workflow_of(run_id)
-        if workflow_id is not None and not watched.anyone(workflow_id):
+        shown = None if workflow_id is None else watched.audience(workflow_id)
+        if shown is not None and not shown:
             self.active.pop(run_id, None)  # a socket that opens later starts from its own snapshot
             self.skipped += 1
             return None
@@ -142,7 +143,7 @@ class Broadcaster:
             self.active[run_id] = state.signature
         else:
             self.active.pop(run_id, None)
-        event = snapshot.message(state)
+        event = snapshot.message(state, shown)
         if self.custom_send is not None:
             self.custom_send(event)
         else:

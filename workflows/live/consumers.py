@@ -190,6 +190,11 @@ class Tracker:
         run and newer than what the socket shows. Newer node stats with an older run line go without it."""
         if event["run"] != self.run_id:
             return None
+        rendered = event["html"] if self.language == settings.LANGUAGE_CODE else event.get("translated", {}).get(
+            self.language, {})
+        html = rendered.get(self.kind)
+        if html is None:
+            return None  # not rendered for this page and language (its watch mark was not seen yet)
         self.heard_at = self.clock()
         if any(self.batches.get(n, -1) > event["batches"].get(n, -1) for n in event["nodes"]):
             return None  # older stats than we sent
@@ -197,7 +202,6 @@ class Tracker:
         if stale_line and not event["nodes"]:
             return None
         self.batches.update({n: event["batches"][n] for n in event["nodes"] if n in event["batches"]})
-        html = event.get("translated", {}).get(self.language, event["html"])[self.kind]
         if stale_line:
             return snapshot.without_run_line(html, self.kind, self.run_id)
         self.read_at, self.signature = dict(event["batches"]), tuple(event["signature"])
@@ -271,7 +275,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def mark_watched(self) -> None:
         """Push mode: the worker renders this workflow's runs while a socket is on it (live/watched.py)."""
         if self.push:
-            await sync_to_async(watched.mark, thread_sensitive=False)(self.tracker.workflow_id)
+            await sync_to_async(watched.mark, thread_sensitive=False)(
+                self.tracker.workflow_id, self.tracker.kind, self.tracker.language)
 
     async def watch(self, run_id: int | None) -> None:
         """Poll mode: share this process's watcher of the run (live/watch.py)."""

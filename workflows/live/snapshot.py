@@ -169,17 +169,20 @@ def render_empty_canvas(workflow_id: int) -> list[str]:
     return [render_to_string("live/_canvas_update.html", {"run": None, "nodes": [], "oob": True, "ports": "{}"})]
 
 
-def message(state: RunState) -> dict[str, Any]:
-    """The channel-layer event the broadcaster sends to the run's and the workflow's groups."""
+def message(state: RunState, views: set[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """The channel-layer event the broadcaster sends to the run's and the workflow's groups, rendered
+    for the (page kind, language) pairs in `views` (None: every pair; live/watched.py says which
+    pairs sockets show)."""
     # Stamped before rendering: the time a socket receives it after this includes the renders (one
     # per page kind and language), and two events' stamps are as far apart as their reads.
     at = time.time()
-    with translation.override(settings.LANGUAGE_CODE):
-        html = {kind: render(state, kind) for kind in KINDS}
-    translated = {}
-    for language in other_languages():
+
+    def kinds(language: str) -> dict[str, list[str]]:
         with translation.override(language):
-            translated[language] = {kind: render(state, kind) for kind in KINDS}
+            return {kind: render(state, kind) for kind in KINDS if views is None or (kind, language) in views}
+
+    html = kinds(settings.LANGUAGE_CODE)
+    translated = {language: kinds(language) for language in other_languages()}
     return {
         "type": "live.update",
         "run": state.run.pk,

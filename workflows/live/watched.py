@@ -3,9 +3,10 @@
 The worker's broadcaster renders a run's fragments for every page kind and language before it sends
 them; five times a second that took CPU and the GIL from the model calls in the same process, for
 sockets that often do not exist (a batch run at night, an API client polling). So each socket marks
-its workflow in the channel layer's Redis for MARK_SECONDS and renews the mark every time it polls
-(at least every SAFETY_POLL_SECONDS), and the broadcaster renders a run only while its workflow is
-marked. A socket that connects gets its snapshot at once and the updates from the next flush on.
+its workflow, page kind and language in the channel layer's Redis for MARK_SECONDS and renews the
+mark every time it polls (at least every SAFETY_POLL_SECONDS), and the broadcaster renders a run only
+in the kinds and languages marked for its workflow, and not at all when none is. A socket that
+connects gets its snapshot at once and the updates from the next flush on.
 
 Without a shared layer (in-memory, one process) there is nowhere to mark a watch: every workflow
 counts as watched. A Redis error counts as watched too: a lost update costs more than a render.
@@ -51,17 +52,25 @@ def _client(url: str) -> Any:
         return _clients[url]
 
 
-def _key(prefix: str, workflow_id: int) -> str:
-    return f"{prefix}:watched:workflow:{workflow_id}"
+def _key(prefix: str, workflow_id: int, kind: str, language: str) -> str:
+    return f"{prefix}:watched:workflow:{workflow_id}:{kind}:{language}"
 
 
-def mark(workflow_id: int | None, seconds: float = MARK_SECONDS) -> None:
-    """A socket on this workflow is open (called at connect and at each of its polls)."""
+def _views() -> list[tuple[str, str]]:
+    """Every (page kind, language) a socket can show: what the broadcaster may have to render."""
+    from .snapshot import KINDS
+
+    return [(kind, code) for kind in KINDS for code, _ in settings.LANGUAGES]
+
+
+def mark(workflow_id: int | None, kind: str, language: str, seconds: float = MARK_SECONDS) -> None:
+    """A socket showing this workflow's `kind` of page in `language` is open (called at connect and
+    at each of its polls)."""
     layer = _layer()
     if layer is None or workflow_id is None:
         return
     try:
-        _client(layer[0]).set(_key(layer[1], workflow_id), 1, px=int(seconds * 1000))
+        _client(layer[0]).set(_key(layer[1], workflow_id, kind, language), 1, px=int(seconds * 1000))
     except Exception:
         logger.warning("could not mark workflow %s as watched", workflow_id, exc_info=True)
 
@@ -69,16 +78,25 @@ def mark(workflow_id: int | None, seconds: float = MARK_SECONDS) -> None:
 def forget(workflow_id: int) -> None:
     layer = _layer()
     if layer is not None:
-        _client(layer[0]).delete(_key(layer[1], workflow_id))
+        _client(layer[0]).delete(*[_key(layer[1], workflow_id, kind, code) for kind, code in _views()])
+
+
+def audience(workflow_id: int) -> set[tuple[str, str]] | None:
+    """The (page kind, language) pairs some socket shows for this workflow now; None when that cannot
+    be known (no shared layer, a Redis error): then everything must be rendered."""
+    layer = _layer()
+    if layer is None:
+        return None
+    views = _views()
+    try:
+        found = _client(layer[0]).mget([_key(layer[1], workflow_id, kind, code) for kind, code in views])
+    except Exception:
+        logger.warning("could not read the watch marks of workflow %s", workflow_id, exc_info=True)
+        return None
+    return {view for view, value in zip(views, found, strict=True) if value is not None}
 
 
 def anyone(workflow_id: int) -> bool:
-    """Whether a socket may be showing this workflow (True when that cannot be known)."""
-    layer = _layer()
-    if layer is None:
-        return True
-    try:
-        return bool(_client(layer[0]).exists(_key(layer[1], workflow_id)))
-    except Exception:
-        logger.warning("could not read the watch mark of workflow %s", workflow_id, exc_info=True)
-        return True
+    """Whether a socket may be showing this workflow."""
+    shown = audience(workflow_id)
+    return shown is None or bool(shown)
