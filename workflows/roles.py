@@ -91,6 +91,9 @@ def roles_of(user: Any) -> frozenset[str]:
 
 # What only an organisation-wide role grants: the audit log spans every team.
 ORGANISATION_WIDE = frozenset({"audit.view"})
+# Decisions on a shared object (a model of the registry no team owns) that change what every team
+# runs: a role held in one team does not reach them.
+SHARED_DECISIONS = frozenset({"promotion.approve"})
 
 
 def team_roles(user: Any) -> dict[int, frozenset[str]]:
@@ -127,6 +130,16 @@ def team_of(obj: Any) -> int | None:
         return None
     if meta.label_lower == "workflows.team":
         return obj.pk
+    # The registry: a model trained for one team's step (its origin workflow) is that team's; others
+    # are shared.
+    if meta.label_lower == "workflows.promotionrequest":
+        obj = obj.version
+        meta = obj._meta
+    if meta.label_lower == "workflows.modelversion":
+        obj = obj.model
+        meta = obj._meta
+    if meta.label_lower == "workflows.registeredmodel":
+        return obj.origin_workflow.team_id if obj.origin_workflow_id else None
     if hasattr(obj, "team_id"):
         return obj.team_id
     if getattr(obj, "workflow_id", None) is not None:
@@ -149,6 +162,8 @@ def can(user: Any, capability: str, obj: Any = None) -> bool:
     if capability in ORGANISATION_WIDE:
         return bool(roles_of(user) & allowed)
     team_id = team_of(obj)
+    if team_id is None and obj is not None and capability in SHARED_DECISIONS:
+        return bool(roles_of(user) & allowed)
     mine = roles_anywhere(user) if team_id is None else roles_on(user, team_id)
     return bool(mine & allowed)
 

@@ -149,3 +149,28 @@ def test_one_open_request_per_alias_and_reasons_required(personas, versions):
 def test_operators_cannot_request(personas, versions):
     with pytest.raises(PermissionDenied):
         promotion.request_promotion(versions[1], "production", user=personas["operator"], reason="x")
+
+
+def test_a_validator_of_one_team_cannot_approve_a_shared_model_but_can_their_team_s_own(personas, versions):
+    """The registry is shared: moving a shared model's production alias changes what every team runs,
+    so only an organisation-wide validator may decide it. A classifier trained for one team's step is
+    that team's: its own validators decide."""
+    from tests.builders import make_user, make_workflow
+    from workflows.models import Membership, RegisteredModel, Team
+
+    v1, v2 = versions
+    sales = Team.objects.create(name="Sales")
+    member = make_user("vera")  # no group role: a validator in Sales only
+    Membership.objects.create(team=sales, user=member, role="validator")
+    request = ready(promotion.request_promotion(v2, "production", user=personas["designer"], reason="Better"))
+    with pytest.raises(PermissionDenied):
+        promotion.approve(request, user=member)
+    assert production_of("tickets") == v1
+
+    workflow = make_workflow(personas["designer"], {"nodes": [], "edges": []}, name="Sales triage")
+    workflow.team = sales
+    workflow.save(update_fields=["team"])
+    RegisteredModel.objects.filter(pk=v1.model_id).update(origin_workflow=workflow, origin_node="cls")
+    request.refresh_from_db()
+    promotion.approve(request, user=member, reason="Our team's own classifier")
+    assert production_of("tickets") == v2

@@ -247,7 +247,7 @@ def reject(request: PromotionRequest, *, user: Any, reason: str) -> PromotionReq
 
 def may_act(request: PromotionRequest, user: Any) -> bool:
     """Only validators and the requester act on a request (cancelling is the requester's right)."""
-    return user.pk == request.requested_by_id or can(user, "promotion.approve")
+    return user.pk == request.requested_by_id or can(user, "promotion.approve", request)
 
 
 def cancel(request: PromotionRequest, *, user: Any) -> PromotionRequest:

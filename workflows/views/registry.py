@@ -247,7 +247,7 @@ def _decision_rights(user: Any, req: PromotionRequest) -> dict[str, Any]:
     blockers = promotion.approval_blockers(req) if req.is_open else []
     return {"may_approve": may_decide and req.is_open, "approve_blockers": blockers,
             "may_reject": may_decide and req.is_open,
-            "may_cancel": req.is_open and (user.pk == req.requested_by_id or can(user, "promotion.approve")),
+            "may_cancel": req.is_open and (user.pk == req.requested_by_id or can(user, "promotion.approve", req)),
             "why_not": gettext(why_not) if why_not else ""}  # why_not_decide answers in English
 
 
