@@ -187,3 +187,26 @@ def test_secrets_never_appear_in_any_answer(personas, api, monkeypatch):
 
 def test_the_registry_nav_links_the_page(personas):
     assert b'href="/endpoints/"' in browser(personas["designer"]).get("/models/").content
+
+
+def test_a_team_member_sees_only_their_team_s_workflows_among_the_users_of_an_endpoint_or_a_model(personas, api):
+    from tests.builders import make_user, register_model
+    from workflows.models import Membership, Team
+
+    make_endpoint(name="cloud-gpt", location=LLMEndpoint.EXTERNAL, base_url="https://llm.example.com/v1")
+    register_model("tickets", "classifier")
+    graph = {"nodes": [node("src", "source.upload"), node("cls", "classify", model="tickets@production"),
+                       node("ask", "llm", endpoint="cloud-gpt", prompt="{text}"), node("out", "sink.table")],
+             "edges": [edge("src", "cls"), edge("cls", "ask"), edge("ask", "out")]}
+    sales, legal = Team.objects.create(name="Sales"), Team.objects.create(name="Legal")
+    for name, team in (("Sales line", sales), ("Legal line", legal)):
+        Workflow.objects.filter(pk=make_workflow(personas["designer"], graph=graph, name=name).pk).update(team=team)
+    member = make_user("sam")  # no group role: an operator in Sales only
+    Membership.objects.create(team=sales, user=member, role="operator")
+    answers = [browser(member).get(path).content.decode()
+               for path in ("/endpoints/", "/models/tickets/", "/models/tickets/1/")]
+    answers += [api(member).get(path).content.decode() for path in ("/api/endpoints/", "/api/models/tickets/")]
+    for answer in answers:
+        assert "Legal line" not in answer
+    assert "Sales line" in answers[0] and "Sales line" in answers[1]
+    assert "Legal line" in browser(personas["operator"]).get("/endpoints/").content.decode()  # a group role sees all

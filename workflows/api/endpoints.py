@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
-from workflows.access import get_workflow_for_user
+from workflows.access import get_workflow_for_user, visible_workflows
 from workflows.formats import LocaleDecimalSerializerField
 from workflows.governance import endpoints as governance
 from workflows.models import LLMEndpoint, WebhookDestination, Workflow
@@ -113,7 +113,7 @@ KINDS: dict[str, tuple[type, type[_WhereSerializer], Any]] = {
 
 def _list(request: Request, kind: str) -> Response:
     model, serializer_class, save = KINDS[kind]
-    context = {"usage": governance.usage()}
+    context = {"usage": governance.usage(visible_workflows(request.user))}
     if request.method == "GET":
         require(request.user, "endpoint.view")
         return Response(serializer_class(model.objects.all(), many=True, context=context).data)
@@ -130,7 +130,7 @@ def _detail(request: Request, kind: str, name: str) -> Response:
     instance = model.objects.filter(name=name).first()
     if instance is None:
         raise Http404(gettext("Nothing registered under that name."))
-    context = {"usage": governance.usage()}
+    context = {"usage": governance.usage(visible_workflows(request.user))}
     if request.method == "GET":
         return Response(serializer_class(instance, context=context).data)
     serializer = serializer_class(instance, data=request.data, partial=request.method == "PATCH", context=context)

@@ -28,6 +28,7 @@ from workflows.access import (
     get_version_for_user,
     restrict,
     visible_workflow_ids,
+    visible_workflows,
 )
 from workflows.design import texts
 from workflows.governance import drift, evaluation, labelsets, optimise, promotion, review, training
@@ -140,11 +141,12 @@ def version_json(v: ModelVersion, usage: list | None = None) -> dict[str, Any]:
             **({"used_by": version_usage(v, usage)} if usage is not None else {})}
 
 
-def model_json(m: RegisteredModel, detail: bool = False) -> dict[str, Any]:
+def model_json(m: RegisteredModel, detail: bool = False, reader: Any = None) -> dict[str, Any]:
+    """`reader`: whose workflows the usage lists (only those they may see)."""
     data = {"name": m.name, "kind": m.kind, "description": m.description, "licence": m.licence,
             "aliases": {a.name: a.version.ref for a in m.aliases.all()}}
     if detail:
-        usage = workflows_using(m.name)
+        usage = workflows_using(m.name, None if reader is None else visible_workflows(reader))
         data["versions"] = [version_json(v, usage)
                             for v in m.versions.select_related("parent__model", "author", "trained_by", "model")
                             .prefetch_related("aliases")]
@@ -187,7 +189,7 @@ def model_list(request: Request) -> Response:
 @SCHEMA
 @api_view(["GET"])
 def model_detail(request: Request, name: str) -> Response:
-    return Response(model_json(get_model_for_user(request.user, name), detail=True))
+    return Response(model_json(get_model_for_user(request.user, name), detail=True, reader=request.user))
 
 
 @doc(request={"multipart/form-data": ModelImportForm}, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},

@@ -95,11 +95,12 @@ def save_policy(workflow: Workflow, values: dict[str, Any], *, user: Any) -> Wor
     return workflow
 
 
-def usage() -> tuple[dict[str, list[Workflow]], dict[str, list[Workflow]]]:
-    """Which workflows' latest versions call each endpoint and post to each destination, by name."""
+def usage(among: Any = None) -> tuple[dict[str, list[Workflow]], dict[str, list[Workflow]]]:
+    """Which workflows' latest versions call each endpoint and post to each destination, by name.
+    `among`: the workflows to look at (a queryset: those a reader may see; None: every one)."""
     endpoints: dict[str, list[Workflow]] = {}
     destinations: dict[str, list[Workflow]] = {}
-    for workflow in Workflow.objects.listed():
+    for workflow in (Workflow.objects.all() if among is None else among).listed():
         latest = workflow.latest
         if latest is None:
             continue

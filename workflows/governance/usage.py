@@ -22,10 +22,11 @@ def _refs(value: Any) -> list[str]:
     return []
 
 
-def workflows_using(model_name: str) -> list[dict[str, Any]]:
-    """Workflows whose latest version references the model: [{workflow, version, refs: {node: ref}}]."""
+def workflows_using(model_name: str, among: Any = None) -> list[dict[str, Any]]:
+    """Workflows whose latest version references the model: [{workflow, version, refs: {node: ref}}].
+    `among`: the workflows to look at (a queryset: those a reader may see; None: every one)."""
     found = []
-    for workflow in Workflow.objects.filter(archived=False):
+    for workflow in (Workflow.objects.all() if among is None else among).filter(archived=False):
         latest = workflow.latest
         if latest is None:
             continue

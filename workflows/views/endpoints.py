@@ -138,7 +138,7 @@ KINDS: dict[str, tuple[type, type[forms.ModelForm], Any]] = {
 @login_required
 def endpoint_list(request: HttpRequest) -> HttpResponse:
     require(request.user, "endpoint.view")
-    used_by_endpoint, used_by_destination = governance.usage()
+    used_by_endpoint, used_by_destination = governance.usage(visible_workflows(request.user))
     endpoints = list(LLMEndpoint.objects.all())
     for endpoint in endpoints:
         endpoint.used_by = used_by_endpoint.get(endpoint.name, [])

@@ -12,7 +12,13 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
-from workflows.access import get_model_for_user, get_promotion_for_user, get_version_for_user, visible_workflow_ids
+from workflows.access import (
+    get_model_for_user,
+    get_promotion_for_user,
+    get_version_for_user,
+    visible_workflow_ids,
+    visible_workflows,
+)
 from workflows.design import texts
 from workflows.engine import staging
 from workflows.governance import drift as drift_
@@ -42,7 +48,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for_user(request.user, name)
     versions = list(model.versions.select_related("parent__model", "author", "trained_by").prefetch_related("aliases"))
-    usage = workflows_using(model.name)
+    usage = workflows_using(model.name, visible_workflows(request.user))
     for version in versions:
         version.used_by = version_usage(version, usage)
     context = {"model": model, "versions": versions, "aliases": model.aliases.select_related("version"), "usage": usage,
@@ -60,7 +66,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     context = {"version": version, "model": version.model, "aliases": [a.name for a in version.aliases.all()],
                "children": version.children.select_related("model"), "labelled_sets": LabelledSet.objects.all(),
                "cannot_optimise": optimise.can_optimise(version),
-               "used_by": version_usage(version, workflows_using(version.model.name)),
+               "used_by": version_usage(version, workflows_using(version.model.name, visible_workflows(request.user))),
                "import_report": version.meta.get("import_report")}
     return render(request, "registry/version.html", context)
 
