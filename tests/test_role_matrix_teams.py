@@ -124,3 +124,58 @@ def test_a_team_member_acts_in_their_team_and_gets_404_in_another(personas):
     boss = Client()
     boss.force_login(personas["designer"])
     assert boss.get(f"/workflows/{theirs.pk}/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_items_review_tasks_and_sockets_of_another_team_are_not_found(personas):
+    """Every run-level route and both sockets, for an operator of one team: their team's answer, and
+    for another team's the same answer as for an object that does not exist (404, socket close 4404)."""
+    import datetime as dt
+
+    from tests.builders import ledger_item, ledger_run
+    from tests.live.sockets import communicator, run_async
+    from workflows.live.groups import CLOSE_NOT_FOUND
+    from workflows.models import ReviewTask
+
+    sales, legal = Team.objects.create(name="Sales"), Team.objects.create(name="Legal")
+    member = make_user("olga")  # no group role: an operator in Sales only
+    Membership.objects.create(team=sales, user=member, role="operator")
+    made: dict[str, dict[str, Any]] = {}
+    for key, team in (("ours", sales), ("theirs", legal)):
+        workflow = make_workflow(personas["admin"], rest_graph(), name=f"{key} line")
+        Workflow.objects.filter(pk=workflow.pk).update(team=team)
+        run = ledger_run(workflow, personas["admin"], status="waiting")
+        item = ledger_item(run, 1, received=dt.datetime(2026, 12, 1, tzinfo=dt.UTC), status="parked",
+                           payload={"text": f"{key} document"})
+        task = ReviewTask.objects.create(run=run, item=item, node="out", proposal={"label": "billing"})
+        made[key] = {"workflow": workflow.pk, "run": run.pk, "item": item.pk, "task": task.pk}
+    client = Client()
+    client.force_login(member)
+    paths = ["/runs/{run}/", "/api/runs/{run}/", "/api/runs/{run}/items/", "/api/runs/{run}/items/{item}/",
+             "/api/runs/{run}/export/?as=jsonl"]
+    for path in paths:
+        assert client.get(path.format(**made["ours"])).status_code == 200, path
+        assert client.get(path.format(**made["theirs"])).status_code == 404, path
+    for path, body in (("/api/runs/{run}/cancel/", {}), ("/api/runs/{run}/retry/", {}),
+                       ("/api/review/{task}/label/", {"label": "billing"})):
+        answer = client.post(path.format(**made["theirs"]), body, content_type="application/json")
+        assert answer.status_code == 404, (path, answer.status_code)
+    assert client.post(f"/review/{made['theirs']['task']}/decide/", {"label": "billing"}).status_code == 404
+    assert ReviewTask.objects.get(pk=made["theirs"]["task"]).status == ReviewTask.OPEN  # nothing written
+    queue = client.get("/api/review/").content.decode() + client.get("/review/").content.decode()
+    assert "ours document" in queue and "theirs document" not in queue
+
+    async def sockets() -> dict[str, tuple[bool, int | None]]:
+        answers = {}
+        for key in ("ours", "theirs"):
+            for kind, path in (("run", f"/ws/runs/{made[key]['run']}/"),
+                               ("canvas", f"/ws/workflows/{made[key]['workflow']}/live/")):
+                com = communicator(path, member)
+                connected, code = await com.connect()
+                answers[f"{key} {kind}"] = (connected, None if connected else code)
+                await com.disconnect()
+        return answers
+
+    answers = run_async(sockets)
+    assert answers["ours run"][0] and answers["ours canvas"][0], answers
+    assert answers["theirs run"] == (False, CLOSE_NOT_FOUND) and answers["theirs canvas"] == (False, CLOSE_NOT_FOUND)
