@@ -207,6 +207,9 @@ ENGINE_HEARTBEAT_SECONDS = float(env_str("ENGINE_HEARTBEAT_SECONDS", str(ENGINE_
 # A shard found stale this many times (each worker running it died or hung) is given up: its pending
 # items become dead letters with the reason, instead of taking down one worker after another.
 ENGINE_MAX_SHARD_ATTEMPTS = env_int("ENGINE_MAX_SHARD_ATTEMPTS", 5)
+# On PostgreSQL a micro-batch commits in a thread of its own while the next one is computed
+# (engine/committer.py); 0 commits each batch before computing the next.
+ENGINE_OVERLAP_COMMITS = env_bool("ENGINE_OVERLAP_COMMITS", True)
 # PostgreSQL ends a worker's transaction left idle this long (0: never). A worker never waits inside
 # one (model calls happen before a batch's transaction opens), so an idle one means its worker was cut
 # off between two statements: without this, the row locks it holds (a shard, a task) would stop every

@@ -80,9 +80,11 @@ def pytest_sessionstart(session):
 def pytest_runtest_teardown(item, nextitem):
     """The executor's after-commit hook feeds the live broadcaster's thread in this process: let it go
     quiet before any fixture is finalised (the test database is flushed then)."""
+    from workflows.engine import committer
     from workflows.live.broadcast import BROADCASTER
 
     BROADCASTER.quiesce()
+    committer.release()  # the commit thread's connection, idle, must not outlive the test's data
     yield
 
 

@@ -39,7 +39,7 @@ from workflows.graph.catalog import CATALOG, SPOT_CHECK
 from workflows.graph.plan import Plan, Step, plan
 from workflows.models import DeadLetter, Decision, Item, ReviewTask, Run, Shard, WorkflowVersion
 
-from . import state
+from . import committer, state
 from .heartbeat import Heartbeat
 from .launch import maybe_finish_run
 from .ledger import (
@@ -106,6 +106,7 @@ class ShardRunner:
         self.handlers: dict[str, Handler | str] = {}
         self.sampling: dict[str, tuple[int, int] | None] = {}
         self.batch_no = 0
+        self.committer = committer.Committer(overlap=committer.usable())
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -235,8 +236,10 @@ class ShardRunner:
         # its rightmost page; the sort is stable, so an item's decisions keep the plan's order (and
         # their ids, which readers merge outputs by, still follow it).
         batch.decisions.sort(key=_ITEM)
-        self.commit(items, batch.decisions, batch.parks, batch.dead, batch.deltas, batch.now,
-                    self.spot_checks(batch) if batch.spots else [])
+        spots = self.spot_checks(batch) if batch.spots else []
+        # In the commit thread while the next batch is computed (committer.py says why and when).
+        self.committer.submit(lambda: self.commit(items, batch.decisions, batch.parks, batch.dead, batch.deltas,
+                                                  batch.now, spots))
 
     def record(self, step: Step, fresh: list[ItemState], outcomes: list[Outcome], tries: list[int],
                delta: StatsDelta, batch: Batch) -> None:
@@ -436,8 +439,13 @@ def run_shard(shard_id: int, attempt: int) -> dict[str, Any]:
     size = run.batch_size
     try:
         with Heartbeat.for_shard(shard_id, attempt):
-            for start in range(0, len(rows), size):
-                runner.process(rows[start : start + size], recorded, reviews)
+            try:
+                for start in range(0, len(rows), size):
+                    runner.process(rows[start : start + size], recorded, reviews)
+                runner.committer.wait()
+            except BaseException:
+                runner.committer.abandon()
+                raise
         with transaction.atomic():
             done = Shard.objects.filter(pk=shard_id, attempt=attempt, status=Shard.RUNNING).update(
                 status=Shard.DONE, finished_at=timezone.now(), heartbeat=timezone.now())
