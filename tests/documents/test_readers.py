@@ -11,7 +11,6 @@ import pytest
 from tests.documents.files import image_bytes, pdf_file, scan, scanned_pdf, stream, text_pdf, tiff, zip_of
 from workflows.documents import DocumentError, Limits, is_document_name, read_documents
 from workflows.documents.base import JPEG, PDF, PNG, TIFF
-from workflows.documents.store import OriginalMissing, facts_of, fetch, keep, path_of
 
 INVOICE = "Fattura numero 118 del 12 marzo 2025\nImporto totale 1.234,56 euro"
 
@@ -219,20 +218,3 @@ def test_too_much_text_in_one_document_asks_for_a_split():
 
 def test_an_empty_member_names_itself():
     assert "'vuoto.pdf' is empty" in refused(zip_of({"vuoto.pdf": b""}), "posta.zip")
-
-
-# --- the store ------------------------------------------------------------------------------------
-
-
-def test_originals_are_stored_once_by_content_and_checked_when_read(tmp_path):
-    data = text_pdf([INVOICE])
-    sha = keep(tmp_path, data, {"content_type": PDF, "pages": 1})
-    assert keep(tmp_path, data, {"content_type": PDF, "pages": 1}) == sha
-    assert fetch(tmp_path, sha) == data and facts_of(tmp_path, sha) == {"content_type": PDF, "pages": 1,
-                                                                          "size": len(data)}
-    assert [p.name for p in path_of(tmp_path, sha).parent.iterdir() if p.name.startswith(".")] == []  # no temp left
-    path_of(tmp_path, sha).write_bytes(data + b"changed")
-    with pytest.raises(OriginalMissing, match="no longer matches"):
-        fetch(tmp_path, sha)
-    with pytest.raises(OriginalMissing, match="not a sha256"):
-        fetch(tmp_path, "../../etc/passwd")

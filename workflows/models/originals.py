@@ -1,6 +1,6 @@
 """The original files documents came from (a PDF, a scan, a ZIP's member): one row per file a run took.
 
-The bytes live in the artifact store, content-addressed (workflows/documents/store.py): the same file
+The bytes live in the artifact store, content-addressed (workflows/models/blobs.py): the same file
 uploaded twice is stored once and has a row per run that took it, under the name it came with.
 """
 
