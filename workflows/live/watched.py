@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from .groups import SAFETY_POLL_SECONDS
+from .snapshot import KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ def _key(prefix: str, workflow_id: int, kind: str, language: str) -> str:
 
 def _views() -> list[tuple[str, str]]:
     """Every (page kind, language) a socket can show: what the broadcaster may have to render."""
-    from .snapshot import KINDS
-
     return [(kind, code) for kind in KINDS for code, _ in settings.LANGUAGES]
 
 
