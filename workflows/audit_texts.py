@@ -20,6 +20,7 @@ TITLES: dict[str, Any] = {
     "destination.create": _("Webhook destination registered"),
     "destination.update": _("Webhook destination changed"),
     "drift.route_all_to_review": _("Drift: every document sent to review"),
+    "drift.keep_draft": _("Drift: the draft in progress kept on top"),
     "endpoint.create": _("Large-model endpoint registered"),
     "endpoint.update": _("Large-model endpoint changed"),
     "erasure.erase": _("Personal data erased on request"),

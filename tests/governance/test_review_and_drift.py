@@ -163,3 +163,30 @@ def test_a_drift_action_that_cannot_be_published_leaves_no_version_behind(person
     workflow.refresh_from_db()
     assert workflow.publish_requests.filter(decision="open").count() == 1
     assert workflow.head == head + 1
+
+
+def test_a_drift_action_keeps_the_designer_s_unpublished_draft_on_top(personas, keyword_models, client):
+    """The action changes what runs now, so it starts from the live version; a draft in progress must
+    not vanish from the canvas: it comes back as the newest version, with the same change, still a
+    draft, and the message says so."""
+    from workflows.design.versions import save_version
+    from workflows.graph import parse_graph
+    from workflows.models import Workflow
+
+    workflow = make_workflow(personas["designer"], review_graph(), name="Drafting")
+    draft = workflow.latest.graph
+    draft["nodes"].append({"id": "extra", "type": "sink.table", "config": {}, "position": {"x": 0, "y": 0}})
+    save_version(workflow, parse_graph(draft), user=personas["designer"], parent=workflow.latest.number)
+    workflow = Workflow.objects.get(pk=workflow.pk)
+    assert workflow.head == 2 and workflow.published == 1
+    client.force_login(personas["designer"])
+    response = client.post("/drift/action/", {"action": "route_review", "workflow": workflow.pk, "node": "cls"},
+                           follow=True)
+    workflow = Workflow.objects.get(pk=workflow.pk)
+    live, head = workflow.live, workflow.latest
+    assert live.number == 3 and "extra" not in {n["id"] for n in live.graph["nodes"]}  # from the live version
+    assert head.number == 4 and workflow.published == 3  # the draft, on top, still a draft
+    heads = {n["id"]: n for n in head.graph["nodes"]}
+    assert "extra" in heads
+    assert all(b["min_confidence"] == 1 and b["max_confidence"] == 0 for b in heads["route"]["config"]["branches"])
+    assert "draft" in response.content.decode().lower() and "v2" in response.content.decode()

@@ -10,6 +10,7 @@ route everything to review (a new workflow version, so it is versioned and rever
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections import Counter
@@ -237,14 +238,9 @@ def notify_alerts(now: Any = None) -> int:
     return told
 
 
-def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
-    """Save a new workflow version in which every route right after `node` sends everything to its
-    'else' branch (which must lead to a review node): nothing is decided automatically any more. It is
-    made from the live version and published at once (a request, where the workflow needs a second
-    person to publish): the action is meant to change what runs now, not a draft."""
-    workflow = get_workflow_for_user(user, workflow_id, "workflow.edit")
-    latest = workflow.latest
-    graph = (workflow.live or latest).graph
+def _route_to_review(graph: dict[str, Any], node: str) -> list[str]:
+    """In `graph`, in place: every route right after `node` whose 'else' branch leads to a review node
+    sends everything there. The routes changed."""
     nodes = {n["id"]: n for n in graph["nodes"]}
     review_targets = {e["source"] for e in graph["edges"] if e.get("source_port") == "else"
                       and nodes.get(e["target"], {}).get("type") == "review"}
@@ -256,12 +252,38 @@ def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
             # min 1 and max 0 together match no item: every item falls through to 'else'.
             config["branches"] = [{**b, "min_confidence": 1, "max_confidence": 0} for b in config.get("branches", [])]
             changed.append(target["id"])
+    return changed
+
+
+def route_all_to_review(workflow_id: int, node: str, *, user: Any) -> Any:
+    """Save a new workflow version in which every route right after `node` sends everything to its
+    'else' branch (which must lead to a review node): nothing is decided automatically any more. It is
+    made from the live version and published at once (a request, where the workflow needs a second
+    person to publish): the action is meant to change what runs now, not a draft. A draft in progress
+    (newer than the live version) is saved again on top, with the same change, still a draft, so the
+    canvas keeps showing it: the version returned carries it as `kept_draft` (None without one)."""
+    workflow = get_workflow_for_user(user, workflow_id, "workflow.edit")
+    latest = workflow.latest
+    live = workflow.live
+    graph = copy.deepcopy((live or latest).graph)
+    changed = _route_to_review(graph, node)
     if not changed:
         raise ValidationError(gettext("No route after '%(node)s' sends its 'else' branch to a review node; add one "
                                       "on the canvas.") % {"node": node})
+    draft = None
+    if live is not None and latest.number != live.number:
+        draft = copy.deepcopy(latest.graph)
+        _route_to_review(draft, node)
     with transaction.atomic():  # a version that cannot be published is not left behind as a draft
         version = save_version(workflow, parse_graph(graph), user=user, parent=latest.number,
                                message=f"Drift: route everything after '{node}' to review",
                                action="drift.route_all_to_review", node=node, routes=changed)
         version.publication = publish(workflow, version, user=user)
+        version.kept_draft = None
+        if draft is not None:
+            version.kept_draft = save_version(
+                workflow, parse_graph(draft), user=user, parent=version.number,
+                message=f"Draft v{latest.number} again, with the drift change after '{node}'",
+                action="drift.keep_draft", node=node, draft=latest.number)
+            version.kept_draft.was = latest.number
     return version

@@ -339,6 +339,10 @@ def drift_action(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, gettext("Saved version %(number)s: every item after '%(node)s' now goes "
                                                   "to review.") % {"number": version.number, "node": node})
+            if version.kept_draft is not None:
+                messages.info(request, gettext("Your unpublished draft v%(draft)s was not in it: it is kept on top as "
+                                               "version %(number)s, with the same change, still a draft.")
+                              % {"draft": version.kept_draft.was, "number": version.kept_draft.number})
         elif action == "rollback":
             require(request.user, "promotion.request")
             created = promotion.request_rollback(request.POST.get("model") or "", "production", user=request.user,
