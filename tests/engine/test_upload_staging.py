@@ -106,3 +106,19 @@ def test_old_staged_files_are_swept_and_a_session_keeps_a_few(settings, tmp_path
     assert (staging.load(session, 2, tokens[-1]) is None
             and staging.load(session, 1, tokens[-1]) == (f"{staging.MAX_PER_SESSION + 1}.csv",
                                                          f"y{staging.MAX_PER_SESSION + 1}".encode()))
+
+
+def test_two_sessions_previewing_the_same_file_each_start_their_run(personas, settings, tmp_path):
+    """The store keeps one copy of identical bytes: the first session to start its run must not take
+    the file from under the other's preview (it did: "choose it again")."""
+    settings.VAR_DIR = tmp_path
+    workflow = make_runnable_workflow(personas["designer"])
+    first, second = client_for(personas["operator"]), client_for(personas["designer"])
+    tokens = [preview(first, workflow), preview(second, workflow)]
+    shas = {c.session[staging.SESSION_KEY][t]["sha256"] for c, t in zip((first, second), tokens, strict=True)}
+    assert len(shas) == 1  # one copy in the store
+    for client, token in zip((first, second), tokens, strict=True):
+        r = client.post(f"/workflows/{workflow.pk}/run/", {"staged": token, "map_text": "body", "map_lang": "language"})
+        assert r.status_code == 302, r.content.decode()[:500]
+    assert [run.items_total for run in Run.objects.order_by("pk")] == [30, 30]
+    assert not blobs.exists(shas.pop())  # the last holder let it go

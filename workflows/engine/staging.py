@@ -27,6 +27,7 @@ def stage(session: Any, scope: int | str, name: str, data: bytes) -> str:
     blobs.sweep()
     sha = blobs.put_bytes(data, hold=timedelta(seconds=STAGED_MAX_AGE))
     token = secrets.token_urlsafe(18)
+    blobs.hold(sha, token, timedelta(seconds=STAGED_MAX_AGE))  # this preview's own claim on the bytes
     staged = dict(session.get(SESSION_KEY) or {})
     staged[token] = {"scope": scope, "name": name[:200], "size": len(data), "at": time.time(), "sha256": sha}
     for old in sorted(staged, key=lambda t: staged[t]["at"])[:-MAX_PER_SESSION]:
@@ -63,7 +64,7 @@ def discard(session: Any, token: str, staged: dict[str, Any] | None = None) -> N
     mine = staged if staged is not None else dict(session.get(SESSION_KEY) or {})
     entry = mine.pop(token, None)
     if entry is not None and entry.get("sha256") not in {e.get("sha256") for e in mine.values()}:
-        blobs.unhold(entry.get("sha256"))
+        blobs.unhold(entry.get("sha256"), holder=token)  # another session's preview of the same bytes keeps them
         blobs.release([entry.get("sha256")])
     if staged is None:
         session[SESSION_KEY] = mine

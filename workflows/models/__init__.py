@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from .audit import AuditCheckpoint, AuditEntry
-from .blobs import BlobChunk, StoredBlob
+from .blobs import BlobChunk, BlobHold, StoredBlob
 from .budgets import SpendBudget
 from .datasets import Dataset, Schedule
 from .graph import Workflow, WorkflowVersion
@@ -32,6 +32,7 @@ __all__ = [
            "AuditEntry",
            "Baseline",
            "BlobChunk",
+           "BlobHold",
            "Dataset",
            "DeadLetter",
            "Decision",

@@ -89,6 +89,22 @@ class BlobChunk(models.Model):
         return f"{self.blob_id[:12]}…#{self.index}"
 
 
+class BlobHold(models.Model):
+    """One holder's claim on a stored file: a preview waiting for its run, under its staging token.
+    Identical bytes previewed in two sessions are one file with two claims; ending one claim must not
+    delete the file the other still shows (`unhold`)."""
+
+    blob = models.ForeignKey(StoredBlob, on_delete=models.CASCADE, related_name="holds")
+    holder = models.CharField(max_length=64)
+    until = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["blob", "holder"], name="unique_blob_holder")]
+
+    def __str__(self) -> str:
+        return f"{self.blob_id[:12]}… held by {self.holder[:8]}…"
+
+
 def check_sha(sha256: Any) -> str:
     if not isinstance(sha256, str) or not SHA256.match(sha256):
         raise BlobMissing(f"'{str(sha256)[:80]}' is not a sha256")
@@ -290,10 +306,27 @@ def release(shas: Iterable[str], *, holds: bool = True) -> int:
     return removed
 
 
-def unhold(sha256: str) -> None:
-    """End a hold now (a staged upload its run took, or its owner discarded); `release` may then delete it."""
-    if isinstance(sha256, str) and SHA256.match(sha256):
-        StoredBlob.objects.filter(pk=sha256, held_until__isnull=False).update(held_until=timezone.now())
+def hold(sha256: str, holder: str, duration: timedelta) -> None:
+    """`holder`'s claim on a stored file for `duration` (the file's own hold lasts at least as long)."""
+    until = timezone.now() + duration
+    with transaction.atomic():
+        BlobHold.objects.update_or_create(blob_id=check_sha(sha256), holder=holder[:64], defaults={"until": until})
+        StoredBlob.objects.filter(pk=sha256).filter(models.Q(held_until__isnull=True) | models.Q(
+            held_until__lt=until)).update(held_until=until)
+
+
+def unhold(sha256: str, holder: str | None = None) -> None:
+    """End a hold now (a staged upload its run took, or its owner discarded): `holder`'s claim, and the
+    file's own hold unless another holder's claim still runs; `release` may then delete it."""
+    if not (isinstance(sha256, str) and SHA256.match(sha256)):
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        if holder is not None:
+            BlobHold.objects.filter(blob_id=sha256, holder=holder[:64]).delete()
+        if BlobHold.objects.filter(blob_id=sha256, until__gt=now).exists():
+            return
+        StoredBlob.objects.filter(pk=sha256, held_until__isnull=False).update(held_until=now)
 
 
 def sweep(limit: int = 500) -> int:
