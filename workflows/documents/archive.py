@@ -4,9 +4,12 @@ members of a ZIP of documents.
 Python's zipfile never returns more of a member than the size it declares (a member that lies fails
 its CRC check), so the sizes declared in the central directory bound what reading can cost: they are
 checked before anything is inflated. It does inflate more than it returns, though: `ZipFile.read`
-asks zlib for up to 1 GB in one call and cuts the result to the declared size afterwards, and bzip2
-and LZMA members are inflated with no bound at all. So members are read 1 MB at a time, and only
-stored or deflated ones (what every archiver writes by default) are taken.
+asks zlib for up to 1 GB in one call and cuts the result to the declared size afterwards (openpyxl
+reads an XLSX's styles and strings that way: 60 KB of upload held 144 MB), and bzip2 and LZMA members
+are inflated with no bound at all. So a member whose packed size is larger than its declared size
+allows (deflate adds at most a few bytes per 16 KB block to what it cannot compress) is refused from
+the directory, members are read 1 MB at a time, and only stored or deflated ones (what every
+archiver writes by default) are taken.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ _NOISE_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 @dataclass(frozen=True)
 class ArchiveProblem:
-    """What is wrong with an archive's declared sizes: kind is "parts", "inflated" or "ratio"."""
+    """What is wrong with an archive's declared sizes: kind is "parts", "inflated", "ratio" or "lies"."""
 
     kind: str
     count: int = 0
@@ -54,9 +57,17 @@ def archive_problem(parts: list[zipfile.ZipInfo], *, max_parts: int, max_inflate
     if inflated > max_inflated:
         return ArchiveProblem("inflated", inflated=inflated)
     for info in parts:
+        if info.compress_size > most_packed(info.file_size):
+            return ArchiveProblem("lies", part=info.filename, packed=info.compress_size, size=info.file_size)
         if info.file_size > ratio_from and info.file_size > max_ratio * max(info.compress_size, 1):
             return ArchiveProblem("ratio", part=info.filename, packed=info.compress_size, size=info.file_size)
     return None
+
+
+def most_packed(size: int) -> int:
+    """The largest a member of `size` bytes can be once deflated (or stored): deflate's stored blocks
+    add 5 bytes per 16 KB at worst; a margin for headers and encryption's 12 bytes."""
+    return size + 5 * (size // 16_384 + 1) + 64
 
 
 def is_zip(data: bytes) -> bool:
@@ -128,6 +139,11 @@ def _refuse_bomb(name: str, parts: list[Any], limits: Limits) -> None:
         raise DocumentError(_("'%(name)s' inflates to %(size)s MB (limit %(limit)s MB): refused as a possible zip "
                               "bomb.", name=name, size=f"{problem.inflated / 1e6:.0f}",
                               limit=f"{limits.max_inflated / 1e6:.0f}"))
+    if problem.kind == "lies":
+        raise DocumentError(_("'%(member)s' in '%(name)s' declares %(size)s bytes but packs %(packed)s: it is damaged "
+                              "or made to exhaust memory, so it is refused before unpacking. Make the ZIP again.",
+                              member=_display_name(problem.part), name=name, size=f"{problem.size:,}",
+                              packed=f"{problem.packed:,}"))
     raise DocumentError(_("'%(member)s' in '%(name)s' inflates from %(packed)s MB to %(size)s MB (%(ratio)s times; "
                           "documents compress less than %(limit)s times): refused as a possible zip bomb.",
                           member=_display_name(problem.part), name=name, packed=f"{problem.packed / 1e6:.2f}",

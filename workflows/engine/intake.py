@@ -348,6 +348,11 @@ def _check_archive(archive: zipfile.ZipFile) -> None:
     if problem.kind == "parts":
         raise IntakeError(gettext("The workbook has %(count)s parts; an XLSX file has a few dozen. Save the sheet as "
                                   "CSV.") % {"count": problem.count})
+    if problem.kind == "lies":
+        raise IntakeError(gettext("The workbook part '%(part)s' declares %(size)s bytes but packs %(packed)s: the "
+                                  "file is damaged or made to exhaust memory, so it is refused before unpacking. "
+                                  "Open it in a spreadsheet and save it again, or save it as CSV.")
+                          % {"part": problem.part, "size": f"{problem.size:,}", "packed": f"{problem.packed:,}"})
     if problem.kind == "inflated":
         raise IntakeError(gettext("The workbook inflates to %(size)s MB (limit %(limit)s MB): refused as a possible "
                                   "zip bomb. Save the sheet as CSV.")
