@@ -199,6 +199,7 @@ def run_rows() -> list[Row]:
         Row("run-results", "get", "/runs/{run}/results/", EVERY_ROLE, api=False),
         Row("run-item", "get", "/runs/{run}/items/{item}/", EVERY_ROLE, api=False),
         Row("run-original", "get", "/runs/{run}/originals/{original}/", EVERY_ROLE, api=False),
+        Row("api-run-original", "get", "/api/runs/{run}/originals/{original}/", EVERY_ROLE),
         Row("run-download", "get", "/runs/{run}/download.csv", EVERY_ROLE, api=False),
         Row("api-datasets", "get", "/api/datasets/", EVERY_ROLE),
         Row("api-datasets", "post", "/api/datasets/", RUNNERS, "dataset"),

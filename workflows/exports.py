@@ -32,10 +32,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.http import Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from workflows.engine import documents
 from workflows.engine.results import flatten, result_rows
 from workflows.models import Run
 
@@ -199,4 +200,28 @@ def export_response(run: Run, fmt: str, node: str | None, dialect: str | None = 
                     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
     response = StreamingHttpResponse(lines(), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# Types a browser may be told an original is; anything else goes as bytes. Always as an attachment, in a
+# sandbox: an uploaded file is never rendered as a page of this site.
+SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/tiff", "application/xml",
+                "application/pkcs7-mime"}
+
+
+def original_response(run: Run, sha256: str) -> FileResponse:
+    """The original file of one of the run's documents (the run page and the API): 404 when the run
+    took no such file or the store no longer has it."""
+    original = documents.original_of(run, sha256)
+    if original is None:
+        raise Http404(_("This run has no such original file."))
+    try:
+        handle = documents.original_path(original).open("rb")
+    except (FileNotFoundError, LookupError):
+        raise Http404(_("The original file is no longer in the store.")) from None
+    content_type = original.content_type if original.content_type in SERVED_TYPES else "application/octet-stream"
+    response = FileResponse(handle, as_attachment=True, filename=documents.download_name(original),
+                            content_type=content_type)
+    response["Content-Security-Policy"] = "sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
     return response

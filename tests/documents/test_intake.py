@@ -252,3 +252,31 @@ def test_e_invoices_go_through_the_same_upload(personas, workflow, api):
     assert Run.objects.get(pk=response.data["id"]).items.count() == 2
     response = upload(api, personas["operator"], workflow, "ordine.xml", b"<?xml version='1.0'?><Ordine/>")
     assert response.status_code == 400 and "'ordine.xml' is not a FatturaPA e-invoice" in response.data["detail"]
+
+
+def test_the_api_serves_the_original_and_the_review_card_links_it(personas, store, api, client):
+    """An API client (and a reviewer deciding on a document) needs the file the text came from."""
+    from workflows.models import ReviewTask
+
+    graph = {"nodes": [node("src", "source.upload", fields=["text"]), node("rev", "review", labels=["ok", "ko"]),
+                       node("out", "sink.table")],
+             "edges": [edge("src", "rev"), edge("rev", "out")]}
+    workflow = make_runnable_workflow(personas["designer"], graph, name="Reviewed documents")
+    data = text_pdf([INVOICE])
+    sha = hashlib.sha256(data).hexdigest()
+    run = create_run(workflow, user=personas["operator"], items=items_from_file(data, "fattura 118.pdf"))
+    drain()
+    item = run.items.get()
+    reader = api(personas["business_owner"])
+    trace = reader.get(f"/api/runs/{run.pk}/items/{item.pk}/").json()
+    url = f"/api/runs/{run.pk}/originals/{sha}/"
+    assert trace["original"] == {"sha256": sha, "name": "fattura 118.pdf", "url": url}
+    response = reader.get(trace["original"]["url"])
+    assert response.status_code == 200 and b"".join(response.streaming_content) == data
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert response["Content-Security-Policy"] == "sandbox"
+    assert reader.get(f"/api/runs/{run.pk}/originals/{'0' * 64}/").status_code == 404
+    assert api(personas["outsider"]).get(trace["original"]["url"]).status_code == 404
+    assert ReviewTask.objects.filter(run=run, status=ReviewTask.OPEN).exists()
+    client.force_login(personas["operator"])
+    assert f'href="/runs/{run.pk}/originals/{sha}/"' in client.get("/review/").content.decode()

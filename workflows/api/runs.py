@@ -7,7 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -29,7 +30,7 @@ from workflows.engine.results import (
     results_queryset,
     table_page,
 )
-from workflows.exports import export_response
+from workflows.exports import export_response, original_response
 from workflows.governance import review
 from workflows.models import Run
 from workflows.models.review import ReviewTask
@@ -287,7 +288,20 @@ def run_items(request: Request, pk: int) -> Response:
 @api_view(["GET"])
 def run_item(request: Request, pk: int, item_id: int) -> Response:
     run = get_run_for_user(request.user, pk)
-    return Response(item_trace(run, item_id))
+    trace = item_trace(run, item_id)
+    sha = trace["payload"].get("original") if isinstance(trace["payload"], dict) else None
+    if isinstance(sha, str) and len(sha) == 64:  # a document: where its file can be downloaded
+        trace["original"] = {"sha256": sha, "name": str(trace["payload"].get("file_name") or ""),
+                             "url": reverse("api-run-original", args=[run.pk, sha])}
+    return Response(trace)
+
+
+@extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+               description="The original file of one of the run's documents (the `original` of an item), "
+                           "as an attachment.")
+@api_view(["GET"])
+def run_original(request: Request, pk: int, sha256: str) -> FileResponse:
+    return original_response(get_run_for_user(request.user, pk), sha256)
 
 
 @extend_schema(parameters=[OpenApiParameter("as", str, enum=["csv", "xlsx", "jsonl"],

@@ -24,6 +24,7 @@ urlpatterns = [
     path("runs/<int:pk>/items/", runs.run_items, name="api-run-items"),
     path("runs/<int:pk>/items/<int:item_id>/", runs.run_item, name="api-run-item"),
     path("runs/<int:pk>/export/", runs.run_export, name="api-run-export"),
+    path("runs/<int:pk>/originals/<str:sha256>/", runs.run_original, name="api-run-original"),
     path("reviews/<int:pk>/decide/", runs.review_decide, name="api-review-decide"),
     path("datasets/", datasets.datasets, name="api-datasets"),
     # Governance: the model registry, promotions, model jobs, review, drift and the audit log.

@@ -28,7 +28,7 @@ from workflows.engine.results import (
     table_page,
     trace_page,
 )
-from workflows.exports import export_response
+from workflows.exports import export_response, original_response
 from workflows.models import Run
 from workflows.roles import can, require
 from workflows.uploads import redirect_after_upload
@@ -171,29 +171,10 @@ def run_item(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
     return render(request, "runs/item.html", {"run": run, **page, "original": original})
 
 
-# Types a browser may be told an original is; anything else goes as bytes. Always as an attachment, in a
-# sandbox: an uploaded file is never rendered as a page of this site.
-SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/tiff", "application/xml",
-                "application/pkcs7-mime"}
-
-
 @login_required
 def run_original(request: HttpRequest, pk: int, sha256: str) -> FileResponse:
     """The original file of a run's document, to whoever may see the run."""
-    run = get_run_for_user(request.user, pk)
-    original = documents.original_of(run, sha256)
-    if original is None:
-        raise Http404(gettext("This run has no such original file."))
-    try:
-        handle = documents.original_path(original).open("rb")
-    except (FileNotFoundError, LookupError):
-        raise Http404(gettext("The original file is no longer in the store.")) from None
-    content_type = original.content_type if original.content_type in SERVED_TYPES else "application/octet-stream"
-    response = FileResponse(handle, as_attachment=True, filename=documents.download_name(original),
-                            content_type=content_type)
-    response["Content-Security-Policy"] = "sandbox"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return original_response(get_run_for_user(request.user, pk), sha256)
 
 
 @login_required
