@@ -305,6 +305,9 @@ STORAGES = {
 }
 MEDIA_ROOT = VAR_DIR / "media"
 ARTIFACTS_DIR = Path(env_str("ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
+# Each machine keeps local copies of the files it reads from the artifact store (models it ran, originals
+# it served); past this many MB the least recently used go (fetched again when needed). 0: no cap.
+ARTIFACT_CACHE_MB = env_int("ARTIFACT_CACHE_MB", 4096)
 
 # A graph is a design, not a data set: keep request bodies bounded.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)

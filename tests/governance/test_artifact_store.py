@@ -59,3 +59,24 @@ def test_a_large_file_is_kept_in_chunks_and_read_back_whole(settings, tmp_path):
 def test_a_missing_blob_says_so():
     with pytest.raises(blobs.BlobMissing):
         blobs.ensure_local("0" * 64)
+
+
+def test_the_local_copies_stay_under_their_cap_oldest_first_and_come_back_when_needed(settings, tmp_path):
+    """Every model a worker ran and every original a page served was copied to local disk and kept for
+    ever. Past ARTIFACT_CACHE_MB the copies not used for a while go, oldest first; one used recently
+    stays (a process may be about to open it) and a copy that went is fetched again when needed."""
+    import os
+    import time
+
+    settings.ARTIFACTS_DIR = tmp_path
+    settings.ARTIFACT_CACHE_MB = 1
+    shas = [blobs.put_bytes(bytes([i]) * 400_000, permanent=True) for i in range(3)]
+    first, second = blobs.ensure_local(shas[0]), blobs.ensure_local(shas[1])
+    old = time.time() - 3600
+    os.utime(first, (old, old))
+    os.utime(second, (old + 60, old + 60))
+    third = blobs.ensure_local(shas[2])  # over 1 MB: the oldest copy goes
+    assert not first.exists() and second.exists() and third.exists()
+    assert sum(p.stat().st_size for p in blobs.cache_root().rglob("*") if p.is_file()) <= 1_000_000
+    assert blobs.ensure_local(shas[0]).read_bytes() == bytes([0]) * 400_000  # fetched again
+    assert third.exists()  # used a moment ago: kept, though the cache is over its cap again

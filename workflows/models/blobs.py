@@ -28,11 +28,13 @@ file again after.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -234,6 +236,51 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# A local copy used within this many seconds is not evicted: a process may be about to open the path
+# ensure_local gave it. Copies in use are touched (their mtime moved) at most this often.
+RECENT_SECONDS = 600
+
+
+def _touch(target: Path, stamp: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Mark a copy as used now (its mtime), at most every RECENT_SECONDS / 2; the stamp it then has."""
+    if time.time() - stamp[1] / 1e9 < RECENT_SECONDS / 2:
+        return stamp
+    with contextlib.suppress(OSError):
+        os.utime(target)
+        return _stamp(target)
+    return stamp
+
+
+def trim_cache(keep: Path | None = None) -> int:
+    """Delete local copies, least recently used first, until they take no more than ARTIFACT_CACHE_MB
+    (0: no cap); copies used in the last RECENT_SECONDS stay. The store keeps every file: a copy that
+    goes is fetched again when next needed. The number deleted."""
+    cap = int(getattr(settings, "ARTIFACT_CACHE_MB", 0) or 0) * 1_000_000
+    root = cache_root()
+    if cap <= 0 or not root.is_dir():
+        return 0
+    copies = []
+    for path in root.glob("*/*"):
+        if path.name.startswith(".") or path == keep:
+            continue
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            copies.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in copies) + (keep.stat().st_size if keep is not None and keep.exists() else 0)
+    removed = 0
+    recent = time.time() - RECENT_SECONDS
+    for mtime, size, path in sorted(copies, key=lambda c: c[0]):
+        if total <= cap or mtime > recent:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
+            removed += 1
+            with _LOCK:
+                _VERIFIED.pop(path, None)
+    return removed
+
+
 def ensure_local(sha256: str, suffix: str = "") -> Path:
     """A local copy of a stored file, checked against its sha256: a missing or altered copy is fetched
     again from the store. BlobMissing when the store does not have it."""
@@ -244,9 +291,9 @@ def ensure_local(sha256: str, suffix: str = "") -> Path:
     try:
         stamp = _stamp(target)
         with _LOCK:
-            if _VERIFIED.get(target) == stamp:
-                return target
-        if _hash_file(target) == sha:
+            verified = _VERIFIED.get(target) == stamp
+        if verified or _hash_file(target) == sha:
+            stamp = _touch(target, stamp)
             with _LOCK:
                 _VERIFIED[target] = stamp
             return target
@@ -272,6 +319,7 @@ def ensure_local(sha256: str, suffix: str = "") -> Path:
         raise
     with _LOCK:
         _VERIFIED[target] = _stamp(target)
+    trim_cache(keep=target)
     return target
 
 
