@@ -255,3 +255,48 @@ def test_a_draft_does_not_move_a_schedule_until_published(personas, api):
     assert publish(api(personas["designer"]), workflow, 2).status_code == 200
     assert not Schedule.objects.filter(workflow=workflow).exists()
     assert before > timezone.now() - dt.timedelta(days=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_people_asking_at_the_same_moment_leave_one_open_request(personas):
+    """Where a second person must approve, one request may be open per workflow: two publishers
+    asking at the same moment (each in a thread, with a connection of its own) wait for each other on
+    the workflow's row; one files the request, the other is told one is open."""
+    import threading
+
+    from django.core.exceptions import ValidationError
+    from django.db import connection
+
+    from workflows.design.publishing import publish as publish_version
+    from workflows.design.versions import save_version
+    from workflows.graph import parse_graph
+    from workflows.models.graph import PublishRequest
+
+    second = make_user("dora", "designer")
+    workflow = make_workflow(personas["designer"], rest_graph(), name="Guarded")
+    Workflow.objects.filter(pk=workflow.pk).update(publish_needs_approval=True)
+    drafts = []
+    for i in range(2):
+        workflow.refresh_from_db()
+        drafts.append(save_version(workflow, parse_graph(rest_graph(sink=f"out{i}")), user=personas["admin"],
+                                   parent=workflow.head))
+    start, outcomes = threading.Barrier(2), []
+
+    def ask(user, version) -> None:
+        try:
+            start.wait(10)
+            outcomes.append(("filed", publish_version(Workflow.objects.get(pk=workflow.pk), version, user=user)))
+        except ValidationError as exc:
+            outcomes.append(("refused", exc.messages[0]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(who, version))
+               for who, version in ((personas["designer"], drafts[0]), (second, drafts[1]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(kind for kind, _ in outcomes) == ["filed", "refused"], outcomes
+    assert "still open" in next(text for kind, text in outcomes if kind == "refused")
+    assert PublishRequest.objects.filter(workflow=workflow, decision=PublishRequest.OPEN).count() == 1
