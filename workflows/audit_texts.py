@@ -63,6 +63,7 @@ TITLES: dict[str, Any] = {
     "team.member.add": _("Team member added"),
     "team.member.remove": _("Team member removed"),
     "team.rename": _("Team renamed"),
+    "team.delete": _("Team deleted"),
     "token.create": _("API token created"),
     "token.revoke": _("API token revoked"),
     "user.create": _("User created"),

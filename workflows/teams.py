@@ -10,10 +10,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from workflows.models.audit import record
-from workflows.models.teams import MEMBER_ROLES, Membership, Team
+from workflows.models.teams import GENERAL, MEMBER_ROLES, Membership, Team
 from workflows.roles import ROLE_TITLES
 
 NAME_MAX = Team._meta.get_field("name").max_length
@@ -88,6 +88,27 @@ def remove_member(membership: Membership, *, user: Any) -> None:
         if deleted:
             record("team.member.remove", actor=user, obj=membership.team, member=membership.user.get_username(),
                    role=membership.role)
+
+
+def delete_team(team: Team, *, user: Any) -> None:
+    """Delete a team that owns nothing, with its memberships. A team's workflows and data sets are never
+    deleted with it (nor left without a team): while it owns any, it is refused with what it owns.
+    General, the team of every workflow created without one, stays."""
+    if team.name == GENERAL:
+        raise TeamError(gettext("%(name)s is the team of every workflow and data set created without one: it "
+                                "cannot be deleted.") % {"name": GENERAL})
+    with transaction.atomic():
+        locked = Team.objects.select_for_update().get(pk=team.pk)
+        workflows, datasets = locked.workflows.count(), locked.datasets.count()
+        if workflows or datasets:
+            owned = [ngettext("%(count)s workflow", "%(count)s workflows", workflows) % {"count": workflows},
+                     ngettext("%(count)s data set", "%(count)s data sets", datasets) % {"count": datasets}]
+            raise TeamError(gettext("%(team)s still owns %(owned)s (archived ones count too): delete them or "
+                                    "create them again in another team first.")
+                            % {"team": locked.name, "owned": gettext(" and ").join(owned)})
+        members = [f"{m.user.get_username()} ({m.role})" for m in locked.memberships.select_related("user")]
+        record("team.delete", actor=user, obj=locked, name=locked.name, members=members)
+        locked.delete()
 
 
 def teams_with_members() -> list[Team]:

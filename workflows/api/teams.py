@@ -76,10 +76,17 @@ def team_list(request: Request) -> Response:
 
 @extend_schema(tags=TAGS, methods=["GET"], responses=TeamSerializer)
 @extend_schema(tags=TAGS, methods=["PATCH"], request=TeamNameSerializer, responses=TeamSerializer)
-@api_view(["GET", "PATCH"])
+@extend_schema(tags=TAGS, methods=["DELETE"], responses={204: None})
+@api_view(["GET", "PATCH", "DELETE"])
 def team_detail(request: Request, pk: int) -> Response:
-    """One team with its members; PATCH renames it."""
+    """One team with its members; PATCH renames it; DELETE deletes it if it owns no workflow or data set."""
     team = _team(request, pk)
+    if request.method == "DELETE":
+        try:
+            teams.delete_team(team, user=request.user)
+        except teams.TeamError as exc:
+            return _bad(exc)
+        return Response(status=204)
     if request.method == "PATCH":
         form = TeamNameSerializer(data=request.data)
         form.is_valid(raise_exception=True)

@@ -1,4 +1,4 @@
-"""The Teams page (administration): create and rename teams, add and remove members with a role.
+"""The Teams page (administration): create, rename and delete teams, add and remove members with a role.
 
 Thin: workflows/teams.py checks and writes each change with its audit entry; only `team.manage`
 (administrators) reaches any of it.
@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from workflows import teams
 from workflows.access import get_team_for_user
-from workflows.models.teams import MEMBER_ROLES
+from workflows.models.teams import GENERAL, MEMBER_ROLES
 from workflows.roles import ROLE_TITLES, require
 
 CAPABILITY = "team.manage"
@@ -24,7 +24,7 @@ CAPABILITY = "team.manage"
 
 def _page(request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
     context = {"teams": teams.teams_with_members(), "roles": [(r, ROLE_TITLES[r]) for r in MEMBER_ROLES],
-               "role_titles": ROLE_TITLES, "error": error}
+               "role_titles": ROLE_TITLES, "error": error, "general": GENERAL}
     return render(request, "teams/list.html", context, status=status)
 
 
@@ -81,9 +81,22 @@ def member_remove(request: HttpRequest, pk: int, member: int) -> HttpResponse:
     return redirect("team-list")
 
 
+@login_required
+@require_POST
+def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    team = get_team_for_user(request.user, pk, CAPABILITY)
+    try:
+        teams.delete_team(team, user=request.user)
+    except teams.TeamError as exc:
+        return _page(request, str(exc), status=400)
+    messages.success(request, gettext("Team '%(name)s' deleted.") % {"name": team.name})
+    return redirect("team-list")
+
+
 urlpatterns = [
     path("teams/", team_list, name="team-list"),
     path("teams/<int:pk>/rename/", team_rename, name="team-rename"),
+    path("teams/<int:pk>/delete/", team_delete, name="team-delete"),
     path("teams/<int:pk>/members/", member_add, name="team-member-add"),
     path("teams/<int:pk>/members/<int:member>/remove/", member_remove, name="team-member-remove"),
 ]
