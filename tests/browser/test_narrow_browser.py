@@ -32,6 +32,10 @@ def test_every_main_page_fits_a_phone_without_sideways_scrolling(page, login, re
     workflow = make_workflow(boss, name="Ticket triage with a rather long name for a phone")
     run = ledger.build(workflow, boss)
     make_baseline(workflow, boss)
+    from workflows.models import Membership, Team
+
+    sales = Team.objects.create(name="Vendite e assistenza clienti della sede di Milano")
+    Membership.objects.create(team=sales, user=boss, role="operator")
     page.set_viewport_size(PHONE)
 
     page.goto("/accounts/login/")
@@ -55,6 +59,9 @@ def test_every_main_page_fits_a_phone_without_sideways_scrolling(page, login, re
         "baseline": f"/workflows/{workflow.pk}/kpis/baseline/",
         "audit": "/audit/",
         "datasets": "/datasets/",
+        "teams": "/teams/",
+        "endpoints": "/endpoints/",
+        "notifications": "/notifications/",
     }
     failed = {}
     for name, url in pages.items():
