@@ -300,3 +300,26 @@ def test_two_people_asking_at_the_same_moment_leave_one_open_request(personas):
     assert sorted(kind for kind, _ in outcomes) == ["filed", "refused"], outcomes
     assert "still open" in next(text for kind, text in outcomes if kind == "refused")
     assert PublishRequest.objects.filter(workflow=workflow, decision=PublishRequest.OPEN).count() == 1
+
+
+def test_a_draft_with_a_step_no_handler_can_run_is_not_published(personas, api):
+    """Publishing checked what a run start checks except the handlers: a draft with a node type the
+    catalogue knows but no installed handler runs went live, and every intake then failed."""
+    from workflows.graph.catalog import CATALOG, NodeType
+    from workflows.graph.catalog import register as register_type
+
+    register_type(NodeType("test.unhandled", "routing", "Unhandled", "A node type without a handler (tests only)."))
+    try:
+        designer = api(personas["designer"])
+        workflow = make_workflow(personas["designer"], rest_graph(), name="Unhandled")
+        graph = rest_graph()
+        graph["nodes"].append(node("odd", "test.unhandled"))
+        graph["edges"].append(edge("ext", "odd"))
+        number = save(designer, workflow, graph)
+        answer = publish(designer, workflow, number)
+        assert answer.status_code == 400, answer.data
+        assert "no handler is installed for 'test.unhandled'" in str(answer.data)
+        workflow.refresh_from_db()
+        assert workflow.published == 1
+    finally:
+        CATALOG.pop("test.unhandled", None)

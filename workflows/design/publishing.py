@@ -17,6 +17,7 @@ from `readiness` here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,11 @@ class Unpublishable(ValidationError):
         super().__init__(problems)
 
 
+# Checks of a plan that layers above this one hand in at start-up (apps.py): the engine's, that every
+# step has a handler installed. Each returns its problems, in the reader's language.
+PLAN_CHECKS: list[Callable[[Plan], list[str]]] = []
+
+
 @dataclass
 class Readiness:
     """What a run start needs of a version: its plan and pinned models, or every problem."""
@@ -72,7 +78,8 @@ def readiness(version: WorkflowVersion) -> Readiness:
         the_plan = plan(graph, **graph_resolvers())
     except PlanError as exc:
         return Readiness(problems=[texts.translate(p.message) for p in exc.problems])
-    problems = policy_problems(version.workflow, graph)
+    problems = [problem for check in PLAN_CHECKS for problem in check(the_plan)]
+    problems += policy_problems(version.workflow, graph)
     try:
         models = resolve_models(graph, version.workflow)
     except LookupError as exc:

@@ -28,7 +28,6 @@ from workflows.notifications import events as notifications
 from workflows.roles import require
 
 from . import documents, state
-from .nodes.base import missing_handlers
 from .tasks import run_shard_task
 
 logger = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ def check_runnable(version: Any, origin: str) -> tuple[Plan, str, dict[str, dict
     if ready.plan is None:
         raise StartError(ready.problems)
     the_plan, models = ready.plan, ready.models
-    problems = missing_handlers(the_plan) + ready.problems
+    problems = list(ready.problems)  # missing handlers included (apps.py hands that check to readiness)
     if Workflow.objects.filter(pk=version.workflow_id, archived=True).exists():
         problems.insert(0, gettext("The workflow is archived: restore it to start runs or take items."))
     accepted = ACCEPTED_SOURCES[origin]
