@@ -266,6 +266,30 @@ def test_a_review_backlog_over_its_limit_or_its_age_tells_the_reviewers_once_a_d
     assert check_review_backlog(now + dt.timedelta(days=1)) == 4
 
 
+def test_each_team_s_backlog_is_told_to_that_team_s_reviewers_and_names_the_team(personas, settings):
+    """Counted over every team, the notice told an operator of one team how many documents another
+    team's people had waiting (and nagged them about work they cannot see)."""
+    from workflows.models import Membership, Team, Workflow
+
+    settings.NOTIFY_REVIEW_BACKLOG = 1
+    settings.NOTIFY_REVIEW_SLA_HOURS = 0
+    sales, legal = Team.objects.create(name="Sales"), Team.objects.create(name="Legal")
+    seller, lawyer = make_user("sam"), make_user("lea")  # no group role: operators of one team each
+    Membership.objects.create(team=sales, user=seller, role="operator")
+    Membership.objects.create(team=legal, user=lawyer, role="operator")
+    for team, waiting in ((sales, 3), (legal, 1)):
+        workflow = make_runnable_workflow(personas["designer"], name=f"{team.name} line")
+        Workflow.objects.filter(pk=workflow.pk).update(team=team)
+        run = create_run(workflow, user=personas["operator"], items=tickets(waiting))
+        for item in run.items.all():
+            ReviewTask.objects.create(run=run, item=item, node="ext")
+    assert check_review_backlog(timezone.now()) == 3  # Sales only: sam, and the organisation's operator and admin
+    assert texts_of(seller, kinds.REVIEW_BACKLOG) == ["3 documents wait in the review queue of Sales (the limit is 1)."]
+    assert texts_of(lawyer, kinds.REVIEW_BACKLOG) == []
+    assert texts_of(personas["operator"], kinds.REVIEW_BACKLOG) == [
+        "3 documents wait in the review queue of Sales (the limit is 1)."]
+
+
 # --- never breaking the action ------------------------------------------------------------------------------
 
 def test_a_notification_that_cannot_be_written_is_logged_and_the_action_goes_on(personas, caplog):

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from workflows.models import NotificationCheck, ReviewTask
 from workflows.models import notifications as kinds
+from workflows.models.teams import GENERAL
 
 from .digest import send_digests
 from .events import notify
@@ -40,22 +41,28 @@ def claim(name: str, now: datetime) -> bool:
 
 
 def check_review_backlog(now: datetime) -> int:
-    """Tell the reviewers when more escalations wait than NOTIFY_REVIEW_BACKLOG, or the oldest has
-    waited longer than NOTIFY_REVIEW_SLA_HOURS: at most once a day for each, while it lasts."""
-    waiting = ReviewTask.objects.filter(status=ReviewTask.OPEN, kind=ReviewTask.ESCALATION).aggregate(
-        n=Count("id"), oldest=Min("created_at"))
-    count, oldest = waiting["n"], waiting["oldest"]
+    """Tell each team's reviewers (its operators and the organisation's) when more of the team's
+    escalations wait than NOTIFY_REVIEW_BACKLOG, or its oldest has waited longer than
+    NOTIFY_REVIEW_SLA_HOURS: at most once a day for each, while it lasts. Counted per team: a member of
+    one team learns nothing of another's queue."""
+    waiting = (ReviewTask.objects.filter(status=ReviewTask.OPEN, kind=ReviewTask.ESCALATION)
+               .values("run__workflow__team", "run__workflow__team__name")
+               .annotate(n=Count("id"), oldest=Min("created_at")).order_by("run__workflow__team"))
     day = timezone.localdate(now).isoformat()
     told = 0
-    limit = settings.NOTIFY_REVIEW_BACKLOG
-    if limit and count > limit:
-        told += notify(kinds.REVIEW_BACKLOG, {"reason": "count", "open": count, "limit": limit},
-                       key=f"review.backlog:count:{day}", link=reverse("review-queue"))
-    sla = settings.NOTIFY_REVIEW_SLA_HOURS
-    if sla and oldest is not None and now - oldest > timedelta(hours=sla):
-        hours = int((now - oldest).total_seconds() // 3600)
-        told += notify(kinds.REVIEW_BACKLOG, {"reason": "age", "open": count, "hours": hours, "sla": sla},
-                       key=f"review.backlog:age:{day}", link=reverse("review-queue"))
+    limit, sla = settings.NOTIFY_REVIEW_BACKLOG, settings.NOTIFY_REVIEW_SLA_HOURS
+    for row in waiting:
+        team, count, oldest = row["run__workflow__team"], row["n"], row["oldest"]
+        # General is every organisation's first team: its queue is "the review queue", unnamed.
+        name = "" if row["run__workflow__team__name"] == GENERAL else row["run__workflow__team__name"]
+        if limit and count > limit:
+            told += notify(kinds.REVIEW_BACKLOG, {"reason": "count", "open": count, "limit": limit, "team": name},
+                           key=f"review.backlog:count:{team}:{day}", link=reverse("review-queue"), team=team)
+        if sla and oldest is not None and now - oldest > timedelta(hours=sla):
+            hours = int((now - oldest).total_seconds() // 3600)
+            told += notify(kinds.REVIEW_BACKLOG,
+                           {"reason": "age", "open": count, "hours": hours, "sla": sla, "team": name},
+                           key=f"review.backlog:age:{team}:{day}", link=reverse("review-queue"), team=team)
     return told
 
 

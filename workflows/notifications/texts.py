@@ -22,6 +22,15 @@ def _drift(p: _Params) -> str:
 
 
 def _backlog(p: _Params) -> str:
+    if p.get("team") and p.get("reason") == "age":
+        return ngettext("The oldest document in the review queue of %(team)s has waited %(hours)s hour (the limit "
+                        "is %(sla)s hours); %(open)s documents wait in all.",
+                        "The oldest document in the review queue of %(team)s has waited %(hours)s hours (the limit "
+                        "is %(sla)s hours); %(open)s documents wait in all.", _count(p.get("hours"))) % p
+    if p.get("team"):
+        return ngettext("%(open)s document waits in the review queue of %(team)s (the limit is %(limit)s).",
+                        "%(open)s documents wait in the review queue of %(team)s (the limit is %(limit)s).",
+                        _count(p.get("open"))) % p
     if p.get("reason") == "age":
         return ngettext("The oldest document in the review queue has waited %(hours)s hour (the limit is %(sla)s "
                         "hours); %(open)s documents wait in all.",
