@@ -207,15 +207,19 @@ def test_kpi_weeks_survive_a_purge_and_their_pages_still_render(personas, artifa
         assert client.get(path).status_code == 200, path
 
 
+def purged(figures: dict[str, int]) -> tuple[int, int]:
+    return figures["retention_purged_runs"], figures["retention_purged_items"]
+
+
 def test_the_monitor_duty_claims_each_workflow_once_per_period(personas, artifacts, settings):
     settings.RETENTION_PURGE_SECONDS = 3600
     workflow = make_workflow(personas["designer"])
     finished_run(workflow, personas["operator"], finished=NOW - 40 * DAY)
     retention.set_retention(workflow, 30, user=personas["admin"])
-    assert retention.tick(NOW) == {"retention_purged_runs": 1, "retention_purged_items": 3}
+    assert purged(retention.tick(NOW)) == (1, 3)
     finished_run(workflow, personas["operator"], finished=NOW - 40 * DAY)
     # Within the period nothing is looked at again; after it, the new old run goes.
-    assert retention.tick(NOW + dt.timedelta(minutes=10)) == {"retention_purged_runs": 0, "retention_purged_items": 0}
+    assert purged(retention.tick(NOW + dt.timedelta(minutes=10))) == (0, 0)
     assert retention.tick(NOW + dt.timedelta(hours=2))["retention_purged_runs"] == 1
 
 
@@ -257,3 +261,22 @@ def test_retention_is_set_by_administrators_on_the_page_and_the_api(personas, ap
     designer.force_login(personas["designer"])
     assert designer.post(f"/workflows/{workflow.pk}/lifecycle/retention/",
                          {"retention_days": "30"}).status_code == 403
+
+
+def test_files_held_for_a_preview_that_never_ran_are_swept_by_the_workers(settings, tmp_path):
+    """An original previewed (or a file staged) and never run was deleted only when someone staged
+    another file: on a quiet installation, never. The workers' periodic duty sweeps what expired."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workflows.lifecycle import retention
+    from workflows.models import StoredBlob, blobs
+
+    settings.ARTIFACTS_DIR = tmp_path
+    expired = blobs.put_bytes(b"an original nobody ran", hold=timedelta(hours=1))
+    StoredBlob.objects.filter(pk=expired).update(held_until=timezone.now() - timedelta(minutes=1))
+    held = blobs.put_bytes(b"a preview still open", hold=timedelta(hours=1))
+    retention.SWEPT_AT = 0.0  # as in a fresh worker
+    retention.tick()
+    assert not blobs.exists(expired) and blobs.exists(held)

@@ -20,6 +20,7 @@ entry with the counts; the monitor duty claims a workflow with a conditional UPD
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from django.utils.translation import gettext
 
 from workflows import statuses
 from workflows.kpi import rollup
-from workflows.models import Dataset, Item, MailboxMessage, Original, Run, Schedule, Workflow
+from workflows.models import Dataset, Item, MailboxMessage, Original, Run, Schedule, Workflow, blobs
 from workflows.models.audit import record
 
 from . import ledger
@@ -175,12 +176,22 @@ def due(now: dt.datetime) -> list[tuple[int, dt.datetime | None]]:
                 .order_by("retention_checked_at", "pk").values_list("pk", "retention_checked_at")[:DUE_PER_TICK])
 
 
+# Files whose hold has passed (an original previewed and never run, an abandoned staged upload) are
+# swept at most this often by each worker; staging a new file sweeps too.
+SWEEP_SECONDS = 60.0
+SWEPT_AT = 0.0
+
+
 def tick(now: dt.datetime | None = None) -> dict[str, int]:
     """Monitor duty: purge the workflows due, each claimed by one worker (a conditional UPDATE of
     retention_checked_at from the value read). A purge cut short by its batch budget gives its claim
-    back, so the next tick carries on."""
+    back, so the next tick carries on. And sweep the stored files nobody holds any more."""
+    global SWEPT_AT
     now = now or timezone.now()
     totals: Counter = Counter()
+    if time.monotonic() - SWEPT_AT >= SWEEP_SECONDS or SWEPT_AT == 0.0:
+        SWEPT_AT = time.monotonic()
+        totals["files_swept"] += blobs.sweep()
     for pk, checked in due(now):
         claimed = Workflow.objects.filter(pk=pk, retention_checked_at=checked) if checked else \
             Workflow.objects.filter(pk=pk, retention_checked_at__isnull=True)
@@ -192,4 +203,4 @@ def tick(now: dt.datetime | None = None) -> dict[str, int]:
         totals["retention_purged_items"] += result.counts["items"]
         totals["retention_purged_runs"] += result.counts["runs"]
     return {"retention_purged_runs": totals["retention_purged_runs"],
-            "retention_purged_items": totals["retention_purged_items"]}
+            "retention_purged_items": totals["retention_purged_items"], "files_swept": totals["files_swept"]}
