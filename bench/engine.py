@@ -200,6 +200,9 @@ def main() -> None:
         if worker is not None:
             worker.kill()
             worker.wait()
+        from workflows.engine import committer
+
+        committer.release()  # (a) ran shards in this process: the commit thread's connection holds the database
         teardown_databases(old, verbosity=0)
     print(f"overhead_ms_per_node_batch={overhead_ms:.3f} product_vs_bare={ratio:.3f}")
 
