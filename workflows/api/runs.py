@@ -289,10 +289,10 @@ def run_items(request: Request, pk: int) -> Response:
 def run_item(request: Request, pk: int, item_id: int) -> Response:
     run = get_run_for_user(request.user, pk)
     trace = item_trace(run, item_id)
-    sha = trace["payload"].get("original") if isinstance(trace["payload"], dict) else None
-    if isinstance(sha, str) and len(sha) == 64:  # a document: where its file can be downloaded
-        trace["original"] = {"sha256": sha, "name": str(trace["payload"].get("file_name") or ""),
-                             "url": reverse("api-run-original", args=[run.pk, sha])}
+    original = documents.item_original(run, trace["payload"])
+    if original is not None:  # a document: where its file can be downloaded
+        trace["original"] = {"sha256": original.sha256, "name": original.name,
+                             "url": reverse("api-run-original", args=[run.pk, original.sha256])}
     return Response(trace)
 
 

@@ -48,8 +48,7 @@ def _run(commit: Callable[[], Any]) -> Any:
 
 def usable() -> bool:
     """Whether commits may overlap the next batch in this process, now."""
-    return (getattr(settings, "ENGINE_OVERLAP_COMMITS", True) and connection.vendor == "postgresql"
-            and not connection.in_atomic_block)
+    return settings.ENGINE_OVERLAP_COMMITS and connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 class Committer:

@@ -200,6 +200,12 @@ def original_of(run: Any, sha256: str) -> Original | None:
     return Original.objects.filter(run=run, sha256=sha256).order_by("pk").first()
 
 
+def item_original(run: Any, payload: Any) -> Original | None:
+    """The original file an item of `run` came from (its payload's `original`), if the run took it."""
+    sha = payload.get("original") if isinstance(payload, dict) else None
+    return original_of(run, sha) if isinstance(sha, str) else None
+
+
 def originals_by_sha(run: Any, shas: set[str]) -> dict[str, Original]:
     found: dict[str, Original] = {}
     for original in Original.objects.filter(run=run, sha256__in=shas).order_by("pk"):

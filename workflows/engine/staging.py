@@ -63,8 +63,9 @@ def describe(session: Any, scope: int | str, token: str) -> dict[str, Any] | Non
 def discard(session: Any, token: str, staged: dict[str, Any] | None = None) -> None:
     mine = staged if staged is not None else dict(session.get(SESSION_KEY) or {})
     entry = mine.pop(token, None)
-    if entry is not None and entry.get("sha256") not in {e.get("sha256") for e in mine.values()}:
-        blobs.unhold(entry.get("sha256"), holder=token)  # another session's preview of the same bytes keeps them
+    if entry is not None:
+        # Only this token's claim ends: another preview of the same bytes (here or in another session) keeps them.
+        blobs.unhold(entry.get("sha256"), holder=token)
         blobs.release([entry.get("sha256")])
     if staged is None:
         session[SESSION_KEY] = mine

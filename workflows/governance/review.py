@@ -183,16 +183,19 @@ class TaskView:
         return self.task.kind == ReviewTask.SPOT_CHECK
 
     @property
+    def _payload(self) -> dict[str, Any]:
+        return self.task.item.payload if isinstance(self.task.item.payload, dict) else {}
+
+    @property
     def original(self) -> str:
-        """The sha256 of the file the document came from (a PDF, a scan), or "" for a plain text item."""
-        payload = self.task.item.payload if isinstance(self.task.item.payload, dict) else {}
-        sha = payload.get("original")
+        """The sha256 of the file the document came from (a PDF, a scan), or "" for a plain text item
+        (the link's view checks that the run took it)."""
+        sha = self._payload.get("original")
         return sha if isinstance(sha, str) and len(sha) == 64 else ""
 
     @property
     def original_name(self) -> str:
-        payload = self.task.item.payload if isinstance(self.task.item.payload, dict) else {}
-        return str(payload.get("file_name") or "")
+        return str(self._payload.get("file_name") or "")
 
     @property
     def field_rows(self) -> list[tuple[str, str]]:

@@ -20,7 +20,6 @@ entry with the counts; the monitor duty claims a workflow with a conditional UPD
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,22 +175,14 @@ def due(now: dt.datetime) -> list[tuple[int, dt.datetime | None]]:
                 .order_by("retention_checked_at", "pk").values_list("pk", "retention_checked_at")[:DUE_PER_TICK])
 
 
-# Files whose hold has passed (an original previewed and never run, an abandoned staged upload) are
-# swept at most this often by each worker; staging a new file sweeps too.
-SWEEP_SECONDS = 60.0
-SWEPT_AT = 0.0
-
-
 def tick(now: dt.datetime | None = None) -> dict[str, int]:
     """Monitor duty: purge the workflows due, each claimed by one worker (a conditional UPDATE of
     retention_checked_at from the value read). A purge cut short by its batch budget gives its claim
-    back, so the next tick carries on. And sweep the stored files nobody holds any more."""
-    global SWEPT_AT
+    back, so the next tick carries on. And sweep the stored files whose hold has passed (an original
+    previewed and never run, an abandoned staged upload): one indexed query when there are none."""
     now = now or timezone.now()
     totals: Counter = Counter()
-    if time.monotonic() - SWEPT_AT >= SWEEP_SECONDS or SWEPT_AT == 0.0:
-        SWEPT_AT = time.monotonic()
-        totals["files_swept"] += blobs.sweep()
+    totals["files_swept"] += blobs.sweep()
     for pk, checked in due(now):
         claimed = Workflow.objects.filter(pk=pk, retention_checked_at=checked) if checked else \
             Workflow.objects.filter(pk=pk, retention_checked_at__isnull=True)

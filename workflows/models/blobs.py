@@ -255,7 +255,7 @@ def trim_cache(keep: Path | None = None) -> int:
     """Delete local copies, least recently used first, until they take no more than ARTIFACT_CACHE_MB
     (0: no cap); copies used in the last RECENT_SECONDS stay. The store keeps every file: a copy that
     goes is fetched again when next needed. The number deleted."""
-    cap = int(getattr(settings, "ARTIFACT_CACHE_MB", 0) or 0) * 1_000_000
+    cap = settings.ARTIFACT_CACHE_MB * 1_000_000
     root = cache_root()
     if cap <= 0 or not root.is_dir():
         return 0

@@ -166,8 +166,7 @@ def run_results(request: HttpRequest, pk: int) -> HttpResponse:
 def run_item(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, pk)
     page = trace_page(run, item_id)
-    sha = page["trace"]["payload"].get("original")
-    original = documents.original_of(run, sha) if isinstance(sha, str) else None
+    original = documents.item_original(run, page["trace"]["payload"])
     return render(request, "runs/item.html", {"run": run, **page, "original": original})
 
 
