@@ -36,6 +36,27 @@ def processed(html: str, run_id: int, node: str) -> int | None:
     return int(found[-1]) if found else None
 
 
+async def drain_watched(run, user, count: int) -> tuple[int, int]:
+    """A socket on the run's page while the run is drained: the most items `out` processed that it
+    was shown (waiting up to 15 s for `count`), and how many messages it took."""
+    com = communicator(f"/ws/runs/{run.pk}/", user)
+    assert (await com.connect())[0]
+    await receive(com)
+    await database_sync_to_async(drain)()  # the executor's on_commit hook feeds BROADCASTER
+    best, messages = 0, 0
+    deadline = time.monotonic() + 15
+    while best != count and time.monotonic() < deadline:
+        # Events without node stats come too (the run's final status): keep the best seen.
+        try:
+            html = await receive(com, max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        best = max(best, processed(html, run.pk, "out") or 0)
+        messages += 1
+    await com.disconnect()
+    return best, messages
+
+
 class Writer(threading.Thread):
     """Changes a NodeStats row in a transaction of its own, held open until told to commit or roll back."""
 
@@ -237,26 +258,8 @@ def test_with_redis_the_worker_broadcast_reaches_the_socket(make_run, personas, 
     assert "Redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
     run = make_run(80)
 
-    async def go():
-        com = communicator(f"/ws/runs/{run.pk}/", personas["operator"])
-        assert (await com.connect())[0]
-        await receive(com)
-        await database_sync_to_async(drain)()  # the executor's on_commit hook feeds BROADCASTER
-        best, count = 0, 0
-        deadline = time.monotonic() + 15
-        while best != 80 and time.monotonic() < deadline:
-            # Events without node stats come too (the run's final status): keep the best seen.
-            try:
-                html = await receive(com, max(0.1, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            best = max(best, processed(html, run.pk, "out") or 0)
-            count += 1
-        await com.disconnect()
-        return best, count
-
     sent_before = BROADCASTER.sent
-    best, messages = run_async(go)
+    best, messages = run_async(lambda: drain_watched(run, personas["operator"], 80))
     assert best == 80
     assert messages <= 10  # 10 batches, coalesced
     assert BROADCASTER.sent > sent_before
@@ -327,22 +330,7 @@ def test_with_redis_a_run_nobody_watches_is_not_rendered_and_a_socket_turns_it_o
 
     run = make_run(48)  # the same workflow, now with a socket on it
 
-    async def go():
-        com = communicator(f"/ws/runs/{run.pk}/", personas["operator"])
-        assert (await com.connect())[0]
-        await receive(com)
-        await database_sync_to_async(drain)()
-        best, deadline = 0, time.monotonic() + 15
-        while best != 48 and time.monotonic() < deadline:
-            try:
-                html = await receive(com, max(0.1, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            best = max(best, processed(html, run.pk, "out") or 0)
-        await com.disconnect()
-        return best
-
-    assert run_async(go) == 48
+    assert run_async(lambda: drain_watched(run, personas["operator"], 48))[0] == 48
     assert BROADCASTER.sent > sent
     assert watched.anyone(run.workflow_id)
 
