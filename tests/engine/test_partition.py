@@ -96,6 +96,8 @@ class Relay:
 def partitioned_host():
     """A namespace with one veth link to the host: yields (namespace, host side, the host's address)."""
     reason = can_make_namespaces()
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI runs the partition test: {reason}")
     if reason:
         pytest.skip(reason)
     tag = f"{os.getpid() % 100000}{random.randrange(100)}"
